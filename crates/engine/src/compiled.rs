@@ -1,0 +1,143 @@
+//! The compiled form of a mapping: everything parsed, checked and indexed once at load time,
+//! immutable afterwards and shared by every connection and every event.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ferry_spec::model::{
+    BodyFormat, Conversion, Mapping, Method, Otherwise, SourceDialect, TimeUnit, Transform,
+};
+use serde_json::Value;
+
+use crate::path::Path;
+use crate::template::{Template, Templates};
+
+/// A mapping ready to execute.
+#[derive(Debug)]
+pub struct CompiledMapping {
+    /// The mapping's name.
+    pub name: Arc<str>,
+    /// The file it came from.
+    pub file: String,
+    /// The mapping as written, for delivery rules and settings declarations.
+    pub spec: Mapping,
+    pub(crate) templates: Templates,
+    pub(crate) base_url: Template,
+    pub(crate) headers: Vec<(Arc<str>, HeaderValue)>,
+    pub(crate) actions: Vec<CompiledAction>,
+}
+
+/// How a mapping-wide header value is made.
+#[derive(Debug)]
+pub(crate) enum HeaderValue {
+    Template(Template),
+    Basic {
+        username: Template,
+        password: Template,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledAction {
+    pub name: Arc<str>,
+    pub when: Selector,
+    pub method: Method,
+    pub path: Template,
+    pub query: Vec<Field>,
+    pub headers: Vec<(Arc<str>, Template)>,
+    pub body: Option<Vec<Field>>,
+    pub format: BodyFormat,
+    pub remember: Vec<Remember>,
+    pub dedupe_key: Option<Field>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Selector {
+    pub types: Vec<Box<str>>,
+    pub events: Vec<Box<str>>,
+    pub exists: Vec<Path>,
+    pub equals: Vec<(Path, Value)>,
+    pub not: Option<Box<Selector>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Remember {
+    pub store: Box<str>,
+    pub key: Path,
+    pub value: Vec<Path>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Field {
+    /// `"name":`, escaped once.
+    pub key_json: Box<[u8]>,
+    pub key: Box<str>,
+    /// Dotted output path for messages, e.g. `data.email`.
+    pub label: Box<str>,
+    pub source: Source,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub keep_null: bool,
+    pub omit_empty: bool,
+    pub remap: Option<Remap>,
+    pub transforms: Vec<Transform>,
+    pub convert: Option<Conversion>,
+    pub time_unit: TimeUnit,
+}
+
+#[derive(Debug)]
+pub(crate) enum Source {
+    Paths {
+        paths: Vec<Path>,
+        recall: Option<Recall>,
+    },
+    Recall(Recall),
+    Value(Value),
+    Template(Template),
+    Setting(Box<str>),
+    Object {
+        fields: Vec<Field>,
+        rest: Option<Rest>,
+    },
+    Each {
+        path: Path,
+        item: Box<Field>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Recall {
+    pub store: Box<str>,
+    pub key: Path,
+}
+
+#[derive(Debug)]
+pub(crate) struct Rest {
+    pub path: Path,
+    /// Source keys read by other fields of the action, or listed in `except`.
+    pub consumed: HashSet<Box<str>>,
+    /// Output names of the explicit fields beside the bucket: they win over bucketed keys.
+    pub siblings: HashSet<Box<str>>,
+    pub prefix: Box<str>,
+    pub flatten: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Remap {
+    pub table: HashMap<Box<str>, Value>,
+    pub setting: Option<Box<str>>,
+    pub otherwise: Otherwise,
+    pub default: Option<Value>,
+}
+
+impl CompiledMapping {
+    /// The input dialect.
+    pub fn dialect(&self) -> SourceDialect {
+        self.spec.source
+    }
+
+    /// Action names, in order.
+    pub fn action_names(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().map(|a| &*a.name)
+    }
+}

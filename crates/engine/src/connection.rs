@@ -1,0 +1,338 @@
+//! A connection: one compiled mapping bound to one set of settings. Binding checks every
+//! setting and renders what does not depend on events (base URL, auth, shared headers) once.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use ferry_spec::did_you_mean;
+use ferry_spec::model::SettingType;
+use serde_json::{Map, Value};
+
+use crate::compile::check_base_url;
+use crate::compiled::{CompiledMapping, HeaderValue};
+use crate::template::{RenderError, Template};
+
+/// What secrets are replaced with wherever ferry shows them.
+pub const REDACTED: &str = "[redacted]";
+
+/// A header of a planned request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub name: Arc<str>,
+    /// The value sent.
+    pub value: Arc<str>,
+    /// The value shown in dry runs and logs when `value` holds a secret.
+    pub redacted: Option<Arc<str>>,
+}
+
+impl Header {
+    /// The value safe to show: redacted when it holds a secret.
+    pub fn display_value(&self) -> &str {
+        self.redacted.as_deref().unwrap_or(&self.value)
+    }
+}
+
+/// A compiled mapping with its settings.
+pub struct Connection {
+    pub(crate) mapping: Arc<CompiledMapping>,
+    pub(crate) values: Map<String, Value>,
+    pub(crate) settings: minijinja::Value,
+    redacted_settings: minijinja::Value,
+    pub(crate) base_url: Box<str>,
+    pub(crate) headers: Arc<[Header]>,
+    /// Full URL of each action whose path does not read the event, rendered once.
+    pub(crate) paths: Vec<Option<Box<str>>>,
+    secret_names: Vec<String>,
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("mapping", &self.mapping.name)
+            .field("base_url", &self.redact(&self.base_url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings a connection cannot use: every problem, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The mapping's name.
+    pub mapping: String,
+    /// What is wrong, one entry per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid settings for mapping `{}`:", self.mapping)?;
+        for problem in &self.problems {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Connection {
+    /// Binds `mapping` to the `supplied` settings, filling in defaults.
+    pub fn new(
+        mapping: Arc<CompiledMapping>,
+        supplied: &Map<String, Value>,
+    ) -> Result<Connection, SettingsError> {
+        let declared = &mapping.spec.settings;
+        let mut problems = Vec::new();
+        for name in supplied.keys() {
+            if !declared.contains_key(name) {
+                let hint = match did_you_mean(name, declared.keys().map(String::as_str)) {
+                    Some(near) => format!("; did you mean `{near}`?"),
+                    None if declared.is_empty() => "; this mapping has no settings".to_owned(),
+                    None => format!(
+                        "; known settings: {}",
+                        declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                problems.push(format!("unknown setting `{name}`{hint}"));
+            }
+        }
+        let mut values = Map::new();
+        let mut secret_names = Vec::new();
+        let mut secrets = Vec::new();
+        for (name, setting) in declared {
+            let value = supplied.get(name).or(setting.default.as_ref());
+            match value {
+                Some(value) => {
+                    if let Err(why) = check_setting_type(setting.kind, value) {
+                        problems.push(format!("setting `{name}` {why}"));
+                    }
+                    if setting.secret {
+                        collect_secret_text(value, &mut secrets);
+                    }
+                    values.insert(name.clone(), value.clone());
+                }
+                None if setting.required => problems.push(format!(
+                    "missing required setting `{name}`: {}",
+                    setting.description
+                )),
+                None => {}
+            }
+            if setting.secret {
+                secret_names.push(name.clone());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(SettingsError {
+                mapping: mapping.name.to_string(),
+                problems,
+            });
+        }
+        // Longest first, so a secret containing another is redacted whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut redacted_values = values.clone();
+        for name in &secret_names {
+            if redacted_values.contains_key(name) {
+                redacted_values.insert(name.clone(), Value::String(REDACTED.into()));
+            }
+        }
+        let settings = minijinja::Value::from(minijinja::value::Serde(&values));
+        let redacted_settings = minijinja::Value::from(minijinja::value::Serde(&redacted_values));
+        let mut connection = Connection {
+            mapping: Arc::clone(&mapping),
+            values,
+            settings,
+            redacted_settings,
+            base_url: Box::from(""),
+            headers: Arc::from(Vec::new()),
+            paths: Vec::new(),
+            secret_names,
+            secrets,
+        };
+        let fail = |problem: String| SettingsError {
+            mapping: mapping.name.to_string(),
+            problems: vec![problem],
+        };
+        let base_url = connection
+            .render_constant(&mapping.base_url)
+            .map_err(&fail)?;
+        check_base_url(&base_url).map_err(|why| fail(connection.redact(&why).into_owned()))?;
+        connection.base_url = base_url.trim_end_matches('/').into();
+        let mut headers = Vec::new();
+        for (name, value) in &mapping.headers {
+            let header = connection.header(name, value).map_err(&fail)?;
+            headers.push(header);
+        }
+        connection.headers = headers.into();
+        for action in &mapping.actions {
+            let path = if action.path.reads_event() {
+                None
+            } else {
+                let path = connection.render_constant(&action.path).map_err(&fail)?;
+                Some(format!("{}{path}", connection.base_url).into())
+            };
+            connection.paths.push(path);
+        }
+        Ok(connection)
+    }
+
+    /// The compiled mapping.
+    pub fn mapping(&self) -> &Arc<CompiledMapping> {
+        &self.mapping
+    }
+
+    /// A setting's value (after defaults).
+    pub fn setting(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// `text` with every secret setting value replaced by `[redacted]`.
+    pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// Whether `template` reads a secret setting.
+    pub(crate) fn reads_secret(&self, template: &Template) -> bool {
+        template
+            .settings
+            .iter()
+            .any(|s| self.secret_names.contains(s))
+    }
+
+    fn render_constant(&self, template: &Template) -> Result<String, String> {
+        self.render(template, None).map_err(|e| match e {
+            RenderError::Undefined(why) | RenderError::Failed(why) => {
+                self.redact(&why).into_owned()
+            }
+        })
+    }
+
+    /// Renders a template with this connection's settings.
+    pub(crate) fn render(
+        &self,
+        template: &Template,
+        event: Option<&Value>,
+    ) -> Result<String, RenderError> {
+        self.mapping
+            .templates
+            .render(template, event, &self.settings)
+    }
+
+    /// Renders a template for display, with secrets replaced.
+    pub(crate) fn render_redacted(
+        &self,
+        template: &Template,
+        event: Option<&Value>,
+    ) -> Result<String, RenderError> {
+        self.mapping
+            .templates
+            .render(template, event, &self.redacted_settings)
+    }
+
+    fn header(&self, name: &Arc<str>, value: &HeaderValue) -> Result<Header, String> {
+        let (value, redacted) = match value {
+            HeaderValue::Template(template) => {
+                let value = self.render_constant(template)?;
+                let redacted = if self.reads_secret(template) {
+                    Some(
+                        self.render_redacted(template, None)
+                            .map_err(|_| "cannot render a header".to_owned())?,
+                    )
+                } else {
+                    None
+                };
+                (value, redacted)
+            }
+            HeaderValue::Basic { username, password } => {
+                let user = self.render_constant(username)?;
+                let pass = self.render_constant(password)?;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                let secret = self.reads_secret(username) || self.reads_secret(password);
+                (
+                    format!("Basic {encoded}"),
+                    secret.then(|| format!("Basic {REDACTED}")),
+                )
+            }
+        };
+        check_header_value(name, &value)?;
+        Ok(Header {
+            name: Arc::clone(name),
+            value: value.into(),
+            redacted: redacted.map(Into::into),
+        })
+    }
+}
+
+/// Header values may not contain line breaks or other control characters.
+pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!("header `{name}` would contain a control character"));
+    }
+    Ok(())
+}
+
+fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if !s.is_empty() => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|v| collect_secret_text(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_secret_text(v, out)),
+        _ => {}
+    }
+}
+
+/// Checks that `value` has the setting type `kind`; the error completes "setting `x` ...".
+pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String> {
+    let ok = match kind {
+        SettingType::String => value.is_string(),
+        SettingType::Number => value.is_number(),
+        SettingType::Integer => value.is_i64() || value.is_u64(),
+        SettingType::Boolean => value.is_boolean(),
+        SettingType::List => value.is_array(),
+        SettingType::Map => value.is_object(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be {}, not {}",
+            type_name(kind),
+            crate::convert::kind(value)
+        ))
+    }
+}
+
+fn type_name(kind: SettingType) -> &'static str {
+    match kind {
+        SettingType::String => "text",
+        SettingType::Number => "a number",
+        SettingType::Integer => "a whole number",
+        SettingType::Boolean => "true or false",
+        SettingType::List => "a list",
+        SettingType::Map => "a map",
+    }
+}
+
+/// Reads a setting given as text (`--set name=value`): text settings take it as written; the
+/// others parse it as YAML (`42`, `true`, `[a, b]`, `{a: b}`).
+pub fn setting_from_text(
+    mapping: &CompiledMapping,
+    name: &str,
+    text: &str,
+) -> Result<Value, String> {
+    match mapping.spec.settings.get(name).map(|s| s.kind) {
+        Some(SettingType::String) | None => Ok(Value::String(text.to_owned())),
+        Some(_) => serde_yaml::from_str::<Value>(text)
+            .map_err(|e| format!("setting `{name}`: cannot read `{text}`: {e}")),
+    }
+}

@@ -1,0 +1,302 @@
+//! Type conversions (`as:`) and text transforms (`transform:`).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use ferry_spec::model::{Conversion, TimeUnit, Transform};
+use serde_json::{Number, Value};
+use sha2::{Digest, Sha256};
+
+/// Why a value could not be shaped.
+pub type ShapeError = String;
+
+/// Applies one transform. Numbers and booleans are treated as their text; lists and objects are
+/// an error.
+pub fn transform<'a>(
+    value: Cow<'a, Value>,
+    transform: Transform,
+) -> Result<Cow<'a, Value>, ShapeError> {
+    let text: Cow<'_, str> = match &*value {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        Value::Number(n) => Cow::Owned(n.to_string()),
+        Value::Bool(b) => Cow::Owned(b.to_string()),
+        other => {
+            return Err(format!(
+                "`{}` needs text, not {}",
+                transform_name(transform),
+                kind(other)
+            ));
+        }
+    };
+    let out = match transform {
+        Transform::Lower => text.to_lowercase(),
+        Transform::Upper => text.to_uppercase(),
+        Transform::Trim => text.trim().to_owned(),
+        Transform::SnakeCase => snake_case(&text),
+        Transform::Sha256 => {
+            let digest = Sha256::digest(text.as_bytes());
+            let mut hex = String::with_capacity(64);
+            for byte in digest {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            hex
+        }
+    };
+    Ok(Cow::Owned(Value::String(out)))
+}
+
+fn transform_name(transform: Transform) -> &'static str {
+    match transform {
+        Transform::Lower => "lower",
+        Transform::Upper => "upper",
+        Transform::Trim => "trim",
+        Transform::SnakeCase => "snake_case",
+        Transform::Sha256 => "sha256",
+    }
+}
+
+/// A word for the JSON type of `value`, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `Order Completed` -> `order_completed`, `firstName` -> `first_name`, `HTTPServer` -> `http_server`.
+pub fn snake_case(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase() && i > 0 {
+                let prev = chars[i - 1];
+                let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+                if prev.is_lowercase() || prev.is_numeric() || (prev.is_uppercase() && next_lower) {
+                    push_underscore(&mut out);
+                }
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            push_underscore(&mut out);
+        }
+    }
+    out.trim_matches('_').to_owned()
+}
+
+fn push_underscore(out: &mut String) {
+    if !out.is_empty() && !out.ends_with('_') {
+        out.push('_');
+    }
+}
+
+/// Converts `value` to the type `to`. Numbers in time conversions are read in `unit`.
+pub fn convert<'a>(
+    value: Cow<'a, Value>,
+    to: Conversion,
+    unit: TimeUnit,
+) -> Result<Cow<'a, Value>, ShapeError> {
+    let fail = |value: &Value, what: &str| {
+        Err(format!(
+            "cannot convert {} `{}` to {what}",
+            kind(value),
+            short(value)
+        ))
+    };
+    match to {
+        Conversion::String => match &*value {
+            Value::String(_) => Ok(value),
+            Value::Number(n) => Ok(Cow::Owned(Value::String(n.to_string()))),
+            Value::Bool(b) => Ok(Cow::Owned(Value::String(b.to_string()))),
+            other => Ok(Cow::Owned(Value::String(other.to_string()))),
+        },
+        Conversion::Number => match &*value {
+            Value::Number(_) => Ok(value),
+            Value::String(s) => match parse_number(s.trim()) {
+                Some(n) => Ok(Cow::Owned(Value::Number(n))),
+                None => fail(&value, "a number"),
+            },
+            _ => fail(&value, "a number"),
+        },
+        Conversion::Integer => match &*value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value),
+            Value::Number(n) => match n.as_f64() {
+                #[allow(clippy::cast_possible_truncation)]
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Ok(Cow::Owned(Value::from(f as i64)))
+                }
+                _ => fail(&value, "an integer"),
+            },
+            Value::String(s) => match s.trim().parse::<i64>() {
+                Ok(i) => Ok(Cow::Owned(Value::from(i))),
+                Err(_) => fail(&value, "an integer"),
+            },
+            _ => fail(&value, "an integer"),
+        },
+        Conversion::Boolean => match &*value {
+            Value::Bool(_) => Ok(value),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Cow::Owned(Value::Bool(true))),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => {
+                Ok(Cow::Owned(Value::Bool(false)))
+            }
+            _ => fail(&value, "a boolean"),
+        },
+        Conversion::Iso8601 => {
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::String(
+                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            )))
+        }
+        Conversion::UnixSeconds => {
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::from(time.timestamp())))
+        }
+        Conversion::UnixMillis => {
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::from(time.timestamp_millis())))
+        }
+    }
+}
+
+fn time_error(value: &Value) -> String {
+    format!(
+        "cannot read {} `{}` as a time (expected ISO-8601 text or a unix number)",
+        kind(value),
+        short(value)
+    )
+}
+
+fn parse_number(text: &str) -> Option<Number> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(Number::from(i));
+    }
+    text.parse::<f64>().ok().and_then(Number::from_f64)
+}
+
+fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(time) = DateTime::parse_from_rfc3339(s) {
+                return Some(time.with_timezone(&Utc));
+            }
+            // Amplitude's export format and other offset-less times are UTC.
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+                .map(|naive| naive.and_utc())
+                .or_else(|| {
+                    let number = parse_number(s)?;
+                    to_time(&Value::Number(number), unit)
+                })
+        }
+        Value::Number(n) => {
+            let number = n.as_f64()?;
+            #[allow(clippy::cast_possible_truncation)]
+            let millis = match unit {
+                TimeUnit::Seconds => (number * 1000.0).round() as i64,
+                TimeUnit::Milliseconds => number.round() as i64,
+            };
+            DateTime::from_timestamp_millis(millis)
+        }
+        _ => None,
+    }
+}
+
+/// A value cut to a readable length for messages.
+pub fn short(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 40 {
+        let cut: String = text.chars().take(40).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conv(value: Value, to: Conversion) -> Result<Value, String> {
+        convert(Cow::Owned(value), to, TimeUnit::Seconds).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn converts_between_scalar_types() {
+        assert_eq!(conv(json!(99.99), Conversion::String), Ok(json!("99.99")));
+        assert_eq!(conv(json!("12"), Conversion::Integer), Ok(json!(12)));
+        assert_eq!(conv(json!("12.5"), Conversion::Number), Ok(json!(12.5)));
+        assert_eq!(conv(json!("TRUE"), Conversion::Boolean), Ok(json!(true)));
+        assert!(
+            conv(json!("abc"), Conversion::Number)
+                .unwrap_err()
+                .contains("cannot convert text `abc`")
+        );
+        assert!(conv(json!(""), Conversion::Integer).is_err());
+    }
+
+    #[test]
+    fn normalises_times_to_utc() {
+        assert_eq!(
+            conv(json!("2024-05-01T12:00:00+02:00"), Conversion::Iso8601),
+            Ok(json!("2024-05-01T10:00:00.000Z"))
+        );
+        assert_eq!(
+            conv(json!("2022-02-28 20:07:01.795"), Conversion::Iso8601),
+            Ok(json!("2022-02-28T20:07:01.795Z"))
+        );
+        assert_eq!(
+            conv(json!(1_700_000_000), Conversion::Iso8601),
+            Ok(json!("2023-11-14T22:13:20.000Z"))
+        );
+        assert_eq!(
+            conv(json!("2023-11-14T22:13:20Z"), Conversion::UnixMillis),
+            Ok(json!(1_700_000_000_000_i64))
+        );
+        let millis = convert(
+            Cow::Owned(json!(1_700_000_000_123_i64)),
+            Conversion::Iso8601,
+            TimeUnit::Milliseconds,
+        );
+        assert_eq!(
+            millis.unwrap().into_owned(),
+            json!("2023-11-14T22:13:20.123Z")
+        );
+        assert!(conv(json!("yesterday"), Conversion::Iso8601).is_err());
+    }
+
+    #[test]
+    fn snake_cases_names() {
+        assert_eq!(snake_case("Order Completed"), "order_completed");
+        assert_eq!(snake_case("firstName"), "first_name");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+    }
+
+    #[test]
+    fn transforms_text() {
+        let t = |v: Value, t: Transform| transform(Cow::Owned(v), t).map(Cow::into_owned);
+        assert_eq!(
+            t(json!("  A@B.com "), Transform::Trim),
+            Ok(json!("A@B.com"))
+        );
+        assert_eq!(t(json!("A@B.com"), Transform::Lower), Ok(json!("a@b.com")));
+        assert_eq!(
+            t(json!("a@b.com"), Transform::Sha256),
+            Ok(json!(
+                "fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf"
+            ))
+        );
+        assert!(t(json!({"a": 1}), Transform::Lower).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! JSONPath sources, compiled once. Plain member chains (`$.traits.email`, `$['a.b'][0]`) are
+//! lowered to a direct key walk; anything else (wildcards, filters, slices, descendants) runs
+//! through jsonpath-rust's compiled query.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+/// One step of a plain path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// An object member.
+    Key(Box<str>),
+    /// A list index.
+    Index(usize),
+}
+
+/// A compiled JSONPath.
+#[derive(Clone)]
+pub struct Path {
+    text: Box<str>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Plain(Box<[Segment]>),
+    Query(Box<JpQuery>),
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Path {
+    /// Compiles `text`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Path, String> {
+        if !text.starts_with('$') {
+            return Err(format!(
+                "`{text}` is not a JSONPath: it must start with `$`, e.g. `$.{}`",
+                text.trim_start_matches('.')
+            ));
+        }
+        let kind = match parse_plain(text) {
+            Some(segments) => Kind::Plain(segments.into_boxed_slice()),
+            None => {
+                let query =
+                    parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+                Kind::Query(Box::new(query))
+            }
+        };
+        Ok(Path {
+            text: text.into(),
+            kind,
+        })
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The steps of a plain path; `None` for a query.
+    pub fn segments(&self) -> Option<&[Segment]> {
+        match &self.kind {
+            Kind::Plain(segments) => Some(segments),
+            Kind::Query(_) => None,
+        }
+    }
+
+    /// Whether the path can select several values.
+    pub fn is_query(&self) -> bool {
+        matches!(self.kind, Kind::Query(_))
+    }
+
+    /// The value at this path. A plain path borrows from `root`; a query yields the list of its
+    /// matches, or `None` when nothing matches.
+    pub fn get<'a>(&self, root: &'a Value) -> Option<Cow<'a, Value>> {
+        match &self.kind {
+            Kind::Plain(segments) => walk(root, segments).map(Cow::Borrowed),
+            Kind::Query(query) => {
+                let found = js_path_process(query, root).ok()?;
+                if found.is_empty() {
+                    None
+                } else {
+                    Some(Cow::Owned(Value::Array(
+                        found.into_iter().map(|r| r.val().clone()).collect(),
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Follows plain segments from `root`.
+pub fn walk<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
+    let mut node = root;
+    for segment in segments {
+        node = match (segment, node) {
+            (Segment::Key(key), Value::Object(map)) => map.get(&**key)?,
+            (Segment::Index(index), Value::Array(items)) => items.get(*index)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Parses `$`, `.name`, `['name']`, `["name"]` and `[N]` steps; `None` for anything else.
+fn parse_plain(text: &str) -> Option<Vec<Segment>> {
+    let bytes = text.as_bytes();
+    let mut at = 1;
+    let mut segments = Vec::new();
+    while at < bytes.len() {
+        match bytes[at] {
+            b'.' => {
+                let start = at + 1;
+                let end = text[start..]
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '$'))
+                    .map_or(text.len(), |n| start + n);
+                if end == start {
+                    return None;
+                }
+                segments.push(Segment::Key(text[start..end].into()));
+                at = end;
+            }
+            b'[' => {
+                let close = text[at..].find(']')? + at;
+                let inner = &text[at + 1..close];
+                if let Some(quoted) = inner
+                    .strip_prefix('\'')
+                    .and_then(|s| s.strip_suffix('\''))
+                    .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                {
+                    if quoted.contains(['\'', '"', '\\']) {
+                        return None;
+                    }
+                    segments.push(Segment::Key(quoted.into()));
+                } else if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+                    segments.push(Segment::Index(inner.parse().ok()?));
+                } else {
+                    return None;
+                }
+                at = close + 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lowers_member_chains_to_a_key_walk() {
+        let path = Path::parse("$.traits['first.name'][1].x").unwrap();
+        assert_eq!(
+            path.segments().unwrap(),
+            &[
+                Segment::Key("traits".into()),
+                Segment::Key("first.name".into()),
+                Segment::Index(1),
+                Segment::Key("x".into())
+            ]
+        );
+        let event = json!({"traits": {"first.name": [0, {"x": "ok"}]}});
+        assert_eq!(path.get(&event).as_deref(), Some(&json!("ok")));
+    }
+
+    #[test]
+    fn runs_wildcards_and_filters_as_queries() {
+        let path = Path::parse("$.products[*].sku").unwrap();
+        assert!(path.is_query());
+        let event = json!({"products": [{"sku": "a"}, {"sku": "b"}]});
+        assert_eq!(path.get(&event).as_deref(), Some(&json!(["a", "b"])));
+        let none = json!({"products": []});
+        assert_eq!(path.get(&none), None);
+    }
+
+    #[test]
+    fn rejects_malformed_paths_with_a_reason() {
+        assert!(
+            Path::parse("traits.email")
+                .unwrap_err()
+                .contains("must start with `$`")
+        );
+        assert!(
+            Path::parse("$.a[?(@.b ==")
+                .unwrap_err()
+                .contains("invalid JSONPath")
+        );
+    }
+}

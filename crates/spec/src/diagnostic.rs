@@ -1,0 +1,122 @@
+//! Located problems in a mapping file, rendered the way compilers show them.
+
+use std::fmt;
+
+use crate::source_map::Span;
+
+/// One problem in a mapping file, with where it is and the line it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, as the user named it.
+    pub file: String,
+    /// 1-based line (0 when the problem has no place in the text).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Characters underlined from `column`.
+    pub len: usize,
+    /// The text of the line.
+    pub snippet: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when ferry can tell.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem at `span` of `text`.
+    pub fn at(file: &str, text: &str, span: Option<Span>, message: impl Into<String>) -> Self {
+        let span = span.unwrap_or(Span {
+            line: 0,
+            column: 0,
+            len: 0,
+        });
+        let snippet = if span.line == 0 {
+            String::new()
+        } else {
+            text.lines().nth(span.line - 1).unwrap_or("").to_owned()
+        };
+        Diagnostic {
+            file: file.to_owned(),
+            line: span.line,
+            column: span.column,
+            len: span.len.max(1),
+            snippet,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// Adds a hint on how to fix the problem.
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        if self.line == 0 {
+            writeln!(f, "  --> {}", self.file)?;
+        } else {
+            let number = self.line.to_string();
+            let pad = " ".repeat(number.len());
+            writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{number} | {}", self.snippet)?;
+            let lead: String = self
+                .snippet
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            writeln!(f, "{pad} | {lead}{}", "^".repeat(self.len))?;
+        }
+        if let Some(help) = &self.help {
+            writeln!(f, "  = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one or more mapping files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{diagnostic}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_file_line_column_and_caret() {
+        let text = "version: 1\nname: Bad Name\n";
+        let span = Span {
+            line: 2,
+            column: 7,
+            len: 8,
+        };
+        let rendered = Diagnostic::at("m.yaml", text, Some(span), "bad `name`")
+            .with_help("use lowercase")
+            .to_string();
+        assert_eq!(
+            rendered,
+            "error: bad `name`\n --> m.yaml:2:7\n  |\n2 | name: Bad Name\n  |       ^^^^^^^^\n  = help: use lowercase\n"
+        );
+    }
+}

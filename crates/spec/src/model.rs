@@ -1,0 +1,554 @@
+//! The mapping language as Rust types: the single source of truth for both parsing and the JSON
+//! Schema that editors use. Doc comments here become the schema's descriptions.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An ordered map that keeps the order keys are written in the file.
+pub type Ordered<V> = indexmap::IndexMap<String, V>;
+
+/// A ferry mapping: how the events of one source become HTTP requests to one destination.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "ferry mapping")]
+pub struct Mapping {
+    /// Version of the mapping language this file is written in. Always `1`.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Short identifier of the destination, used in output and logs, e.g. `extole`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_-]*$"))]
+    pub name: String,
+    /// One sentence on what this mapping does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The input dialect: where the message type and the event name are read from.
+    pub source: SourceDialect,
+    /// Values the user supplies per connection (API keys, lookup tables, options).
+    /// Templates read them as `settings.NAME`.
+    #[serde(default)]
+    pub settings: Ordered<Setting>,
+    /// Where requests go and how they authenticate. Shared by every action.
+    pub http: Http,
+    /// How delivery treats this destination: retries, rate limits, batching.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// What to send, keyed by action name. Every action whose `when` matches an event runs,
+    /// in the order written here.
+    pub actions: Ordered<Action>,
+}
+
+/// The shape of the incoming events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceDialect {
+    /// Segment spec: type in `$.type` (or the legacy `$.action`), event name in `$.event`.
+    Segment,
+    /// Amplitude events: every event is a `track`, event name in `$.event_type`.
+    Amplitude,
+    /// Extole webhook events: every event is a `track`, event name in `$.event_name`.
+    Extole,
+    /// Any JSON object: no message type or event name; select actions with `exists`/`equals`.
+    Json,
+}
+
+/// A value the user supplies for each connection of this mapping.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    /// The type the value must have.
+    #[serde(rename = "type")]
+    pub kind: SettingType,
+    /// What the setting is for, shown to the person configuring a connection.
+    pub description: String,
+    /// The connection is refused when a required setting has no value.
+    #[serde(default)]
+    pub required: bool,
+    /// Value used when the connection does not set one. Not allowed with `required: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Redact the value everywhere ferry prints or records it (dry runs, logs, errors, snapshots).
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// The type of a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingType {
+    /// Text.
+    String,
+    /// Any number.
+    Number,
+    /// A whole number.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// A list of values.
+    List,
+    /// A table of keys to values, e.g. an event-name remap.
+    Map,
+}
+
+/// The HTTP side shared by every action.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// Scheme and host (and optional path prefix) of every request. A literal or a template over
+    /// `settings` only: event data can never choose the host.
+    pub base_url: String,
+    /// How requests authenticate. At most one of `bearer`, `basic` or `header`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// Headers sent with every request: templates over `settings`.
+    #[serde(default)]
+    pub headers: Ordered<String>,
+    /// Largest request body ferry will plan, in bytes; a larger body is a per-event error.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+fn default_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// Authentication helper. Set exactly one key; values are templates over `settings`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct Auth {
+    /// `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    /// `Authorization: Basic base64(username:password)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    /// Any header, e.g. `Authorization: Token <key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeaderAuth>,
+}
+
+/// HTTP Basic credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name: a template over `settings`.
+    pub username: String,
+    /// Password: a template over `settings`; empty when omitted.
+    #[serde(default)]
+    pub password: String,
+}
+
+/// A credential sent in a header of your choice.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuth {
+    /// Header name, e.g. `Authorization`.
+    pub name: String,
+    /// Header value: a template over `settings`, e.g. `Token {{ settings.api_key }}`.
+    pub value: String,
+}
+
+/// Delivery rules for this destination, enforced by the delivery layer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// When and how often a failed request is retried.
+    #[serde(default)]
+    pub retry: Retry,
+    /// Most requests sent in a time window, e.g. `{ requests: 100, per_seconds: 60 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Most requests in flight at once to this destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub concurrency: Option<u32>,
+    /// Total time allowed for one request, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Retry rules.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Statuses that are retried; any other non-2xx status is a permanent failure.
+    /// Connection errors and timeouts are always retried.
+    #[serde(default = "default_retry_statuses")]
+    pub on_status: Vec<u16>,
+    /// Wait as long as the destination's `Retry-After` (or `X-RateLimit-Reset`) header asks.
+    #[serde(default = "yes")]
+    pub respect_retry_after: bool,
+    /// Attempts per request, the first included.
+    #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 1))]
+    pub max_attempts: u32,
+    /// First backoff, in milliseconds; it doubles per attempt, with full jitter.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest backoff between two attempts, in milliseconds.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            on_status: default_retry_statuses(),
+            respect_retry_after: true,
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+fn default_retry_statuses() -> Vec<u16> {
+    vec![408, 429, 500, 502, 503, 504]
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_initial_backoff_ms() -> u64 {
+    1_000
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+
+/// A request rate ceiling.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    #[schemars(range(min = 1))]
+    pub requests: u32,
+    /// Length of the window in seconds.
+    #[schemars(range(min = 1))]
+    pub per_seconds: u32,
+}
+
+/// One kind of request this destination receives.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// What this action is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Which events this action handles. Every condition given must hold.
+    pub when: Selector,
+    /// The request to plan for a matching event.
+    pub request: Request,
+    /// Values to remember after this action maps an event, for later events to `recall`,
+    /// keyed by a store name, e.g. `email: { key: $.userId, value: $.traits.email }`.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub remember: Ordered<Remember>,
+    /// Key the destination or delivery layer may use to drop duplicates, e.g. `$.messageId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<Field>,
+    /// How planned requests of this action may be merged into one HTTP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// Batching limits of an action.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Most events in one request.
+    #[schemars(range(min = 1))]
+    pub max_items: u32,
+    /// Largest request body, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Longest time an item waits for its batch to fill, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linger_ms: Option<u64>,
+}
+
+/// Conditions on an event. All given conditions must hold; an empty selector matches every event.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// Message type, or a list of them: `identify`, `track`, `page`, `screen`, `group`, `alias`,
+    /// `delete`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<OneOrMany<String>>,
+    /// Event name, or a list of them (exact, case-sensitive match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<OneOrMany<String>>,
+    /// JSONPath (or list of them) that must each select a non-null value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<OneOrMany<String>>,
+    /// JSONPath to value: each path must select exactly this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<BTreeMap<String, Value>>,
+    /// Conditions that must not all hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Selector>>,
+}
+
+/// One value or a list of values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// Several values.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(one) => std::slice::from_ref(one),
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// An HTTP request template.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// HTTP method.
+    pub method: Method,
+    /// Path after `http.base_url`, starting with `/`. A template over `event` and `settings`;
+    /// every interpolated value is URL-encoded as one path segment.
+    pub path: String,
+    /// Query parameters, mapped like body fields; values are URL-encoded.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub query: Ordered<Field>,
+    /// Extra headers for this action: templates over `event` and `settings`.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub headers: Ordered<String>,
+    /// Body fields, keyed by output name, written in this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Ordered<Field>>,
+    /// How the body is encoded.
+    #[serde(default)]
+    pub format: BodyFormat,
+}
+
+/// HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Method {
+    /// GET
+    GET,
+    /// POST
+    POST,
+    /// PUT
+    PUT,
+    /// PATCH
+    PATCH,
+    /// DELETE
+    DELETE,
+}
+
+impl Method {
+    /// The method as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+        }
+    }
+}
+
+/// Body encoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    /// A JSON object (`Content-Type: application/json`).
+    #[default]
+    Json,
+    /// URL-encoded form fields (`Content-Type: application/x-www-form-urlencoded`); values must
+    /// be scalars.
+    Form,
+}
+
+/// How one output value is produced.
+///
+/// Give exactly one source: `from` (optionally with `recall` as a last fallback), `value`,
+/// `template`, `setting`, `fields`, `rest_of`, `each` or `recall`. `fields` and `rest_of` may be
+/// combined. Then, in this order: a missing value takes `default`, or fails when `required`, or
+/// is omitted; `remap`, `transform` and `as` shape a present value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// JSONPath into the event, or a list of them: the first that selects a non-null value wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<OneOrMany<String>>,
+    /// A literal value, sent as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// A template producing a string, over `event` and `settings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The value of a setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// A nested object with these fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Ordered<Field>>,
+    /// JSONPath to an object: every key of it that no other field of this action reads goes
+    /// into this object (the catch-all bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_of: Option<String>,
+    /// With `rest_of`: keys that never go into the bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
+    /// With `rest_of`: a prefix added to every bucketed key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// With `rest_of`: nested objects become `parent_child` keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flatten: bool,
+    /// JSONPath to a list: the field becomes a list with one entry per item, each mapped by the
+    /// other keys of this field (`from`, `fields`, `template`...), where `$` and `event` mean the
+    /// item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub each: Option<String>,
+    /// A value remembered by an earlier event's action; used after `from` finds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<Recall>,
+    /// Value used when the source is missing (or null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// A missing value fails the event's action with an error naming this field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// Send an explicit JSON `null` when the source holds `null` (normally null counts as missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_null: bool,
+    /// Treat `""`, `[]` and `{}` as missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omit_empty: bool,
+    /// Replace the value through a lookup table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remap: Option<Remap>,
+    /// Text transforms applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transform: Vec<Transform>,
+    /// Convert the value to this type; a value that cannot be converted is a per-event error.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Conversion>,
+    /// How `as: iso8601`, `unix_seconds` and `unix_millis` read a number: as unix seconds
+    /// (the default) or milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unit: Option<TimeUnit>,
+}
+
+/// The unit of a unix time number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    #[default]
+    Seconds,
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    Milliseconds,
+}
+
+/// Read a remembered value.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recall {
+    /// Store name used by an action's `remember`.
+    pub name: String,
+    /// JSONPath to the key to look up, e.g. `$.userId`.
+    pub key: String,
+}
+
+/// Remember a value under a key for later events.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Remember {
+    /// JSONPath to the key, e.g. `$.userId`; nothing is remembered when it is missing.
+    pub key: String,
+    /// JSONPath (or list, first present wins) to the value; nothing is remembered when missing.
+    pub value: OneOrMany<String>,
+}
+
+/// A lookup table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Remap {
+    /// Input value to output value.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub table: Ordered<Value>,
+    /// A `map` setting whose entries are added to `table` (and win over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+    /// What happens to a value the table does not list.
+    #[serde(default)]
+    pub otherwise: Otherwise,
+    /// The value used with `otherwise: default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+/// The rule for values a remap table does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Otherwise {
+    /// Send the value unchanged.
+    #[default]
+    Keep,
+    /// Skip this action for the event (reported as skipped, not as an error).
+    Drop,
+    /// Fail this action for the event with an error.
+    Error,
+    /// Send the remap's `default`.
+    Default,
+}
+
+/// A text transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Lower-case.
+    Lower,
+    /// Upper-case.
+    Upper,
+    /// Strip leading and trailing white space.
+    Trim,
+    /// `Order Completed` -> `order_completed`, `firstName` -> `first_name`.
+    SnakeCase,
+    /// Hex SHA-256 digest of the text.
+    Sha256,
+}
+
+/// A type conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Conversion {
+    /// Text; numbers and booleans are written out, lists and objects as JSON text.
+    String,
+    /// A number, from a number or numeric text.
+    Number,
+    /// A whole number, from a whole number or integer text.
+    Integer,
+    /// `true`/`false`, from a boolean or the text `true`/`false`.
+    Boolean,
+    /// An ISO-8601 time in UTC, from ISO-8601 text or unix seconds/milliseconds.
+    Iso8601,
+    /// Unix time in seconds, from ISO-8601 text or a unix number.
+    UnixSeconds,
+    /// Unix time in milliseconds, from ISO-8601 text or a unix number.
+    UnixMillis,
+}

@@ -1,0 +1,261 @@
+//! Where each node of a YAML document sits in its text, keyed by JSON pointer, so that problems
+//! found on parsed values can be reported at the line and column the author wrote them.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A place in the text: 1-based line and column, with the byte range to underline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// Characters to underline.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    key: Option<Span>,
+    value: Span,
+}
+
+/// Positions of every key and value of a YAML document, by JSON pointer (`/actions/track/when`).
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    nodes: HashMap<String, Node>,
+    duplicates: Vec<(String, Span)>,
+}
+
+impl SourceMap {
+    /// Indexes `text`. Text that is not valid YAML yields a partial (possibly empty) map: the
+    /// syntax error itself is reported by the YAML deserializer.
+    pub fn build(text: &str) -> SourceMap {
+        let mut builder = Builder {
+            text,
+            line_starts: line_starts(text),
+            map: SourceMap::default(),
+            stack: Vec::new(),
+        };
+        let mut parser = Parser::new_from_str(text);
+        // A syntax error stops the index where it occurs; what was read before stays usable.
+        let _ = parser.load(&mut builder, false);
+        builder.map
+    }
+
+    /// Position of the value at `pointer`, or of its closest ancestor that is known.
+    pub fn value(&self, pointer: &str) -> Option<Span> {
+        self.closest(pointer).map(|node| node.value)
+    }
+
+    /// Position of the key naming the value at `pointer` (the value itself for list items).
+    pub fn key(&self, pointer: &str) -> Option<Span> {
+        self.closest(pointer)
+            .map(|node| node.key.unwrap_or(node.value))
+    }
+
+    /// Keys written twice in one mapping: the pointer of the repeated entry and its key's position.
+    pub fn duplicates(&self) -> &[(String, Span)] {
+        &self.duplicates
+    }
+
+    fn closest(&self, pointer: &str) -> Option<&Node> {
+        let mut pointer = pointer;
+        loop {
+            if let Some(node) = self.nodes.get(pointer) {
+                return Some(node);
+            }
+            match pointer.rfind('/') {
+                Some(cut) => pointer = &pointer[..cut],
+                None => return None,
+            }
+        }
+    }
+}
+
+/// Escapes one JSON pointer segment.
+pub fn escape_segment(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+enum Frame {
+    Mapping {
+        pointer: String,
+        pending_key: Option<(String, Span)>,
+        seen: Vec<String>,
+    },
+    Sequence {
+        pointer: String,
+        next: usize,
+    },
+}
+
+struct Builder<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+    map: SourceMap,
+    stack: Vec<Frame>,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect()
+}
+
+impl Builder<'_> {
+    fn span(&self, mark: Marker, scalar: Option<&str>) -> Span {
+        // Markers count characters; turn the index into a byte offset to find the line.
+        let line = mark.line().max(1);
+        let column = mark.col() + 1;
+        let len = match scalar {
+            Some(text) => {
+                let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+                let rest = self.text[start..].lines().next().unwrap_or("");
+                let remaining = rest.chars().count().saturating_sub(column - 1);
+                text.chars().count().clamp(1, remaining.max(1))
+            }
+            None => 1,
+        };
+        Span { line, column, len }
+    }
+
+    /// Called for every value: records it under the pointer its parent assigns.
+    fn place(&mut self, value: Span) -> Option<String> {
+        match self.stack.last_mut() {
+            None => {
+                self.map
+                    .nodes
+                    .insert(String::new(), Node { key: None, value });
+                Some(String::new())
+            }
+            Some(Frame::Sequence { pointer, next }) => {
+                let child = format!("{pointer}/{next}");
+                *next += 1;
+                self.map
+                    .nodes
+                    .insert(child.clone(), Node { key: None, value });
+                Some(child)
+            }
+            Some(Frame::Mapping {
+                pointer,
+                pending_key,
+                ..
+            }) => {
+                let (key, key_span) = pending_key.take()?;
+                let child = format!("{pointer}/{}", escape_segment(&key));
+                self.map.nodes.insert(
+                    child.clone(),
+                    Node {
+                        key: Some(key_span),
+                        value,
+                    },
+                );
+                Some(child)
+            }
+        }
+    }
+
+    /// A scalar in key position of a mapping is a key, not a value.
+    fn take_key(&mut self, text: &str, span: Span) -> bool {
+        if let Some(Frame::Mapping {
+            pointer,
+            pending_key,
+            seen,
+        }) = self.stack.last_mut()
+            && pending_key.is_none()
+        {
+            if seen.iter().any(|k| k == text) {
+                let child = format!("{pointer}/{}", escape_segment(text));
+                self.map.duplicates.push((child, span));
+            } else {
+                seen.push(text.to_owned());
+            }
+            *pending_key = Some((text.to_owned(), span));
+            return true;
+        }
+        false
+    }
+}
+
+impl MarkedEventReceiver for Builder<'_> {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(text, ..) => {
+                let span = self.span(mark, Some(&text));
+                if !self.take_key(&text, span) {
+                    self.place(span);
+                }
+            }
+            Event::Alias(_) => {
+                let span = self.span(mark, None);
+                if !self.take_key("*alias", span) {
+                    self.place(span);
+                }
+            }
+            Event::MappingStart(..) => {
+                let span = self.span(mark, None);
+                let pointer = self.place(span).unwrap_or_default();
+                self.stack.push(Frame::Mapping {
+                    pointer,
+                    pending_key: None,
+                    seen: Vec::new(),
+                });
+            }
+            Event::SequenceStart(..) => {
+                let span = self.span(mark, None);
+                let pointer = self.place(span).unwrap_or_default();
+                self.stack.push(Frame::Sequence { pointer, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "version: 1\nactions:\n  track:\n    when: { type: track }\n    list:\n      - a\n      - \"b\"\n";
+
+    #[test]
+    fn locates_keys_and_values_by_pointer() {
+        let map = SourceMap::build(TEXT);
+        assert_eq!(
+            map.value("/version").map(|s| (s.line, s.column)),
+            Some((1, 10))
+        );
+        assert_eq!(
+            map.key("/actions/track").map(|s| (s.line, s.column)),
+            Some((3, 3))
+        );
+        assert_eq!(
+            map.value("/actions/track/when/type")
+                .map(|s| (s.line, s.column)),
+            Some((4, 19))
+        );
+        assert_eq!(map.value("/actions/track/list/1").map(|s| s.line), Some(7));
+    }
+
+    #[test]
+    fn unknown_pointers_fall_back_to_the_closest_ancestor() {
+        let map = SourceMap::build(TEXT);
+        assert_eq!(
+            map.key("/actions/track/nope/deeper").map(|s| s.line),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn reports_every_duplicate_key() {
+        let map = SourceMap::build("a: 1\nb: 2\na: 3\nb: 4\n");
+        let lines: Vec<usize> = map.duplicates().iter().map(|(_, s)| s.line).collect();
+        assert_eq!(lines, vec![3, 4]);
+    }
+}
