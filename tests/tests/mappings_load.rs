@@ -26,7 +26,9 @@ fn every_bundled_mapping_declares_the_schema_for_editors() {
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).expect("readable mapping");
             assert!(
-                text.starts_with("# yaml-language-server: $schema=../schemas/mapping.schema.json\n"),
+                text.starts_with(
+                    "# yaml-language-server: $schema=../schemas/mapping.schema.json\n"
+                ),
                 "{} must start with the yaml-language-server schema line",
                 path.display()
             );

@@ -1,1 +1,61 @@
-fn main() {}
+//! `ferry`: validate, test and run mapping files.
+
+mod commands;
+mod input;
+mod mappings;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Turns customer-data events into the HTTP requests destinations expect, as described by YAML
+/// mapping files.
+#[derive(Parser)]
+#[command(name = "ferry", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check mapping files and report every problem, located by file, line and column.
+    Validate {
+        /// Mapping files or folders of them.
+        #[arg(default_value = "mappings")]
+        paths: Vec<PathBuf>,
+    },
+    /// Map events to the requests a mapping plans, printed as JSON lines (a dry run: nothing
+    /// is sent).
+    Map(commands::map::Args),
+    /// Run the golden cases of mappings and show a diff for every case whose requests changed.
+    Test {
+        /// Mapping files, case files, or folders of mappings.
+        #[arg(default_value = "mappings")]
+        paths: Vec<PathBuf>,
+        /// Write the current output as the expected output of every failing or new case.
+        #[arg(long)]
+        accept: bool,
+    },
+    /// Print the JSON Schema of the mapping language.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { paths } => commands::validate::run(&paths),
+        Command::Map(args) => commands::map::run(&args),
+        Command::Test { paths, accept } => commands::test::run(&paths, accept),
+        Command::Schema => commands::schema::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

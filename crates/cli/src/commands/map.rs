@@ -1,0 +1,240 @@
+//! `ferry map`: a dry run. Events in, one JSON line per planned request out; bad events are
+//! reported on stderr with their position and the rest still go through.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use ferry_engine::{Body, Connection, MemoryState, Outcome, PlannedRequest};
+use serde_json::json;
+
+use crate::input::{Position, read_events};
+use crate::mappings::resolve;
+use crate::settings::gather;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Mapping name (`mappings/NAME.yaml`) or file.
+    #[arg(long, short)]
+    mapping: String,
+    /// Settings file (YAML or JSON map of setting names to values).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// A setting, `name=value`; wins over the settings file. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// Print secret settings instead of `[redacted]`.
+    #[arg(long)]
+    show_secrets: bool,
+    /// Also report skipped events on stderr.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Explain on stderr which actions each event selected and where every field came from.
+    #[arg(long)]
+    trace: bool,
+    /// Events: a JSON object, a JSON array, or newline-delimited JSON; `-` or nothing for stdin.
+    input: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Tally {
+    events: usize,
+    requests: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let path = resolve(&args.mapping)?;
+    let mapping = match ferry_engine::load(&path) {
+        Ok(mapping) => Arc::new(mapping),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let settings = gather(&mapping, args.settings.as_deref(), &args.sets)?;
+    let connection = Connection::new(Arc::clone(&mapping), &settings)?;
+
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stderr = io::stderr();
+    let mut err = BufWriter::new(stderr.lock());
+    let mut state = MemoryState::default();
+    let mut tally = Tally::default();
+    let name = &*mapping.name;
+
+    let mut handle =
+        |(position, event): (Position, Result<serde_json::Value, String>)| -> io::Result<()> {
+            tally.events += 1;
+            let event = match event {
+                Ok(event) => event,
+                Err(reason) => {
+                    tally.failed += 1;
+                    return report(&mut err, position, None, "error", &reason);
+                }
+            };
+            let plan = if args.trace {
+                connection.plan_traced(&event, &state)
+            } else {
+                connection.plan(&event, &state)
+            };
+            for line in &plan.trace {
+                writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
+            }
+            for outcome in &plan.outcomes {
+                match outcome {
+                    Outcome::Request(request) => {
+                        tally.requests += 1;
+                        write_request(
+                            &mut out,
+                            name,
+                            position,
+                            request,
+                            &connection,
+                            args.show_secrets,
+                        )?;
+                    }
+                    Outcome::Skipped(skip) => {
+                        tally.skipped += 1;
+                        if args.verbose || args.trace {
+                            report(
+                                &mut err,
+                                position,
+                                skip.action.as_deref(),
+                                "skipped",
+                                &skip.reason,
+                            )?;
+                        }
+                    }
+                    Outcome::Failed(failure) => {
+                        tally.failed += 1;
+                        report(
+                            &mut err,
+                            position,
+                            Some(&failure.action),
+                            "error",
+                            &failure.message,
+                        )?;
+                    }
+                }
+            }
+            state.apply(plan.remember);
+            Ok(())
+        };
+
+    match args.input.as_deref() {
+        None => read_events(io::stdin().lock(), &mut handle),
+        Some(path) if path.as_os_str() == "-" => read_events(io::stdin().lock(), &mut handle),
+        Some(path) => {
+            let file =
+                File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+            read_events(BufReader::with_capacity(1 << 16, file), &mut handle)
+        }
+    }
+    .or_else(ignore_broken_pipe)?;
+    out.flush().or_else(ignore_broken_pipe)?;
+    writeln!(
+        err,
+        "{name}: {} events, {} requests planned, {} skipped, {} failed",
+        tally.events, tally.requests, tally.skipped, tally.failed
+    )?;
+    err.flush()?;
+    Ok(if tally.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `ferry map ... | head` closes the pipe early; that is not an error.
+fn ignore_broken_pipe(error: io::Error) -> io::Result<()> {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+fn report(
+    err: &mut impl Write,
+    position: Position,
+    action: Option<&str>,
+    kind: &str,
+    reason: &str,
+) -> io::Result<()> {
+    let mut line = json!({ "event": position.index });
+    if let Some(number) = position.line {
+        line["line"] = json!(number);
+    }
+    if let Some(action) = action {
+        line["action"] = json!(action);
+    }
+    line[kind] = json!(reason);
+    serde_json::to_writer(&mut *err, &line)?;
+    err.write_all(b"\n")
+}
+
+/// One planned request as a JSON line; the JSON body is embedded as written, in field order.
+fn write_request(
+    out: &mut impl Write,
+    mapping: &str,
+    position: Position,
+    request: &PlannedRequest,
+    connection: &Connection,
+    show_secrets: bool,
+) -> io::Result<()> {
+    let shown = |text: &str| -> String {
+        if show_secrets {
+            text.to_owned()
+        } else {
+            connection.redact(text).into_owned()
+        }
+    };
+    out.write_all(b"{\"mapping\":")?;
+    serde_json::to_writer(&mut *out, mapping)?;
+    write!(out, ",\"event\":{},\"action\":", position.index)?;
+    serde_json::to_writer(&mut *out, &*request.action)?;
+    write!(out, ",\"method\":\"{}\",\"url\":", request.method.as_str())?;
+    serde_json::to_writer(&mut *out, &shown(&request.url))?;
+    out.write_all(b",\"headers\":{")?;
+    for (i, header) in request.headers.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &*header.name)?;
+        out.write_all(b":")?;
+        let value = if show_secrets {
+            header.value.to_string()
+        } else {
+            shown(header.display_value())
+        };
+        serde_json::to_writer(&mut *out, &value)?;
+    }
+    if let Some(body) = &request.body {
+        if !request.headers.is_empty() {
+            out.write_all(b",")?;
+        }
+        write!(out, "\"Content-Type\":\"{}\"", body.content_type())?;
+    }
+    out.write_all(b"},\"body\":")?;
+    match &request.body {
+        Some(Body::Json(text)) => out.write_all(shown(text).as_bytes())?,
+        Some(Body::Form(fields)) => {
+            let map: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(shown(v))))
+                .collect();
+            serde_json::to_writer(&mut *out, &map)?;
+        }
+        None => out.write_all(b"null")?,
+    }
+    if let Some(key) = &request.dedupe_key {
+        out.write_all(b",\"dedupe_key\":")?;
+        serde_json::to_writer(&mut *out, &shown(key))?;
+    }
+    out.write_all(b"}\n")
+}
