@@ -281,10 +281,22 @@ pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Secrets shorter than this are not searched for in free text (a one-letter "secret" would
+/// redact every occurrence of that letter); headers built from them are still redacted whole.
+const MIN_SCRUBBED_LEN: usize = 4;
+
 fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if !s.is_empty() => out.push(s.clone()),
-        Value::Number(n) => out.push(n.to_string()),
+        Value::String(s) if s.len() >= MIN_SCRUBBED_LEN => {
+            out.push(s.clone());
+            // Inside JSON bodies the secret appears escaped.
+            let escaped = serde_json::to_string(s).expect("a string serializes");
+            let escaped = &escaped[1..escaped.len() - 1];
+            if escaped != s {
+                out.push(escaped.to_owned());
+            }
+        }
+        Value::Number(n) if n.to_string().len() >= MIN_SCRUBBED_LEN => out.push(n.to_string()),
         Value::Array(items) => items.iter().for_each(|v| collect_secret_text(v, out)),
         Value::Object(map) => map.values().for_each(|v| collect_secret_text(v, out)),
         _ => {}

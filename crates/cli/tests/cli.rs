@@ -1,0 +1,250 @@
+//! The `ferry` binary, run as a user runs it, from the workspace root.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn ferry(args: &[&str], stdin: Option<&str>) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferry runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("stdin accepts input");
+    drop(input);
+    child.wait_with_output().expect("ferry finishes")
+}
+
+fn lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
+        .collect()
+}
+
+const IDENTIFY: &str = r#"{"type":"identify","userId":"u1","timestamp":"2026-11-02T09:15:00Z","traits":{"email":"a@example.com","plan":"pro"}}"#;
+
+#[test]
+fn map_prints_one_json_line_per_request_with_secrets_redacted() {
+    let out = ferry(
+        &[
+            "map",
+            "--mapping",
+            "extole",
+            "--set",
+            "api_key=sk_live_SECRET",
+        ],
+        Some(IDENTIFY),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = lines(&out.stdout);
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request["mapping"], "extole");
+    assert_eq!(request["action"], "identify");
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["url"], "https://api.extole.io/v6/events");
+    assert_eq!(request["headers"]["Authorization"], "Bearer [redacted]");
+    assert_eq!(request["body"]["data"]["plan"], "pro");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("sk_live_SECRET"), "the secret leaked: {all}");
+}
+
+#[test]
+fn show_secrets_prints_them() {
+    let out = ferry(
+        &[
+            "map",
+            "-m",
+            "extole",
+            "--set",
+            "api_key=sk_live_SECRET",
+            "--show-secrets",
+            "-",
+        ],
+        Some(IDENTIFY),
+    );
+    assert_eq!(
+        lines(&out.stdout)[0]["headers"]["Authorization"],
+        "Bearer sk_live_SECRET"
+    );
+}
+
+#[test]
+fn a_bad_event_is_reported_with_its_position_and_the_rest_still_go_through() {
+    let input = format!(
+        "{IDENTIFY}\n{{not json\n{{\"type\":\"identify\",\"timestamp\":\"2026-11-02T09:15:00Z\"}}\n{IDENTIFY}\n"
+    );
+    let out = ferry(
+        &["map", "--mapping", "extole", "--set", "api_key=k"],
+        Some(&input),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed event makes the exit status non-zero"
+    );
+    assert_eq!(
+        lines(&out.stdout).len(),
+        2,
+        "the two good events are still mapped"
+    );
+    let errors = lines(&out.stderr);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["event"], 2);
+    assert_eq!(errors[0]["line"], 2);
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    assert_eq!(errors[1]["event"], 3);
+    assert_eq!(errors[1]["action"], "identify");
+    assert!(
+        errors[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("`data.partner_user_id` is required")
+    );
+}
+
+#[test]
+fn map_reads_a_json_array_file_and_remembers_across_events() {
+    let dir = std::env::temp_dir().join(format!("ferry-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("events.json");
+    std::fs::write(
+        &file,
+        r#"[{"type":"identify","userId":"7","traits":{"email":"seven@example.com"}},
+            {"type":"track","userId":"7","event":"Friend Invited"}]"#,
+    )
+    .unwrap();
+    let out = ferry(
+        &[
+            "map",
+            "-m",
+            "promoter",
+            "--set",
+            "api_key=k",
+            "--set",
+            "campaign_id=12",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = lines(&out.stdout);
+    assert_eq!(requests[1]["action"], "survey");
+    assert_eq!(requests[1]["body"]["email"], "seven@example.com");
+    assert_eq!(requests[1]["body"]["campaign"], 12);
+    assert_eq!(requests[1]["headers"]["Authorization"], "Token [redacted]");
+}
+
+#[test]
+fn missing_required_settings_are_named() {
+    let out = ferry(&["map", "--mapping", "promoter"], Some(IDENTIFY));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing required setting `api_key`"), "{err}");
+    assert!(
+        err.contains("missing required setting `campaign_id`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_settings_get_a_suggestion() {
+    let out = ferry(
+        &["map", "--mapping", "extole", "--set", "api_kye=k"],
+        Some(IDENTIFY),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown setting `api_kye`; did you mean `api_key`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trace_explains_selection_and_field_sources() {
+    let out = ferry(
+        &["map", "-m", "extole", "--set", "api_key=k", "--trace"],
+        Some(IDENTIFY),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("action `track`: not selected: type is `identify`, not `track`"),
+        "{err}"
+    );
+    assert!(err.contains("data.email <- `$.traits.email`"), "{err}");
+    assert!(err.contains("data.first_name: omitted"), "{err}");
+    assert!(err.contains("data <- rest of $.traits: plan"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_bundled_mappings_and_rejects_a_bad_one_with_its_location() {
+    let out = ferry(&["validate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = std::env::temp_dir().join(format!("ferry-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/extole.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "email: { from: [$.traits.email",
+        "email: { fromm: [$.traits.email",
+    );
+    std::fs::write(&bad, text).unwrap();
+    let out = ferry(&["validate", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `fromm`"), "{err}");
+    assert!(err.contains("bad.yaml:"), "{err}");
+    assert!(err.contains("did you mean `from`?"), "{err}");
+}
+
+#[test]
+fn test_runs_the_golden_cases() {
+    let out = ferry(&["test"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+}
+
+#[test]
+fn schema_prints_the_committed_schema() {
+    let out = ferry(&["schema"], None);
+    let committed = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/mapping.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(out.stdout, committed);
+}
