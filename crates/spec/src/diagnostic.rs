@@ -58,11 +58,11 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error: {}", self.message)?;
+        let pad = " ".repeat(self.line.to_string().len());
         if self.line == 0 {
-            writeln!(f, "  --> {}", self.file)?;
+            writeln!(f, "{pad}--> {}", self.file)?;
         } else {
             let number = self.line.to_string();
-            let pad = " ".repeat(number.len());
             writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
             writeln!(f, "{pad} |")?;
             writeln!(f, "{number} | {}", self.snippet)?;
@@ -75,7 +75,7 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{pad} | {lead}{}", "^".repeat(self.len))?;
         }
         if let Some(help) = &self.help {
-            writeln!(f, "  = help: {help}")?;
+            writeln!(f, "{pad} = help: {help}")?;
         }
         Ok(())
     }
