@@ -540,7 +540,7 @@ impl<'a> Run<'a> {
             other => other,
         };
         let Some(value) = value else {
-            return self.missing(field, || field.source.describe_missing());
+            return self.missing(field, || field.source.describe_missing(root));
         };
         let shaped = self.shape(field, value)?;
         self.note(|| format!("{} <- {from}", field.label));
@@ -744,7 +744,7 @@ impl Source {
         Cow::Owned(format!("`{path}`"))
     }
 
-    fn describe_missing(&self) -> String {
+    fn describe_missing(&self, root: &Value) -> String {
         match self {
             Source::Paths { paths, recall } => {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
@@ -754,19 +754,33 @@ impl Source {
                     _ => format!("none of {} is present", list.join(", ")),
                 };
                 if let Some(rule) = recall {
-                    text.push_str(&format!(
-                        ", and no `{}` is remembered for `{}`",
-                        rule.store, rule.key
-                    ));
+                    text.push_str(", and ");
+                    text.push_str(&rule.describe_unknown(root));
                 }
                 text
             }
-            Source::Recall(rule) => format!("no `{}` is remembered for `{}`", rule.store, rule.key),
+            Source::Recall(rule) => rule.describe_unknown(root),
             Source::Template(_) => "the template reads a value the event lacks".to_owned(),
             Source::Setting(name) => format!("setting `{name}` is not set"),
             Source::Value(_) | Source::Object { .. } | Source::Each { .. } => {
                 "it is empty".to_owned()
             }
+        }
+    }
+}
+
+impl RecallRule {
+    /// "no `email` is remembered for `$.userId` (`u-1`)".
+    fn describe_unknown(&self, root: &Value) -> String {
+        match self.key.get(root).and_then(|k| key_text(&k)) {
+            Some(key) => format!(
+                "no `{}` is remembered for `{}` (`{key}`)",
+                self.store, self.key
+            ),
+            None => format!(
+                "`{}`, the key to recall `{}` by, is missing",
+                self.key, self.store
+            ),
         }
     }
 }
