@@ -8,8 +8,6 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
-use crate::path::{Segment, walk};
-
 /// Work one render may do (minijinja fuel): enough for any sane template, small enough that a
 /// runaway loop over event data stops quickly.
 const FUEL: u64 = 20_000;
@@ -187,25 +185,30 @@ fn event_context(event: &Value, paths: &[Vec<Box<str>>]) -> minijinja::Value {
     }
     let mut root = Map::new();
     for path in paths {
-        let segments: Vec<Segment> = path.iter().map(|k| Segment::Key(k.clone())).collect();
-        if let Some(found) = walk(event, &segments) {
-            insert(&mut root, path, found);
-        }
+        copy_path(&mut root, event, path);
     }
     minijinja::Value::from(minijinja::value::Serde(&root))
 }
 
-fn insert(node: &mut Map<String, Value>, path: &[Box<str>], value: &Value) {
-    let (first, rest) = path.split_first().expect("paths are not empty here");
-    if rest.is_empty() {
-        node.insert(first.to_string(), value.clone());
+/// Copies the value at `path` of `source` into `target`, creating the objects on the way. When the
+/// path stops early, the objects that do exist are still created, so that a template can test
+/// `event.a.b is defined` without `event.a` itself being undefined.
+fn copy_path(target: &mut Map<String, Value>, source: &Value, path: &[Box<str>]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let Some(found) = source.get(&**first) else {
+        return;
+    };
+    if rest.is_empty() || !found.is_object() {
+        target.insert(first.to_string(), found.clone());
         return;
     }
-    let child = node
+    let child = target
         .entry(first.to_string())
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(map) = child {
-        insert(map, rest, value);
+        copy_path(map, found, rest);
     }
 }
 
