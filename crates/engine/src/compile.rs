@@ -162,8 +162,11 @@ impl Compiler<'_> {
                 && !declared.required
                 && declared.default.is_none()
             {
-                self.problem(pointer, Target::Value, format!("`{what}` uses setting `{setting}`, which is neither required nor has a default"))
-                    .help = Some(format!("mark `settings.{setting}` as `required: true`, or give it a `default`"));
+                let diagnostic = self.problem(pointer, Target::Value, format!("`{what}` uses setting `{setting}`, which is neither required nor has a default"));
+                narrow(diagnostic, &[&format!("settings.{setting}"), setting]);
+                diagnostic.help = Some(format!(
+                    "mark `settings.{setting}` as `required: true`, or give it a `default`"
+                ));
             }
         }
         if what == "http.base_url" && template.settings.is_empty() {
@@ -185,12 +188,16 @@ impl Compiler<'_> {
         let mut ok = true;
         for name in &template.unknown {
             ok = false;
-            self.problem(
+            let diagnostic = self.problem(
                 pointer,
                 Target::Value,
                 format!("the template reads `{name}`, which is not defined"),
-            )
-            .help = Some("templates can read `event` (the incoming event) and `settings`".into());
+            );
+            narrow(diagnostic, &[name]);
+            diagnostic.help = Some(match did_you_mean(name, ["event", "settings"]) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => "templates can read `event` (the incoming event) and `settings`".into(),
+            });
         }
         for setting in &template.settings {
             if !self.mapping().settings.contains_key(setting) {
@@ -203,6 +210,7 @@ impl Compiler<'_> {
                     Target::Value,
                     format!("the template reads `settings.{setting}`, which is not declared"),
                 );
+                narrow(diagnostic, &[&format!("settings.{setting}"), setting]);
                 diagnostic.help = Some(match near {
                     Some(near) => format!("did you mean `settings.{near}`?"),
                     None => "declare it under `settings:`".into(),
@@ -275,13 +283,22 @@ impl Compiler<'_> {
         let request = &action.request;
         let path_pointer = format!("{base}/request/path");
         if !request.path.starts_with('/') {
+            let help = if request.path.contains("://") || request.path.starts_with("{{") {
+                "put only the path here, e.g. `/v1/events`: the scheme and host come from \
+                 `http.base_url`, and event data can never choose them"
+                    .to_owned()
+            } else {
+                format!(
+                    "write `/{}`: the path is added to `http.base_url`",
+                    request.path
+                )
+            };
             self.problem(
                 &path_pointer,
                 Target::Value,
                 "the request path must start with `/`",
             )
-            .help =
-                Some("the host comes from `http.base_url`; event data can never choose it".into());
+            .help = Some(help);
         }
         let path = self.template(&path_pointer, &request.path, Escape::PathSegment);
         let root = Place {
@@ -344,7 +361,7 @@ impl Compiler<'_> {
         }
         let mut compiled = CompiledAction {
             name: name.into(),
-            when: when?,
+            when,
             method: request.method,
             path: path?,
             query,
@@ -358,7 +375,7 @@ impl Compiler<'_> {
         Some(compiled)
     }
 
-    fn selector(&mut self, pointer: &str, selector: &model::Selector) -> Option<Selector> {
+    fn selector(&mut self, pointer: &str, selector: &model::Selector) -> Selector {
         let dialect = self.mapping().source;
         let mut out = Selector::default();
         if let Some(types) = &selector.kind {
@@ -428,9 +445,9 @@ impl Compiler<'_> {
             }
         }
         if let Some(not) = &selector.not {
-            out.not = self.selector(&format!("{pointer}/not"), not).map(Box::new);
+            out.not = Some(Box::new(self.selector(&format!("{pointer}/not"), not)));
         }
-        Some(out)
+        out
     }
 
     fn path(&mut self, pointer: &str, text: &str) -> Option<Path> {
@@ -441,7 +458,35 @@ impl Compiler<'_> {
         match Path::parse(text) {
             Ok(path) => Some(path),
             Err(why) => {
-                self.problem(pointer, target, why);
+                let (message, at) = match unbalanced(text).or_else(|| parse_error_column(&why)) {
+                    Some(column) => {
+                        let rest: String = text.chars().skip(column - 1).collect();
+                        if rest.is_empty() {
+                            (
+                                format!("invalid JSONPath `{text}`: it ends too early"),
+                                None,
+                            )
+                        } else if let Some(what) = unclosed(&rest) {
+                            (
+                                format!("invalid JSONPath `{text}`: {what}"),
+                                Some((column, rest.chars().take(1).collect())),
+                            )
+                        } else {
+                            (
+                                format!("invalid JSONPath `{text}`: unexpected `{rest}`"),
+                                Some((column, rest)),
+                            )
+                        }
+                    }
+                    None => (why, None),
+                };
+                let diagnostic = self.problem(pointer, target, message);
+                if let Some((column, rest)) = &at {
+                    narrow_path(diagnostic, text, *column, rest);
+                }
+                if text.starts_with('$') {
+                    diagnostic.help = Some(path_help(text, at.as_ref().map(|(c, _)| *c)));
+                }
                 None
             }
         }
@@ -578,7 +623,7 @@ impl Compiler<'_> {
                 remap: None,
                 transforms: Vec::new(),
                 convert: None,
-                ..self.field_shell(place, key, field)
+                ..Self::field_shell(place, key, field)
             });
         } else if let Some(from) = &field.from {
             let paths: Vec<Path> = from
@@ -659,12 +704,12 @@ impl Compiler<'_> {
         Some(Field {
             source,
             remap,
-            ..self.field_shell(place, key, field)
+            ..Self::field_shell(place, key, field)
         })
     }
 
     /// The parts of a compiled field that do not depend on its source.
-    fn field_shell(&self, place: &Place, key: &str, field: &model::Field) -> Field {
+    fn field_shell(place: &Place, key: &str, field: &model::Field) -> Field {
         let mut key_json = serde_json::to_vec(key).expect("a string serializes");
         key_json.push(b':');
         Field {
@@ -713,13 +758,19 @@ impl Compiler<'_> {
                 .map(|s| s.kind)
             {
                 Some(SettingType::Map) => {}
-                Some(_) => {
+                Some(kind) => {
                     ok = false;
                     self.problem(
                         &format!("{pointer}/setting"),
                         Target::Value,
-                        format!("remap setting `{setting}` must have `type: map`"),
-                    );
+                        format!(
+                            "remap setting `{setting}` is a `{}` setting; a remap needs a `map`",
+                            setting_type_name(kind)
+                        ),
+                    )
+                    .help = Some(format!(
+                        "declare `settings.{setting}` with `type: map`, or list the values in the remap's `table`"
+                    ));
                 }
                 None => ok = false,
             }
@@ -738,6 +789,10 @@ impl Compiler<'_> {
                     &format!("{pointer}/otherwise"),
                     Target::Value,
                     "`otherwise: default` needs a `default` value in the remap",
+                )
+                .help = Some(
+                    "add `default: <value>` to the remap, or use `otherwise: keep`, `drop` or `error`"
+                        .into(),
                 );
             }
             (other, Some(_)) if other != Otherwise::Default => {
@@ -796,16 +851,22 @@ impl Compiler<'_> {
             // Some actions failed to compile; their `remember` is unknown, so do not guess.
             return;
         }
+        let mut stores: Vec<&str> = remembered.iter().copied().collect();
+        stores.sort_unstable();
         for (pointer, store) in missing {
             if !remembered.contains(store.as_str()) {
+                let help = match did_you_mean(&store, stores.iter().copied()) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!(
+                        "add `remember: {{ {store}: {{ key: ..., value: ... }} }}` to the action that sees the value"
+                    ),
+                };
                 self.problem(
                     &pointer,
                     Target::Value,
-                    format!("nothing remembers `{store}`"),
+                    format!("`recall` reads the store `{store}`, but no action remembers it"),
                 )
-                .help = Some(format!(
-                    "add `remember: {{ {store}: {{ key: ..., value: ... }} }}` to the action that sees the value"
-                ));
+                .help = Some(help);
             }
         }
     }
@@ -885,7 +946,9 @@ fn mark_rests(field: &mut Field, read: &[Vec<Box<str>>]) {
                 }
             }
         }
-        fields.iter_mut().for_each(|f| mark_rests(f, read));
+        for f in fields {
+            mark_rests(f, read);
+        }
     }
 }
 
@@ -933,4 +996,139 @@ pub(crate) fn check_base_url(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn setting_type_name(kind: SettingType) -> &'static str {
+    match kind {
+        SettingType::String => "string",
+        SettingType::Number => "number",
+        SettingType::Integer => "integer",
+        SettingType::Boolean => "boolean",
+        SettingType::List => "list",
+        SettingType::Map => "map",
+    }
+}
+
+/// Moves the caret of a diagnostic on a template from the whole value to the first of `names`
+/// found in it as a whole word, when the value is on one line.
+fn narrow(diagnostic: &mut Diagnostic, names: &[&str]) {
+    let chars: Vec<char> = diagnostic.snippet.chars().collect();
+    let start = diagnostic.column.saturating_sub(1);
+    let end = (start + diagnostic.len).min(chars.len());
+    if start >= end {
+        return;
+    }
+    let is_word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');
+    for name in names {
+        let needle: Vec<char> = name.chars().collect();
+        if needle.is_empty() {
+            continue;
+        }
+        let found = (start..end.saturating_sub(needle.len() - 1)).find(|&at| {
+            chars[at..].starts_with(&needle)
+                && !is_word(at.checked_sub(1).and_then(|b| chars.get(b)))
+                && !is_word(chars.get(at + needle.len()))
+        });
+        if let Some(at) = found {
+            diagnostic.column = at + 1;
+            diagnostic.len = needle.len();
+            return;
+        }
+    }
+}
+
+/// The 1-based character where the JSONPath parser stopped, read from its error text
+/// (`... --> 1:10 ...`).
+fn parse_error_column(why: &str) -> Option<usize> {
+    let (_, after) = why.split_once("--> 1:")?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&column| column >= 1)
+}
+
+/// The 1-based character of the first bracket or quote of `text` that is never closed.
+fn unbalanced(text: &str) -> Option<usize> {
+    let mut open: Vec<(usize, char)> = Vec::new();
+    let mut quote: Option<(usize, char)> = None;
+    let mut escaped = false;
+    for (i, c) in text.chars().enumerate() {
+        if let Some((_, q)) = quote {
+            match c {
+                '\\' if !escaped => escaped = true,
+                c if c == q && !escaped => quote = None,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some((i + 1, c)),
+            '[' | '(' => open.push((i + 1, c)),
+            ']' | ')' => {
+                let want = if c == ']' { '[' } else { '(' };
+                match open.pop() {
+                    Some((_, o)) if o == want => {}
+                    // A stray closing bracket: let the parser say what it expected.
+                    _ => return None,
+                }
+            }
+            _ => {}
+        }
+    }
+    quote
+        .map(|(at, _)| at)
+        .or_else(|| open.first().map(|(at, _)| *at))
+}
+
+/// "this `[` is never closed", for the rest of a path that starts at an unclosed bracket or
+/// quote.
+fn unclosed(rest: &str) -> Option<String> {
+    let first = rest.chars().next()?;
+    if !matches!(first, '[' | '(' | '\'' | '"') || unbalanced(rest) != Some(1) {
+        return None;
+    }
+    let closing = match first {
+        '[' => ']',
+        '(' => ')',
+        quote => quote,
+    };
+    Some(format!("this `{first}` is never closed with `{closing}`"))
+}
+
+/// Puts the caret of a JSONPath diagnostic under the part the parser could not read, when the
+/// path is written on the diagnostic's line exactly as `text`.
+fn narrow_path(diagnostic: &mut Diagnostic, text: &str, column: usize, rest: &str) {
+    let chars: Vec<char> = diagnostic.snippet.chars().collect();
+    let needle: Vec<char> = text.chars().collect();
+    let start = diagnostic.column.saturating_sub(1);
+    // A quoted value starts one character after its quote.
+    let begin = [start, start + 1]
+        .into_iter()
+        .find(|&at| chars.get(at..at + needle.len()) == Some(&needle[..]));
+    if let Some(begin) = begin {
+        diagnostic.column = begin + column;
+        diagnostic.len = rest.chars().count();
+    }
+}
+
+/// How to fix a JSONPath the parser rejected.
+fn path_help(text: &str, column: Option<usize>) -> String {
+    let before = column.and_then(|c| text.chars().nth(c.checked_sub(2)?));
+    let after = column.and_then(|c| text.chars().nth(c - 1));
+    if let Some(column) = column
+        && before == Some('[')
+        && after.is_some_and(|c| c.is_alphabetic() || c == '_')
+    {
+        let head: String = text.chars().take(column - 1).collect();
+        let name: String = text
+            .chars()
+            .skip(column - 1)
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let tail: String = text
+            .chars()
+            .skip(column - 1 + name.chars().count())
+            .collect();
+        return format!("quote the member name: `{head}'{name}'{tail}`");
+    }
+    "JSONPath reads like `$.traits.email`, `$.products[0].sku` or `$.traits['first name']`"
+        .to_owned()
 }

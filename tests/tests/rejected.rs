@@ -1,0 +1,59 @@
+//! Snapshots of the diagnostics for mappings that must be rejected: one fixture per kind of
+//! author mistake in `fixtures/rejected/`, each rendered exactly as `ferry validate` shows it.
+
+use std::path::Path;
+
+use ferry_spec::Diagnostics;
+
+/// The name a fixture is reported under: relative, so snapshots do not depend on the machine.
+fn relative_name(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("fixture names are UTF-8");
+    format!("fixtures/rejected/{file}")
+}
+
+/// Loads a fixture that must not compile, and returns its diagnostics.
+fn rejected(name: &str, text: &str) -> Diagnostics {
+    match ferry_engine::load_str(name, text) {
+        Ok(_) => panic!("{name} compiled, but it is a rejected-mapping fixture: it must not"),
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+#[test]
+fn rejected_mappings_are_explained() {
+    // insta refuses `..` inside the pattern itself, so the directory is the base argument.
+    insta::glob!("../fixtures/rejected", "*.yaml", |path| {
+        let text = std::fs::read_to_string(path).expect("readable fixture");
+        let name = relative_name(path);
+        assert!(
+            text.starts_with("# "),
+            "{name} must start with a comment naming its mistake"
+        );
+        let diagnostics = rejected(&name, &text);
+        assert!(
+            diagnostics.0.iter().all(|d| d.file == name),
+            "{name}: every diagnostic names the fixture"
+        );
+        insta::assert_snapshot!(diagnostics.to_string());
+    });
+}
+
+#[test]
+fn every_mistake_in_a_file_is_reported_at_once() {
+    let name = "fixtures/rejected/several_mistakes.yaml";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    let text = std::fs::read_to_string(&path).expect("readable fixture");
+    let diagnostics = rejected(name, &text);
+    let lines: Vec<usize> = diagnostics.0.iter().map(|d| d.line).collect();
+    assert_eq!(
+        diagnostics.0.len(),
+        MISTAKES_IN_SEVERAL_MISTAKES,
+        "expected one diagnostic per mistake, got lines {lines:?}:\n{diagnostics}"
+    );
+}
+
+/// The distinct mistakes written into `several_mistakes.yaml` (each one marked by a comment).
+const MISTAKES_IN_SEVERAL_MISTAKES: usize = 5;
