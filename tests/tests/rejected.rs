@@ -57,3 +57,37 @@ fn every_mistake_in_a_file_is_reported_at_once() {
 
 /// The distinct mistakes written into `several_mistakes.yaml` (each one marked by a comment).
 const MISTAKES_IN_SEVERAL_MISTAKES: usize = 5;
+
+#[test]
+fn structural_problems_in_one_action_do_not_hide_semantic_problems_elsewhere() {
+    let name = "fixtures/rejected/structural_and_semantic.yaml";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    let text = std::fs::read_to_string(&path).expect("readable fixture");
+    let diagnostics = rejected(name, &text);
+    let messages: Vec<&str> = diagnostics.0.iter().map(|d| d.message.as_str()).collect();
+    // The `track` action has a structural mistake, so it is set aside whole; the semantic
+    // mistakes in `http` and in `identify` are still found in the same pass.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`actions.track.request.method` must be one of")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`settings.apikey`, which is not declared")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown message type `identfy`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("invalid JSONPath")),
+        "{messages:?}"
+    );
+    assert_eq!(messages.len(), 4, "{messages:?}");
+}

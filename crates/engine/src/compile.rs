@@ -847,8 +847,9 @@ impl Compiler<'_> {
                 &mut missing,
             );
         }
-        if actions.len() < self.mapping().actions.len() {
-            // Some actions failed to compile; their `remember` is unknown, so do not guess.
+        if actions.len() < self.mapping().actions.len() || !self.document.pruned_actions.is_empty()
+        {
+            // Some actions failed to load or compile; their `remember` is unknown, so do not guess.
             return;
         }
         let mut stores: Vec<&str> = remembered.iter().copied().collect();

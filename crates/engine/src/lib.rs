@@ -27,10 +27,28 @@ pub use state::{MemoryState, NoState, Recall, Remembered};
 
 /// Loads and compiles the mapping file at `path`, reporting every problem at once.
 pub fn load(path: &std::path::Path) -> Result<CompiledMapping, ferry_spec::Diagnostics> {
-    compile(ferry_spec::load_file(path)?)
+    finish(ferry_spec::read_file(path))
 }
 
 /// Loads and compiles a mapping from text (`file` names it in messages).
 pub fn load_str(file: &str, text: &str) -> Result<CompiledMapping, ferry_spec::Diagnostics> {
-    compile(ferry_spec::load_str(file, text)?)
+    finish(ferry_spec::read_str(file, text))
+}
+
+/// Compiles what loaded; when some actions were set aside for structural problems, the rest is
+/// still compiled so that its problems are reported in the same pass.
+fn finish(loaded: ferry_spec::Loaded) -> Result<CompiledMapping, ferry_spec::Diagnostics> {
+    match loaded {
+        ferry_spec::Loaded::Complete(document) => compile(document),
+        ferry_spec::Loaded::Failed(problems) => Err(problems),
+        ferry_spec::Loaded::Partial { document, problems } => {
+            let mut all = problems.0;
+            if let Err(more) = compile(document) {
+                all.extend(more.0);
+            }
+            all.sort_by_key(|d| (d.line, d.column));
+            all.dedup();
+            Err(ferry_spec::Diagnostics(all))
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! mapping file with every problem located by file, line and column.
 
 mod diagnostic;
+mod document;
+mod explain;
 mod load;
 pub mod model;
 mod schema;
@@ -9,7 +11,8 @@ mod source_map;
 mod suggest;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use load::{Document, Target, display_pointer, load_file, load_str};
+pub use document::{Document, Target};
+pub use load::{Loaded, load_file, load_str, read_file, read_str};
 pub use schema::{mapping_schema, mapping_schema_text};
-pub use source_map::escape_segment;
+pub use source_map::{display_pointer, escape_segment};
 pub use suggest::did_you_mean;

@@ -81,6 +81,25 @@ pub fn escape_segment(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
+/// `/actions/track/when` -> `actions.track.when`, `/a/0` -> `a[0]`.
+pub fn display_pointer(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(&segment);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
 enum Frame {
     Mapping {
         pointer: String,
@@ -257,5 +276,12 @@ mod tests {
         let map = SourceMap::build("a: 1\nb: 2\na: 3\nb: 4\n");
         let lines: Vec<usize> = map.duplicates().iter().map(|(_, s)| s.line).collect();
         assert_eq!(lines, vec![3, 4]);
+    }
+
+    #[test]
+    fn pointers_display_as_dotted_paths() {
+        assert_eq!(display_pointer("/actions/track/when"), "actions.track.when");
+        assert_eq!(display_pointer("/a/from/1"), "a.from[1]");
+        assert_eq!(display_pointer("/h/a~1b"), "h.a/b");
     }
 }
