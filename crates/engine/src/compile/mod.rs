@@ -1,0 +1,203 @@
+//! Turns a parsed mapping into its compiled form, checking every path, template, setting
+//! reference and rule, and reporting every problem at once with its place in the file.
+
+use std::collections::HashSet;
+
+use ferry_spec::model::{self, Mapping, SourceDialect};
+use ferry_spec::{Diagnostic, Diagnostics, Document, Target, did_you_mean, escape_segment};
+
+use crate::compiled::{CompiledAction, CompiledMapping};
+use crate::template::Templates;
+
+mod action;
+mod bucket;
+mod field;
+mod http;
+
+use bucket::{settle_buckets, visit_recalls};
+pub(crate) use http::check_base_url;
+use http::check_header_name;
+
+/// Message types of the Segment spec (plus `delete`, which Segment sends to destinations).
+const SEGMENT_TYPES: &[&str] = &[
+    "identify", "track", "page", "screen", "group", "alias", "delete",
+];
+
+/// Compiles a loaded mapping, or returns every problem in it.
+pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
+    let mut compiler = Compiler {
+        document: &document,
+        problems: Vec::new(),
+        templates: Templates::default(),
+    };
+    let mapping = &document.mapping;
+    compiler.check_settings();
+    let base_url =
+        compiler.settings_template("/http/base_url", &mapping.http.base_url, "http.base_url");
+    let headers = compiler.mapping_headers();
+    let actions: Vec<CompiledAction> = mapping
+        .actions
+        .iter()
+        .filter_map(|(name, action)| compiler.action(name, action))
+        .collect();
+    compiler.check_recalls(&actions);
+
+    let Compiler {
+        problems,
+        templates,
+        ..
+    } = compiler;
+    if !problems.is_empty() {
+        let mut problems = problems;
+        problems.sort_by_key(|d| (d.line, d.column));
+        problems.dedup();
+        return Err(Diagnostics(problems));
+    }
+    let base_url = base_url.expect("no problems means the base URL compiled");
+    Ok(CompiledMapping {
+        name: mapping.name.as_str().into(),
+        file: document.file.clone(),
+        spec: document.mapping,
+        templates,
+        base_url,
+        headers,
+        actions,
+    })
+}
+
+struct Compiler<'d> {
+    document: &'d Document,
+    problems: Vec<Diagnostic>,
+    templates: Templates,
+}
+
+/// Where a field sits: its pointer in the file and its dotted output label.
+#[derive(Clone)]
+struct Place {
+    pointer: String,
+    label: String,
+}
+
+impl Place {
+    fn child(&self, key: &str, separator: &str) -> Place {
+        Place {
+            pointer: format!("{}/{}", self.pointer, escape_segment(key)),
+            label: if self.label.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{}{separator}{key}", self.label)
+            },
+        }
+    }
+}
+
+impl Compiler<'_> {
+    fn mapping(&self) -> &Mapping {
+        &self.document.mapping
+    }
+
+    fn problem(
+        &mut self,
+        pointer: &str,
+        target: Target,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let diagnostic = self.document.diagnostic(pointer, target, message);
+        self.problems.push(diagnostic);
+        self.problems.last_mut().expect("just pushed")
+    }
+
+    fn check_settings(&mut self) {
+        let settings: Vec<(String, model::Setting)> = self
+            .mapping()
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (name, setting) in settings {
+            let pointer = format!("/settings/{}", escape_segment(&name));
+            if setting.required && setting.default.is_some() {
+                self.problem(
+                    &format!("{pointer}/default"),
+                    Target::Key,
+                    format!("setting `{name}` is required and also has a default"),
+                )
+                .help = Some(
+                    "a default makes the setting optional: remove `required: true` or the default"
+                        .into(),
+                );
+            }
+            if let Some(default) = &setting.default
+                && let Err(why) = crate::connection::check_setting_type(setting.kind, default)
+            {
+                self.problem(
+                    &format!("{pointer}/default"),
+                    Target::Value,
+                    format!("the default of setting `{name}` {why}"),
+                );
+            }
+        }
+    }
+}
+
+impl Compiler<'_> {
+    fn check_recalls(&mut self, actions: &[CompiledAction]) {
+        let remembered: HashSet<&str> = actions
+            .iter()
+            .flat_map(|a| a.remember.iter().map(|r| &*r.store))
+            .collect();
+        let mut missing = Vec::new();
+        for (name, action) in &self.mapping().actions {
+            let base = format!("/actions/{}/request", escape_segment(name));
+            visit_recalls(
+                &format!("{base}/body"),
+                action.request.body.as_ref(),
+                &mut missing,
+            );
+            visit_recalls(
+                &format!("{base}/query"),
+                Some(&action.request.query),
+                &mut missing,
+            );
+        }
+        if actions.len() < self.mapping().actions.len() || !self.document.pruned_actions.is_empty()
+        {
+            // Some actions failed to load or compile; their `remember` is unknown, so do not guess.
+            return;
+        }
+        let mut stores: Vec<&str> = remembered.iter().copied().collect();
+        stores.sort_unstable();
+        for (pointer, store) in missing {
+            if !remembered.contains(store.as_str()) {
+                let help = match did_you_mean(&store, stores.iter().copied()) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!(
+                        "add `remember: {{ {store}: {{ key: ..., value: ... }} }}` to the action that sees the value"
+                    ),
+                };
+                self.problem(
+                    &pointer,
+                    Target::Value,
+                    format!("`recall` reads the store `{store}`, but no action remembers it"),
+                )
+                .help = Some(help);
+            }
+        }
+    }
+}
+
+fn list_pointer<T>(base: &str, list: &model::OneOrMany<T>, index: usize) -> String {
+    match list {
+        model::OneOrMany::One(_) => base.to_owned(),
+        model::OneOrMany::Many(_) => format!("{base}/{index}"),
+    }
+}
+
+fn dialect_name(dialect: SourceDialect) -> &'static str {
+    match dialect {
+        SourceDialect::Segment => "segment",
+        SourceDialect::Amplitude => "amplitude",
+        SourceDialect::Extole => "extole",
+        SourceDialect::Json => "json",
+    }
+}
