@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use ferry_spec::model::{Conversion, TimeUnit, Transform};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
@@ -13,11 +13,8 @@ pub type ShapeError = String;
 
 /// Applies one transform. Numbers and booleans are treated as their text; lists and objects are
 /// an error.
-pub fn transform<'a>(
-    value: Cow<'a, Value>,
-    transform: Transform,
-) -> Result<Cow<'a, Value>, ShapeError> {
-    let text: Cow<'_, str> = match &*value {
+pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeError> {
+    let text: Cow<'_, str> = match value {
         Value::String(s) => Cow::Borrowed(s.as_str()),
         Value::Number(n) => Cow::Owned(n.to_string()),
         Value::Bool(b) => Cow::Owned(b.to_string()),
@@ -43,7 +40,7 @@ pub fn transform<'a>(
             hex
         }
     };
-    Ok(Cow::Owned(Value::String(out)))
+    Ok(Value::String(out))
 }
 
 fn transform_name(transform: Transform) -> &'static str {
@@ -96,11 +93,11 @@ fn push_underscore(out: &mut String) {
 }
 
 /// Converts `value` to the type `to`. Numbers in time conversions are read in `unit`.
-pub fn convert<'a>(
-    value: Cow<'a, Value>,
+pub fn convert(
+    value: Cow<'_, Value>,
     to: Conversion,
     unit: TimeUnit,
-) -> Result<Cow<'a, Value>, ShapeError> {
+) -> Result<Cow<'_, Value>, ShapeError> {
     let fail = |value: &Value, what: &str| {
         Err(format!(
             "cannot convert {} `{}` to {what}",
@@ -148,8 +145,9 @@ pub fn convert<'a>(
         },
         Conversion::Iso8601 => {
             let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            // `%Y-%m-%dT%H:%M:%S%.3fZ`, written without parsing a format string per value.
             Ok(Cow::Owned(Value::String(
-                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                time.to_rfc3339_opts(SecondsFormat::Millis, true),
             )))
         }
         Conversion::UnixSeconds => {
@@ -276,6 +274,31 @@ mod tests {
     }
 
     #[test]
+    fn iso8601_output_matches_its_strftime_format() {
+        let times = [
+            DateTime::parse_from_rfc3339("2016-12-31T23:59:60.5Z").unwrap(),
+            DateTime::parse_from_rfc3339("0999-01-02T03:04:05.678+01:00").unwrap(),
+        ]
+        .map(|t| t.with_timezone(&Utc))
+        .into_iter()
+        .chain(
+            [
+                0,
+                1_700_000_000_123,
+                -62_198_755_200_000,
+                253_402_300_800_000,
+            ]
+            .map(|ms| DateTime::from_timestamp_millis(ms).unwrap()),
+        );
+        for time in times {
+            assert_eq!(
+                time.to_rfc3339_opts(SecondsFormat::Millis, true),
+                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+        }
+    }
+
+    #[test]
     fn snake_cases_names() {
         assert_eq!(snake_case("Order Completed"), "order_completed");
         assert_eq!(snake_case("firstName"), "first_name");
@@ -285,7 +308,7 @@ mod tests {
 
     #[test]
     fn transforms_text() {
-        let t = |v: Value, t: Transform| transform(Cow::Owned(v), t).map(Cow::into_owned);
+        let t = |v: Value, t: Transform| transform(&v, t);
         assert_eq!(
             t(json!("  A@B.com "), Transform::Trim),
             Ok(json!("A@B.com"))

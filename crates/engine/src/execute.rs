@@ -2,6 +2,7 @@
 //! a buffer in the mapping's order. Nothing here parses the mapping; everything was compiled.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use ferry_spec::model::{BodyFormat, Otherwise, SourceDialect};
@@ -232,21 +233,20 @@ impl<'a> Run<'a> {
         event: &'a Value,
     ) -> Step<PlannedRequest> {
         let connection = self.connection;
-        let mut url = match &connection.paths[index] {
-            Some(url) => url.to_string(),
-            None => {
-                let path = connection
-                    .render(&action.path, Some(event))
-                    .map_err(|e| match e {
-                        RenderError::Undefined(why) => Stop::Failed(format!(
-                            "the request path needs a value the event lacks: {why}"
-                        )),
-                        RenderError::Failed(why) => {
-                            Stop::Failed(format!("the request path cannot be rendered: {why}"))
-                        }
-                    })?;
-                format!("{}{path}", connection.base_url)
-            }
+        let mut url = if let Some(url) = &connection.paths[index] {
+            url.to_string()
+        } else {
+            let path = connection
+                .render(&action.path, Some(event))
+                .map_err(|e| match e {
+                    RenderError::Undefined(why) => Stop::Failed(format!(
+                        "the request path needs a value the event lacks: {why}"
+                    )),
+                    RenderError::Failed(why) => {
+                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
+                    }
+                })?;
+            format!("{}{path}", connection.base_url)
         };
         if !action.query.is_empty() {
             let pairs = self.flat_fields(&action.query, event)?;
@@ -458,19 +458,15 @@ impl<'a> Run<'a> {
         out: &mut Vec<u8>,
         first: &mut bool,
     ) -> Step<()> {
-        match &item.source {
-            Source::Object { fields, rest } => {
-                separate(out, first);
-                self.object(fields, rest.as_ref(), Some(item), value, out)
-            }
-            _ => {
-                if let Some(v) = self.value(item, value)? {
-                    separate(out, first);
-                    write_value(out, &v);
-                }
-                Ok(())
-            }
+        if let Source::Object { fields, rest } = &item.source {
+            separate(out, first);
+            return self.object(fields, rest.as_ref(), Some(item), value, out);
         }
+        if let Some(v) = self.value(item, value)? {
+            separate(out, first);
+            write_value(out, &v);
+        }
+        Ok(())
     }
 
     /// The value of a field that is not an object or list, after defaults and shaping; `None`
@@ -491,41 +487,33 @@ impl<'a> Run<'a> {
                     }
                 }
                 match found {
-                    Some((v, path)) => (Some(v), Source::describe_path(path)),
+                    Some((v, path)) => (Some(v), Origin::Path(path)),
                     None => match recall {
                         Some(rule) => match self.recall(rule, root) {
-                            Some(v) => (
-                                Some(Cow::Owned(v)),
-                                Cow::Owned(format!("recalled `{}`", rule.store)),
-                            ),
-                            None if saw_null => {
-                                (Some(Cow::Owned(Value::Null)), Cow::Borrowed("null"))
-                            }
-                            None => (None, Cow::Borrowed("")),
+                            Some(v) => (Some(Cow::Owned(v)), Origin::Recalled(&rule.store)),
+                            None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
+                            None => (None, Origin::Nothing),
                         },
-                        None if saw_null => (Some(Cow::Owned(Value::Null)), Cow::Borrowed("null")),
-                        None => (None, Cow::Borrowed("")),
+                        None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
+                        None => (None, Origin::Nothing),
                     },
                 }
             }
             Source::Recall(rule) => (
                 self.recall(rule, root).map(Cow::Owned),
-                Cow::Owned(format!("recalled `{}`", rule.store)),
+                Origin::Recalled(&rule.store),
             ),
-            Source::Value(value) => (Some(Cow::Borrowed(value)), Cow::Borrowed("literal")),
+            Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal),
             Source::Template(template) => match self.connection.render(template, Some(root)) {
-                Ok(text) => (
-                    Some(Cow::Owned(Value::String(text))),
-                    Cow::Borrowed("template"),
-                ),
-                Err(RenderError::Undefined(_)) => (None, Cow::Borrowed("")),
+                Ok(text) => (Some(Cow::Owned(Value::String(text))), Origin::Template),
+                Err(RenderError::Undefined(_)) => (None, Origin::Nothing),
                 Err(RenderError::Failed(why)) => {
                     return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
                 }
             },
             Source::Setting(name) => (
                 self.connection.values.get(&**name).map(Cow::Borrowed),
-                Cow::Owned(format!("setting `{name}`")),
+                Origin::Setting(name),
             ),
             Source::Object { .. } | Source::Each { .. } => {
                 return Err(Stop::Failed(format!(
@@ -615,8 +603,10 @@ impl<'a> Run<'a> {
             };
         }
         for transform in &field.transforms {
-            value = convert::transform(value, *transform)
-                .map_err(|why| Stop::Failed(format!("`{}`: {why}", field.label)))?;
+            value = Cow::Owned(
+                convert::transform(&value, *transform)
+                    .map_err(|why| Stop::Failed(format!("`{}`: {why}", field.label)))?,
+            );
         }
         if let Some(to) = field.convert {
             value = convert::convert(value, to, field.time_unit)
@@ -713,7 +703,7 @@ impl<'a> Run<'a> {
         let value = if value.is_null() {
             Cow::Borrowed(value)
         } else {
-            self.shape_bucketed(owner, value)?
+            Self::shape_bucketed(owner, value)?
         };
         separate(out, first);
         serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
@@ -725,11 +715,13 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn shape_bucketed(&self, owner: &'a Field, value: &'a Value) -> Step<Cow<'a, Value>> {
+    fn shape_bucketed(owner: &'a Field, value: &'a Value) -> Step<Cow<'a, Value>> {
         let mut value = Cow::Borrowed(value);
         for transform in &owner.transforms {
-            value = convert::transform(value, *transform)
-                .map_err(|why| Stop::Failed(format!("`{}`: {why}", owner.label)))?;
+            value = Cow::Owned(
+                convert::transform(&value, *transform)
+                    .map_err(|why| Stop::Failed(format!("`{}`: {why}", owner.label)))?,
+            );
         }
         if let Some(to) = owner.convert {
             value = convert::convert(value, to, owner.time_unit)
@@ -739,11 +731,34 @@ impl<'a> Run<'a> {
     }
 }
 
-impl Source {
-    fn describe_path(path: &str) -> Cow<'static, str> {
-        Cow::Owned(format!("`{path}`"))
-    }
+/// Where a field's value came from, for the trace: only written out when tracing.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    Path(&'a str),
+    Recalled(&'a str),
+    Setting(&'a str),
+    Literal,
+    Template,
+    Null,
+    /// Nothing was found; never shown, since a missing value is traced as missing.
+    Nothing,
+}
 
+impl fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Path(path) => write!(f, "`{path}`"),
+            Origin::Recalled(store) => write!(f, "recalled `{store}`"),
+            Origin::Setting(name) => write!(f, "setting `{name}`"),
+            Origin::Literal => f.write_str("literal"),
+            Origin::Template => f.write_str("template"),
+            Origin::Null => f.write_str("null"),
+            Origin::Nothing => Ok(()),
+        }
+    }
+}
+
+impl Source {
     fn describe_missing(&self, root: &Value) -> String {
         match self {
             Source::Paths { paths, recall } => {

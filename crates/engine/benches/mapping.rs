@@ -1,0 +1,468 @@
+//! Mapping cost as a ratio to the cost of parsing and re-serialising the same JSON.
+//!
+//! Each round times two passes over the same stream of Segment events, held as raw JSON lines:
+//!
+//! - floor: parse each line into a `serde_json::Value` and serialise it back to bytes;
+//! - ferry: parse each line, plan it with the connection, and take the body bytes of every
+//!   planned request.
+//!
+//! The passes alternate in every round so that both see the same machine noise, and the medians
+//! over the rounds are compared. The target for `mappings/extole.yaml` is a ratio of at most 2.5.
+//! The bench only reports; it never fails on the ratio.
+//!
+//! ```text
+//! cargo bench -p ferry-engine --bench mapping
+//! FERRY_BENCH_ROUNDS=41 FERRY_BENCH_EVENTS=40000 cargo bench -p ferry-engine --bench mapping
+//! FERRY_BENCH_ONLY=extole cargo bench -p ferry-engine --bench mapping
+//! ```
+//!
+//! Promoter's failures are expected: an audience-only identify carries no email, which its
+//! `identify` action requires.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_engine::{Body, Connection, MemoryState, NoState, Outcome, Plan, Recall};
+use serde_json::{Map, Value, json};
+
+const DEFAULT_ROUNDS: usize = 21;
+const DEFAULT_EVENTS: usize = 20_000;
+const WARMUP_ROUNDS: usize = 3;
+const TARGET_RATIO: f64 = 2.5;
+
+fn main() {
+    let rounds = env_number("FERRY_BENCH_ROUNDS", DEFAULT_ROUNDS).max(1);
+    let events = env_number("FERRY_BENCH_EVENTS", DEFAULT_EVENTS).max(1);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let stream = event_stream(&root.join("examples/segment-events.ndjson"), events);
+    let bytes: usize = stream.iter().map(Vec::len).sum();
+    println!(
+        "{} events ({} bytes, {} bytes/event on average), {WARMUP_ROUNDS} warm-up + {rounds} rounds",
+        stream.len(),
+        bytes,
+        bytes / stream.len()
+    );
+
+    // FERRY_BENCH_ONLY=extole runs one mapping, e.g. under a profiler.
+    let only = std::env::var("FERRY_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let mut summaries = Vec::new();
+    if wanted("extole") {
+        let extole = connect(&root, "extole", &json!({"api_key": "bench-key"}));
+        summaries.push(bench(
+            "extole",
+            &stream,
+            rounds,
+            || NoState,
+            |_, _| {},
+            &extole,
+        ));
+    }
+    if wanted("promoter") {
+        let promoter = connect(
+            &root,
+            "promoter",
+            &json!({"api_key": "k", "campaign_id": 7}),
+        );
+        summaries.push(bench(
+            "promoter",
+            &stream,
+            rounds,
+            MemoryState::default,
+            |state: &mut MemoryState, plan: &mut Plan| state.apply(plan.remember.drain(..)),
+            &promoter,
+        ));
+    }
+
+    println!();
+    for summary in summaries {
+        println!("{summary}");
+    }
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not `{text}`")),
+        Err(_) => default,
+    }
+}
+
+fn connect(root: &Path, name: &str, settings: &Value) -> Connection {
+    let path: PathBuf = root.join(format!("mappings/{name}.yaml"));
+    let mapping = ferry_engine::load(&path).unwrap_or_else(|d| panic!("{d}"));
+    Connection::new(Arc::new(mapping), settings.as_object().expect("a map"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What one pass over the stream did, so that both passes can be checked and kept alive.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    bytes: usize,
+    requests: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+fn floor_pass(stream: &[Vec<u8>]) -> Tally {
+    let mut tally = Tally::default();
+    for line in stream {
+        let event: Value = serde_json::from_slice(black_box(line)).expect("valid JSON");
+        let out = serde_json::to_vec(&event).expect("a value serializes");
+        tally.bytes += black_box(out).len();
+    }
+    tally
+}
+
+fn ferry_pass<S: Recall>(
+    connection: &Connection,
+    stream: &[Vec<u8>],
+    state: &mut S,
+    apply: &impl Fn(&mut S, &mut Plan),
+) -> Tally {
+    let mut tally = Tally::default();
+    for line in stream {
+        let event: Value = serde_json::from_slice(black_box(line)).expect("valid JSON");
+        let mut plan = connection.plan(&event, state);
+        for outcome in &plan.outcomes {
+            match outcome {
+                Outcome::Request(request) => {
+                    tally.requests += 1;
+                    tally.bytes += black_box(&request.url).len();
+                    tally.bytes += match &request.body {
+                        // The planned text is what is sent: no copy needed.
+                        Some(Body::Json(text)) => black_box(text.as_bytes()).len(),
+                        Some(form @ Body::Form(_)) => black_box(form.to_bytes()).len(),
+                        None => 0,
+                    };
+                }
+                Outcome::Skipped(_) => tally.skipped += 1,
+                Outcome::Failed(_) => tally.failed += 1,
+            }
+        }
+        apply(state, &mut plan);
+        black_box(plan);
+    }
+    tally
+}
+
+struct Summary {
+    name: &'static str,
+    ferry_ns: f64,
+    floor_ns: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: ferry {:.2} µs/event vs floor {:.2} µs/event -> ratio {:.2} (target <= {TARGET_RATIO})",
+            self.name,
+            self.ferry_ns / 1000.0,
+            self.floor_ns / 1000.0,
+            self.ferry_ns / self.floor_ns
+        )
+    }
+}
+
+fn bench<S: Recall>(
+    name: &'static str,
+    stream: &[Vec<u8>],
+    rounds: usize,
+    fresh_state: impl Fn() -> S,
+    apply: impl Fn(&mut S, &mut Plan),
+    connection: &Connection,
+) -> Summary {
+    let mut floor_times = Vec::with_capacity(rounds);
+    let mut ferry_times = Vec::with_capacity(rounds);
+    let mut tallies = None;
+    for round in 0..WARMUP_ROUNDS + rounds {
+        let mut state = fresh_state();
+        let time_floor = || {
+            let start = Instant::now();
+            let tally = floor_pass(stream);
+            (start.elapsed(), tally)
+        };
+        let mut time_ferry = || {
+            let start = Instant::now();
+            let tally = ferry_pass(connection, stream, &mut state, &apply);
+            (start.elapsed(), tally)
+        };
+        // Alternate which pass goes first, so neither always runs on a cache the other warmed.
+        let ((floor, floor_tally), (ferry, ferry_tally)) = if round % 2 == 0 {
+            let floor = time_floor();
+            (floor, time_ferry())
+        } else {
+            let ferry = time_ferry();
+            (time_floor(), ferry)
+        };
+        match tallies {
+            None => tallies = Some((floor_tally, ferry_tally)),
+            Some(seen) => assert!(
+                seen == (floor_tally, ferry_tally),
+                "every round must do the same work"
+            ),
+        }
+        if round >= WARMUP_ROUNDS {
+            floor_times.push(floor);
+            ferry_times.push(ferry);
+        }
+    }
+    let (_, ferry_tally) = tallies.expect("at least one round");
+    let per_event = |times: &mut Vec<Duration>| {
+        times.sort();
+        let median = times[times.len() / 2];
+        let min = times[0];
+        #[allow(clippy::cast_precision_loss)]
+        let ns = |d: Duration| d.as_nanos() as f64 / stream.len() as f64;
+        (ns(median), ns(min))
+    };
+    let (floor_ns, floor_min) = per_event(&mut floor_times);
+    let (ferry_ns, ferry_min) = per_event(&mut ferry_times);
+    println!();
+    println!(
+        "{name}: {} requests, {} skipped, {} failed per pass",
+        ferry_tally.requests, ferry_tally.skipped, ferry_tally.failed
+    );
+    for (what, median, min) in [
+        ("floor", floor_ns, floor_min),
+        ("ferry", ferry_ns, ferry_min),
+    ] {
+        println!(
+            "  {what}: median {median:8.0} ns/event ({:>9.0} events/s), best {min:8.0} ns/event",
+            1e9 / median
+        );
+    }
+    println!(
+        "  ratio ferry/floor: median {:.2}, best {:.2}",
+        ferry_ns / floor_ns,
+        ferry_min / floor_min
+    );
+    Summary {
+        name,
+        ferry_ns,
+        floor_ns,
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so every run maps the same stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The sample events, by what they are.
+struct Samples {
+    identify: Value,
+    audience: Value,
+    registration: Value,
+    conversion: Value,
+    order: Value,
+    other_track: Value,
+    page: Value,
+    delete: Value,
+}
+
+impl Samples {
+    fn read(path: &Path) -> Samples {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let lines: Vec<Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        let find = |kind: &str, event: Option<&str>, has: Option<&str>| {
+            lines
+                .iter()
+                .find(|v| {
+                    v["type"] == kind
+                        && event.is_none_or(|e| v["event"] == e)
+                        && has.is_none_or(|t| v["traits"].get(t).is_some())
+                })
+                .unwrap_or_else(|| panic!("no {kind} {event:?} sample"))
+                .clone()
+        };
+        Samples {
+            identify: find("identify", None, Some("email")),
+            audience: find("identify", None, Some("order_completed_last_30days")),
+            registration: find("track", Some("registration"), None),
+            conversion: find("track", Some("conversion"), None),
+            order: find("track", Some("Order Completed"), None),
+            other_track: find("track", Some("Login Button Clicked"), None),
+            page: find("page", None, None),
+            delete: find("delete", None, None),
+        }
+    }
+}
+
+const FIRST_NAMES: [&str; 6] = ["John", "Ana", "Mei", "Oluwaseun", "Zoë", "Lars"];
+const LAST_NAMES: [&str; 5] = ["Doe", "García", "Chen", "Okafor", "Østergaard"];
+
+/// At least `count` events as JSON lines: per user, an identify, then a mix of tracks, pages,
+/// audience updates and, now and then, a delete.
+fn event_stream(samples: &Path, count: usize) -> Vec<Vec<u8>> {
+    let samples = Samples::read(samples);
+    let mut rng = Rng(0x00C0_FFEE_D15E_A5E5);
+    let mut lines = Vec::with_capacity(count + 16);
+    let mut message = 0_u64;
+    let mut user = 0_u64;
+    while lines.len() < count {
+        user += 1;
+        let user_id = format!("user-{user:06}");
+        let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
+        let last = LAST_NAMES[usize::try_from(rng.below(5)).unwrap()];
+        let email = format!(
+            "{}.{}.{user}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase()
+        );
+        let mut emit = |mut event: Value, rng: &mut Rng| {
+            message += 1;
+            event["messageId"] = json!(format!("msg-{message:08}"));
+            if event.get("userId").is_some() {
+                event["userId"] = json!(user_id);
+            }
+            if event.get("anonymousId").is_some() {
+                event["anonymousId"] = json!(format!("anon-{:x}", rng.next() >> 16));
+            }
+            event["timestamp"] = json!(format!(
+                "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                1 + rng.below(28),
+                rng.below(24),
+                rng.below(60),
+                rng.below(60),
+                rng.below(1000)
+            ));
+            lines.push(serde_json::to_vec(&event).expect("a value serializes"));
+        };
+
+        let mut identify = samples.identify.clone();
+        let traits = identify["traits"].as_object_mut().expect("traits");
+        traits.insert("email".into(), json!(email));
+        traits.insert("firstName".into(), json!(first));
+        traits.insert("lastName".into(), json!(last));
+        traits.insert("age".into(), json!(18 + rng.below(60)));
+        traits.insert("existingCustomer".into(), json!(rng.chance(50)));
+        if rng.chance(50) {
+            traits.insert(
+                "plan".into(),
+                json!(["free", "pro", "team"][usize::try_from(user % 3).unwrap()]),
+            );
+            traits.insert(
+                "address".into(),
+                json!({"city": "Lisbon", "postalCode": format!("{:04}", rng.below(10_000))}),
+            );
+        }
+        emit(identify, &mut rng);
+
+        for _ in 0..3 + rng.below(5) {
+            let event = match rng.below(100) {
+                0..20 => {
+                    let mut e = samples.registration.clone();
+                    set_person(
+                        e["properties"].as_object_mut(),
+                        &email,
+                        first,
+                        last,
+                        &user_id,
+                    );
+                    e
+                }
+                20..35 => {
+                    let mut e = samples.conversion.clone();
+                    let props = e["properties"].as_object_mut().expect("properties");
+                    set_person(Some(props), &email, first, last, &user_id);
+                    props.insert(
+                        "partner_conversion_id".into(),
+                        json!(format!("purchase-{}", rng.next() >> 40)),
+                    );
+                    let cents = 100 + rng.below(50_000);
+                    let value = if rng.chance(50) {
+                        json!(format!("{}.{:02}", cents / 100, cents % 100))
+                    } else {
+                        json!(cents_to_f64(cents))
+                    };
+                    props.insert("cart_value".into(), value);
+                    e
+                }
+                35..55 => order(&samples.order, &email, &mut rng),
+                55..70 => samples.other_track.clone(),
+                70..90 => samples.page.clone(),
+                _ => samples.audience.clone(),
+            };
+            emit(event, &mut rng);
+        }
+        if rng.chance(5) {
+            emit(samples.delete.clone(), &mut rng);
+        }
+    }
+    lines
+}
+
+fn set_person(
+    props: Option<&mut Map<String, Value>>,
+    email: &str,
+    first: &str,
+    last: &str,
+    user_id: &str,
+) {
+    let props = props.expect("properties");
+    props.insert("email".into(), json!(email));
+    props.insert("first_name".into(), json!(first));
+    props.insert("last_name".into(), json!(last));
+    if props.contains_key("partner_user_id") {
+        props.insert("partner_user_id".into(), json!(user_id));
+    }
+}
+
+fn order(sample: &Value, email: &str, rng: &mut Rng) -> Value {
+    let mut e = sample.clone();
+    e["context"]["traits"]["email"] = json!(email);
+    let props = e["properties"].as_object_mut().expect("properties");
+    let template = props["products"][0].clone();
+    let mut products = Vec::new();
+    let mut total = 0.0;
+    for n in 0..=rng.below(4) {
+        let mut product = template.clone();
+        let price = cents_to_f64(500 + rng.below(20_000));
+        let quantity = 1 + rng.below(3);
+        total += price * f64::from(u32::try_from(quantity).unwrap());
+        product["product_id"] = json!(format!("p-{}", rng.below(1000)));
+        product["sku"] = json!(format!("SKU-{n}-{}", rng.below(100_000)));
+        product["price"] = json!(price);
+        product["quantity"] = json!(quantity);
+        products.push(product);
+    }
+    let total = (total * 100.0).round() / 100.0;
+    props.insert("products".into(), Value::Array(products));
+    props.insert(
+        "order_id".into(),
+        json!(format!("order-{}", rng.next() >> 44)),
+    );
+    props.insert("total".into(), json!(total));
+    props.insert("revenue".into(), json!(total * 0.9));
+    e
+}
+
+fn cents_to_f64(cents: u64) -> f64 {
+    f64::from(u32::try_from(cents).expect("small amounts")) / 100.0
+}
