@@ -141,8 +141,13 @@ impl Connection {
         }
         let settings = minijinja::Value::from(minijinja::value::Serde(&values));
         let redacted_settings = minijinja::Value::from(minijinja::value::Serde(&redacted_values));
+        let name = mapping.name.to_string();
+        let fail = |problem: String| SettingsError {
+            mapping: name.clone(),
+            problems: vec![problem],
+        };
         let mut connection = Connection {
-            mapping: Arc::clone(&mapping),
+            mapping,
             values,
             settings,
             redacted_settings,
@@ -152,30 +157,33 @@ impl Connection {
             secret_names,
             secrets,
         };
-        let fail = |problem: String| SettingsError {
-            mapping: mapping.name.to_string(),
-            problems: vec![problem],
-        };
         let base_url = connection
-            .render_constant(&mapping.base_url)
+            .render_constant(&connection.mapping.base_url)
             .map_err(&fail)?;
         check_base_url(&base_url).map_err(|why| fail(connection.redact(&why).into_owned()))?;
         connection.base_url = base_url.trim_end_matches('/').into();
-        let mut headers = Vec::new();
-        for (name, value) in &mapping.headers {
-            let header = connection.header(name, value).map_err(&fail)?;
-            headers.push(header);
-        }
+        let headers = connection
+            .mapping
+            .headers
+            .iter()
+            .map(|(name, value)| connection.header(name, value))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&fail)?;
         connection.headers = headers.into();
-        for action in &mapping.actions {
-            let path = if action.path.reads_event() {
-                None
-            } else {
-                let path = connection.render_constant(&action.path).map_err(&fail)?;
-                Some(format!("{}{path}", connection.base_url).into())
-            };
-            connection.paths.push(path);
-        }
+        let paths = connection
+            .mapping
+            .actions
+            .iter()
+            .map(|action| {
+                if action.path.reads_event() {
+                    return Ok(None);
+                }
+                let path = connection.render_constant(&action.path)?;
+                Ok(Some(format!("{}{path}", connection.base_url).into()))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(&fail)?;
+        connection.paths = paths;
         Ok(connection)
     }
 

@@ -53,13 +53,12 @@ impl Path {
                 text.trim_start_matches('.')
             ));
         }
-        let kind = match parse_plain(text) {
-            Some(segments) => Kind::Plain(segments.into_boxed_slice()),
-            None => {
-                let query =
-                    parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
-                Kind::Query(Box::new(query))
-            }
+        let kind = if let Some(segments) = parse_plain(text) {
+            Kind::Plain(segments.into_boxed_slice())
+        } else {
+            let query =
+                parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+            Kind::Query(Box::new(query))
         };
         Ok(Path {
             text: text.into(),

@@ -1,6 +1,8 @@
 //! The documented field semantics (docs/writing-a-mapping.md), one test per rule, on small
 //! mappings written inline.
 
+#![allow(clippy::needless_pass_by_value)] // tests hand `json!` literals over by value
+
 use std::sync::Arc;
 
 use ferry_engine::{Body, Connection, MemoryState, NoState, Outcome, Plan, PlannedRequest};

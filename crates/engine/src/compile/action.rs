@@ -7,7 +7,9 @@ use crate::compiled::{CompiledAction, Remember, Selector};
 use crate::path::Path;
 use crate::template::Escape;
 
-use super::*;
+use super::{
+    Compiler, Place, SEGMENT_TYPES, check_header_name, dialect_name, list_pointer, settle_buckets,
+};
 
 impl Compiler<'_> {
     pub(super) fn action(&mut self, name: &str, action: &model::Action) -> Option<CompiledAction> {

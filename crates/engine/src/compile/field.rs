@@ -8,7 +8,7 @@ use crate::compiled::{Field, Recall, Remap, Rest, Source};
 use crate::path::Path;
 use crate::template::Escape;
 
-use super::*;
+use super::{Compiler, Place, list_pointer};
 
 impl Compiler<'_> {
     pub(super) fn fields(

@@ -7,7 +7,7 @@ use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
 use crate::compiled::HeaderValue;
 use crate::template::{Escape, Template};
 
-use super::*;
+use super::Compiler;
 
 impl Compiler<'_> {
     /// A template that may read settings only (base URL, shared headers, auth).
