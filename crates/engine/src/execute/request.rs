@@ -1,0 +1,117 @@
+//! One action's request: URL, query, headers, body and dedupe key.
+
+use crate::compiled::{CompiledAction, Field};
+use crate::connection::{Header, check_header_value};
+use crate::plan::{Body, PlannedRequest};
+use crate::template::RenderError;
+use ferry_spec::model::BodyFormat;
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::{Run, Step, Stop, text_of};
+
+impl<'a> Run<'a> {
+    pub(super) fn action(
+        &mut self,
+        index: usize,
+        action: &'a CompiledAction,
+        event: &'a Value,
+    ) -> Step<PlannedRequest> {
+        let connection = self.connection;
+        let mut url = if let Some(url) = &connection.paths[index] {
+            url.to_string()
+        } else {
+            let path = connection
+                .render(&action.path, Some(event))
+                .map_err(|e| match e {
+                    RenderError::Undefined(why) => Stop::Failed(format!(
+                        "the request path needs a value the event lacks: {why}"
+                    )),
+                    RenderError::Failed(why) => {
+                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
+                    }
+                })?;
+            format!("{}{path}", connection.base_url)
+        };
+        if !action.query.is_empty() {
+            let pairs = self.flat_fields(&action.query, event)?;
+            if !pairs.is_empty() {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&pairs)
+                        .finish(),
+                );
+            }
+        }
+        let mut headers: Vec<Header> = connection.headers.to_vec();
+        for (name, template) in &action.headers {
+            let value = match connection.render(template, Some(event)) {
+                Ok(value) => value,
+                Err(RenderError::Undefined(_)) => continue,
+                Err(RenderError::Failed(why)) => {
+                    return Err(Stop::Failed(format!("header `{name}`: {why}")));
+                }
+            };
+            check_header_value(name, &value).map_err(Stop::Failed)?;
+            let redacted = if connection.reads_secret(template) {
+                connection
+                    .render_redacted(template, Some(event))
+                    .ok()
+                    .map(Into::into)
+            } else {
+                None
+            };
+            headers.push(Header {
+                name: Arc::clone(name),
+                value: value.into(),
+                redacted,
+            });
+        }
+        let body = match (&action.body, action.format) {
+            (None, _) => None,
+            (Some(fields), BodyFormat::Json) => {
+                let mut out = Vec::with_capacity(256);
+                self.object(fields, None, None, event, &mut out)?;
+                let limit = connection.mapping.spec.http.max_body_bytes;
+                if out.len() as u64 > limit {
+                    return Err(Stop::Failed(format!(
+                        "the body is {} bytes, over the mapping's limit of {limit} (`http.max_body_bytes`)",
+                        out.len()
+                    )));
+                }
+                Some(Body::Json(
+                    String::from_utf8(out).expect("serde_json writes UTF-8"),
+                ))
+            }
+            (Some(fields), BodyFormat::Form) => Some(Body::Form(self.flat_fields(fields, event)?)),
+        };
+        let dedupe_key = match &action.dedupe_key {
+            Some(field) => self.value(field, event)?.map(|v| text_of(&v)),
+            None => None,
+        };
+        Ok(PlannedRequest {
+            action: Arc::clone(&action.name),
+            method: action.method,
+            url,
+            headers,
+            body,
+            dedupe_key,
+        })
+    }
+
+    /// Query parameters and form fields: name and text of every present value.
+    pub(super) fn flat_fields(
+        &mut self,
+        fields: &'a [Field],
+        event: &'a Value,
+    ) -> Step<Vec<(String, String)>> {
+        let mut pairs = Vec::with_capacity(fields.len());
+        for field in fields {
+            if let Some(value) = self.value(field, event)? {
+                pairs.push((field.key.to_string(), text_of(&value)));
+            }
+        }
+        Ok(pairs)
+    }
+}
