@@ -20,6 +20,7 @@ pub struct Mapping {
     pub version: u32,
     /// Short identifier of the destination, used in output and logs, e.g. `extole`.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_-]*$"))]
+    #[schemars(example = &"extole")]
     pub name: String,
     /// One sentence on what this mapping does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +99,7 @@ pub enum SettingType {
 pub struct Http {
     /// Scheme and host (and optional path prefix) of every request. A literal or a template over
     /// `settings` only: event data can never choose the host.
+    #[schemars(example = &"https://api.extole.io")]
     pub base_url: String,
     /// How requests authenticate. At most one of `bearer`, `basic` or `header`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +123,7 @@ fn default_max_body_bytes() -> u64 {
 pub struct Auth {
     /// `Authorization: Bearer <token>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"{{ settings.api_key }}")]
     pub bearer: Option<String>,
     /// `Authorization: Basic base64(username:password)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,9 +285,11 @@ pub struct Selector {
     /// Message type, or a list of them: `identify`, `track`, `page`, `screen`, `group`, `alias`,
     /// `delete`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"track")]
     pub kind: Option<OneOrMany<String>>,
     /// Event name, or a list of them (exact, case-sensitive match).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"Order Completed")]
     pub event: Option<OneOrMany<String>>,
     /// JSONPath (or list of them) that must each select a non-null value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -325,6 +330,7 @@ pub struct Request {
     pub method: Method,
     /// Path after `http.base_url`, starting with `/`. A template over `event` and `settings`;
     /// every interpolated value is URL-encoded as one path segment.
+    #[schemars(example = &"/v6/events")]
     pub path: String,
     /// Query parameters, mapped like body fields; values are URL-encoded.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
@@ -392,12 +398,14 @@ pub enum BodyFormat {
 pub struct Field {
     /// JSONPath into the event, or a list of them: the first that selects a non-null value wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"$.traits.email")]
     pub from: Option<OneOrMany<String>>,
     /// A literal value, sent as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
     /// A template producing a string, over `event` and `settings`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"{{ event.traits.firstName }} {{ event.traits.lastName }}")]
     pub template: Option<String>,
     /// The value of a setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -408,6 +416,7 @@ pub struct Field {
     /// JSONPath to an object: every key of it that no other field of this action reads goes
     /// into this object (the catch-all bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"$.traits")]
     pub rest_of: Option<String>,
     /// With `rest_of`: keys that never go into the bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -422,6 +431,7 @@ pub struct Field {
     /// other keys of this field (`from`, `fields`, `template`...), where `$` and `event` mean the
     /// item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"$.properties.products")]
     pub each: Option<String>,
     /// A value remembered by an earlier event's action; used after `from` finds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
