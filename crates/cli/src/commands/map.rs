@@ -139,8 +139,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     out.flush().or_else(ignore_broken_pipe)?;
     writeln!(
         err,
-        "{name}: {} events, {} requests planned, {} skipped, {} failed",
-        tally.events, tally.requests, tally.skipped, tally.failed
+        "{name}: {}, {} planned, {} skipped, {} failed",
+        count(tally.events, "event"),
+        count(tally.requests, "request"),
+        tally.skipped,
+        tally.failed
     )?;
     err.flush()?;
     Ok(if tally.failed > 0 {
@@ -148,6 +151,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// `ferry map ... | head` closes the pipe early; that is not an error.
