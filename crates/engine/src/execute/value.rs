@@ -148,22 +148,25 @@ impl<'a> Run<'a> {
                 }
             };
         }
-        for transform in &field.transforms {
-            value = Cow::Owned(
-                convert::transform(&value, *transform)
-                    .map_err(|why| Stop::Failed(format!("`{}`: {why}", field.label)))?,
-            );
-        }
-        if let Some(to) = field.convert {
-            value = convert::convert(value, to, field.time_unit)
-                .map_err(|why| Stop::Failed(format!("`{}`: {why}", field.label)))?;
-        }
-        Ok(value)
+        retype(field, value)
     }
 
     pub(super) fn recall(&self, rule: &RecallRule, root: &Value) -> Option<Value> {
         let key = rule.key.get(root).and_then(|k| key_text(&k))?;
         self.state.recall(&rule.store, &key)
+    }
+}
+
+/// Applies a field's `transform`s, then its `as` conversion.
+pub(super) fn retype<'v>(field: &Field, value: Cow<'v, Value>) -> Step<Cow<'v, Value>> {
+    let fail = |why: String| Stop::Failed(format!("`{}`: {why}", field.label));
+    let mut value = value;
+    for transform in &field.transforms {
+        value = Cow::Owned(convert::transform(&value, *transform).map_err(fail)?);
+    }
+    match field.convert {
+        Some(to) => convert::convert(value, to, field.time_unit).map_err(fail),
+        None => Ok(value),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Writing objects, lists and buckets straight to the body buffer, in field order.
 
 use crate::compiled::{Field, Rest, Source};
-use crate::convert::{self, kind};
+use crate::convert::kind;
 use crate::path::walk;
 use serde_json::Value;
 use std::borrow::Cow;
 
+use super::value::retype;
 use super::{Run, Step, Stop, is_empty, separate, write_value};
 
 impl<'a> Run<'a> {
@@ -236,7 +237,7 @@ impl<'a> Run<'a> {
         let value = if value.is_null() {
             Cow::Borrowed(value)
         } else {
-            Self::shape_bucketed(owner, value)?
+            retype(owner, Cow::Borrowed(value))?
         };
         separate(out, first);
         serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
@@ -246,20 +247,5 @@ impl<'a> Run<'a> {
             written.push(name.to_owned());
         }
         Ok(())
-    }
-
-    pub(super) fn shape_bucketed(owner: &'a Field, value: &'a Value) -> Step<Cow<'a, Value>> {
-        let mut value = Cow::Borrowed(value);
-        for transform in &owner.transforms {
-            value = Cow::Owned(
-                convert::transform(&value, *transform)
-                    .map_err(|why| Stop::Failed(format!("`{}`: {why}", owner.label)))?,
-            );
-        }
-        if let Some(to) = owner.convert {
-            value = convert::convert(value, to, owner.time_unit)
-                .map_err(|why| Stop::Failed(format!("`{}`: {why}", owner.label)))?;
-        }
-        Ok(value)
     }
 }
