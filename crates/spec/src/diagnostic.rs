@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use annotate_snippets::{AnnotationKind, Level, Origin, Renderer, Snippet};
+
 use crate::source_map::Span;
 
 /// One problem in a mapping file, with where it is and the line it is on.
@@ -57,28 +59,34 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
-        let pad = " ".repeat(self.line.to_string().len());
-        if self.line == 0 {
-            writeln!(f, "{pad}--> {}", self.file)?;
+        let title = Level::ERROR.primary_title(self.message.as_str());
+        let mut group = if self.line == 0 {
+            title.element(Origin::path(self.file.as_str()))
         } else {
-            let number = self.line.to_string();
-            writeln!(f, "{pad}--> {}:{}:{}", self.file, self.line, self.column)?;
-            writeln!(f, "{pad} |")?;
-            writeln!(f, "{number} | {}", self.snippet)?;
-            let lead: String = self
-                .snippet
-                .chars()
-                .take(self.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            writeln!(f, "{pad} | {lead}{}", "^".repeat(self.len))?;
-        }
+            let start = byte_offset(&self.snippet, self.column.saturating_sub(1));
+            let end = start + byte_offset(&self.snippet[start..], self.len).max(1);
+            title.element(
+                Snippet::source(self.snippet.as_str())
+                    .line_start(self.line)
+                    .path(self.file.as_str())
+                    .annotation(
+                        AnnotationKind::Primary
+                            .span(start..end.min(self.snippet.len().max(start + 1))),
+                    ),
+            )
+        };
         if let Some(help) = &self.help {
-            writeln!(f, "{pad} = help: {help}")?;
+            group = group.element(Level::HELP.message(help.as_str()));
         }
-        Ok(())
+        writeln!(f, "{}", Renderer::plain().render(&[group]))
     }
+}
+
+/// Byte offset of the `chars`-th character of `text` (its length when shorter).
+fn byte_offset(text: &str, chars: usize) -> usize {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(at, _)| at)
 }
 
 /// Every problem found in one or more mapping files.
@@ -116,7 +124,23 @@ mod tests {
             .to_string();
         assert_eq!(
             rendered,
-            "error: bad `name`\n --> m.yaml:2:7\n  |\n2 | name: Bad Name\n  |       ^^^^^^^^\n  = help: use lowercase\n"
+            "error: bad `name`\n --> m.yaml:2:7\n  |\n2 | name: Bad Name\n  |       ^^^^^^^^\n  |\n  = help: use lowercase\n"
+        );
+    }
+
+    #[test]
+    fn carets_line_up_under_wide_characters() {
+        let text = "name: 日本語 value\n";
+        let span = Span {
+            line: 1,
+            column: 11,
+            len: 5,
+        };
+        let rendered = Diagnostic::at("m.yaml", text, Some(span), "bad").to_string();
+        // Each CJK character takes two columns on a terminal.
+        assert!(
+            rendered.contains("1 | name: 日本語 value\n  |              ^^^^^\n"),
+            "{rendered}"
         );
     }
 }
