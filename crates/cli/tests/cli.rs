@@ -248,3 +248,38 @@ fn schema_prints_the_committed_schema() {
     .unwrap();
     assert_eq!(out.stdout, committed);
 }
+
+#[test]
+fn settings_come_from_a_file_and_set_wins_over_it() {
+    let dir = std::env::temp_dir().join(format!("ferry-settings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("extole.settings.yaml");
+    std::fs::write(
+        &file,
+        "api_key: from-file-key\nevent_names:\n  Signed Up: registration\n",
+    )
+    .unwrap();
+    let event =
+        r#"{"type":"track","userId":"u1","event":"Signed Up","timestamp":"2026-11-02T09:16:10Z"}"#;
+    let out = ferry(
+        &[
+            "map",
+            "-m",
+            "extole",
+            "--settings",
+            file.to_str().unwrap(),
+            "--set",
+            "api_key=from-flag-key",
+            "--show-secrets",
+        ],
+        Some(event),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let request = &lines(&out.stdout)[0];
+    assert_eq!(request["body"]["event_name"], "registration");
+    assert_eq!(request["headers"]["Authorization"], "Bearer from-flag-key");
+}
