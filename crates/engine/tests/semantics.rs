@@ -245,6 +245,17 @@ fn each_maps_every_item_and_drops_items_left_out() {
 }
 
 #[test]
+fn each_item_can_have_its_own_bucket() {
+    let fields = "        products:\n          each: $.properties.products\n          fields:\n            id: { from: $.product_id }\n          rest_of: $\n";
+    let event = track(json!({ "products": [ { "product_id": "p1", "sku": "S", "price": 3 } ] }));
+    let out = body(&body_of(fields, event));
+    assert_eq!(
+        out["products"],
+        json!([{ "id": "p1", "price": 3, "sku": "S" }])
+    );
+}
+
+#[test]
 fn wildcard_paths_yield_every_match() {
     let fields = "        skus: { from: \"$.properties.products[*].sku\" }\n        cheap: { from: \"$.properties.products[?@.price < 2].sku\" }\n";
     let event =

@@ -59,6 +59,18 @@ pub(super) fn collect_reads(field: &Field, out: &mut Vec<Vec<Box<str>>>) {
 }
 
 pub(super) fn mark_rests(field: &mut Field, read: &[Vec<Box<str>>]) {
+    if let Source::Each { item, .. } = &mut field.source {
+        // Inside `each`, paths are relative to the item: an item's bucket leaves out what the
+        // item's own fields read.
+        let mut item_reads = Vec::new();
+        if let Source::Object { fields, .. } = &item.source {
+            for f in fields {
+                collect_reads(f, &mut item_reads);
+            }
+        }
+        mark_rests(item, &item_reads);
+        return;
+    }
     if let Source::Object { fields, rest } = &mut field.source {
         if let Some(rest) = rest
             && let Some(segments) = rest.path.segments()

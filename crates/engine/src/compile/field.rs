@@ -50,14 +50,19 @@ impl Compiler<'_> {
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
         .collect();
-        let allowed_pair = matches!(given.as_slice(), ["from", "recall"] | ["fields", "rest_of"])
-            || (given.first() == Some(&"each") || given.contains(&"each")) && given.len() <= 2;
+        // `each` describes the list; the other keys describe each item.
+        let per_item: Vec<&str> = given.iter().copied().filter(|g| *g != "each").collect();
+        let combinable = per_item.len() <= 1
+            || matches!(
+                per_item.as_slice(),
+                ["from", "recall"] | ["fields", "rest_of"]
+            );
         if given.is_empty() {
             self.problem(pointer, Target::Key, format!("field `{}` has no source", place.label))
                 .help = Some("give one of `from`, `value`, `template`, `setting`, `fields`, `rest_of`, `each` or `recall`".into());
             return None;
         }
-        if given.len() > 1 && !allowed_pair {
+        if !combinable {
             let list = given
                 .iter()
                 .map(|g| format!("`{g}`"))
