@@ -99,10 +99,11 @@ impl Compiler<'_> {
                 "`time_unit` only applies with `as: iso8601`, `unix_seconds` or `unix_millis`",
             );
         }
-        let remap = field
-            .remap
-            .as_ref()
-            .and_then(|remap| self.remap(&format!("{pointer}/remap"), remap));
+        // With `each`, the remap belongs to the item and is compiled with it.
+        let remap = match (&field.remap, &field.each) {
+            (Some(remap), None) => self.remap(&format!("{pointer}/remap"), remap),
+            _ => None,
+        };
 
         let source = if let Some(each) = &field.each {
             if flat {
