@@ -1,7 +1,18 @@
 //! Which actions an event selects, and why the others did not.
 
 use crate::compiled::Selector;
+use crate::path::Path;
 use serde_json::Value;
+
+/// The first condition of a selector that an event fails. Cheap to build: text is only made
+/// for the trace.
+enum Miss<'s> {
+    Type,
+    Event,
+    Exists(&'s Path),
+    Equals(&'s Path, &'s Value),
+    Not,
+}
 
 impl Selector {
     pub(super) fn matches(
@@ -10,25 +21,49 @@ impl Selector {
         message_type: Option<&str>,
         event_name: Option<&str>,
     ) -> bool {
+        self.miss(event, message_type, event_name).is_none()
+    }
+
+    fn miss(
+        &self,
+        event: &Value,
+        message_type: Option<&str>,
+        event_name: Option<&str>,
+    ) -> Option<Miss<'_>> {
         let listed = |list: &[Box<str>], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| &**x == v))
         };
-        listed(&self.types, message_type)
-            && listed(&self.events, event_name)
-            && self
-                .exists
-                .iter()
-                .all(|p| p.get(event).is_some_and(|v| !v.is_null()))
-            && self
-                .equals
-                .iter()
-                .all(|(p, want)| p.get(event).is_some_and(|v| *v == *want))
-            && self
-                .not
-                .as_ref()
-                .is_none_or(|not| !not.matches(event, message_type, event_name))
+        if !listed(&self.types, message_type) {
+            return Some(Miss::Type);
+        }
+        if !listed(&self.events, event_name) {
+            return Some(Miss::Event);
+        }
+        if let Some(p) = self
+            .exists
+            .iter()
+            .find(|p| p.get(event).is_none_or(|v| v.is_null()))
+        {
+            return Some(Miss::Exists(p));
+        }
+        if let Some((p, want)) = self
+            .equals
+            .iter()
+            .find(|(p, want)| p.get(event).is_none_or(|v| *v != *want))
+        {
+            return Some(Miss::Equals(p, want));
+        }
+        if self
+            .not
+            .as_ref()
+            .is_some_and(|not| not.matches(event, message_type, event_name))
+        {
+            return Some(Miss::Not);
+        }
+        None
     }
 
+    /// Why `event` is not selected (call only when [`Selector::matches`] is false).
     pub(super) fn explain(
         &self,
         event: &Value,
@@ -41,31 +76,18 @@ impl Selector {
                 .collect::<Vec<_>>()
                 .join(" or ")
         };
-        if !self.types.is_empty()
-            && !message_type.is_some_and(|t| self.types.iter().any(|x| &**x == t))
-        {
-            return format!("type is {}, not {}", shown(message_type), list(&self.types));
+        match self.miss(event, message_type, event_name) {
+            Some(Miss::Type) => {
+                format!("type is {}, not {}", shown(message_type), list(&self.types))
+            }
+            Some(Miss::Event) => {
+                format!("event is {}, not {}", shown(event_name), list(&self.events))
+            }
+            Some(Miss::Exists(p)) => format!("`{p}` is missing"),
+            Some(Miss::Equals(p, want)) => format!("`{p}` is not `{want}`"),
+            Some(Miss::Not) => "the `not` condition holds".to_owned(),
+            None => "every condition holds".to_owned(),
         }
-        if !self.events.is_empty()
-            && !event_name.is_some_and(|t| self.events.iter().any(|x| &**x == t))
-        {
-            return format!("event is {}, not {}", shown(event_name), list(&self.events));
-        }
-        if let Some(p) = self
-            .exists
-            .iter()
-            .find(|p| p.get(event).is_none_or(|v| v.is_null()))
-        {
-            return format!("`{p}` is missing");
-        }
-        if let Some((p, want)) = self
-            .equals
-            .iter()
-            .find(|(p, want)| p.get(event).is_none_or(|v| *v != *want))
-        {
-            return format!("`{p}` is not `{want}`");
-        }
-        "the `not` condition holds".to_owned()
     }
 }
 
