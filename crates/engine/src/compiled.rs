@@ -9,6 +9,7 @@ use ferry_spec::model::{
 };
 use serde_json::Value;
 
+use crate::batch::BatchRule;
 use crate::path::Path;
 use crate::template::{Template, Templates};
 
@@ -41,23 +42,58 @@ pub(crate) enum HeaderValue {
 pub(crate) struct CompiledAction {
     pub name: Arc<str>,
     pub when: Selector,
+    /// One unnamed step for an action with a single `request`.
+    pub steps: Vec<CompiledStep>,
+    pub remember: Vec<Remember>,
+    pub dedupe_key: Option<Field>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledStep {
+    /// `None` for an action's single request.
+    pub name: Option<Arc<str>>,
+    pub when: Option<Selector>,
+    pub request: CompiledRequest,
+    pub batch: Option<Arc<BatchRule>>,
+    /// Position among all steps of the mapping, for what a connection renders once per step.
+    pub slot: usize,
+    /// Non-2xx statuses of this step's response that a later step handles.
+    pub handled: Vec<u16>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRequest {
     pub method: Method,
     pub path: Template,
     pub query: Vec<Field>,
     pub headers: Vec<(Arc<str>, Template)>,
     pub body: Option<Vec<Field>>,
     pub format: BodyFormat,
-    pub remember: Vec<Remember>,
-    pub dedupe_key: Option<Field>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Selector {
     pub types: Vec<Box<str>>,
-    pub events: Vec<Box<str>>,
+    pub events: Names,
     pub exists: Vec<Path>,
+    pub missing: Vec<Path>,
     pub equals: Vec<(Path, Value)>,
+    pub settings: Vec<(Box<str>, Value)>,
+    pub recalled: Option<Recall>,
+    /// The earlier step (by index in the action) whose response the paths read.
+    pub response: Option<usize>,
+    pub statuses: Vec<u16>,
     pub not: Option<Box<Selector>>,
+}
+
+/// Names written in the mapping, or held by a list setting (`"*"` allows every name).
+#[derive(Debug, Default)]
+pub(crate) enum Names {
+    /// No condition.
+    #[default]
+    Any,
+    Listed(Vec<Box<str>>),
+    Setting(Box<str>),
 }
 
 #[derive(Debug)]
@@ -103,6 +139,14 @@ pub(crate) enum Source {
         path: Path,
         item: Box<Field>,
     },
+    Items(Vec<Field>),
+    /// `response` + `from`: paths into an earlier step's response.
+    Response {
+        step: usize,
+        paths: Vec<Path>,
+    },
+    /// `from_setting`: the path a `path` setting holds, compiled by the connection.
+    SettingPath(Box<str>),
 }
 
 #[derive(Debug)]
@@ -120,6 +164,7 @@ pub(crate) struct Rest {
     pub siblings: HashSet<Box<str>>,
     pub prefix: Box<str>,
     pub flatten: bool,
+    pub only: Names,
 }
 
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! setting and renders what does not depend on events (base URL, auth, shared headers) once.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::compile::check_base_url;
 use crate::compiled::{CompiledMapping, HeaderValue};
+use crate::path::Path;
 use crate::template::{RenderError, Template};
 
 /// What secrets are replaced with wherever ferry shows them.
@@ -43,8 +45,10 @@ pub struct Connection {
     redacted_settings: minijinja::Value,
     pub(crate) base_url: Box<str>,
     pub(crate) headers: Arc<[Header]>,
-    /// Full URL of each action whose path does not read the event, rendered once.
+    /// Full URL of each step whose path does not read the event, rendered once.
     pub(crate) paths: Vec<Option<Box<str>>>,
+    /// The paths held by `path` settings, compiled once.
+    pub(crate) setting_paths: HashMap<Box<str>, Path>,
     secret_names: Vec<String>,
     secrets: Vec<String>,
 }
@@ -101,6 +105,7 @@ impl Connection {
             }
         }
         let mut values = Map::new();
+        let mut setting_paths = HashMap::new();
         let mut secret_names = Vec::new();
         let mut secrets = Vec::new();
         for (name, setting) in declared {
@@ -112,6 +117,15 @@ impl Connection {
                     }
                     if setting.secret {
                         collect_secret_text(value, &mut secrets);
+                    }
+                    if setting.kind == SettingType::Path {
+                        match setting_path(name, value) {
+                            Ok(Some(path)) => {
+                                setting_paths.insert(Box::from(name.as_str()), path);
+                            }
+                            Ok(None) => {}
+                            Err(why) => problems.push(why),
+                        }
                     }
                     values.insert(name.clone(), value.clone());
                 }
@@ -154,6 +168,7 @@ impl Connection {
             base_url: Box::from(""),
             headers: Arc::from(Vec::new()),
             paths: Vec::new(),
+            setting_paths,
             secret_names,
             secrets,
         };
@@ -170,21 +185,24 @@ impl Connection {
             .collect::<Result<Vec<_>, _>>()
             .map_err(&fail)?;
         connection.headers = headers.into();
-        let paths = connection
-            .mapping
+        connection.paths = connection.constant_urls().map_err(&fail)?;
+        Ok(connection)
+    }
+
+    /// The full URL of every step whose path does not read the event.
+    fn constant_urls(&self) -> Result<Vec<Option<Box<str>>>, String> {
+        self.mapping
             .actions
             .iter()
-            .map(|action| {
-                if action.path.reads_event() {
+            .flat_map(|action| &action.steps)
+            .map(|step| {
+                if step.request.path.reads_event() {
                     return Ok(None);
                 }
-                let path = connection.render_constant(&action.path)?;
-                Ok(Some(format!("{}{path}", connection.base_url).into()))
+                let path = self.render_constant(&step.request.path)?;
+                Ok(Some(format!("{}{path}", self.base_url).into()))
             })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(&fail)?;
-        connection.paths = paths;
-        Ok(connection)
+            .collect()
     }
 
     /// The compiled mapping.
@@ -281,6 +299,19 @@ impl Connection {
     }
 }
 
+/// Compiles the JSONPath a `path` setting holds.
+fn setting_path(name: &str, value: &Value) -> Result<Option<Path>, String> {
+    let Some(text) = value.as_str() else {
+        return Ok(None);
+    };
+    Path::parse(text).map(Some).map_err(|why| {
+        format!(
+            "setting `{name}` is not a valid JSONPath: {}",
+            why.lines().next().unwrap_or_default()
+        )
+    })
+}
+
 /// Header values may not contain line breaks or other control characters.
 pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
     if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -320,6 +351,7 @@ pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String
         SettingType::Boolean => value.is_boolean(),
         SettingType::List => value.is_array(),
         SettingType::Map => value.is_object(),
+        SettingType::Path => value.as_str().is_some_and(|s| s.starts_with('$')),
     };
     if ok {
         Ok(())
@@ -340,6 +372,7 @@ fn type_name(kind: SettingType) -> &'static str {
         SettingType::Boolean => "true or false",
         SettingType::List => "a list",
         SettingType::Map => "a map",
+        SettingType::Path => "a JSONPath such as `$.user_id`",
     }
 }
 
@@ -351,7 +384,7 @@ pub fn setting_from_text(
     text: &str,
 ) -> Result<Value, String> {
     match mapping.spec.settings.get(name).map(|s| s.kind) {
-        Some(SettingType::String) | None => Ok(Value::String(text.to_owned())),
+        Some(SettingType::String | SettingType::Path) | None => Ok(Value::String(text.to_owned())),
         Some(_) => serde_yaml::from_str::<Value>(text)
             .map_err(|e| format!("setting `{name}`: cannot read `{text}`: {e}")),
     }

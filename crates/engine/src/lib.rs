@@ -6,6 +6,7 @@
 //! Connection::plan(event, remembered state) -> Plan { requests | skips | failures, remember }
 //! ```
 
+pub mod batch;
 mod compile;
 mod compiled;
 mod connection;
@@ -16,13 +17,14 @@ mod plan;
 mod state;
 mod template;
 
+pub use batch::{BatchRule, Batcher, ItemFailures, MergedRequest, Rejected};
 pub use compile::compile;
 pub use compiled::CompiledMapping;
 pub use connection::{
     Connection, Header, REDACTED, SettingsError, check_setting_type, setting_from_text,
 };
 pub use convert::snake_case;
-pub use plan::{Body, Failure, Outcome, Plan, PlannedRequest, Skip};
+pub use plan::{Body, Continuation, Failure, Outcome, Plan, PlannedRequest, Skip, StepResponse};
 pub use state::{MemoryState, NoState, Recall, Remembered};
 
 /// Loads and compiles the mapping file at `path`, reporting every problem at once.

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use ferry_spec::model::Method;
+use serde_json::Value;
 
+use crate::batch::BatchRule;
 use crate::connection::Header;
 use crate::state::Remembered;
 
@@ -44,6 +46,57 @@ pub struct PlannedRequest {
     pub body: Option<Body>,
     /// Key for dropping duplicates, when the action declares one.
     pub dedupe_key: Option<String>,
+    /// The step of a multi-step action that planned it.
+    pub step: Option<Arc<str>>,
+    /// How this request may merge with others, when the action or step declares a batch.
+    pub batch: Option<Arc<BatchRule>>,
+    /// The rendered `batch.key`, when the rule has one.
+    pub batch_key: Option<String>,
+    /// Set when later steps of the action wait for this request's response: hand the response
+    /// to [`Connection::resume`](crate::Connection::resume).
+    pub continuation: Option<Continuation>,
+}
+
+/// Where a multi-step action stands: which step was planned and the responses so far.
+#[derive(Debug, Clone)]
+pub struct Continuation {
+    pub(crate) action: usize,
+    pub(crate) step: usize,
+    pub(crate) responses: Vec<Option<Arc<Value>>>,
+}
+
+/// A destination's answer to one step, as later steps read it: `$.status`, `$.headers` (names
+/// in lower case) and `$.body` (parsed JSON, or text when the body is not JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Value,
+}
+
+impl StepResponse {
+    /// A response from its raw parts.
+    pub fn from_bytes(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> StepResponse {
+        let body = serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        StepResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn document(&self) -> Value {
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
+            .collect();
+        serde_json::json!({ "status": self.status, "headers": headers, "body": self.body })
+    }
 }
 
 /// A request body.

@@ -91,6 +91,8 @@ pub enum SettingType {
     List,
     /// A table of keys to values, e.g. an event-name remap.
     Map,
+    /// A JSONPath into the event, e.g. `$.user_id`, read by fields with `from_setting`.
+    Path,
 }
 
 /// The HTTP side shared by every action.
@@ -249,8 +251,14 @@ pub struct Action {
     pub description: Option<String>,
     /// Which events this action handles. Every condition given must hold.
     pub when: Selector,
-    /// The request to plan for a matching event.
-    pub request: Request,
+    /// The request to plan for a matching event. Give either `request` or `steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// Named steps, run in order, for an action that needs more than one request: a step may
+    /// read the responses of earlier steps (`response:` in its `when` and in its fields) and is
+    /// skipped when its `when` does not hold. Give either `request` or `steps`.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub steps: Ordered<Step>,
     /// Values to remember after this action maps an event, for later events to `recall`,
     /// keyed by a store name, e.g. `email: { key: $.userId, value: $.traits.email }`.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
@@ -263,19 +271,72 @@ pub struct Action {
     pub batch: Option<Batch>,
 }
 
-/// Batching limits of an action.
+/// One step of a multi-step action.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// What this step is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When this step runs; with `response: STEP`, the paths of `exists`, `missing` and `equals`
+    /// read that earlier step's response (`$.status`, `$.headers`, `$.body`). A step that reads
+    /// the response of a step that did not run is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Selector>,
+    /// The request this step makes.
+    pub request: Request,
+    /// How requests of this step merge into one HTTP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// How planned requests merge into one HTTP request. Requests merge only when their method, URL,
+/// headers (credentials included), the parts of their bodies that are not merged, and `key` are
+/// all equal.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
-    /// Most events in one request.
+    /// JSON body arrays whose items are concatenated, e.g. `[attributes, events, purchases]`;
+    /// every other body key must be equal for requests to merge. Give `concat` or `wrap`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concat: Vec<String>,
+    /// Each planned body becomes one item of a JSON array under this key, e.g. `events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap: Option<String>,
+    /// Most items in one request: per array with `concat`, in the array with `wrap`.
     #[schemars(range(min = 1))]
     pub max_items: u32,
-    /// Largest request body, in bytes.
+    /// Largest merged body, in bytes; `http.max_body_bytes` when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
     /// Longest time an item waits for its batch to fill, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linger_ms: Option<u64>,
+    /// An extra batch key, a template over `event` and `settings`: only requests with the same
+    /// key merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Where a successful (2xx) response lists items that failed, so that only those are
+    /// retried or dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_errors: Option<ItemErrors>,
+}
+
+/// Failed items in a 2xx response body, e.g. Braze's
+/// `{"errors": [{"type": "...", "input_array": "events", "index": 2}]}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemErrors {
+    /// JSONPath to the list of errors in the response body, e.g. `$.errors`.
+    pub list: String,
+    /// JSONPath, within one error, to the 0-based index of the failed item in its array.
+    pub index: String,
+    /// JSONPath, within one error, to the name of the array the index counts in (with `concat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<String>,
+    /// JSONPath, within one error, to the reason, e.g. `$.type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Conditions on an event. All given conditions must hold; an empty selector matches every event.
@@ -287,19 +348,57 @@ pub struct Selector {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"track")]
     pub kind: Option<OneOrMany<String>>,
-    /// Event name, or a list of them (exact, case-sensitive match).
+    /// Event name, a list of them (exact, case-sensitive match), or `{ setting: NAME }` naming a
+    /// list setting; `"*"` in a list matches every event name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"Order Completed")]
-    pub event: Option<OneOrMany<String>>,
+    pub event: Option<Names>,
     /// JSONPath (or list of them) that must each select a non-null value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exists: Option<OneOrMany<String>>,
     /// JSONPath to value: each path must select exactly this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<BTreeMap<String, Value>>,
+    /// JSONPath (or list of them) that must each select nothing, or null.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<OneOrMany<String>>,
+    /// Setting name to value: each setting must hold exactly this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<BTreeMap<String, Value>>,
+    /// Holds when an earlier event remembered a value under this store and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalled: Option<Recall>,
+    /// In a step's `when`: the earlier step whose response `exists`, `missing`, `equals` and
+    /// `status` read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// With `response`: the response status, or a list of them, e.g. `404` or `[200, 201]`. A
+    /// step that names a non-2xx status handles it, so that status is not a delivery failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OneOrMany<u16>>,
     /// Conditions that must not all hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not: Option<Box<Selector>>,
+}
+
+/// Names, written in the mapping or taken from a setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Names {
+    /// A single name.
+    One(String),
+    /// Several names.
+    Many(Vec<String>),
+    /// The names in a list setting.
+    Setting(SettingRef),
+}
+
+/// A reference to a setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingRef {
+    /// The setting's name.
+    pub setting: String,
 }
 
 /// One value or a list of values.
@@ -389,8 +488,9 @@ pub enum BodyFormat {
 
 /// How one output value is produced.
 ///
-/// Give exactly one source: `from` (optionally with `recall` as a last fallback), `value`,
-/// `template`, `setting`, `fields`, `rest_of`, `each` or `recall`. `fields` and `rest_of` may be
+/// Give exactly one source: `from` (optionally with `recall` as a last fallback, or with
+/// `response`), `from_setting`, `value`, `template`, `setting`, `fields`, `rest_of`, `items`,
+/// `each` or `recall`. `fields` and `rest_of` may be
 /// combined. Then, in this order: a missing value takes `default`, or fails when `required`, or
 /// is omitted; `remap`, `transform` and `as` shape a present value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -400,6 +500,13 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.traits.email")]
     pub from: Option<OneOrMany<String>>,
+    /// With `from`: read the response of this earlier step (`$.status`, `$.headers`, `$.body`)
+    /// instead of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// A `path` setting holding the JSONPath to read, so that each connection chooses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_setting: Option<String>,
     /// A literal value, sent as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
@@ -418,6 +525,10 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.traits")]
     pub rest_of: Option<String>,
+    /// With `rest_of`: only these keys go into the bucket, written here or `{ setting: NAME }`;
+    /// `"*"` allows every key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Names>,
     /// With `rest_of`: keys that never go into the bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<String>,
@@ -433,6 +544,10 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.properties.products")]
     pub each: Option<String>,
+    /// A list with one entry per field given here, in order; entries that are omitted are left
+    /// out, e.g. Braze's `attributes: { items: [ { fields: {...} } ] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Field>>,
     /// A value remembered by an earlier event's action; used after `from` finds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall: Option<Recall>,
@@ -525,6 +640,8 @@ pub enum Otherwise {
     Error,
     /// Send the remap's `default`.
     Default,
+    /// Leave this field out; the rest of the request is still sent.
+    Omit,
 }
 
 /// A text transform.

@@ -1,64 +1,109 @@
-//! Actions: their `when` selectors, request templates, `remember` and dedupe keys.
+//! Actions: their `when` selectors, requests or steps, batch rules, `remember` and dedupe keys.
 
-use ferry_spec::model::{self, BodyFormat, SourceDialect};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_spec::model::{self, BodyFormat, SettingType, SourceDialect};
 use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
+use serde_json::Value;
 
-use crate::compiled::{CompiledAction, Remember, Selector};
+use crate::batch::{BatchRule, ItemErrorRule, Merge};
+use crate::compiled::{
+    CompiledAction, CompiledRequest, CompiledStep, Names, Remember, Selector, Source,
+};
 use crate::path::Path;
 use crate::template::Escape;
 
+use super::field::setting_type_name;
 use super::{
-    Compiler, Place, SEGMENT_TYPES, check_header_name, dialect_name, list_pointer, settle_buckets,
+    Compiler, Place, SEGMENT_TYPES, check_header_name, dialect_name, list_pointer, settle_steps,
 };
 
 impl Compiler<'_> {
-    pub(super) fn action(&mut self, name: &str, action: &model::Action) -> Option<CompiledAction> {
+    #[allow(clippy::too_many_lines)]
+    pub(super) fn action(
+        &mut self,
+        name: &str,
+        action: &model::Action,
+        slots: &mut usize,
+    ) -> Option<CompiledAction> {
         let base = format!("/actions/{}", escape_segment(name));
         let errors_before = self.problems.len();
+        self.steps_in_scope = None;
         let when = self.selector(&format!("{base}/when"), &action.when);
-        let request = &action.request;
-        let path_pointer = format!("{base}/request/path");
-        if !request.path.starts_with('/') {
-            let help = if request.path.contains("://") || request.path.starts_with("{{") {
-                "put only the path here, e.g. `/v1/events`: the scheme and host come from \
-                 `http.base_url`, and event data can never choose them"
-                    .to_owned()
-            } else {
-                format!(
-                    "write `/{}`: the path is added to `http.base_url`",
-                    request.path
+        let mut steps = Vec::new();
+        match (&action.request, action.steps.is_empty()) {
+            (Some(request), true) => {
+                let request = self.request(&format!("{base}/request"), request);
+                let batch = action
+                    .batch
+                    .as_ref()
+                    .and_then(|b| self.batch(&format!("{base}/batch"), b, request.as_ref()));
+                if let Some(request) = request {
+                    steps.push(CompiledStep {
+                        name: None,
+                        when: None,
+                        request,
+                        batch,
+                        slot: *slots,
+                        handled: Vec::new(),
+                    });
+                    *slots += 1;
+                }
+            }
+            (None, false) => {
+                if action.batch.is_some() {
+                    self.problem(
+                        &format!("{base}/batch"),
+                        Target::Key,
+                        "an action with `steps` declares `batch` on the step it applies to",
+                    );
+                }
+                let mut earlier: Vec<String> = Vec::new();
+                for (step_name, step) in &action.steps {
+                    let pointer = format!("{base}/steps/{}", escape_segment(step_name));
+                    self.steps_in_scope = Some(earlier.clone());
+                    let step_when = step
+                        .when
+                        .as_ref()
+                        .map(|w| self.selector(&format!("{pointer}/when"), w));
+                    let request = self.request(&format!("{pointer}/request"), &step.request);
+                    let batch = step
+                        .batch
+                        .as_ref()
+                        .and_then(|b| self.batch(&format!("{pointer}/batch"), b, request.as_ref()));
+                    earlier.push(step_name.clone());
+                    if let Some(request) = request {
+                        steps.push(CompiledStep {
+                            name: Some(step_name.as_str().into()),
+                            when: step_when,
+                            request,
+                            batch,
+                            slot: *slots,
+                            handled: Vec::new(),
+                        });
+                        *slots += 1;
+                    }
+                }
+                self.steps_in_scope = None;
+            }
+            (Some(_), false) => {
+                self.problem(
+                    &format!("{base}/steps"),
+                    Target::Key,
+                    "an action has either one `request` or several `steps`, not both",
                 )
-            };
-            self.problem(
-                &path_pointer,
-                Target::Value,
-                "the request path must start with `/`",
-            )
-            .help = Some(help);
-        }
-        let path = self.template(&path_pointer, &request.path, Escape::PathSegment);
-        let root = Place {
-            pointer: format!("{base}/request/query"),
-            label: String::new(),
-        };
-        let query = self.fields(&root, &request.query, "&", true);
-        let mut headers = Vec::new();
-        for (header, value) in &request.headers {
-            let pointer = format!("{base}/request/headers/{}", escape_segment(header));
-            check_header_name(header)
-                .err()
-                .map(|why| self.problem(&pointer, Target::Key, why));
-            if let Some(t) = self.template(&pointer, value, Escape::None) {
-                headers.push((header.as_str().into(), t));
+                .help = Some("move the request into a step".into());
+            }
+            (None, true) => {
+                self.problem(
+                    &base,
+                    Target::Key,
+                    format!("action `{name}` has neither `request` nor `steps`"),
+                )
+                .help = Some("add `request: { method: POST, path: /... }`".into());
             }
         }
-        let body = request.body.as_ref().map(|body| {
-            let root = Place {
-                pointer: format!("{base}/request/body"),
-                label: String::new(),
-            };
-            self.fields(&root, body, ".", request.format == BodyFormat::Form)
-        });
         let remember = action
             .remember
             .iter()
@@ -98,19 +143,72 @@ impl Compiler<'_> {
         let mut compiled = CompiledAction {
             name: name.into(),
             when,
+            steps,
+            remember,
+            dedupe_key,
+        };
+        settle_steps(&mut compiled);
+        Some(compiled)
+    }
+
+    fn request(&mut self, base: &str, request: &model::Request) -> Option<CompiledRequest> {
+        let errors_before = self.problems.len();
+        let path_pointer = format!("{base}/path");
+        if !request.path.starts_with('/') {
+            let help = if request.path.contains("://") || request.path.starts_with("{{") {
+                "put only the path here, e.g. `/v1/events`: the scheme and host come from \
+                 `http.base_url`, and event data can never choose them"
+                    .to_owned()
+            } else {
+                format!(
+                    "write `/{}`: the path is added to `http.base_url`",
+                    request.path
+                )
+            };
+            self.problem(
+                &path_pointer,
+                Target::Value,
+                "the request path must start with `/`",
+            )
+            .help = Some(help);
+        }
+        let path = self.template(&path_pointer, &request.path, Escape::PathSegment);
+        let root = Place {
+            pointer: format!("{base}/query"),
+            label: String::new(),
+        };
+        let query = self.fields(&root, &request.query, "&", true);
+        let mut headers = Vec::new();
+        for (header, value) in &request.headers {
+            let pointer = format!("{base}/headers/{}", escape_segment(header));
+            check_header_name(header)
+                .err()
+                .map(|why| self.problem(&pointer, Target::Key, why));
+            if let Some(t) = self.template(&pointer, value, Escape::None) {
+                headers.push((header.as_str().into(), t));
+            }
+        }
+        let body = request.body.as_ref().map(|body| {
+            let root = Place {
+                pointer: format!("{base}/body"),
+                label: String::new(),
+            };
+            self.fields(&root, body, ".", request.format == BodyFormat::Form)
+        });
+        if self.problems.len() > errors_before {
+            return None;
+        }
+        Some(CompiledRequest {
             method: request.method,
             path: path?,
             query,
             headers,
             body,
             format: request.format,
-            remember,
-            dedupe_key,
-        };
-        settle_buckets(&mut compiled);
-        Some(compiled)
+        })
     }
 
+    #[allow(clippy::too_many_lines)]
     pub(super) fn selector(&mut self, pointer: &str, selector: &model::Selector) -> Selector {
         let dialect = self.mapping().source;
         let mut out = Selector::default();
@@ -124,10 +222,10 @@ impl Compiler<'_> {
                 .help = Some("select with `exists` or `equals` instead".into());
             }
             for (i, kind) in types.as_slice().iter().enumerate() {
-                let allowed: &[&str] = if dialect == SourceDialect::Segment {
-                    SEGMENT_TYPES
-                } else {
-                    &["track"]
+                let allowed: &[&str] = match dialect {
+                    SourceDialect::Segment => SEGMENT_TYPES,
+                    SourceDialect::Extole => &["track", "delete"],
+                    _ => &["track"],
                 };
                 if !allowed.contains(&kind.as_str()) && dialect != SourceDialect::Json {
                     let near = did_you_mean(kind, allowed.iter().copied());
@@ -157,18 +255,45 @@ impl Compiler<'_> {
                 )
                 .help = Some("select with `equals: { $.your.name.field: ... }` instead".into());
             }
-            out.events = events
-                .as_slice()
-                .iter()
-                .map(|e| e.as_str().into())
-                .collect();
+            out.events = self.names(&format!("{pointer}/event"), events);
         }
-        if let Some(exists) = &selector.exists {
-            for (i, path) in exists.as_slice().iter().enumerate() {
-                if let Some(p) =
-                    self.path(&list_pointer(&format!("{pointer}/exists"), exists, i), path)
-                {
-                    out.exists.push(p);
+        if let Some(name) = &selector.response {
+            out.response = self.step_ref(&format!("{pointer}/response"), name);
+        }
+        if let Some(statuses) = &selector.status {
+            if selector.response.is_none() {
+                self.problem(
+                    &format!("{pointer}/status"),
+                    Target::Key,
+                    "`status` reads a response: name the step with `response: STEP`",
+                );
+            }
+            for (i, status) in statuses.as_slice().iter().enumerate() {
+                if !(100..=599).contains(status) {
+                    self.problem(
+                        &list_pointer(&format!("{pointer}/status"), statuses, i),
+                        Target::Value,
+                        format!("`{status}` is not an HTTP status"),
+                    );
+                }
+                out.statuses.push(*status);
+            }
+        }
+        for (key, list, into_missing) in [
+            ("exists", &selector.exists, false),
+            ("missing", &selector.missing, true),
+        ] {
+            if let Some(paths) = list {
+                for (i, path) in paths.as_slice().iter().enumerate() {
+                    if let Some(p) =
+                        self.path(&list_pointer(&format!("{pointer}/{key}"), paths, i), path)
+                    {
+                        if into_missing {
+                            out.missing.push(p);
+                        } else {
+                            out.exists.push(p);
+                        }
+                    }
                 }
             }
         }
@@ -180,10 +305,187 @@ impl Compiler<'_> {
                 }
             }
         }
+        if let Some(settings) = &selector.settings {
+            for (name, value) in settings {
+                let at = format!("{pointer}/settings/{}", escape_segment(name));
+                if let Some(setting) = self.setting_ref_at(&at, Target::Key, name)
+                    && let Err(why) = crate::connection::check_setting_type(setting.kind, value)
+                {
+                    self.problem(
+                        &at,
+                        Target::Value,
+                        format!("setting `{name}` can never hold this value: it {why}"),
+                    );
+                }
+                out.settings.push((name.as_str().into(), value.clone()));
+            }
+        }
+        if let Some(recalled) = &selector.recalled {
+            out.recalled = self.recall(&format!("{pointer}/recalled"), recalled);
+        }
         if let Some(not) = &selector.not {
             out.not = Some(Box::new(self.selector(&format!("{pointer}/not"), not)));
         }
         out
+    }
+
+    /// Names written in the mapping or taken from a list setting.
+    pub(super) fn names(&mut self, pointer: &str, names: &model::Names) -> Names {
+        match names {
+            model::Names::One(one) => Names::Listed(vec![one.as_str().into()]),
+            model::Names::Many(many) => {
+                Names::Listed(many.iter().map(|n| n.as_str().into()).collect())
+            }
+            model::Names::Setting(reference) => {
+                let at = format!("{pointer}/setting");
+                match self.setting_ref(&at, &reference.setting).map(|s| s.kind) {
+                    Some(SettingType::List) | None => {}
+                    Some(kind) => {
+                        self.problem(
+                            &at,
+                            Target::Value,
+                            format!(
+                                "setting `{}` is a `{}` setting; a list of names needs a `list`",
+                                reference.setting,
+                                setting_type_name(kind)
+                            ),
+                        );
+                    }
+                }
+                Names::Setting(reference.setting.as_str().into())
+            }
+        }
+    }
+
+    /// The index of an earlier step of the action being compiled.
+    pub(super) fn step_ref(&mut self, pointer: &str, name: &str) -> Option<usize> {
+        let Some(earlier) = self.steps_in_scope.clone() else {
+            self.problem(
+                pointer,
+                Target::Key,
+                "`response` reads an earlier step's response; only a step of an action with `steps` has one",
+            );
+            return None;
+        };
+        if let Some(index) = earlier.iter().position(|s| s == name) {
+            return Some(index);
+        }
+        let near = did_you_mean(name, earlier.iter().map(String::as_str)).map(str::to_owned);
+        let diagnostic = self.problem(
+            pointer,
+            Target::Value,
+            format!("`{name}` is not an earlier step of this action"),
+        );
+        diagnostic.help = Some(match (near, earlier.is_empty()) {
+            (Some(near), _) => format!("did you mean `{near}`?"),
+            (None, true) => "the first step has no earlier response to read".to_owned(),
+            (None, false) => format!(
+                "a step reads the responses of the steps before it: {}",
+                earlier.join(", ")
+            ),
+        });
+        None
+    }
+
+    fn batch(
+        &mut self,
+        pointer: &str,
+        batch: &model::Batch,
+        request: Option<&CompiledRequest>,
+    ) -> Option<Arc<BatchRule>> {
+        let errors_before = self.problems.len();
+        let merge = match (batch.concat.is_empty(), &batch.wrap) {
+            (false, None) => Some(Merge::Concat(
+                batch.concat.iter().map(|c| c.as_str().into()).collect(),
+            )),
+            (true, Some(wrap)) => Some(Merge::Wrap(wrap.as_str().into())),
+            (false, Some(_)) => {
+                self.problem(&format!("{pointer}/wrap"), Target::Key, "a batch either concatenates arrays (`concat`) or wraps bodies (`wrap`), not both");
+                None
+            }
+            (true, None) => {
+                self.problem(pointer, Target::Key, "say how requests merge: `concat: [array, ...]` or `wrap: KEY`")
+                    .help = Some("Braze-style bodies concatenate their arrays: `concat: [attributes, events, purchases]`".into());
+                None
+            }
+        };
+        if let Some(request) = request {
+            if request.format != BodyFormat::Json || request.body.is_none() {
+                self.problem(
+                    pointer,
+                    Target::Key,
+                    "only requests with a JSON body can be batched",
+                );
+            } else if let (Some(Merge::Concat(names)), Some(body)) = (&merge, &request.body) {
+                for (i, name) in names.iter().enumerate() {
+                    let field = body.iter().find(|f| *f.key == **name);
+                    let is_list = field.is_some_and(|f| {
+                        matches!(
+                            f.source,
+                            Source::Items(_) | Source::Each { .. } | Source::Value(Value::Array(_))
+                        )
+                    });
+                    if !is_list {
+                        let at = format!("{pointer}/concat/{i}");
+                        let message = if field.is_some() {
+                            format!(
+                                "body field `{name}` is not a list (`items`, `each` or a list `value`), so it cannot be concatenated"
+                            )
+                        } else {
+                            format!("the request body has no field `{name}` to concatenate")
+                        };
+                        let keys: Vec<&str> = body.iter().map(|f| &*f.key).collect();
+                        let near = did_you_mean(name, keys.iter().copied());
+                        self.problem(&at, Target::Value, message).help =
+                            near.map(|n| format!("did you mean `{n}`?"));
+                    }
+                }
+            }
+        }
+        let limit = self.mapping().http.max_body_bytes;
+        if let Some(max) = batch.max_bytes
+            && max > limit
+        {
+            self.problem(
+                &format!("{pointer}/max_bytes"),
+                Target::Value,
+                format!("`max_bytes` is larger than `http.max_body_bytes` ({limit})"),
+            );
+        }
+        let key = batch
+            .key
+            .as_ref()
+            .and_then(|key| self.template(&format!("{pointer}/key"), key, Escape::None));
+        let item_errors = batch.item_errors.as_ref().and_then(|rule| {
+            let at = format!("{pointer}/item_errors");
+            let list = self.path(&format!("{at}/list"), &rule.list);
+            let index = self.path(&format!("{at}/index"), &rule.index);
+            let array = rule
+                .array
+                .as_ref()
+                .map(|a| self.path(&format!("{at}/array"), a));
+            let reason = rule
+                .reason
+                .as_ref()
+                .map(|r| self.path(&format!("{at}/reason"), r));
+            Some(ItemErrorRule {
+                list: list?,
+                index: index?,
+                array: array.map(|a| a.ok_or(())).transpose().ok()?,
+                reason: reason.map(|r| r.ok_or(())).transpose().ok()?,
+            })
+        });
+        if self.problems.len() > errors_before {
+            return None;
+        }
+        Some(Arc::new(BatchRule {
+            merge: merge?,
+            max_items: batch.max_items as usize,
+            max_bytes: usize::try_from(batch.max_bytes.unwrap_or(limit)).unwrap_or(usize::MAX),
+            linger: batch.linger_ms.map(Duration::from_millis),
+            key,
+            item_errors,
+        }))
     }
 
     pub(super) fn path(&mut self, pointer: &str, text: &str) -> Option<Path> {

@@ -3,7 +3,7 @@
 use ferry_spec::escape_segment;
 use ferry_spec::model::{self};
 
-use crate::compiled::{CompiledAction, Field, Source};
+use crate::compiled::{CompiledAction, CompiledRequest, Field, Source};
 use crate::path::{Path, Segment};
 
 pub(super) fn visit_recalls(
@@ -21,19 +21,40 @@ pub(super) fn visit_recalls(
     }
 }
 
-/// Marks the keys of each `rest_of` object that other fields of the action read.
-pub(super) fn settle_buckets(action: &mut CompiledAction) {
+/// Marks the keys of each `rest_of` object that other fields of the same request read, and
+/// notes which non-2xx statuses of each step a later step handles.
+pub(super) fn settle_steps(action: &mut CompiledAction) {
+    for step in &mut action.steps {
+        settle_buckets(&mut step.request, action.dedupe_key.as_ref());
+    }
+    for i in 0..action.steps.len() {
+        let mut handled: Vec<u16> = action.steps[i + 1..]
+            .iter()
+            .filter_map(|later| later.when.as_ref())
+            .filter(|when| when.response == Some(i))
+            .flat_map(|when| when.statuses.iter().copied())
+            .filter(|status| !(200..300).contains(status))
+            .collect();
+        handled.sort_unstable();
+        handled.dedup();
+        action.steps[i].handled = handled;
+    }
+}
+
+fn settle_buckets(request: &mut CompiledRequest, dedupe_key: Option<&Field>) {
     let mut read: Vec<Vec<Box<str>>> = Vec::new();
     let mut collect = |field: &Field| collect_reads(field, &mut read);
-    action.query.iter().for_each(&mut collect);
-    action.body.iter().flatten().for_each(&mut collect);
-    action.dedupe_key.iter().for_each(&mut collect);
-    for (_, template) in &action.headers {
+    request.query.iter().for_each(&mut collect);
+    request.body.iter().flatten().for_each(&mut collect);
+    if let Some(f) = dedupe_key {
+        collect(f);
+    }
+    for (_, template) in &request.headers {
         read.extend(template.event_paths().map(<[Box<str>]>::to_vec));
     }
-    read.extend(action.path.event_paths().map(<[Box<str>]>::to_vec));
+    read.extend(request.path.event_paths().map(<[Box<str>]>::to_vec));
     let mut mark = |field: &mut Field| mark_rests(field, &read);
-    action.body.iter_mut().flatten().for_each(&mut mark);
+    request.body.iter_mut().flatten().for_each(&mut mark);
 }
 
 pub(super) fn collect_reads(field: &Field, out: &mut Vec<Vec<Box<str>>>) {
@@ -51,10 +72,19 @@ pub(super) fn collect_reads(field: &Field, out: &mut Vec<Vec<Box<str>>>) {
     match &field.source {
         Source::Paths { paths, .. } => out.extend(paths.iter().filter_map(keys)),
         Source::Template(template) => out.extend(template.event_paths().map(<[Box<str>]>::to_vec)),
-        Source::Object { fields, .. } => fields.iter().for_each(|f| collect_reads(f, out)),
+        Source::Object { fields, .. } | Source::Items(fields) => {
+            for f in fields {
+                collect_reads(f, out);
+            }
+        }
         // Paths inside `each` are relative to the item; the list itself counts as read.
         Source::Each { path, .. } => out.extend(keys(path)),
-        Source::Recall(_) | Source::Value(_) | Source::Setting(_) => {}
+        // Responses and setting-chosen paths are not known to read the event's bucketed keys.
+        Source::Recall(_)
+        | Source::Value(_)
+        | Source::Setting(_)
+        | Source::Response { .. }
+        | Source::SettingPath(_) => {}
     }
 }
 
@@ -92,6 +122,11 @@ pub(super) fn mark_rests(field: &mut Field, read: &[Vec<Box<str>>]) {
                 }
             }
         }
+        for f in fields {
+            mark_rests(f, read);
+        }
+    }
+    if let Source::Items(fields) = &mut field.source {
         for f in fields {
             mark_rests(f, read);
         }

@@ -4,13 +4,13 @@ use ferry_spec::model::{self, Conversion, Otherwise, SettingType};
 use ferry_spec::{Target, did_you_mean, escape_segment};
 use serde_json::Value;
 
-use crate::compiled::{Field, Recall, Remap, Rest, Source};
+use crate::compiled::{Field, Names, Recall, Remap, Rest, Source};
 use crate::path::Path;
 use crate::template::Escape;
 
 use super::{Compiler, Place, list_pointer};
 
-impl Compiler<'_> {
+impl<'d> Compiler<'d> {
     pub(super) fn fields(
         &mut self,
         parent: &Place,
@@ -39,11 +39,13 @@ impl Compiler<'_> {
         let pointer = place.pointer.as_str();
         let given: Vec<&str> = [
             ("from", field.from.is_some()),
+            ("from_setting", field.from_setting.is_some()),
             ("value", field.value.is_some()),
             ("template", field.template.is_some()),
             ("setting", field.setting.is_some()),
             ("fields", field.fields.is_some()),
             ("rest_of", field.rest_of.is_some()),
+            ("items", field.items.is_some()),
             ("each", field.each.is_some()),
             ("recall", field.recall.is_some()),
         ]
@@ -59,7 +61,7 @@ impl Compiler<'_> {
             );
         if given.is_empty() {
             self.problem(pointer, Target::Key, format!("field `{}` has no source", place.label))
-                .help = Some("give one of `from`, `value`, `template`, `setting`, `fields`, `rest_of`, `each` or `recall`".into());
+                .help = Some("give one of `from`, `from_setting`, `value`, `template`, `setting`, `fields`, `rest_of`, `items`, `each` or `recall`".into());
             return None;
         }
         if !combinable {
@@ -72,8 +74,23 @@ impl Compiler<'_> {
                 .help = Some("a field takes one source; `from` may add `recall` as a fallback, and `fields` may add `rest_of`".into());
             return None;
         }
+        if field.response.is_some() && field.from.is_none() {
+            self.problem(
+                &format!("{pointer}/response"),
+                Target::Key,
+                "`response` names the step whose response `from` reads; add `from: $.body...`",
+            );
+        }
+        if field.response.is_some() && field.recall.is_some() {
+            self.problem(
+                &format!("{pointer}/recall"),
+                Target::Key,
+                "`recall` looks up by the event, not by a response; use it without `response`",
+            );
+        }
         if field.rest_of.is_none() {
             for (name, set) in [
+                ("only", field.only.is_some()),
                 ("except", !field.except.is_empty()),
                 ("prefix", field.prefix.is_some()),
                 ("flatten", field.flatten),
@@ -159,11 +176,56 @@ impl Compiler<'_> {
                     self.path(&list_pointer(&format!("{pointer}/from"), from, i), p)
                 })
                 .collect();
-            let recall = field
-                .recall
-                .as_ref()
-                .and_then(|r| self.recall(&format!("{pointer}/recall"), r));
-            Source::Paths { paths, recall }
+            if let Some(step) = &field.response {
+                let step = self.step_ref(&format!("{pointer}/response"), step)?;
+                Source::Response { step, paths }
+            } else {
+                let recall = field
+                    .recall
+                    .as_ref()
+                    .and_then(|r| self.recall(&format!("{pointer}/recall"), r));
+                Source::Paths { paths, recall }
+            }
+        } else if let Some(setting) = &field.from_setting {
+            let at = format!("{pointer}/from_setting");
+            match self.setting_ref(&at, setting).map(|s| s.kind) {
+                Some(SettingType::Path) => {}
+                Some(kind) => {
+                    self.problem(
+                        &at,
+                        Target::Value,
+                        format!(
+                            "`from_setting` needs a `path` setting; `{setting}` is a `{}` setting",
+                            setting_type_name(kind)
+                        ),
+                    )
+                    .help = Some(format!("declare `settings.{setting}` with `type: path`"));
+                    return None;
+                }
+                None => return None,
+            }
+            Source::SettingPath(setting.as_str().into())
+        } else if let Some(items) = &field.items {
+            if flat {
+                self.problem(
+                    pointer,
+                    Target::Key,
+                    format!(
+                        "`{}` must be a single value here; `items` makes a list",
+                        place.label
+                    ),
+                );
+                return None;
+            }
+            let mut compiled = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let item_place = Place {
+                    pointer: format!("{pointer}/items/{i}"),
+                    label: format!("{}[{i}]", place.label),
+                };
+                compiled.extend(self.field(&item_place, key, item, false));
+            }
+            Source::Items(compiled)
         } else if let Some(recall) = &field.recall {
             Source::Recall(self.recall(&format!("{pointer}/recall"), recall)?)
         } else if let Some(value) = &field.value {
@@ -207,12 +269,17 @@ impl Compiler<'_> {
                         self.problem(&format!("{pointer}/rest_of"), Target::Value, "`rest_of` needs a plain path to one object, without wildcards or filters");
                         return None;
                     }
+                    let only = match &field.only {
+                        Some(names) => self.names(&format!("{pointer}/only"), names),
+                        None => Names::Any,
+                    };
                     Some(Rest {
                         path,
                         consumed: field.except.iter().map(|k| k.as_str().into()).collect(),
                         siblings: fields.iter().map(|f| f.key.clone()).collect(),
                         prefix: field.prefix.as_deref().unwrap_or("").into(),
                         flatten: field.flatten,
+                        only,
                     })
                 }
                 None => None,
@@ -261,13 +328,23 @@ impl Compiler<'_> {
         })
     }
 
-    pub(super) fn setting_ref(&mut self, pointer: &str, name: &str) -> Option<&model::Setting> {
-        if self.mapping().settings.contains_key(name) {
-            return self.document.mapping.settings.get(name);
+    pub(super) fn setting_ref(&mut self, pointer: &str, name: &str) -> Option<&'d model::Setting> {
+        self.setting_ref_at(pointer, Target::Value, name)
+    }
+
+    pub(super) fn setting_ref_at(
+        &mut self,
+        pointer: &str,
+        target: Target,
+        name: &str,
+    ) -> Option<&'d model::Setting> {
+        let document: &'d ferry_spec::Document = self.document;
+        if let Some(setting) = document.mapping.settings.get(name) {
+            return Some(setting);
         }
         let near = did_you_mean(name, self.mapping().settings.keys().map(String::as_str))
             .map(str::to_owned);
-        let diagnostic = self.problem(pointer, Target::Value, format!("unknown setting `{name}`"));
+        let diagnostic = self.problem(pointer, target, format!("unknown setting `{name}`"));
         diagnostic.help = Some(match near {
             Some(near) => format!("did you mean `{near}`?"),
             None => "declare it under `settings:`".into(),
@@ -316,7 +393,7 @@ impl Compiler<'_> {
                     "`otherwise: default` needs a `default` value in the remap",
                 )
                 .help = Some(
-                    "add `default: <value>` to the remap, or use `otherwise: keep`, `drop` or `error`"
+                    "add `default: <value>` to the remap, or use `otherwise: keep`, `omit`, `drop` or `error`"
                         .into(),
                 );
             }
@@ -362,5 +439,6 @@ pub(super) fn setting_type_name(kind: SettingType) -> &'static str {
         SettingType::Boolean => "boolean",
         SettingType::List => "list",
         SettingType::Map => "map",
+        SettingType::Path => "path",
     }
 }

@@ -14,7 +14,7 @@ mod bucket;
 mod field;
 mod http;
 
-use bucket::{settle_buckets, visit_recalls};
+use bucket::{settle_steps, visit_recalls};
 pub(crate) use http::check_base_url;
 use http::check_header_name;
 
@@ -29,16 +29,18 @@ pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
         document: &document,
         problems: Vec::new(),
         templates: Templates::default(),
+        steps_in_scope: None,
     };
     let mapping = &document.mapping;
     compiler.check_settings();
     let base_url =
         compiler.settings_template("/http/base_url", &mapping.http.base_url, "http.base_url");
     let headers = compiler.mapping_headers();
+    let mut slots = 0;
     let actions: Vec<CompiledAction> = mapping
         .actions
         .iter()
-        .filter_map(|(name, action)| compiler.action(name, action))
+        .filter_map(|(name, action)| compiler.action(name, action, &mut slots))
         .collect();
     compiler.check_recalls(&actions);
 
@@ -69,6 +71,8 @@ struct Compiler<'d> {
     document: &'d Document,
     problems: Vec<Diagnostic>,
     templates: Templates,
+    /// While compiling a step: the names of the steps before it.
+    steps_in_scope: Option<Vec<String>>,
 }
 
 /// Where a field sits: its pointer in the file and its dotted output label.
@@ -148,17 +152,21 @@ impl Compiler<'_> {
             .collect();
         let mut missing = Vec::new();
         for (name, action) in &self.mapping().actions {
-            let base = format!("/actions/{}/request", escape_segment(name));
-            visit_recalls(
-                &format!("{base}/body"),
-                action.request.body.as_ref(),
-                &mut missing,
-            );
-            visit_recalls(
-                &format!("{base}/query"),
-                Some(&action.request.query),
-                &mut missing,
-            );
+            let action_base = format!("/actions/{}", escape_segment(name));
+            let requests = action
+                .request
+                .iter()
+                .map(|r| (format!("{action_base}/request"), r))
+                .chain(action.steps.iter().map(|(step, s)| {
+                    (
+                        format!("{action_base}/steps/{}/request", escape_segment(step)),
+                        &s.request,
+                    )
+                }));
+            for (base, request) in requests {
+                visit_recalls(&format!("{base}/body"), request.body.as_ref(), &mut missing);
+                visit_recalls(&format!("{base}/query"), Some(&request.query), &mut missing);
+            }
         }
         if actions.len() < self.mapping().actions.len() || !self.document.pruned_actions.is_empty()
         {

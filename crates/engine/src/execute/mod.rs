@@ -9,11 +9,13 @@ use serde_json::Value;
 use crate::compiled::CompiledAction;
 use crate::connection::Connection;
 use crate::convert::kind;
-use crate::plan::{Failure, Outcome, Plan, Skip};
+use crate::plan::{Continuation, Failure, Outcome, Plan, Skip, StepResponse};
 use crate::state::{Recall, Remembered};
 
 mod request;
 mod select;
+
+use select::Subject;
 mod value;
 mod write;
 
@@ -39,6 +41,55 @@ impl Connection {
         self.run(event, state, true)
     }
 
+    /// Continues a multi-step action once the destination answered the step `continuation`
+    /// was planned for: plans the next step whose `when` holds, or returns `None` when the
+    /// action is complete. A non-2xx status that no later step handles fails the action.
+    pub fn resume(
+        &self,
+        event: &Value,
+        state: &dyn Recall,
+        continuation: &Continuation,
+        response: &StepResponse,
+    ) -> Option<Outcome> {
+        let action = self.mapping.actions.get(continuation.action)?;
+        let step = action.steps.get(continuation.step)?;
+        if !(200..300).contains(&response.status) && !step.handled.contains(&response.status) {
+            return Some(Outcome::Failed(Failure {
+                action: Arc::clone(&action.name),
+                message: self
+                    .redact(&format!(
+                        "step `{}` answered {}, which no later step handles",
+                        step.name.as_deref().unwrap_or(&action.name),
+                        response.status
+                    ))
+                    .into_owned(),
+            }));
+        }
+        let mut responses = continuation.responses.clone();
+        responses[continuation.step] = Some(Arc::new(response.document()));
+        self.next_step(
+            continuation.action,
+            continuation.step + 1,
+            event,
+            state,
+            responses,
+            &mut None,
+        )
+    }
+
+    /// Whether a response with `status` to the step `continuation` was planned for goes on to
+    /// [`Connection::resume`] (2xx, or a status a later step handles) rather than being a
+    /// delivery failure.
+    pub fn expects(&self, continuation: &Continuation, status: u16) -> bool {
+        (200..300).contains(&status)
+            || self
+                .mapping
+                .actions
+                .get(continuation.action)
+                .and_then(|a| a.steps.get(continuation.step))
+                .is_some_and(|s| s.handled.contains(&status))
+    }
+
     fn run(&self, event: &Value, state: &dyn Recall, tracing: bool) -> Plan {
         let mut plan = Plan::default();
         if !event.is_object() {
@@ -49,41 +100,42 @@ impl Connection {
             return plan;
         }
         let (message_type, event_name) = self.identify(event);
+        let subject = Subject {
+            event,
+            message_type,
+            event_name,
+            responses: &[],
+            connection: self,
+            state,
+        };
         let mut selected = false;
         for (index, action) in self.mapping.actions.iter().enumerate() {
-            if !action.when.matches(event, message_type, event_name) {
+            if !action.when.matches(&subject) {
                 if tracing {
-                    let why = action.when.explain(event, message_type, event_name);
+                    let why = action.when.explain(&subject);
                     plan.trace
                         .push(format!("action `{}`: not selected: {why}", action.name));
                 }
                 continue;
             }
             selected = true;
-            let mut run = Run {
-                connection: self,
-                state,
-                action: &action.name,
-                trace: tracing.then(Vec::new),
-            };
-            let outcome = run.action(index, action, event);
-            if let Some(lines) = run.trace {
+            let mut trace = tracing.then(Vec::new);
+            let responses = vec![None; action.steps.len()];
+            let outcome = self.next_step(index, 0, event, state, responses, &mut trace);
+            if let Some(lines) = trace {
                 plan.trace
                     .push(format!("action `{}`: selected", action.name));
                 plan.trace.extend(lines);
             }
             match outcome {
-                Ok(request) => {
+                Some(Outcome::Request(request)) => {
                     remember(action, event, &mut plan);
                     plan.outcomes.push(Outcome::Request(request));
                 }
-                Err(Stop::Drop(reason)) => plan.outcomes.push(Outcome::Skipped(Skip {
+                Some(other) => plan.outcomes.push(other),
+                None => plan.outcomes.push(Outcome::Skipped(Skip {
                     action: Some(Arc::clone(&action.name)),
-                    reason,
-                })),
-                Err(Stop::Failed(message)) => plan.outcomes.push(Outcome::Failed(Failure {
-                    action: Arc::clone(&action.name),
-                    message: self.redact(&message).into_owned(),
+                    reason: "no step of this action applies".to_owned(),
                 })),
             }
         }
@@ -106,6 +158,73 @@ impl Connection {
             }));
         }
         plan
+    }
+
+    /// Plans the first step from `from` on whose `when` holds; `None` when none does.
+    fn next_step(
+        &self,
+        index: usize,
+        from: usize,
+        event: &Value,
+        state: &dyn Recall,
+        responses: Vec<Option<Arc<Value>>>,
+        trace: &mut Option<Vec<String>>,
+    ) -> Option<Outcome> {
+        let action = &self.mapping.actions[index];
+        let (message_type, event_name) = self.identify(event);
+        let subject = Subject {
+            event,
+            message_type,
+            event_name,
+            responses: &responses,
+            connection: self,
+            state,
+        };
+        let position = action.steps[from..].iter().position(|step| {
+            let runs = step.when.as_ref().is_none_or(|w| w.matches(&subject));
+            if !runs && let (Some(lines), Some(when)) = (trace.as_mut(), &step.when) {
+                lines.push(format!(
+                    "  step `{}`: skipped: {}",
+                    step.name.as_deref().unwrap_or_default(),
+                    when.explain(&subject)
+                ));
+            }
+            runs
+        })?;
+        let at = from + position;
+        let step = &action.steps[at];
+        let mut run = Run {
+            connection: self,
+            state,
+            action: &action.name,
+            responses: &responses,
+            trace: trace.take(),
+        };
+        if let (Some(lines), Some(name)) = (run.trace.as_mut(), &step.name) {
+            lines.push(format!("  step `{name}`: runs"));
+        }
+        let outcome = run.request(step, action.dedupe_key.as_ref(), event);
+        *trace = run.trace;
+        Some(match outcome {
+            Ok(mut request) => {
+                if at + 1 < action.steps.len() {
+                    request.continuation = Some(Continuation {
+                        action: index,
+                        step: at,
+                        responses,
+                    });
+                }
+                Outcome::Request(request)
+            }
+            Err(Stop::Drop(reason)) => Outcome::Skipped(Skip {
+                action: Some(Arc::clone(&action.name)),
+                reason,
+            }),
+            Err(Stop::Failed(message)) => Outcome::Failed(Failure {
+                action: Arc::clone(&action.name),
+                message: self.redact(&message).into_owned(),
+            }),
+        })
     }
 
     /// The message type and event name, read where the mapping's dialect keeps them.
@@ -147,11 +266,13 @@ fn key_text(value: &Value) -> Option<String> {
     }
 }
 
-/// The state of one action's run on one event.
+/// The state of one step's run on one event.
 struct Run<'a> {
     connection: &'a Connection,
     state: &'a dyn Recall,
-    action: &'a str,
+    action: &'a Arc<str>,
+    /// Responses of the action's earlier steps, by step index.
+    responses: &'a [Option<Arc<Value>>],
     trace: Option<Vec<String>>,
 }
 

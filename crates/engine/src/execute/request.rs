@@ -1,6 +1,6 @@
 //! One action's request: URL, query, headers, body and dedupe key.
 
-use crate::compiled::{CompiledAction, Field};
+use crate::compiled::{CompiledStep, Field};
 use crate::connection::{Header, check_header_value};
 use crate::plan::{Body, PlannedRequest};
 use crate::template::RenderError;
@@ -11,14 +11,15 @@ use std::sync::Arc;
 use super::{Run, Step, Stop, text_of};
 
 impl<'a> Run<'a> {
-    pub(super) fn action(
+    pub(super) fn request(
         &mut self,
-        index: usize,
-        action: &'a CompiledAction,
+        step: &'a CompiledStep,
+        dedupe_key: Option<&'a Field>,
         event: &'a Value,
     ) -> Step<PlannedRequest> {
         let connection = self.connection;
-        let mut url = if let Some(url) = &connection.paths[index] {
+        let action = &step.request;
+        let mut url = if let Some(url) = &connection.paths[step.slot] {
             url.to_string()
         } else {
             let path = connection
@@ -86,17 +87,31 @@ impl<'a> Run<'a> {
             }
             (Some(fields), BodyFormat::Form) => Some(Body::Form(self.flat_fields(fields, event)?)),
         };
-        let dedupe_key = match &action.dedupe_key {
+        let dedupe_key = match dedupe_key {
             Some(field) => self.value(field, event)?.map(|v| text_of(&v)),
             None => None,
         };
+        let batch_key = match step.batch.as_ref().and_then(|b| b.key.as_ref()) {
+            Some(template) => Some(connection.render(template, Some(event)).map_err(
+                |e| match e {
+                    RenderError::Undefined(why) | RenderError::Failed(why) => {
+                        Stop::Failed(format!("the batch key cannot be rendered: {why}"))
+                    }
+                },
+            )?),
+            None => None,
+        };
         Ok(PlannedRequest {
-            action: Arc::clone(&action.name),
+            action: Arc::clone(self.action),
             method: action.method,
             url,
             headers,
             body,
             dedupe_key,
+            step: step.name.clone(),
+            batch: step.batch.clone(),
+            batch_key,
+            continuation: None,
         })
     }
 

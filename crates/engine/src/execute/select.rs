@@ -1,90 +1,175 @@
-//! Which actions an event selects, and why the others did not.
+//! Which actions and steps an event selects, and why the others did not.
 
-use crate::compiled::Selector;
+use std::sync::Arc;
+
+use crate::compiled::{Names, Selector};
+use crate::connection::Connection;
 use crate::path::Path;
+use crate::state::Recall;
 use serde_json::Value;
 
-/// The first condition of a selector that an event fails. Cheap to build: text is only made
+use super::key_text;
+
+/// What a selector is evaluated against.
+pub(super) struct Subject<'e> {
+    pub event: &'e Value,
+    pub message_type: Option<&'e str>,
+    pub event_name: Option<&'e str>,
+    /// Responses of the action's earlier steps, by step index.
+    pub responses: &'e [Option<Arc<Value>>],
+    pub connection: &'e Connection,
+    pub state: &'e dyn Recall,
+}
+
+/// The first condition of a selector that a subject fails. Cheap to build: text is only made
 /// for the trace.
 enum Miss<'s> {
     Type,
     Event,
+    NoResponse,
+    Status(Option<u64>),
     Exists(&'s Path),
+    Missing(&'s Path),
     Equals(&'s Path, &'s Value),
+    Setting(&'s str, &'s Value),
+    Recalled(&'s str),
     Not,
 }
 
-impl Selector {
-    pub(super) fn matches(
-        &self,
-        event: &Value,
-        message_type: Option<&str>,
-        event_name: Option<&str>,
-    ) -> bool {
-        self.miss(event, message_type, event_name).is_none()
+impl Names {
+    /// Whether `name` is allowed; a name setting that is not set allows every name.
+    pub(super) fn allows(&self, name: Option<&str>, connection: &Connection) -> bool {
+        let name = name.unwrap_or_default();
+        let hit = |x: &str| x == "*" || (x == name && !name.is_empty());
+        match self {
+            Names::Any => true,
+            Names::Listed(list) => list.iter().any(|x| hit(x)),
+            Names::Setting(setting) => match connection.values.get(&**setting) {
+                Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(hit),
+                _ => true,
+            },
+        }
     }
 
-    fn miss(
-        &self,
-        event: &Value,
-        message_type: Option<&str>,
-        event_name: Option<&str>,
-    ) -> Option<Miss<'_>> {
-        let listed = |list: &[Box<str>], value: Option<&str>| {
-            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| &**x == v))
-        };
-        if !listed(&self.types, message_type) {
+    fn describe(&self) -> String {
+        match self {
+            Names::Any => "anything".to_owned(),
+            Names::Listed(list) => list
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            Names::Setting(setting) => format!("listed in setting `{setting}`"),
+        }
+    }
+}
+
+impl Selector {
+    pub(super) fn matches(&self, subject: &Subject<'_>) -> bool {
+        self.miss(subject).is_none()
+    }
+
+    fn miss(&self, subject: &Subject<'_>) -> Option<Miss<'_>> {
+        if !self.types.is_empty()
+            && !subject
+                .message_type
+                .is_some_and(|t| self.types.iter().any(|x| &**x == t))
+        {
             return Some(Miss::Type);
         }
-        if !listed(&self.events, event_name) {
+        if !self.events.allows(subject.event_name, subject.connection) {
             return Some(Miss::Event);
+        }
+        let root: &Value = match self.response {
+            Some(step) => match subject.responses.get(step).and_then(Option::as_deref) {
+                Some(response) => response,
+                None => return Some(Miss::NoResponse),
+            },
+            None => subject.event,
+        };
+        if !self.statuses.is_empty() {
+            let status = root.get("status").and_then(Value::as_u64);
+            if !status.is_some_and(|s| self.statuses.iter().any(|&x| u64::from(x) == s)) {
+                return Some(Miss::Status(status));
+            }
         }
         if let Some(p) = self
             .exists
             .iter()
-            .find(|p| p.get(event).is_none_or(|v| v.is_null()))
+            .find(|p| p.get(root).is_none_or(|v| v.is_null()))
         {
             return Some(Miss::Exists(p));
+        }
+        if let Some(p) = self
+            .missing
+            .iter()
+            .find(|p| p.get(root).is_some_and(|v| !v.is_null()))
+        {
+            return Some(Miss::Missing(p));
         }
         if let Some((p, want)) = self
             .equals
             .iter()
-            .find(|(p, want)| p.get(event).is_none_or(|v| *v != *want))
+            .find(|(p, want)| p.get(root).is_none_or(|v| *v != *want))
         {
             return Some(Miss::Equals(p, want));
         }
-        if self
-            .not
-            .as_ref()
-            .is_some_and(|not| not.matches(event, message_type, event_name))
+        if let Some((name, want)) = self
+            .settings
+            .iter()
+            .find(|(name, want)| subject.connection.values.get(&**name) != Some(want))
         {
+            return Some(Miss::Setting(name, want));
+        }
+        if let Some(rule) = &self.recalled {
+            let known = rule
+                .key
+                .get(subject.event)
+                .and_then(|k| key_text(&k))
+                .and_then(|key| subject.state.recall(&rule.store, &key));
+            if known.is_none() {
+                return Some(Miss::Recalled(&rule.store));
+            }
+        }
+        if self.not.as_ref().is_some_and(|not| not.matches(subject)) {
             return Some(Miss::Not);
         }
         None
     }
 
-    /// Why `event` is not selected (call only when [`Selector::matches`] is false).
-    pub(super) fn explain(
-        &self,
-        event: &Value,
-        message_type: Option<&str>,
-        event_name: Option<&str>,
-    ) -> String {
-        let list = |l: &[Box<str>]| {
-            l.iter()
+    /// Why the subject is not selected (call only when [`Selector::matches`] is false).
+    pub(super) fn explain(&self, subject: &Subject<'_>) -> String {
+        let types = || {
+            self.types
+                .iter()
                 .map(|x| format!("`{x}`"))
                 .collect::<Vec<_>>()
                 .join(" or ")
         };
-        match self.miss(event, message_type, event_name) {
+        match self.miss(subject) {
             Some(Miss::Type) => {
-                format!("type is {}, not {}", shown(message_type), list(&self.types))
+                format!("type is {}, not {}", shown(subject.message_type), types())
             }
-            Some(Miss::Event) => {
-                format!("event is {}, not {}", shown(event_name), list(&self.events))
-            }
+            Some(Miss::Event) => format!(
+                "event is {}, not {}",
+                shown(subject.event_name),
+                self.events.describe()
+            ),
+            Some(Miss::NoResponse) => "the step whose response it reads did not run".to_owned(),
+            Some(Miss::Status(status)) => format!(
+                "the response status is {}, not {}",
+                status.map_or_else(|| "missing".to_owned(), |s| s.to_string()),
+                self.statuses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
             Some(Miss::Exists(p)) => format!("`{p}` is missing"),
+            Some(Miss::Missing(p)) => format!("`{p}` is present"),
             Some(Miss::Equals(p, want)) => format!("`{p}` is not `{want}`"),
+            Some(Miss::Setting(name, want)) => format!("setting `{name}` is not `{want}`"),
+            Some(Miss::Recalled(store)) => format!("no `{store}` is remembered for this event"),
             Some(Miss::Not) => "the `not` condition holds".to_owned(),
             None => "every condition holds".to_owned(),
         }

@@ -61,7 +61,23 @@ impl<'a> Run<'a> {
                 self.connection.values.get(&**name).map(Cow::Borrowed),
                 Origin::Setting(name),
             ),
-            Source::Object { .. } | Source::Each { .. } => {
+            Source::Response { step, paths } => {
+                let response = self.responses.get(*step).and_then(Option::as_deref);
+                let found = response.and_then(|r| {
+                    paths
+                        .iter()
+                        .find_map(|p| p.get(r).filter(|v| !v.is_null()).map(|v| (v, p)))
+                });
+                match found {
+                    Some((v, path)) => (Some(v), Origin::Path(path.as_str())),
+                    None => (None, Origin::Nothing),
+                }
+            }
+            Source::SettingPath(name) => match self.connection.setting_paths.get(&**name) {
+                Some(path) => (path.get(root), Origin::Path(path.as_str())),
+                None => (None, Origin::Nothing),
+            },
+            Source::Object { .. } | Source::Each { .. } | Source::Items(_) => {
                 return Err(Stop::Failed(format!(
                     "`{}` must be a single value",
                     field.label
@@ -76,7 +92,10 @@ impl<'a> Run<'a> {
         let Some(value) = value else {
             return self.missing(field, || field.source.describe_missing(root));
         };
-        let shaped = self.shape(field, value)?;
+        let Some(shaped) = self.shape(field, value)? else {
+            self.note(|| format!("{}: omitted (not in the remap table)", field.label));
+            return Ok(None);
+        };
         self.note(|| format!("{} <- {from}", field.label));
         Ok(Some(shaped))
     }
@@ -105,7 +124,12 @@ impl<'a> Run<'a> {
         Ok(None)
     }
 
-    pub(super) fn shape(&self, field: &'a Field, value: Cow<'a, Value>) -> Step<Cow<'a, Value>> {
+    /// Applies remap, transforms and `as`; `None` when a remap omits the value.
+    pub(super) fn shape(
+        &self,
+        field: &'a Field,
+        value: Cow<'a, Value>,
+    ) -> Step<Option<Cow<'a, Value>>> {
         let mut value = value;
         if let Some(remap) = &field.remap {
             let text: Cow<'_, str> = match &*value {
@@ -129,6 +153,7 @@ impl<'a> Run<'a> {
             value = match (found, remap.otherwise) {
                 (Some(mapped), _) => Cow::Borrowed(mapped),
                 (None, Otherwise::Keep) => value,
+                (None, Otherwise::Omit) => return Ok(None),
                 (None, Otherwise::Default) => {
                     Cow::Borrowed(remap.default.as_ref().expect("checked when compiled"))
                 }
@@ -148,7 +173,7 @@ impl<'a> Run<'a> {
                 }
             };
         }
-        retype(field, value)
+        retype(field, value).map(Some)
     }
 
     pub(super) fn recall(&self, rule: &RecallRule, root: &Value) -> Option<Value> {
@@ -216,7 +241,12 @@ impl Source {
             Source::Recall(rule) => rule.describe_unknown(root),
             Source::Template(_) => "the template reads a value the event lacks".to_owned(),
             Source::Setting(name) => format!("setting `{name}` is not set"),
-            Source::Value(_) | Source::Object { .. } | Source::Each { .. } => {
+            Source::SettingPath(name) => format!("the path in setting `{name}` selects nothing"),
+            Source::Response { paths, .. } => {
+                let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
+                format!("the response has no {}", list.join(" or "))
+            }
+            Source::Value(_) | Source::Object { .. } | Source::Each { .. } | Source::Items(_) => {
                 "it is empty".to_owned()
             }
         }

@@ -103,6 +103,28 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+            Source::Items(items) => {
+                separate(out, first);
+                out.extend_from_slice(&field.key_json);
+                let start = out.len();
+                out.push(b'[');
+                let mut first_item = true;
+                for item in items {
+                    self.item(item, root, out, &mut first_item)?;
+                }
+                out.push(b']');
+                if out.len() - start == 2 && (field.omit_empty || field.required) {
+                    if field.required {
+                        return Err(Stop::Failed(format!(
+                            "`{}` is required but came out empty",
+                            field.label
+                        )));
+                    }
+                    self.note(|| format!("{}: omitted (empty)", field.label));
+                    out.truncate(mark.0);
+                    *first = mark.1;
+                }
+            }
             _ => {
                 if let Some(value) = self.value(field, root)? {
                     separate(out, first);
@@ -125,6 +147,7 @@ impl<'a> Run<'a> {
             connection: self.connection,
             state: self.state,
             action: self.action,
+            responses: self.responses,
             trace: None,
         };
         out.push(b'[');
@@ -178,7 +201,8 @@ impl<'a> Run<'a> {
         };
         let mut written = Vec::new();
         for (key, value) in map {
-            if rest.consumed.contains(key.as_str()) {
+            if rest.consumed.contains(key.as_str()) || !rest.only.allows(Some(key), self.connection)
+            {
                 continue;
             }
             let name: Cow<'_, str> = if rest.prefix.is_empty() {

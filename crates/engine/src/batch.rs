@@ -1,0 +1,534 @@
+//! Batching: planned requests of one step merge into one HTTP request, as the mapping's `batch`
+//! declares (concatenated body arrays, or bodies wrapped in one array), within item and byte
+//! limits. The batcher only merges; when to send (linger, shutdown) is the caller's clock.
+//!
+//! Item bodies are split into their top-level members once, keeping every value as raw JSON
+//! text, so merging never re-serialises event data.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::path::Path;
+use crate::plan::{Body, PlannedRequest};
+use crate::template::Template;
+
+/// A step's batching rule, compiled.
+#[derive(Debug)]
+pub struct BatchRule {
+    pub(crate) merge: Merge,
+    pub(crate) max_items: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) linger: Option<Duration>,
+    pub(crate) key: Option<Template>,
+    pub(crate) item_errors: Option<ItemErrorRule>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Merge {
+    /// Top-level body arrays whose items are concatenated.
+    Concat(Vec<Box<str>>),
+    /// Each body becomes an item of the array under this key.
+    Wrap(Box<str>),
+}
+
+#[derive(Debug)]
+pub(crate) struct ItemErrorRule {
+    pub list: Path,
+    pub index: Path,
+    pub array: Option<Path>,
+    pub reason: Option<Path>,
+}
+
+impl BatchRule {
+    /// Most items per array.
+    pub fn max_items(&self) -> usize {
+        self.max_items
+    }
+
+    /// Largest merged body, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// How long an item may wait for its batch to fill.
+    pub fn linger(&self) -> Option<Duration> {
+        self.linger
+    }
+
+    /// Whether a 2xx response can report failed items.
+    pub fn reports_item_errors(&self) -> bool {
+        self.item_errors.is_some()
+    }
+
+    fn arrays(&self) -> Vec<&str> {
+        match &self.merge {
+            Merge::Concat(names) => names.iter().map(|n| &**n).collect(),
+            Merge::Wrap(name) => vec![&**name],
+        }
+    }
+}
+
+/// A planned request the batcher cannot take.
+#[derive(Debug)]
+pub struct Rejected<T> {
+    /// The caller's tag of the request.
+    pub item: T,
+    /// Why: too large on its own, or a body that cannot be merged.
+    pub reason: String,
+}
+
+/// One planned request split for merging: raw member values in body order.
+#[derive(Debug, Clone)]
+struct Parts {
+    /// Members that are not merged: part of the batch key.
+    envelope: Vec<(String, Box<RawValue>)>,
+    /// Per merged array of the rule: its items.
+    arrays: Vec<Vec<Box<RawValue>>>,
+    /// Where the merged arrays sit among the envelope members of the first item.
+    layout: Vec<Slot>,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Envelope(usize),
+    Array(usize),
+}
+
+/// Planned requests merged into one HTTP request.
+#[derive(Debug)]
+pub struct MergedRequest<T> {
+    /// The request to send: method, URL and headers of its items, the merged body.
+    pub request: PlannedRequest,
+    /// The caller's tags of the merged requests, in order.
+    pub items: Vec<T>,
+    rule: Arc<BatchRule>,
+    parts: Vec<Parts>,
+}
+
+/// Items a 2xx response reports as failed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ItemFailures {
+    /// Position in [`MergedRequest::items`] and the reason.
+    pub failed: Vec<(usize, String)>,
+    /// Errors that name no item of this request (no index, or an index out of range).
+    pub unattributed: Vec<String>,
+}
+
+impl<T> MergedRequest<T> {
+    /// The number of merged requests.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing was merged (never true for a request the batcher returns).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The batching rule.
+    pub fn rule(&self) -> &BatchRule {
+        &self.rule
+    }
+
+    /// Reads the failed items from a 2xx response body, by the mapping's `item_errors`.
+    pub fn failed_items(&self, body: &Value) -> ItemFailures {
+        let mut out = ItemFailures::default();
+        let Some(rule) = &self.rule.item_errors else {
+            return out;
+        };
+        let Some(list) = rule.list.get(body) else {
+            return out;
+        };
+        let errors: Vec<&Value> = match &*list {
+            Value::Array(errors) => errors.iter().collect(),
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        let names = self.rule.arrays();
+        for error in errors {
+            let reason = rule
+                .reason
+                .as_ref()
+                .and_then(|p| p.get(error))
+                .map_or_else(|| error.to_string(), |r| text(&r));
+            let array = match &rule.array {
+                Some(path) => path
+                    .get(error)
+                    .and_then(|a| names.iter().position(|n| a.as_str() == Some(n))),
+                None => Some(0),
+            };
+            let index = rule
+                .index
+                .get(error)
+                .and_then(|i| i.as_u64())
+                .and_then(|i| usize::try_from(i).ok());
+            match (array, index) {
+                (Some(array), Some(index)) => match self.owner(array, index) {
+                    Some(item) => out.failed.push((item, reason)),
+                    None => out.unattributed.push(reason),
+                },
+                _ => out.unattributed.push(reason),
+            }
+        }
+        out.failed.sort_by_key(|(item, _)| *item);
+        out
+    }
+
+    /// The item that contributed element `index` of merged array `array`.
+    fn owner(&self, array: usize, index: usize) -> Option<usize> {
+        let mut seen = 0;
+        for (item, parts) in self.parts.iter().enumerate() {
+            let n = parts.arrays.get(array).map_or(0, Vec::len);
+            if index < seen + n {
+                return Some(item);
+            }
+            seen += n;
+        }
+        None
+    }
+
+    /// Splits off the second half of the items into a request of their own (for a destination
+    /// that answered 413), leaving the first half here; `None` for a single item, which cannot
+    /// be split.
+    pub fn split(&mut self) -> Option<MergedRequest<T>> {
+        if self.items.len() < 2 {
+            return None;
+        }
+        let half = self.items.len() / 2;
+        let later_items = self.items.split_off(half);
+        let later_parts = self.parts.split_off(half);
+        let second = assemble(&self.request, &self.rule, later_parts, later_items);
+        let items = std::mem::take(&mut self.items);
+        let parts = std::mem::take(&mut self.parts);
+        *self = assemble(&self.request, &self.rule, parts, items);
+        Some(second)
+    }
+}
+
+/// An open batch.
+struct Open<T> {
+    rule: Arc<BatchRule>,
+    head: PlannedRequest,
+    items: Vec<T>,
+    parts: Vec<Parts>,
+    counts: Vec<usize>,
+    bytes: usize,
+    opened: Instant,
+}
+
+/// Collects planned requests that declare a batch rule into merged requests.
+pub struct Batcher<T> {
+    open: IndexMap<String, Open<T>>,
+}
+
+impl<T> Default for Batcher<T> {
+    fn default() -> Self {
+        Batcher {
+            open: IndexMap::new(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Batcher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batcher")
+            .field("open", &self.open.len())
+            .finish()
+    }
+}
+
+impl<T> Batcher<T> {
+    /// An empty batcher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether no batch is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Adds a planned request tagged `item`. Returns the batches this closed: the open batch it
+    /// did not fit into, and its own batch when that became full. A request without a batch
+    /// rule, or one too large on its own, is rejected.
+    pub fn push(
+        &mut self,
+        item: T,
+        request: PlannedRequest,
+    ) -> Result<Vec<MergedRequest<T>>, Rejected<T>> {
+        let Some(rule) = request.batch.clone() else {
+            return Err(Rejected {
+                item,
+                reason: format!("action `{}` declares no batch", request.action),
+            });
+        };
+        let parts = match split_body(&request, &rule) {
+            Ok(parts) => parts,
+            Err(reason) => return Err(Rejected { item, reason }),
+        };
+        let counts: Vec<usize> = parts.arrays.iter().map(Vec::len).collect();
+        if let Some(n) = counts.iter().find(|&&n| n > rule.max_items) {
+            return Err(Rejected {
+                item,
+                reason: format!(
+                    "one request carries {n} items, over the batch limit of {}",
+                    rule.max_items
+                ),
+            });
+        }
+        if parts.bytes > rule.max_bytes {
+            return Err(Rejected {
+                item,
+                reason: format!(
+                    "the body is {} bytes on its own, over the batch limit of {}",
+                    parts.bytes, rule.max_bytes
+                ),
+            });
+        }
+        let key = batch_key(&request, &parts);
+        let mut closed = Vec::new();
+        if let Some(open) = self.open.get(&key) {
+            let fits = open.bytes + parts.bytes <= rule.max_bytes
+                && open
+                    .counts
+                    .iter()
+                    .zip(&counts)
+                    .all(|(have, add)| have + add <= rule.max_items);
+            if !fits {
+                let open = self.open.shift_remove(&key).expect("just found");
+                closed.push(open.close());
+            }
+        }
+        let open = self.open.entry(key.clone()).or_insert_with(|| Open {
+            rule: Arc::clone(&rule),
+            head: request,
+            items: Vec::new(),
+            parts: Vec::new(),
+            counts: vec![0; counts.len()],
+            bytes: 2,
+            opened: Instant::now(),
+        });
+        open.bytes += parts.bytes;
+        for (have, add) in open.counts.iter_mut().zip(&counts) {
+            *have += add;
+        }
+        open.items.push(item);
+        open.parts.push(parts);
+        if open.counts.iter().any(|&n| n >= rule.max_items) {
+            let open = self.open.shift_remove(&key).expect("just inserted");
+            closed.push(open.close());
+        }
+        Ok(closed)
+    }
+
+    /// Closes the batches that have waited their linger time by `now`.
+    pub fn due(&mut self, now: Instant) -> Vec<MergedRequest<T>> {
+        let keys: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, open)| {
+                open.rule
+                    .linger
+                    .is_none_or(|linger| open.opened + linger <= now)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| self.open.shift_remove(&key))
+            .map(Open::close)
+            .collect()
+    }
+
+    /// When the next open batch is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|open| open.opened + open.rule.linger.unwrap_or_default())
+            .min()
+    }
+
+    /// Closes every open batch, oldest first.
+    pub fn flush(&mut self) -> Vec<MergedRequest<T>> {
+        self.open.drain(..).map(|(_, open)| open.close()).collect()
+    }
+}
+
+impl<T> Open<T> {
+    fn close(self) -> MergedRequest<T> {
+        assemble(&self.head, &self.rule, self.parts, self.items)
+    }
+}
+
+fn assemble<T>(
+    head: &PlannedRequest,
+    rule: &Arc<BatchRule>,
+    parts: Vec<Parts>,
+    items: Vec<T>,
+) -> MergedRequest<T> {
+    let names = rule.arrays();
+    let first = &parts[0];
+    let mut out = String::with_capacity(parts.iter().map(|p| p.bytes).sum::<usize>() + 16);
+    out.push('{');
+    let mut written = vec![false; names.len()];
+    let mut any = false;
+    let mut member = |out: &mut String, key: &str| {
+        if any {
+            out.push(',');
+        }
+        any = true;
+        out.push_str(&serde_json::to_string(key).expect("a string serializes"));
+        out.push(':');
+    };
+    let write_array = |out: &mut String, array: usize| {
+        out.push('[');
+        let mut first_item = true;
+        for part in &parts {
+            for item in &part.arrays[array] {
+                if !first_item {
+                    out.push(',');
+                }
+                first_item = false;
+                out.push_str(item.get());
+            }
+        }
+        out.push(']');
+    };
+    for slot in &first.layout {
+        match *slot {
+            Slot::Envelope(i) => {
+                let (key, raw) = &first.envelope[i];
+                member(&mut out, key);
+                out.push_str(raw.get());
+            }
+            Slot::Array(a) => {
+                member(&mut out, names[a]);
+                write_array(&mut out, a);
+                written[a] = true;
+            }
+        }
+    }
+    for (a, name) in names.iter().enumerate() {
+        if !written[a] && parts.iter().any(|p| !p.arrays[a].is_empty()) {
+            member(&mut out, name);
+            write_array(&mut out, a);
+        }
+    }
+    out.push('}');
+    let mut request = head.clone();
+    request.body = Some(Body::Json(out));
+    request.dedupe_key = None;
+    request.batch_key = None;
+    MergedRequest {
+        request,
+        items,
+        rule: Arc::clone(rule),
+        parts,
+    }
+}
+
+/// Splits a JSON body into envelope members and the items of the arrays the rule merges.
+fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, String> {
+    let Some(Body::Json(text)) = &request.body else {
+        return Err("only JSON bodies can be batched".to_owned());
+    };
+    let names = rule.arrays();
+    let mut parts = Parts {
+        envelope: Vec::new(),
+        arrays: vec![Vec::new(); names.len()],
+        layout: Vec::new(),
+        bytes: 0,
+    };
+    if let Merge::Wrap(_) = rule.merge {
+        let raw = RawValue::from_string(text.clone()).map_err(|e| e.to_string())?;
+        parts.bytes = text.len() + 1;
+        parts.arrays[0].push(raw);
+        parts.layout.push(Slot::Array(0));
+        return Ok(parts);
+    }
+    let members = Members::parse(text).map_err(|e| format!("the body cannot be merged: {e}"))?;
+    for (key, raw) in members.0 {
+        let array = names.iter().position(|n| *n == key);
+        let items = array.and_then(|_| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()).ok());
+        if let (Some(a), Some(items)) = (array, items) {
+            parts.bytes += key.len() + 5 + items.iter().map(|i| i.get().len() + 1).sum::<usize>();
+            parts.arrays[a] = items;
+            parts.layout.push(Slot::Array(a));
+        } else {
+            parts.bytes += key.len() + 4 + raw.get().len();
+            parts.layout.push(Slot::Envelope(parts.envelope.len()));
+            parts.envelope.push((key, raw));
+        }
+    }
+    Ok(parts)
+}
+
+/// What must be equal for two requests to merge.
+fn batch_key(request: &PlannedRequest, parts: &Parts) -> String {
+    let mut key = String::with_capacity(128);
+    key.push_str(&request.action);
+    key.push('\0');
+    key.push_str(request.step.as_deref().unwrap_or(""));
+    key.push('\0');
+    key.push_str(request.method.as_str());
+    key.push(' ');
+    key.push_str(&request.url);
+    for header in &request.headers {
+        key.push('\0');
+        key.push_str(&header.name);
+        key.push(':');
+        key.push_str(&header.value);
+    }
+    key.push('\0');
+    key.push_str(request.batch_key.as_deref().unwrap_or(""));
+    for (name, raw) in &parts.envelope {
+        key.push('\0');
+        key.push_str(name);
+        key.push('=');
+        key.push_str(raw.get());
+    }
+    key
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The top-level members of a JSON object, in order, values kept as raw text.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl Members {
+    fn parse(text: &str) -> Result<Members, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let members = deserializer.deserialize_map(MembersVisitor)?;
+        deserializer.end()?;
+        Ok(members)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+        let mut members = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+            members.push((key, value));
+        }
+        Ok(Members(members))
+    }
+}
