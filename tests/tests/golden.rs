@@ -55,7 +55,7 @@ fn golden_cases() {
 }
 
 #[test]
-fn every_mapping_action_has_a_golden_case() {
+fn every_action_and_step_has_a_golden_case() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings");
     for entry in std::fs::read_dir(&root).expect("mappings/ exists") {
         let path = entry.expect("readable entry").path();
@@ -68,15 +68,16 @@ fn every_mapping_action_has_a_golden_case() {
             let rendered = Case::read(&case_path)
                 .and_then(|c| c.run(&case_path, &mapping))
                 .expect("cases run");
-            for action in mapping.action_names() {
-                if rendered.contains(&format!("-> {action}\n")) {
-                    covered.insert(action.to_owned());
+            for label in mapping.request_labels() {
+                if rendered.contains(&format!("-> {label}\n")) {
+                    covered.insert(label);
                 }
             }
         }
-        let missing: Vec<&str> = mapping
-            .action_names()
-            .filter(|a| !covered.contains(*a))
+        let missing: Vec<String> = mapping
+            .request_labels()
+            .into_iter()
+            .filter(|a| !covered.contains(a))
             .collect();
         assert!(
             missing.is_empty(),

@@ -185,4 +185,18 @@ impl CompiledMapping {
     pub fn action_names(&self) -> impl Iterator<Item = &str> {
         self.actions.iter().map(|a| &*a.name)
     }
+
+    /// What plans a request: `action` for an action with one request, `action.step` for each
+    /// step of a multi-step action.
+    pub fn request_labels(&self) -> Vec<String> {
+        self.actions
+            .iter()
+            .flat_map(|a| {
+                a.steps.iter().map(|s| match &s.name {
+                    Some(step) => format!("{}.{step}", a.name),
+                    None => a.name.to_string(),
+                })
+            })
+            .collect()
+    }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod batch;
+mod canned;
 mod compile;
 mod compiled;
 mod connection;
@@ -18,6 +19,7 @@ mod state;
 mod template;
 
 pub use batch::{BatchRule, Batcher, ItemFailures, MergedRequest, Rejected};
+pub use canned::{CannedResponses, Followed};
 pub use compile::compile;
 pub use compiled::CompiledMapping;
 pub use connection::{

@@ -3,11 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_engine::{CompiledMapping, Connection, MemoryState};
+use ferry_engine::{
+    Batcher, CannedResponses, CompiledMapping, Connection, Followed, MemoryState, Outcome,
+};
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::render::render_outcomes;
+use crate::render::{render_followed, render_merged};
 
 /// One golden case: settings for a connection and the events to run through it, in order
 /// (remembered values carry from one event to the next).
@@ -19,6 +22,17 @@ pub struct Case {
     /// Settings of the connection.
     #[serde(default)]
     pub settings: Map<String, Value>,
+    /// Several connections of the mapping, by name, each with its settings; every event runs
+    /// through each of them. Instead of `settings`.
+    #[serde(default)]
+    pub connections: IndexMap<String, Map<String, Value>>,
+    /// Canned destination responses to the steps of multi-step actions, by `action.step` or
+    /// step name: `{ status, headers?, body? }`.
+    #[serde(default)]
+    pub responses: Value,
+    /// Show the requests merged as the mapping's batch rules declare, instead of one per event.
+    #[serde(default)]
+    pub batch: bool,
     /// Input events.
     pub events: Vec<Value>,
 }
@@ -43,6 +57,14 @@ pub enum CaseError {
         /// The cause.
         #[source]
         source: serde_yaml::Error,
+    },
+    /// The case's canned responses are malformed.
+    #[error("`{path}`: {message}")]
+    Responses {
+        /// The case file.
+        path: String,
+        /// What is wrong.
+        message: String,
     },
     /// The case's settings do not fit the mapping.
     #[error("`{path}`: {source}")]
@@ -71,20 +93,75 @@ impl Case {
 
     /// Runs the case through `mapping` and renders what it plans, secrets redacted.
     pub fn run(&self, path: &Path, mapping: &Arc<CompiledMapping>) -> Result<String, CaseError> {
-        let connection =
-            Connection::new(Arc::clone(mapping), &self.settings).map_err(|source| {
+        let shown = path.display().to_string();
+        let canned = if self.responses.is_null() {
+            CannedResponses::default()
+        } else {
+            CannedResponses::from_value(self.responses.clone()).map_err(|message| {
+                CaseError::Responses {
+                    path: shown.clone(),
+                    message,
+                }
+            })?
+        };
+        let connections: Vec<(Option<&str>, &Map<String, Value>)> = if self.connections.is_empty() {
+            vec![(None, &self.settings)]
+        } else {
+            self.connections
+                .iter()
+                .map(|(name, settings)| (Some(name.as_str()), settings))
+                .collect()
+        };
+        let mut out = format!("# {}\n", self.description.trim());
+        for (name, settings) in connections {
+            let connection = Connection::new(Arc::clone(mapping), settings).map_err(|source| {
                 CaseError::Settings {
-                    path: path.display().to_string(),
+                    path: shown.clone(),
                     source,
                 }
             })?;
-        let mut state = MemoryState::default();
-        let mut out = format!("# {}\n", self.description.trim());
-        for (index, event) in self.events.iter().enumerate() {
-            let plan = connection.plan(event, &state);
-            out.push('\n');
-            out.push_str(&render_outcomes(index + 1, &plan.outcomes, &connection));
-            state.apply(plan.remember);
+            let mut state = MemoryState::default();
+            let mut batcher = Batcher::new();
+            let mut merged = Vec::new();
+            for (index, event) in self.events.iter().enumerate() {
+                let plan = connection.plan(event, &state);
+                let followed = connection.follow(event, &state, plan.outcomes, &canned);
+                let mut shown_now = Vec::new();
+                for step in followed {
+                    match step.outcome {
+                        Outcome::Request(request)
+                            if self.batch
+                                && request.batch.is_some()
+                                && request.continuation.is_none() =>
+                        {
+                            match batcher.push(index + 1, request) {
+                                Ok(closed) => merged.extend(closed),
+                                Err(rejected) => shown_now.push(Followed {
+                                    outcome: Outcome::Failed(ferry_engine::Failure {
+                                        action: "batch".into(),
+                                        message: rejected.reason,
+                                    }),
+                                    answer: None,
+                                }),
+                            }
+                        }
+                        outcome => shown_now.push(Followed {
+                            outcome,
+                            answer: step.answer,
+                        }),
+                    }
+                }
+                if !shown_now.is_empty() {
+                    out.push('\n');
+                    out.push_str(&render_followed(index + 1, name, &shown_now, &connection));
+                }
+                state.apply(plan.remember);
+            }
+            merged.extend(batcher.flush());
+            for (number, request) in merged.iter().enumerate() {
+                out.push('\n');
+                out.push_str(&render_merged(number + 1, name, request, &connection));
+            }
         }
         Ok(out.trim_end().to_owned())
     }

@@ -12,5 +12,5 @@ mod render;
 mod snapshot;
 
 pub use case::{Case, CaseError, cases_dir, discover};
-pub use render::{render_outcomes, render_request};
+pub use render::{render_followed, render_merged, render_request};
 pub use snapshot::{read_snapshot, snapshot_path, write_snapshot};

@@ -2,19 +2,44 @@
 
 use std::fmt::Write as _;
 
-use ferry_engine::{Body, Connection, Outcome, PlannedRequest};
+use ferry_engine::{Body, Connection, Followed, MergedRequest, Outcome, PlannedRequest};
 
-/// Renders what event number `position` led to: requests, skips and failures.
-pub fn render_outcomes(position: usize, outcomes: &[Outcome], connection: &Connection) -> String {
+/// Renders what event number `position` led to: requests (with the canned responses that
+/// answered them), skips and failures. `connection` names the connection when a case has several.
+pub fn render_followed(
+    position: usize,
+    connection_name: Option<&str>,
+    followed: &[Followed],
+    connection: &Connection,
+) -> String {
     let mut out = String::new();
-    for (i, outcome) in outcomes.iter().enumerate() {
+    let position = match connection_name {
+        Some(name) => format!("{position} ({name})"),
+        None => position.to_string(),
+    };
+    for (i, step) in followed.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        match outcome {
+        match &step.outcome {
             Outcome::Request(request) => {
-                let _ = writeln!(out, "## event {position} -> {}", request.action);
+                let _ = writeln!(out, "## event {position} -> {}", label(request));
                 out.push_str(&render_request(request, connection));
+                match (&step.answer, &request.continuation) {
+                    (Some(answer), _) => {
+                        let body = serde_json::to_string(&answer.body).unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "\n=> answered {}: {}",
+                            answer.status,
+                            connection.redact(&body)
+                        );
+                    }
+                    (None, Some(_)) => {
+                        out.push_str("\n=> the next steps depend on this response\n");
+                    }
+                    (None, None) => {}
+                }
             }
             Outcome::Skipped(skip) => {
                 let action = skip
@@ -34,6 +59,61 @@ pub fn render_outcomes(position: usize, outcomes: &[Outcome], connection: &Conne
         }
     }
     out
+}
+
+/// A merged request: which events it carries, then the request.
+pub fn render_merged(
+    number: usize,
+    connection_name: Option<&str>,
+    merged: &MergedRequest<usize>,
+    connection: &Connection,
+) -> String {
+    let mut out = String::new();
+    let on = connection_name
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "## batch {number}{on} -> {}", label(&merged.request));
+    let _ = writeln!(
+        out,
+        "(merges {}: {})",
+        if merged.len() == 1 {
+            "1 event".to_owned()
+        } else {
+            format!("{} events", merged.len())
+        },
+        ranges(&merged.items)
+    );
+    out.push_str(&render_request(&merged.request, connection));
+    out
+}
+
+/// `action`, or `action.step` for a step of a multi-step action.
+fn label(request: &PlannedRequest) -> String {
+    match &request.step {
+        Some(step) => format!("{}.{step}", request.action),
+        None => request.action.to_string(),
+    }
+}
+
+/// `1-75, 77`.
+fn ranges(items: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let start = items[i];
+        let mut end = start;
+        while i + 1 < items.len() && items[i + 1] == end + 1 {
+            i += 1;
+            end = items[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    parts.join(", ")
 }
 
 /// One request: method and URL, headers, then the body (JSON pretty-printed in field order).

@@ -207,7 +207,23 @@ impl Connection {
         *trace = run.trace;
         Some(match outcome {
             Ok(mut request) => {
-                if at + 1 < action.steps.len() {
+                let subject = Subject {
+                    event,
+                    message_type,
+                    event_name,
+                    responses: &responses,
+                    connection: self,
+                    state,
+                };
+                // A later step whose `when` reads only responses already known, and fails, can
+                // never run: without other later steps, nothing waits for this response.
+                let more = action.steps[at + 1..].iter().any(|later| {
+                    later
+                        .when
+                        .as_ref()
+                        .is_none_or(|w| w.reads_response_from(at) || w.matches(&subject))
+                });
+                if more {
                     request.continuation = Some(Continuation {
                         action: index,
                         step: at,
@@ -233,7 +249,8 @@ impl Connection {
         match self.mapping.spec.source {
             SourceDialect::Segment => (text("type").or_else(|| text("action")), text("event")),
             SourceDialect::Amplitude => (Some("track"), text("event_type")),
-            SourceDialect::Extole => (Some("track"), text("event_name")),
+            // Extole's webhooks carry events; ferry also accepts `"type": "delete"` for erasures.
+            SourceDialect::Extole => (text("type").or(Some("track")), text("event_name")),
             SourceDialect::Json => (None, None),
         }
     }

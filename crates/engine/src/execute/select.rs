@@ -65,6 +65,15 @@ impl Names {
 }
 
 impl Selector {
+    /// Whether this selector reads the response of step `step` or a later one.
+    pub(super) fn reads_response_from(&self, step: usize) -> bool {
+        self.response.is_some_and(|r| r >= step)
+            || self
+                .not
+                .as_ref()
+                .is_some_and(|not| not.reads_response_from(step))
+    }
+
     pub(super) fn matches(&self, subject: &Subject<'_>) -> bool {
         self.miss(subject).is_none()
     }
