@@ -283,3 +283,83 @@ fn settings_come_from_a_file_and_set_wins_over_it() {
     assert_eq!(request["body"]["event_name"], "registration");
     assert_eq!(request["headers"]["Authorization"], "Bearer from-flag-key");
 }
+
+const BRAZE: &[&str] = &[
+    "--mapping",
+    "braze",
+    "--set",
+    "instance_url=https://rest.iad-01.braze.com",
+    "--set",
+    "rest_api_key=braze-SECRET-key",
+];
+
+fn braze_events(count: usize) -> String {
+    (1..=count)
+        .map(|i| {
+            format!(
+                r#"{{"event_name":"Shared","event_time":"2026-11-20T10:00:00Z","external_id":"user-{i}"}}"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn map_batch_merges_151_braze_events_into_3_requests_of_at_most_75() {
+    let mut args = vec!["map", "--batch"];
+    args.extend_from_slice(BRAZE);
+    let out = ferry(&args, Some(&braze_events(151)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = lines(&out.stdout);
+    let sizes: Vec<usize> = requests
+        .iter()
+        .map(|r| r["body"]["events"].as_array().expect("events array").len())
+        .collect();
+    assert_eq!(sizes, [75, 75, 1]);
+    assert_eq!(requests[2]["event"], 151);
+    assert_eq!(requests[0]["events"].as_array().map(Vec::len), Some(75));
+    assert_eq!(
+        requests[0]["body"]["attributes"][74]["external_id"],
+        "user-75"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("SECRET"));
+}
+
+#[test]
+fn map_without_responses_marks_the_step_that_waits_and_with_them_plans_the_branch() {
+    let event = r#"{"event_name":"Subscribed","event_time":"2026-11-20T10:00:00Z","email":"new@example.com"}"#;
+    let mut args = vec!["map"];
+    args.extend_from_slice(BRAZE);
+    let out = ferry(&args, Some(event));
+    let requests = lines(&out.stdout);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["step"], "lookup");
+    assert_eq!(requests[0]["awaits_response"], true);
+
+    let responses =
+        std::env::temp_dir().join(format!("ferry-responses-{}.yaml", std::process::id()));
+    std::fs::write(
+        &responses,
+        "lookup: { status: 200, body: { message: success, users: [{ braze_id: b-1 }] } }\n",
+    )
+    .expect("temp file");
+    let path = responses.display().to_string();
+    args.extend_from_slice(&["--responses", &path]);
+    let out = ferry(&args, Some(event));
+    std::fs::remove_file(&responses).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = lines(&out.stdout);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["answered"], 200);
+    assert_eq!(requests[1]["step"], "update_known_user");
+    assert_eq!(requests[1]["body"]["events"][0]["braze_id"], "b-1");
+    assert!(requests[1].get("awaits_response").is_none());
+}

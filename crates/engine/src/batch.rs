@@ -92,7 +92,10 @@ struct Parts {
     arrays: Vec<Vec<Box<RawValue>>>,
     /// Where the merged arrays sit among the envelope members of the first item.
     layout: Vec<Slot>,
+    /// Bytes of the array items, a separator each.
     bytes: usize,
+    /// Bytes of the envelope members, a separator each.
+    envelope_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,12 +286,21 @@ impl<T> Batcher<T> {
                 ),
             });
         }
-        if parts.bytes > rule.max_bytes {
+        // Braces, the envelope once, and each merged array's key and brackets.
+        let overhead = 2
+            + parts.envelope_bytes
+            + rule
+                .arrays()
+                .iter()
+                .map(|name| name.len() + 6)
+                .sum::<usize>();
+        if overhead + parts.bytes > rule.max_bytes {
             return Err(Rejected {
                 item,
                 reason: format!(
                     "the body is {} bytes on its own, over the batch limit of {}",
-                    parts.bytes, rule.max_bytes
+                    overhead + parts.bytes,
+                    rule.max_bytes
                 ),
             });
         }
@@ -312,7 +324,7 @@ impl<T> Batcher<T> {
             items: Vec::new(),
             parts: Vec::new(),
             counts: vec![0; counts.len()],
-            bytes: 2,
+            bytes: overhead,
             opened: Instant::now(),
         });
         open.bytes += parts.bytes;
@@ -444,6 +456,7 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         arrays: vec![Vec::new(); names.len()],
         layout: Vec::new(),
         bytes: 0,
+        envelope_bytes: 0,
     };
     if let Merge::Wrap(_) = rule.merge {
         let raw = RawValue::from_string(text.clone()).map_err(|e| e.to_string())?;
@@ -457,11 +470,11 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         let array = names.iter().position(|n| *n == key);
         let items = array.and_then(|_| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()).ok());
         if let (Some(a), Some(items)) = (array, items) {
-            parts.bytes += key.len() + 5 + items.iter().map(|i| i.get().len() + 1).sum::<usize>();
+            parts.bytes += items.iter().map(|i| i.get().len() + 1).sum::<usize>();
             parts.arrays[a] = items;
             parts.layout.push(Slot::Array(a));
         } else {
-            parts.bytes += key.len() + 4 + raw.get().len();
+            parts.envelope_bytes += key.len() + 4 + raw.get().len();
             parts.layout.push(Slot::Envelope(parts.envelope.len()));
             parts.envelope.push((key, raw));
         }

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferry_engine::{Body, Connection, MemoryState, Outcome, PlannedRequest};
+use ferry_engine::{
+    Batcher, Body, CannedResponses, Connection, Followed, MemoryState, MergedRequest, Outcome,
+    PlannedRequest,
+};
 use serde_json::json;
 
 use crate::input::{Position, read_events};
@@ -35,6 +38,15 @@ pub struct Args {
     /// Explain on stderr which actions each event selected and where every field came from.
     #[arg(long)]
     trace: bool,
+    /// Canned responses to the steps of multi-step actions (YAML or JSON: `{ STEP: { status,
+    /// headers, body } }`, STEP being `action.step` or a step name), so that the steps after
+    /// them are planned too.
+    #[arg(long, value_name = "FILE")]
+    responses: Option<PathBuf>,
+    /// Merge requests as the mapping's batch rules declare and print the merged requests, each
+    /// with the events it carries.
+    #[arg(long)]
+    batch: bool,
     /// Events: a JSON object, a JSON array, or newline-delimited JSON; `-` or nothing for stdin.
     input: Option<PathBuf>,
 }
@@ -58,6 +70,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let settings = gather(&mapping, args.settings.as_deref(), &args.sets)?;
     let connection = Connection::new(Arc::clone(&mapping), &settings)?;
+    let canned = match &args.responses {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            let value: serde_json::Value = serde_yaml::from_str(&text)
+                .with_context(|| format!("`{}` is not YAML or JSON", path.display()))?;
+            CannedResponses::from_value(value)
+                .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?
+        }
+        None => CannedResponses::default(),
+    };
+    let mut batcher: Batcher<usize> = Batcher::new();
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -67,6 +91,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     let name = &*mapping.name;
 
+    let shown = Shown {
+        mapping: name,
+        connection: &connection,
+        show_secrets: args.show_secrets,
+    };
     let mut handle =
         |(position, event): (Position, Result<serde_json::Value, String>)| -> io::Result<()> {
             tally.events += 1;
@@ -85,18 +114,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             for line in &plan.trace {
                 writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
             }
-            for outcome in &plan.outcomes {
+            let followed = connection.follow(&event, &state, plan.outcomes, &canned);
+            for Followed { outcome, answer } in followed {
                 match outcome {
+                    Outcome::Request(request)
+                        if args.batch
+                            && request.batch.is_some()
+                            && request.continuation.is_none() =>
+                    {
+                        match batcher.push(position.index, request) {
+                            Ok(closed) => {
+                                for merged in closed {
+                                    tally.requests += 1;
+                                    shown.write_merged(&mut out, &merged)?;
+                                }
+                            }
+                            Err(rejected) => {
+                                tally.failed += 1;
+                                report(&mut err, position, None, "error", &rejected.reason)?;
+                            }
+                        }
+                    }
                     Outcome::Request(request) => {
                         tally.requests += 1;
-                        write_request(
-                            &mut out,
-                            name,
-                            position,
-                            request,
-                            &connection,
-                            args.show_secrets,
-                        )?;
+                        let status = answer.as_ref().map(|a| a.status);
+                        shown.write_request(&mut out, &[position.index], &request, status)?;
                     }
                     Outcome::Skipped(skip) => {
                         tally.skipped += 1;
@@ -136,6 +178,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     .or_else(ignore_broken_pipe)?;
+    for merged in batcher.flush() {
+        tally.requests += 1;
+        shown
+            .write_merged(&mut out, &merged)
+            .or_else(ignore_broken_pipe)?;
+    }
     out.flush().or_else(ignore_broken_pipe)?;
     writeln!(
         err,
@@ -189,63 +237,94 @@ fn report(
     err.write_all(b"\n")
 }
 
-/// One planned request as a JSON line; the JSON body is embedded as written, in field order.
-fn write_request(
-    out: &mut impl Write,
-    mapping: &str,
-    position: Position,
-    request: &PlannedRequest,
-    connection: &Connection,
+/// How planned requests are printed: one JSON line each, secrets redacted unless asked.
+struct Shown<'a> {
+    mapping: &'a str,
+    connection: &'a Connection,
     show_secrets: bool,
-) -> io::Result<()> {
-    let shown = |text: &str| -> String {
-        if show_secrets {
+}
+
+impl Shown<'_> {
+    fn text(&self, text: &str) -> String {
+        if self.show_secrets {
             text.to_owned()
         } else {
-            connection.redact(text).into_owned()
+            self.connection.redact(text).into_owned()
         }
-    };
-    out.write_all(b"{\"mapping\":")?;
-    serde_json::to_writer(&mut *out, mapping)?;
-    write!(out, ",\"event\":{},\"action\":", position.index)?;
-    serde_json::to_writer(&mut *out, &*request.action)?;
-    write!(out, ",\"method\":\"{}\",\"url\":", request.method.as_str())?;
-    serde_json::to_writer(&mut *out, &shown(&request.url))?;
-    out.write_all(b",\"headers\":{")?;
-    for (i, header) in request.headers.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
+    }
+
+    fn write_merged(&self, out: &mut impl Write, merged: &MergedRequest<usize>) -> io::Result<()> {
+        self.write_request(out, &merged.items, &merged.request, None)
+    }
+
+    /// One planned request as a JSON line; the JSON body is embedded as written, in field
+    /// order. `events` are the events it carries (several when merged); `answered` is the status
+    /// of the canned response that answered it.
+    fn write_request(
+        &self,
+        out: &mut impl Write,
+        events: &[usize],
+        request: &PlannedRequest,
+        answered: Option<u16>,
+    ) -> io::Result<()> {
+        out.write_all(b"{\"mapping\":")?;
+        serde_json::to_writer(&mut *out, self.mapping)?;
+        match events {
+            [one] => write!(out, ",\"event\":{one}")?,
+            many => {
+                out.write_all(b",\"events\":")?;
+                serde_json::to_writer(&mut *out, many)?;
+            }
         }
-        serde_json::to_writer(&mut *out, &*header.name)?;
-        out.write_all(b":")?;
-        let value = if show_secrets {
-            header.value.to_string()
-        } else {
-            shown(header.display_value())
-        };
-        serde_json::to_writer(&mut *out, &value)?;
-    }
-    if let Some(body) = &request.body {
-        if !request.headers.is_empty() {
-            out.write_all(b",")?;
+        out.write_all(b",\"action\":")?;
+        serde_json::to_writer(&mut *out, &*request.action)?;
+        if let Some(step) = &request.step {
+            out.write_all(b",\"step\":")?;
+            serde_json::to_writer(&mut *out, &**step)?;
         }
-        write!(out, "\"Content-Type\":\"{}\"", body.content_type())?;
-    }
-    out.write_all(b"},\"body\":")?;
-    match &request.body {
-        Some(Body::Json(text)) => out.write_all(shown(text).as_bytes())?,
-        Some(Body::Form(fields)) => {
-            let map: serde_json::Map<String, serde_json::Value> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(shown(v))))
-                .collect();
-            serde_json::to_writer(&mut *out, &map)?;
+        write!(out, ",\"method\":\"{}\",\"url\":", request.method.as_str())?;
+        serde_json::to_writer(&mut *out, &self.text(&request.url))?;
+        out.write_all(b",\"headers\":{")?;
+        for (i, header) in request.headers.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &*header.name)?;
+            out.write_all(b":")?;
+            let value = if self.show_secrets {
+                header.value.to_string()
+            } else {
+                self.text(header.display_value())
+            };
+            serde_json::to_writer(&mut *out, &value)?;
         }
-        None => out.write_all(b"null")?,
+        if let Some(body) = &request.body {
+            if !request.headers.is_empty() {
+                out.write_all(b",")?;
+            }
+            write!(out, "\"Content-Type\":\"{}\"", body.content_type())?;
+        }
+        out.write_all(b"},\"body\":")?;
+        match &request.body {
+            Some(Body::Json(text)) => out.write_all(self.text(text).as_bytes())?,
+            Some(Body::Form(fields)) => {
+                let map: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(self.text(v))))
+                    .collect();
+                serde_json::to_writer(&mut *out, &map)?;
+            }
+            None => out.write_all(b"null")?,
+        }
+        if let Some(key) = &request.dedupe_key {
+            out.write_all(b",\"dedupe_key\":")?;
+            serde_json::to_writer(&mut *out, &self.text(key))?;
+        }
+        match (answered, &request.continuation) {
+            (Some(status), _) => write!(out, ",\"answered\":{status}")?,
+            (None, Some(_)) => out.write_all(b",\"awaits_response\":true")?,
+            (None, None) => {}
+        }
+        out.write_all(b"}\n")
     }
-    if let Some(key) = &request.dedupe_key {
-        out.write_all(b",\"dedupe_key\":")?;
-        serde_json::to_writer(&mut *out, &shown(key))?;
-    }
-    out.write_all(b"}\n")
 }
