@@ -1,6 +1,8 @@
 //! Multi-step flows and batching, on the bundled Braze and Amplitude -> Extole mappings and on
 //! small mappings written inline.
 
+#![allow(clippy::needless_pass_by_value)] // tests hand `json!` literals over by value
+
 use std::sync::Arc;
 
 use ferry_engine::{
@@ -180,7 +182,13 @@ actions:
             Some(merged.len())
         );
     }
-    assert_eq!(closed.iter().map(|m| m.len()).sum::<usize>(), 6);
+    assert_eq!(
+        closed
+            .iter()
+            .map(ferry_engine::MergedRequest::len)
+            .sum::<usize>(),
+        6
+    );
     assert!(closed.len() >= 2);
 
     let big = json!({"id": 1, "note": "x".repeat(200)});

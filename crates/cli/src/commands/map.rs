@@ -71,14 +71,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = gather(&mapping, args.settings.as_deref(), &args.sets)?;
     let connection = Connection::new(Arc::clone(&mapping), &settings)?;
     let canned = match &args.responses {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read `{}`", path.display()))?;
-            let value: serde_json::Value = serde_yaml::from_str(&text)
-                .with_context(|| format!("`{}` is not YAML or JSON", path.display()))?;
-            CannedResponses::from_value(value)
-                .map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?
-        }
+        Some(path) => read_responses(path)?,
         None => CannedResponses::default(),
     };
     let mut batcher: Batcher<usize> = Batcher::new();
@@ -115,54 +108,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
             }
             let followed = connection.follow(&event, &state, plan.outcomes, &canned);
-            for Followed { outcome, answer } in followed {
-                match outcome {
-                    Outcome::Request(request)
-                        if args.batch
-                            && request.batch.is_some()
-                            && request.continuation.is_none() =>
-                    {
-                        match batcher.push(position.index, request) {
-                            Ok(closed) => {
-                                for merged in closed {
-                                    tally.requests += 1;
-                                    shown.write_merged(&mut out, &merged)?;
-                                }
-                            }
-                            Err(rejected) => {
-                                tally.failed += 1;
-                                report(&mut err, position, None, "error", &rejected.reason)?;
-                            }
-                        }
-                    }
-                    Outcome::Request(request) => {
-                        tally.requests += 1;
-                        let status = answer.as_ref().map(|a| a.status);
-                        shown.write_request(&mut out, &[position.index], &request, status)?;
-                    }
-                    Outcome::Skipped(skip) => {
-                        tally.skipped += 1;
-                        if args.verbose || args.trace {
-                            report(
-                                &mut err,
-                                position,
-                                skip.action.as_deref(),
-                                "skipped",
-                                &skip.reason,
-                            )?;
-                        }
-                    }
-                    Outcome::Failed(failure) => {
-                        tally.failed += 1;
-                        report(
-                            &mut err,
-                            position,
-                            Some(&failure.action),
-                            "error",
-                            &failure.message,
-                        )?;
-                    }
-                }
+            for step in followed {
+                emit(
+                    step,
+                    position,
+                    args,
+                    &shown,
+                    &mut batcher,
+                    &mut tally,
+                    &mut out,
+                    &mut err,
+                )?;
             }
             state.apply(plan.remember);
             Ok(())
@@ -199,6 +155,76 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints one outcome of an event, or hands a batchable request to the batcher.
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    step: Followed,
+    position: Position,
+    args: &Args,
+    shown: &Shown<'_>,
+    batcher: &mut Batcher<usize>,
+    tally: &mut Tally,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<()> {
+    let Followed { outcome, answer } = step;
+    match outcome {
+        Outcome::Request(request)
+            if args.batch && request.batch.is_some() && request.continuation.is_none() =>
+        {
+            match batcher.push(position.index, request) {
+                Ok(closed) => {
+                    for merged in closed {
+                        tally.requests += 1;
+                        shown.write_merged(out, &merged)?;
+                    }
+                }
+                Err(rejected) => {
+                    tally.failed += 1;
+                    report(err, position, None, "error", &rejected.reason)?;
+                }
+            }
+        }
+        Outcome::Request(request) => {
+            tally.requests += 1;
+            let status = answer.as_ref().map(|a| a.status);
+            shown.write_request(out, &[position.index], &request, status)?;
+        }
+        Outcome::Skipped(skip) => {
+            tally.skipped += 1;
+            if args.verbose || args.trace {
+                report(
+                    err,
+                    position,
+                    skip.action.as_deref(),
+                    "skipped",
+                    &skip.reason,
+                )?;
+            }
+        }
+        Outcome::Failed(failure) => {
+            tally.failed += 1;
+            report(
+                err,
+                position,
+                Some(&failure.action),
+                "error",
+                &failure.message,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Canned step responses from a YAML or JSON file.
+fn read_responses(path: &std::path::Path) -> anyhow::Result<CannedResponses> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let value: serde_json::Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("`{}` is not YAML or JSON", path.display()))?;
+    CannedResponses::from_value(value).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))
 }
 
 fn count(n: usize, noun: &str) -> String {
