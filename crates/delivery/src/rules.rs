@@ -31,7 +31,8 @@ pub struct Rules {
     /// backlog does not eat into every request's budget. A wait that would overrun the budget
     /// is not started: the request fails at once and says why.
     pub max_total: Duration,
-    /// Bound on one attempt, from sending to the last byte of the response body.
+    /// Bound on one attempt, from sending to the last byte of the response body; cut to what
+    /// is left of `max_total` when that is less.
     pub timeout: Duration,
     /// Bound on establishing a connection (TCP and TLS), within `timeout`.
     pub connect_timeout: Duration,
