@@ -15,7 +15,25 @@ pub struct Position {
 }
 
 /// One event read, or why it could not be.
-pub type Item = (Position, Result<Value, String>);
+pub type Item = (Position, Result<Value, BadEvent>);
+
+/// Input that is not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEvent {
+    /// Why, with the column (and line) of the problem.
+    pub reason: String,
+    /// The text as read, where it is known (one line of NDJSON), so that nothing is lost.
+    pub text: String,
+}
+
+impl BadEvent {
+    fn new(reason: String, text: &str) -> BadEvent {
+        BadEvent {
+            reason,
+            text: text.trim_end().to_owned(),
+        }
+    }
+}
 
 /// Calls `each` for every event of `input`, in order.
 pub fn read_events(
@@ -69,10 +87,13 @@ pub fn read_events(
                             index,
                             line: Some(number),
                         },
-                        Err(format!(
-                            "invalid JSON at column {}: {}",
-                            error.column(),
-                            strip(&error)
+                        Err(BadEvent::new(
+                            format!(
+                                "invalid JSON at column {}: {}",
+                                error.column(),
+                                strip(&error)
+                            ),
+                            &line,
                         )),
                     ))?,
                 }
@@ -105,11 +126,14 @@ fn read_array(
                 index: 1,
                 line: Some(error.line()),
             },
-            Err(format!(
-                "invalid JSON array at line {} column {}: {}",
-                error.line(),
-                error.column(),
-                strip(&error)
+            Err(BadEvent::new(
+                format!(
+                    "invalid JSON array at line {} column {}: {}",
+                    error.line(),
+                    error.column(),
+                    strip(&error)
+                ),
+                "",
             )),
         )),
     }
@@ -139,11 +163,14 @@ fn read_documents(text: &str, mut each: impl FnMut(Item) -> io::Result<()>) -> i
                         index,
                         line: Some(error.line()),
                     },
-                    Err(format!(
-                        "invalid JSON at line {} column {}: {}",
-                        error.line(),
-                        error.column(),
-                        strip(&error)
+                    Err(BadEvent::new(
+                        format!(
+                            "invalid JSON at line {} column {}: {}",
+                            error.line(),
+                            error.column(),
+                            strip(&error)
+                        ),
+                        text.get(stream.byte_offset()..).unwrap_or_default(),
                     )),
                 ));
             }
@@ -172,7 +199,7 @@ mod tests {
     fn read(text: &str) -> Vec<(usize, Option<usize>, Result<Value, String>)> {
         let mut items = Vec::new();
         read_events(text.as_bytes(), |(p, v)| {
-            items.push((p.index, p.line, v));
+            items.push((p.index, p.line, v.map_err(|bad| bad.reason)));
             Ok(())
         })
         .unwrap();
@@ -185,6 +212,13 @@ mod tests {
         assert_eq!(items.len(), 3);
         assert_eq!((items[1].0, items[1].1), (2, Some(3)));
         assert!(items[1].2.as_ref().unwrap_err().contains("invalid JSON"));
+        let mut texts = Vec::new();
+        read_events("{\"a\":1}\n{bad\n".as_bytes(), |(_, v)| {
+            texts.extend(v.err().map(|bad| bad.text));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(texts, ["{bad"]);
         assert_eq!(items[2].2.as_ref().unwrap()["a"], 2);
     }
 

@@ -30,6 +30,12 @@ enum Command {
     /// Map events to the requests a mapping plans, printed as JSON lines (a dry run: nothing
     /// is sent).
     Map(commands::map::Args),
+    /// Deliver events: map them, send the requests with the retries, rate limits and batching
+    /// the mapping declares, and append what cannot be delivered to a dead-letter file.
+    Send(commands::send::Args),
+    /// Send the events of a dead-letter file again, once the cause is fixed; the file keeps
+    /// only what still fails.
+    Replay(commands::replay::Args),
     /// Run the golden cases of mappings and show a diff for every case whose requests changed.
     Test {
         /// Mapping files, case files, or folders of mappings.
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths } => commands::validate::run(&paths),
         Command::Map(args) => commands::map::run(&args),
+        Command::Send(args) => commands::send::run(&args),
+        Command::Replay(args) => commands::replay::run(&args),
         Command::Test { paths, accept } => commands::test::run(&paths, accept),
         Command::Schema => commands::schema::run(),
     };

@@ -79,6 +79,8 @@ impl BatchRule {
 pub struct Rejected<T> {
     /// The caller's tag of the request.
     pub item: T,
+    /// The request, unchanged.
+    pub request: Box<PlannedRequest>,
     /// Why: too large on its own, or a body that cannot be merged.
     pub reason: String,
 }
@@ -184,6 +186,12 @@ impl<T> MergedRequest<T> {
         out
     }
 
+    /// The request item `index` alone would have been: for dead letters and per-item retries.
+    pub fn item_request(&self, index: usize) -> Option<PlannedRequest> {
+        let parts = self.parts.get(index)?.clone();
+        Some(assemble(&self.request, &self.rule, vec![parts], vec![()]).request)
+    }
+
     /// The item that contributed element `index` of merged array `array`.
     fn owner(&self, array: usize, index: usize) -> Option<usize> {
         let mut seen = 0;
@@ -267,19 +275,28 @@ impl<T> Batcher<T> {
         request: PlannedRequest,
     ) -> Result<Vec<MergedRequest<T>>, Rejected<T>> {
         let Some(rule) = request.batch.clone() else {
+            let reason = format!("action `{}` declares no batch", request.action);
             return Err(Rejected {
                 item,
-                reason: format!("action `{}` declares no batch", request.action),
+                request: Box::new(request),
+                reason,
             });
         };
         let parts = match split_body(&request, &rule) {
             Ok(parts) => parts,
-            Err(reason) => return Err(Rejected { item, reason }),
+            Err(reason) => {
+                return Err(Rejected {
+                    item,
+                    request: Box::new(request),
+                    reason,
+                });
+            }
         };
         let counts: Vec<usize> = parts.arrays.iter().map(Vec::len).collect();
         if let Some(n) = counts.iter().find(|&&n| n > rule.max_items) {
             return Err(Rejected {
                 item,
+                request: Box::new(request),
                 reason: format!(
                     "one request carries {n} items, over the batch limit of {}",
                     rule.max_items
@@ -297,6 +314,7 @@ impl<T> Batcher<T> {
         if overhead + parts.bytes > rule.max_bytes {
             return Err(Rejected {
                 item,
+                request: Box::new(request),
                 reason: format!(
                     "the body is {} bytes on its own, over the batch limit of {}",
                     overhead + parts.bytes,

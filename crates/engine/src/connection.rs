@@ -189,6 +189,27 @@ impl Connection {
         Ok(connection)
     }
 
+    /// Sends every request to `base_url` instead of the mapping's (e.g. a local server while
+    /// testing); the path of each request is kept.
+    pub fn override_base_url(&mut self, base_url: &str) -> Result<(), SettingsError> {
+        let fail = |problem: String| SettingsError {
+            mapping: self.mapping.name.to_string(),
+            problems: vec![problem],
+        };
+        check_base_url(base_url).map_err(fail)?;
+        self.base_url = base_url.trim_end_matches('/').into();
+        self.paths = self.constant_urls().map_err(|why| SettingsError {
+            mapping: self.mapping.name.to_string(),
+            problems: vec![why],
+        })?;
+        Ok(())
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The full URL of every step whose path does not read the event.
     fn constant_urls(&self) -> Result<Vec<Option<Box<str>>>, String> {
         self.mapping

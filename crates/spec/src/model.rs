@@ -170,13 +170,21 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub concurrency: Option<u32>,
-    /// Total time allowed for one request, in milliseconds.
+    /// Total time allowed for one attempt of a request, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Longest time one request may take, every attempt and wait between them included, in
+    /// milliseconds; a request that runs out is dead-lettered.
+    #[serde(default = "default_max_total_ms")]
+    pub max_total_ms: u64,
 }
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_max_total_ms() -> u64 {
+    120_000
 }
 
 /// Retry rules.

@@ -89,40 +89,39 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         connection: &connection,
         show_secrets: args.show_secrets,
     };
-    let mut handle =
-        |(position, event): (Position, Result<serde_json::Value, String>)| -> io::Result<()> {
-            tally.events += 1;
-            let event = match event {
-                Ok(event) => event,
-                Err(reason) => {
-                    tally.failed += 1;
-                    return report(&mut err, position, None, "error", &reason);
-                }
-            };
-            let plan = if args.trace {
-                connection.plan_traced(&event, &state)
-            } else {
-                connection.plan(&event, &state)
-            };
-            for line in &plan.trace {
-                writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
+    let mut handle = |(position, event): crate::input::Item| -> io::Result<()> {
+        tally.events += 1;
+        let event = match event {
+            Ok(event) => event,
+            Err(bad) => {
+                tally.failed += 1;
+                return report(&mut err, position, None, "error", &bad.reason);
             }
-            let followed = connection.follow(&event, &state, plan.outcomes, &canned);
-            for step in followed {
-                emit(
-                    step,
-                    position,
-                    args,
-                    &shown,
-                    &mut batcher,
-                    &mut tally,
-                    &mut out,
-                    &mut err,
-                )?;
-            }
-            state.apply(plan.remember);
-            Ok(())
         };
+        let plan = if args.trace {
+            connection.plan_traced(&event, &state)
+        } else {
+            connection.plan(&event, &state)
+        };
+        for line in &plan.trace {
+            writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
+        }
+        let followed = connection.follow(&event, &state, plan.outcomes, &canned);
+        for step in followed {
+            emit(
+                step,
+                position,
+                args,
+                &shown,
+                &mut batcher,
+                &mut tally,
+                &mut out,
+                &mut err,
+            )?;
+        }
+        state.apply(plan.remember);
+        Ok(())
+    };
 
     match args.input.as_deref() {
         None => read_events(io::stdin().lock(), &mut handle),

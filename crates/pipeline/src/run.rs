@@ -1,0 +1,481 @@
+//! The run loop. One task plans every event in order (so remembered values and batches see
+//! events in the order they came), and owns the batcher, the dead-letter file and the counts;
+//! sends run as tasks, at most `max_in_flight` at a time, and report back to it.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+
+use ferry_delivery::{
+    DeadLetter, DeadLetterWriter, Delivery, Destination, FailureKind, Outcome as Sent,
+    RecordedRequest, RecordedResponse, Response, SetupError, timestamp,
+};
+use ferry_engine::{
+    Batcher, Connection, MemoryState, MergedRequest, Outcome, PlannedRequest, StepResponse,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::outgoing::{outgoing, recorded, recorded_response};
+use crate::rules::rules_for;
+use crate::summary::Summary;
+
+/// One input of a run.
+#[derive(Debug)]
+pub enum Input {
+    /// An event, with its 1-based position in the input.
+    Event {
+        /// Position in the input.
+        index: usize,
+        /// The event.
+        event: Value,
+    },
+    /// Input that is not an event (bad JSON); it is dead-lettered as text.
+    Unreadable {
+        /// Position in the input.
+        index: usize,
+        /// The text as read.
+        text: String,
+        /// Why it is not an event.
+        reason: String,
+    },
+}
+
+/// An event on its way: shared by every request it leads to.
+#[derive(Debug)]
+struct Tracked {
+    /// Position in the input.
+    index: usize,
+    event: Value,
+}
+
+type Item = Arc<Tracked>;
+
+/// What a send task reports.
+enum Done {
+    Single {
+        item: Item,
+        request: PlannedRequest,
+        delivery: Delivery,
+    },
+    Batch {
+        merged: MergedRequest<Item>,
+        delivery: Delivery,
+    },
+}
+
+/// Delivers the events of one connection.
+pub struct Pipeline {
+    connection: Arc<Connection>,
+    destination: Destination,
+    dead_letters: DeadLetterWriter,
+    connection_name: Option<String>,
+    max_in_flight: usize,
+}
+
+/// The state the run loop owns.
+struct Run<'p> {
+    pipeline: &'p Pipeline,
+    state: MemoryState,
+    batcher: Batcher<Item>,
+    tasks: JoinSet<Done>,
+    seen: HashSet<(Arc<str>, String)>,
+    summary: Summary,
+}
+
+impl Pipeline {
+    /// A pipeline for `connection`, sending by the rules of its mapping's `delivery` section and
+    /// writing what cannot be delivered to `dead_letters`.
+    pub fn new(
+        connection: Arc<Connection>,
+        dead_letters: DeadLetterWriter,
+    ) -> Result<Pipeline, SetupError> {
+        let rules = rules_for(&connection.mapping().spec.delivery);
+        let in_flight = rules
+            .concurrency
+            .map_or(64, |c| c as usize * 4)
+            .clamp(8, 1024);
+        Ok(Pipeline {
+            destination: Destination::new(rules)?,
+            connection,
+            dead_letters,
+            connection_name: None,
+            max_in_flight: in_flight,
+        })
+    }
+
+    /// Names the connection in dead letters.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Pipeline {
+        self.connection_name = Some(name.into());
+        self
+    }
+
+    /// Sends every input of `events` until the channel closes and all work is done, calling
+    /// `progress` as counts change. Fails only when a dead letter cannot be written: then
+    /// nothing could be promised about the rest.
+    pub async fn run(
+        &self,
+        mut events: mpsc::Receiver<Input>,
+        progress: &mut (dyn FnMut(&Summary) + Send),
+    ) -> io::Result<Summary> {
+        let mut run = Run {
+            pipeline: self,
+            state: MemoryState::default(),
+            batcher: Batcher::new(),
+            tasks: JoinSet::new(),
+            seen: HashSet::new(),
+            summary: Summary::default(),
+        };
+        let mut input_open = true;
+        loop {
+            if !input_open {
+                // Nothing more will join the open batches: send them now.
+                for merged in run.batcher.flush() {
+                    run.spawn_batch(merged);
+                }
+                if run.tasks.is_empty() {
+                    break;
+                }
+            }
+            let due = run.batcher.next_due().map(tokio::time::Instant::from_std);
+            let room = run.tasks.len() < self.max_in_flight;
+            tokio::select! {
+                biased;
+                Some(done) = run.tasks.join_next(), if !run.tasks.is_empty() => {
+                    let done = done.expect("send tasks do not panic");
+                    run.finished(done)?;
+                }
+                input = events.recv(), if input_open && room => match input {
+                    Some(input) => run.accept(input)?,
+                    None => input_open = false,
+                },
+                () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    for merged in run.batcher.due(std::time::Instant::now()) {
+                        run.spawn_batch(merged);
+                    }
+                }
+            }
+            progress(&run.summary);
+        }
+        Ok(run.summary)
+    }
+
+    fn dead_letter(
+        &self,
+        event: Value,
+        reason: &str,
+        last_request: Option<RecordedRequest>,
+        last_response: Option<RecordedResponse>,
+        attempts: u32,
+    ) -> io::Result<()> {
+        self.dead_letters.append(&DeadLetter {
+            at: timestamp(std::time::SystemTime::now()),
+            mapping: self.connection.mapping().name.to_string(),
+            connection: self.connection_name.clone(),
+            event,
+            reason: self.connection.redact(reason).into_owned(),
+            last_request,
+            last_response,
+            attempts,
+        })
+    }
+}
+
+impl Run<'_> {
+    fn connection(&self) -> &Connection {
+        &self.pipeline.connection
+    }
+
+    fn accept(&mut self, input: Input) -> io::Result<()> {
+        self.summary.events += 1;
+        let (index, event) = match input {
+            Input::Event { index, event } => (index, event),
+            Input::Unreadable {
+                index,
+                text,
+                reason,
+            } => {
+                self.summary.dead_lettered += 1;
+                return self.pipeline.dead_letter(
+                    Value::String(text),
+                    &format!("event {index} is not an event: {reason}"),
+                    None,
+                    None,
+                    0,
+                );
+            }
+        };
+        let plan = self.pipeline.connection.plan(&event, &self.state);
+        let item = Arc::new(Tracked { index, event });
+        for outcome in plan.outcomes {
+            self.outcome(&item, outcome)?;
+        }
+        self.state.apply(plan.remember);
+        Ok(())
+    }
+
+    fn outcome(&mut self, item: &Item, outcome: Outcome) -> io::Result<()> {
+        match outcome {
+            Outcome::Request(request) => self.dispatch(item, request),
+            Outcome::Skipped(skip) => {
+                if skip.action.is_none() {
+                    self.summary.skipped += 1;
+                }
+                Ok(())
+            }
+            Outcome::Failed(failure) => {
+                self.summary.dead_lettered += 1;
+                self.pipeline.dead_letter(
+                    item.event.clone(),
+                    &format!(
+                        "event {}: action `{}` cannot map it: {}",
+                        item.index, failure.action, failure.message
+                    ),
+                    None,
+                    None,
+                    0,
+                )
+            }
+        }
+    }
+
+    /// Sends a planned request, through the batcher when its rule allows.
+    fn dispatch(&mut self, item: &Item, request: PlannedRequest) -> io::Result<()> {
+        if let Some(key) = &request.dedupe_key
+            && request.step.is_none()
+            && !self.seen.insert((Arc::clone(&request.action), key.clone()))
+        {
+            self.summary.duplicates += 1;
+            return Ok(());
+        }
+        if request.batch.is_some() && request.continuation.is_none() {
+            match self.batcher.push(Arc::clone(item), request) {
+                Ok(closed) => {
+                    for merged in closed {
+                        self.spawn_batch(merged);
+                    }
+                }
+                Err(rejected) => {
+                    self.summary.dead_lettered += 1;
+                    let last = recorded(&rejected.request, self.connection());
+                    self.pipeline.dead_letter(
+                        rejected.item.event.clone(),
+                        &rejected.reason,
+                        Some(last),
+                        None,
+                        0,
+                    )?;
+                }
+            }
+            return Ok(());
+        }
+        let destination = self.pipeline.destination.clone();
+        let item = Arc::clone(item);
+        self.tasks.spawn(async move {
+            let delivery = destination.send(&outgoing(&request)).await;
+            Done::Single {
+                item,
+                request,
+                delivery,
+            }
+        });
+        Ok(())
+    }
+
+    fn spawn_batch(&mut self, merged: MergedRequest<Item>) {
+        let destination = self.pipeline.destination.clone();
+        self.tasks.spawn(async move {
+            let delivery = destination.send(&outgoing(&merged.request)).await;
+            Done::Batch { merged, delivery }
+        });
+    }
+
+    fn count(&mut self, delivery: &Delivery) {
+        self.summary.requests += 1;
+        self.summary.retries += u64::from(delivery.attempts.saturating_sub(1));
+        for attempt in &delivery.history {
+            match attempt.status {
+                Some(status) => *self.summary.statuses.entry(status).or_default() += 1,
+                None => self.summary.transport_errors += 1,
+            }
+        }
+    }
+
+    fn finished(&mut self, done: Done) -> io::Result<()> {
+        match done {
+            Done::Single {
+                item,
+                request,
+                delivery,
+            } => self.finished_single(&item, &request, delivery),
+            Done::Batch { merged, delivery } => self.finished_batch(merged, delivery),
+        }
+    }
+
+    fn finished_single(
+        &mut self,
+        item: &Item,
+        request: &PlannedRequest,
+        delivery: Delivery,
+    ) -> io::Result<()> {
+        self.count(&delivery);
+        let attempts = delivery.attempts;
+        let answered = match delivery.outcome {
+            Sent::Delivered(response) => Ok(response),
+            Sent::Failed(failure)
+                if failure.kind == FailureKind::Rejected
+                    && request.continuation.as_ref().is_some_and(|c| {
+                        failure
+                            .last_response
+                            .as_ref()
+                            .is_some_and(|r| self.connection().expects(c, r.status))
+                    }) =>
+            {
+                Ok(failure.last_response.expect("checked above"))
+            }
+            Sent::Failed(failure) => Err((
+                failure.reason,
+                failure
+                    .last_response
+                    .map(|r| recorded_response(&r, self.connection())),
+            )),
+            Sent::TooLarge(response) => Err((
+                format!(
+                    "{} for a single request, which cannot be split",
+                    response.status_line()
+                ),
+                Some(recorded_response(&response, self.connection())),
+            )),
+        };
+        match answered {
+            Ok(response) => {
+                self.summary.delivered += 1;
+                if let Some(continuation) = &request.continuation {
+                    self.resume(item, continuation, response)
+                } else {
+                    self.summary.items_delivered += 1;
+                    Ok(())
+                }
+            }
+            Err((reason, last_response)) => {
+                self.summary.dead_lettered += 1;
+                let step = request
+                    .step
+                    .as_deref()
+                    .map(|s| format!(" step `{s}`"))
+                    .unwrap_or_default();
+                let last = recorded(request, self.connection());
+                self.pipeline.dead_letter(
+                    item.event.clone(),
+                    &format!("action `{}`{step}: {reason}", request.action),
+                    Some(last),
+                    last_response,
+                    attempts,
+                )
+            }
+        }
+    }
+
+    /// Feeds a step's response to its action's next step.
+    fn resume(
+        &mut self,
+        item: &Item,
+        continuation: &ferry_engine::Continuation,
+        response: Response,
+    ) -> io::Result<()> {
+        let answer = StepResponse::from_bytes(response.status, response.headers, &response.body);
+        let next = self
+            .pipeline
+            .connection
+            .resume(&item.event, &self.state, continuation, &answer);
+        if let Some(outcome) = next {
+            self.outcome(item, outcome)
+        } else {
+            self.summary.items_delivered += 1;
+            Ok(())
+        }
+    }
+
+    fn finished_batch(
+        &mut self,
+        mut merged: MergedRequest<Item>,
+        delivery: Delivery,
+    ) -> io::Result<()> {
+        self.count(&delivery);
+        let attempts = delivery.attempts;
+        match delivery.outcome {
+            Sent::Delivered(response) => {
+                self.summary.delivered += 1;
+                let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+                let failures = merged.failed_items(&body);
+                let response = recorded_response(&response, self.connection());
+                for (index, reason) in &failures.failed {
+                    self.dead_letter_item(
+                        &merged,
+                        *index,
+                        &format!("refused by the destination: {reason}"),
+                        Some(response.clone()),
+                        attempts,
+                    )?;
+                }
+                self.summary.items_delivered += (merged.len() - failures.failed.len()) as u64;
+                self.summary.unattributed.extend(failures.unattributed);
+                Ok(())
+            }
+            Sent::TooLarge(response) => {
+                if let Some(second) = merged.split() {
+                    self.summary.splits += 1;
+                    self.spawn_batch(merged);
+                    self.spawn_batch(second);
+                    Ok(())
+                } else {
+                    let reason = format!(
+                        "{} for a single item, which cannot be split",
+                        response.status_line()
+                    );
+                    let response = recorded_response(&response, self.connection());
+                    self.dead_letter_item(&merged, 0, &reason, Some(response), attempts)
+                }
+            }
+            Sent::Failed(failure) => {
+                let response = failure
+                    .last_response
+                    .as_ref()
+                    .map(|r| recorded_response(r, self.connection()));
+                for index in 0..merged.len() {
+                    self.dead_letter_item(
+                        &merged,
+                        index,
+                        &format!("{} (a batch of {} requests)", failure.reason, merged.len()),
+                        response.clone(),
+                        attempts,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn dead_letter_item(
+        &mut self,
+        merged: &MergedRequest<Item>,
+        index: usize,
+        reason: &str,
+        response: Option<RecordedResponse>,
+        attempts: u32,
+    ) -> io::Result<()> {
+        self.summary.dead_lettered += 1;
+        let request = merged.item_request(index);
+        let last = request.as_ref().map(|r| recorded(r, self.connection()));
+        let action = &merged.request.action;
+        self.pipeline.dead_letter(
+            merged.items[index].event.clone(),
+            &format!("action `{action}`: {reason}"),
+            last,
+            response,
+            attempts,
+        )
+    }
+}
