@@ -16,7 +16,8 @@ use crate::template::Escape;
 
 use super::field::setting_type_name;
 use super::{
-    Compiler, Place, SEGMENT_TYPES, check_header_name, dialect_name, list_pointer, settle_steps,
+    Compiler, Place, SEGMENT_TYPES, StepScope, check_header_name, dialect_name, list_pointer,
+    settle_steps,
 };
 
 impl Compiler<'_> {
@@ -59,10 +60,15 @@ impl Compiler<'_> {
                         "an action with `steps` declares `batch` on the step it applies to",
                     );
                 }
+                let names: Vec<String> = action.steps.keys().cloned().collect();
                 let mut earlier: Vec<String> = Vec::new();
-                for (step_name, step) in &action.steps {
+                for (at, (step_name, step)) in action.steps.iter().enumerate() {
                     let pointer = format!("{base}/steps/{}", escape_segment(step_name));
-                    self.steps_in_scope = Some(earlier.clone());
+                    self.steps_in_scope = Some(StepScope {
+                        current: step_name.clone(),
+                        earlier: earlier.clone(),
+                        later: names[at + 1..].to_vec(),
+                    });
                     let step_when = step
                         .when
                         .as_ref()
@@ -262,11 +268,19 @@ impl Compiler<'_> {
         }
         if let Some(statuses) = &selector.status {
             if selector.response.is_none() {
+                let step = self
+                    .steps_in_scope
+                    .as_ref()
+                    .and_then(|s| s.earlier.last().cloned());
                 self.problem(
                     &format!("{pointer}/status"),
                     Target::Key,
                     "`status` reads a response: name the step with `response: STEP`",
-                );
+                )
+                .help = Some(match step {
+                    Some(step) => format!("add `response: {step}`"),
+                    None => "only a step after another step can test a response status".into(),
+                });
             }
             for (i, status) in statuses.as_slice().iter().enumerate() {
                 if !(100..=599).contains(status) {
@@ -349,7 +363,11 @@ impl Compiler<'_> {
                                 reference.setting,
                                 setting_type_name(kind)
                             ),
-                        );
+                        )
+                        .help = Some(format!(
+                            "declare `settings.{}` with `type: list`",
+                            reference.setting
+                        ));
                     }
                 }
                 Names::Setting(reference.setting.as_str().into())
@@ -359,7 +377,7 @@ impl Compiler<'_> {
 
     /// The index of an earlier step of the action being compiled.
     pub(super) fn step_ref(&mut self, pointer: &str, name: &str) -> Option<usize> {
-        let Some(earlier) = self.steps_in_scope.clone() else {
+        let Some(scope) = self.steps_in_scope.clone() else {
             self.problem(
                 pointer,
                 Target::Key,
@@ -367,24 +385,97 @@ impl Compiler<'_> {
             );
             return None;
         };
-        if let Some(index) = earlier.iter().position(|s| s == name) {
+        if let Some(index) = scope.earlier.iter().position(|s| s == name) {
             return Some(index);
         }
-        let near = did_you_mean(name, earlier.iter().map(String::as_str)).map(str::to_owned);
-        let diagnostic = self.problem(
-            pointer,
-            Target::Value,
-            format!("`{name}` is not an earlier step of this action"),
-        );
-        diagnostic.help = Some(match (near, earlier.is_empty()) {
-            (Some(near), _) => format!("did you mean `{near}`?"),
-            (None, true) => "the first step has no earlier response to read".to_owned(),
-            (None, false) => format!(
-                "a step reads the responses of the steps before it: {}",
-                earlier.join(", ")
-            ),
-        });
+        let current = &scope.current;
+        if name.starts_with('$') {
+            let diagnostic = self.problem(
+                pointer,
+                Target::Value,
+                format!("`response` names a step, not a path: `{name}`"),
+            );
+            let step = scope.earlier.last().map_or("STEP", String::as_str);
+            diagnostic.help = Some(format!(
+                "write `response: {step}` and put the path in `from: \"{name}\"`"
+            ));
+            return None;
+        }
+        let (message, help) = if scope.later.contains(&name.to_owned()) {
+            (
+                format!("step `{name}` runs after `{current}`, so its response is not known yet"),
+                format!("steps run in the order written: move `{name}` above `{current}`"),
+            )
+        } else if name == current {
+            (
+                format!("step `{current}` cannot read its own response"),
+                "a later step reads this step's response: move the condition or field there"
+                    .to_owned(),
+            )
+        } else {
+            let near = did_you_mean(name, scope.earlier.iter().map(String::as_str));
+            let help = match (near, scope.earlier.is_empty()) {
+                (Some(near), _) => format!("did you mean `{near}`?"),
+                (None, true) => "the first step has no earlier response to read".to_owned(),
+                (None, false) => format!(
+                    "a step reads the responses of the steps before it: {}",
+                    scope.earlier.join(", ")
+                ),
+            };
+            (format!("`{name}` is not a step of this action"), help)
+        };
+        self.problem(pointer, Target::Value, message).help = Some(help);
         None
+    }
+
+    /// A batch needs a JSON body, and `concat` needs list fields of that body.
+    fn check_batchable(&mut self, pointer: &str, merge: Option<&Merge>, request: &CompiledRequest) {
+        if request.body.is_none() {
+            self.problem(
+                pointer,
+                Target::Key,
+                "this request has no body, so there is nothing to merge",
+            )
+            .help = Some("give the request a JSON `body`, or remove `batch`".into());
+        } else if request.format != BodyFormat::Json {
+            self.problem(
+                pointer,
+                Target::Key,
+                "only requests with a JSON body can be batched",
+            )
+            .help = Some("remove `format: form`, or remove `batch`".into());
+        } else if let (Some(Merge::Concat(names)), Some(body)) = (merge, &request.body) {
+            for (i, name) in names.iter().enumerate() {
+                let field = body.iter().find(|f| *f.key == **name);
+                let is_list = field.is_some_and(|f| {
+                    matches!(
+                        f.source,
+                        Source::Items(_) | Source::Each { .. } | Source::Value(Value::Array(_))
+                    )
+                });
+                if !is_list {
+                    let at = format!("{pointer}/concat/{i}");
+                    let (message, help) = if field.is_some() {
+                        (
+                            format!(
+                                "body field `{name}` is not a list (`items`, `each` or a list `value`), so it cannot be concatenated"
+                            ),
+                            Some(format!(
+                                "make it a list: `{name}: {{ items: [ {{ fields: ... }} ] }}`"
+                            )),
+                        )
+                    } else {
+                        let keys: Vec<&str> = body.iter().map(|f| &*f.key).collect();
+                        (
+                            format!("the request body has no field `{name}` to concatenate"),
+                            did_you_mean(name, keys.iter().copied())
+                                .map(|n| format!("did you mean `{n}`?")),
+                        )
+                    };
+                    self.problem(&at, Target::Value, message).help = help;
+                }
+            }
+        }
     }
 
     fn batch(
@@ -410,37 +501,7 @@ impl Compiler<'_> {
             }
         };
         if let Some(request) = request {
-            if request.format != BodyFormat::Json || request.body.is_none() {
-                self.problem(
-                    pointer,
-                    Target::Key,
-                    "only requests with a JSON body can be batched",
-                );
-            } else if let (Some(Merge::Concat(names)), Some(body)) = (&merge, &request.body) {
-                for (i, name) in names.iter().enumerate() {
-                    let field = body.iter().find(|f| *f.key == **name);
-                    let is_list = field.is_some_and(|f| {
-                        matches!(
-                            f.source,
-                            Source::Items(_) | Source::Each { .. } | Source::Value(Value::Array(_))
-                        )
-                    });
-                    if !is_list {
-                        let at = format!("{pointer}/concat/{i}");
-                        let message = if field.is_some() {
-                            format!(
-                                "body field `{name}` is not a list (`items`, `each` or a list `value`), so it cannot be concatenated"
-                            )
-                        } else {
-                            format!("the request body has no field `{name}` to concatenate")
-                        };
-                        let keys: Vec<&str> = body.iter().map(|f| &*f.key).collect();
-                        let near = did_you_mean(name, keys.iter().copied());
-                        self.problem(&at, Target::Value, message).help =
-                            near.map(|n| format!("did you mean `{n}`?"));
-                    }
-                }
-            }
+            self.check_batchable(pointer, merge.as_ref(), request);
         }
         let limit = self.mapping().http.max_body_bytes;
         if let Some(max) = batch.max_bytes
@@ -450,6 +511,10 @@ impl Compiler<'_> {
                 &format!("{pointer}/max_bytes"),
                 Target::Value,
                 format!("`max_bytes` is larger than `http.max_body_bytes` ({limit})"),
+            )
+            .help = Some(
+                "leave `max_bytes` out to use `http.max_body_bytes`, or raise `http.max_body_bytes`"
+                    .into(),
             );
         }
         let key = batch

@@ -18,6 +18,27 @@ pub(super) fn visit_recalls(
             out.push((format!("{pointer}/recall/name"), recall.name.clone()));
         }
         visit_recalls(&format!("{pointer}/fields"), field.fields.as_ref(), out);
+        for (i, item) in field.items.iter().flatten().enumerate() {
+            let item_pointer = format!("{pointer}/items/{i}");
+            if let Some(recall) = &item.recall {
+                out.push((format!("{item_pointer}/recall/name"), recall.name.clone()));
+            }
+            visit_recalls(&format!("{item_pointer}/fields"), item.fields.as_ref(), out);
+        }
+    }
+}
+
+/// The `recalled` conditions of a selector and its `not`.
+pub(super) fn visit_recalled(
+    base: &str,
+    selector: &model::Selector,
+    out: &mut Vec<(String, String)>,
+) {
+    if let Some(recalled) = &selector.recalled {
+        out.push((format!("{base}/recalled/name"), recalled.name.clone()));
+    }
+    if let Some(not) = &selector.not {
+        visit_recalled(&format!("{base}/not"), not, out);
     }
 }
 

@@ -59,6 +59,21 @@ impl<'d> Compiler<'d> {
                 per_item.as_slice(),
                 ["from", "recall"] | ["fields", "rest_of"]
             );
+        if given.is_empty()
+            && let Some(response) = &field.response
+        {
+            self.problem(
+                &format!("{pointer}/response"),
+                Target::Value,
+                "`response` names the step whose response `from` reads, and this field has no `from`",
+            )
+            .help = Some(if response.starts_with('$') {
+                format!("write `{{ response: STEP, from: \"{response}\" }}`")
+            } else {
+                format!("add the path: `{{ response: {response}, from: $.body... }}`")
+            });
+            return None;
+        }
         if given.is_empty() {
             self.problem(pointer, Target::Key, format!("field `{}` has no source", place.label))
                 .help = Some("give one of `from`, `from_setting`, `value`, `template`, `setting`, `fields`, `rest_of`, `items`, `each` or `recall`".into());
@@ -99,8 +114,9 @@ impl<'d> Compiler<'d> {
                     self.problem(
                         &format!("{pointer}/{name}"),
                         Target::Key,
-                        format!("`{name}` only applies with `rest_of`"),
-                    );
+                        format!("`{name}` shapes a `rest_of` bucket, and this field has none"),
+                    )
+                    .help = Some("add `rest_of: $...` beside it, or remove it".into());
                 }
             }
         }

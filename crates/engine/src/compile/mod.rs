@@ -14,7 +14,7 @@ mod bucket;
 mod field;
 mod http;
 
-use bucket::{settle_steps, visit_recalls};
+use bucket::{settle_steps, visit_recalled, visit_recalls};
 pub(crate) use http::check_base_url;
 use http::check_header_name;
 
@@ -71,8 +71,16 @@ struct Compiler<'d> {
     document: &'d Document,
     problems: Vec<Diagnostic>,
     templates: Templates,
-    /// While compiling a step: the names of the steps before it.
-    steps_in_scope: Option<Vec<String>>,
+    /// While compiling a step: where it stands among its action's steps.
+    steps_in_scope: Option<StepScope>,
+}
+
+/// The steps around the one being compiled.
+#[derive(Clone)]
+struct StepScope {
+    current: String,
+    earlier: Vec<String>,
+    later: Vec<String>,
 }
 
 /// Where a field sits: its pointer in the file and its dotted output label.
@@ -153,6 +161,13 @@ impl Compiler<'_> {
         let mut missing = Vec::new();
         for (name, action) in &self.mapping().actions {
             let action_base = format!("/actions/{}", escape_segment(name));
+            visit_recalled(&format!("{action_base}/when"), &action.when, &mut missing);
+            for (step, s) in &action.steps {
+                if let Some(when) = &s.when {
+                    let at = format!("{action_base}/steps/{}/when", escape_segment(step));
+                    visit_recalled(&at, when, &mut missing);
+                }
+            }
             let requests = action
                 .request
                 .iter()
