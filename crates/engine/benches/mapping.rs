@@ -1,13 +1,16 @@
 //! Mapping cost as a ratio to the cost of parsing and re-serialising the same JSON.
 //!
-//! Each round times two passes over the same stream of Segment events, held as raw JSON lines:
+//! Each round times two passes over the same stream of events (Segment events for Extole and
+//! Promoter, Extole events for Braze, Amplitude events for Amplitude -> Extole), held as raw
+//! JSON lines:
 //!
 //! - floor: parse each line into a `serde_json::Value` and serialise it back to bytes;
 //! - ferry: parse each line, plan it with the connection, and take the body bytes of every
-//!   planned request.
+//!   planned request; for Braze, requests also merge into batches of 75 as the mapping
+//!   declares, and the merged bodies are what is counted.
 //!
 //! The passes alternate in every round so that both see the same machine noise, and the medians
-//! over the rounds are compared. The target for `mappings/extole.yaml` is a ratio of at most 2.5.
+//! over the rounds are compared. The target for every bundled mapping is a ratio of at most 2.5.
 //! The bench only reports; it never fails on the ratio.
 //!
 //! ```text
@@ -24,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_engine::{Body, Connection, MemoryState, NoState, Outcome, Plan, Recall};
+use ferry_engine::{
+    Batcher, Body, Connection, MemoryState, MergedRequest, NoState, Outcome, Plan, Recall,
+};
 use serde_json::{Map, Value, json};
 
 const DEFAULT_ROUNDS: usize = 21;
@@ -37,13 +42,22 @@ fn main() {
     let events = env_number("FERRY_BENCH_EVENTS", DEFAULT_EVENTS).max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let stream = event_stream(&root.join("examples/segment-events.ndjson"), events);
-    let bytes: usize = stream.iter().map(Vec::len).sum();
-    println!(
-        "{} events ({} bytes, {} bytes/event on average), {WARMUP_ROUNDS} warm-up + {rounds} rounds",
-        stream.len(),
-        bytes,
-        bytes / stream.len()
-    );
+    let extole_stream = extole_event_stream(events);
+    let amplitude_stream = amplitude_event_stream(events);
+    for (what, stream) in [
+        ("Segment", &stream),
+        ("Extole", &extole_stream),
+        ("Amplitude", &amplitude_stream),
+    ] {
+        let bytes: usize = stream.iter().map(Vec::len).sum();
+        println!(
+            "{what}: {} events ({} bytes, {} bytes/event on average)",
+            stream.len(),
+            bytes,
+            bytes / stream.len()
+        );
+    }
+    println!("{WARMUP_ROUNDS} warm-up + {rounds} rounds");
 
     // FERRY_BENCH_ONLY=extole runs one mapping, e.g. under a profiler.
     let only = std::env::var("FERRY_BENCH_ONLY").ok();
@@ -58,6 +72,7 @@ fn main() {
             || NoState,
             |_, _| {},
             &extole,
+            false,
         ));
     }
     if wanted("promoter") {
@@ -73,6 +88,39 @@ fn main() {
             MemoryState::default,
             |state: &mut MemoryState, plan: &mut Plan| state.apply(plan.remember.drain(..)),
             &promoter,
+            false,
+        ));
+    }
+    if wanted("braze") {
+        let braze = connect(
+            &root,
+            "braze",
+            &json!({"instance_url": "https://rest.iad-01.braze.com", "rest_api_key": "bench-key"}),
+        );
+        summaries.push(bench(
+            "braze",
+            &extole_stream,
+            rounds,
+            || NoState,
+            |_, _| {},
+            &braze,
+            std::env::var_os("FERRY_BENCH_NO_BATCH").is_none(),
+        ));
+    }
+    if wanted("amplitude-extole") {
+        let amplitude = connect(
+            &root,
+            "amplitude-extole",
+            &json!({"api_key": "bench-key", "event_properties": ["plan", "amount", "coupon_code", "order_id"]}),
+        );
+        summaries.push(bench(
+            "amplitude-extole",
+            &amplitude_stream,
+            rounds,
+            || NoState,
+            |_, _| {},
+            &amplitude,
+            false,
         ));
     }
 
@@ -123,13 +171,31 @@ fn ferry_pass<S: Recall>(
     stream: &[Vec<u8>],
     state: &mut S,
     apply: &impl Fn(&mut S, &mut Plan),
+    batching: bool,
 ) -> Tally {
     let mut tally = Tally::default();
+    let mut batcher: Batcher<u32> = Batcher::new();
+    let merged = |tally: &mut Tally, requests: Vec<MergedRequest<u32>>| {
+        for request in requests {
+            tally.requests += 1;
+            if let Some(Body::Json(text)) = &request.request.body {
+                tally.bytes += black_box(text.as_bytes()).len();
+            }
+        }
+    };
     for line in stream {
         let event: Value = serde_json::from_slice(black_box(line)).expect("valid JSON");
         let mut plan = connection.plan(&event, state);
-        for outcome in &plan.outcomes {
+        for outcome in std::mem::take(&mut plan.outcomes) {
             match outcome {
+                Outcome::Request(request)
+                    if batching && request.batch.is_some() && request.continuation.is_none() =>
+                {
+                    match batcher.push(0, request) {
+                        Ok(closed) => merged(&mut tally, closed),
+                        Err(_) => tally.failed += 1,
+                    }
+                }
                 Outcome::Request(request) => {
                     tally.requests += 1;
                     tally.bytes += black_box(&request.url).len();
@@ -147,6 +213,7 @@ fn ferry_pass<S: Recall>(
         apply(state, &mut plan);
         black_box(plan);
     }
+    merged(&mut tally, batcher.flush());
     tally
 }
 
@@ -176,6 +243,7 @@ fn bench<S: Recall>(
     fresh_state: impl Fn() -> S,
     apply: impl Fn(&mut S, &mut Plan),
     connection: &Connection,
+    batching: bool,
 ) -> Summary {
     let mut floor_times = Vec::with_capacity(rounds);
     let mut ferry_times = Vec::with_capacity(rounds);
@@ -189,7 +257,7 @@ fn bench<S: Recall>(
         };
         let mut time_ferry = || {
             let start = Instant::now();
-            let tally = ferry_pass(connection, stream, &mut state, &apply);
+            let tally = ferry_pass(connection, stream, &mut state, &apply, batching);
             (start.elapsed(), tally)
         };
         // Alternate which pass goes first, so neither always runs on a cache the other warmed.
@@ -465,4 +533,104 @@ fn order(sample: &Value, email: &str, rng: &mut Rng) -> Value {
 
 fn cents_to_f64(cents: u64) -> f64 {
     f64::from(u32::try_from(cents).expect("small amounts")) / 100.0
+}
+
+const EXTOLE_EVENTS: [&str; 8] = [
+    "Created Share Link",
+    "Shared",
+    "Referred Signed Up",
+    "Referred Converted",
+    "Subscribed",
+    "Unsubscribed",
+    "Earned Reward",
+    "Reward Redeemed",
+];
+
+/// Extole webhook events for the Braze mapping: mostly known users (merged into batches), some
+/// users known only by email (the alias flow's first step), deletes, and events not sent.
+fn extole_event_stream(count: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(0x0BAD_CAFE_F00D_0001);
+    (0..count)
+        .map(|i| {
+            let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
+            let last = LAST_NAMES[usize::try_from(rng.below(5)).unwrap()];
+            let email = format!("{}.{i}@example.com", first.to_lowercase());
+            let name = EXTOLE_EVENTS[usize::try_from(rng.below(8)).unwrap()];
+            let time = format!(
+                "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                1 + rng.below(28),
+                rng.below(24),
+                rng.below(60),
+                rng.below(60),
+                rng.below(1000)
+            );
+            let mut event = json!({
+                "event_name": name,
+                "event_time": time,
+                "email": email,
+                "first_name": first,
+                "last_name": last,
+                "funnel": if rng.chance(50) { "advocate" } else { "friend" },
+                "share_link": format!("https://refer.example.com/{:x}", rng.next() >> 24),
+                "data": {
+                    "program": "spring-referral",
+                    "reward": format!("{} EUR", 5 + rng.below(20)),
+                    "channel": (["email", "sms", "facebook", "link"][usize::try_from(rng.below(4)).unwrap()]),
+                }
+            });
+            match rng.below(100) {
+                0..80 => event["external_id"] = json!(format!("user-{:06}", rng.below(50_000))),
+                80..95 => {}
+                _ => event = json!({"type": "delete", "external_id": format!("user-{i}")}),
+            }
+            if rng.chance(40) {
+                event["phone_number"] = json!(format!("+3519{:08}", rng.below(100_000_000)));
+            }
+            serde_json::to_vec(&event).expect("a value serializes")
+        })
+        .collect()
+}
+
+const AMPLITUDE_EVENTS: [&str; 6] = [
+    "Order Completed",
+    "Referral Completed",
+    "Signed Up",
+    "Page Viewed",
+    "Shared",
+    "Subscription Renewed",
+];
+
+/// Amplitude HTTP V2 events, with event, user and group properties.
+fn amplitude_event_stream(count: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(0x00A3_91E7_1DE0_0002);
+    (0..count)
+        .map(|i| {
+            let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
+            let mut event = json!({
+                "event_type": AMPLITUDE_EVENTS[usize::try_from(rng.below(6)).unwrap()],
+                "user_id": format!("{}.{i}@example.com", first.to_lowercase()),
+                "device_id": format!("{:016X}", rng.next()),
+                "time": 1_763_632_800_000_u64 + rng.below(86_400_000),
+                "insert_id": format!("{:x}-{:x}", rng.next(), rng.next()),
+                "platform": "Web",
+                "os_name": "Chrome",
+                "event_properties": {
+                    "plan": (["free", "pro", "team"][usize::try_from(rng.below(3)).unwrap()]),
+                    "amount": cents_to_f64(100 + rng.below(50_000)),
+                    "coupon_code": format!("FRIEND{}", rng.below(100)),
+                    "screen": "checkout",
+                },
+                "user_properties": {
+                    "unique_id": 10_000 + rng.below(90_000),
+                    "city": "Lisbon",
+                    "cohort": format!("2026-{:02}", 1 + rng.below(12)),
+                },
+                "groups": { "company": format!("company-{}", rng.below(500)) },
+            });
+            if rng.chance(10) {
+                event["user_id"] = Value::Null;
+            }
+            serde_json::to_vec(&event).expect("a value serializes")
+        })
+        .collect()
 }

@@ -5,7 +5,10 @@
 //! Item bodies are split into their top-level members once, keeping every value as raw JSON
 //! text, so merging never re-serialises event data.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash as _, Hasher as _};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,10 +69,10 @@ impl BatchRule {
         self.item_errors.is_some()
     }
 
-    fn arrays(&self) -> Vec<&str> {
+    fn arrays(&self) -> &[Box<str>] {
         match &self.merge {
-            Merge::Concat(names) => names.iter().map(|n| &**n).collect(),
-            Merge::Wrap(name) => vec![&**name],
+            Merge::Concat(names) => names,
+            Merge::Wrap(name) => std::slice::from_ref(name),
         }
     }
 }
@@ -85,19 +88,32 @@ pub struct Rejected<T> {
     pub reason: String,
 }
 
-/// One planned request split for merging: raw member values in body order.
+/// One planned request split for merging: its body text, and where its members and array
+/// items are in it.
 #[derive(Debug, Clone)]
 struct Parts {
-    /// Members that are not merged: part of the batch key.
-    envelope: Vec<(String, Box<RawValue>)>,
-    /// Per merged array of the rule: its items.
-    arrays: Vec<Vec<Box<RawValue>>>,
-    /// Where the merged arrays sit among the envelope members of the first item.
+    /// Taken from the planned request once it is split (the ranges index into it).
+    text: String,
+    /// Members that are not merged (part of the batch key): name and value range.
+    envelope: Vec<(Box<str>, Range<usize>)>,
+    /// Per merged array of the rule: the ranges of its items.
+    arrays: Vec<Vec<Range<usize>>>,
+    /// Where the merged arrays sit among the envelope members.
     layout: Vec<Slot>,
     /// Bytes of the array items, a separator each.
     bytes: usize,
     /// Bytes of the envelope members, a separator each.
     envelope_bytes: usize,
+}
+
+impl Parts {
+    fn item(&self, range: &Range<usize>) -> &str {
+        &self.text[range.clone()]
+    }
+
+    fn envelope_value(&self, index: usize) -> &str {
+        &self.text[self.envelope[index].1.clone()]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +182,7 @@ impl<T> MergedRequest<T> {
             let array = match &rule.array {
                 Some(path) => path
                     .get(error)
-                    .and_then(|a| names.iter().position(|n| a.as_str() == Some(n))),
+                    .and_then(|a| names.iter().position(|n| a.as_str() == Some(&**n))),
                 None => Some(0),
             };
             let index = rule
@@ -236,7 +252,8 @@ struct Open<T> {
 
 /// Collects planned requests that declare a batch rule into merged requests.
 pub struct Batcher<T> {
-    open: IndexMap<String, Open<T>>,
+    /// Open batches by a hash of their batch key, oldest first.
+    open: IndexMap<u64, Open<T>>,
 }
 
 impl<T> Default for Batcher<T> {
@@ -272,7 +289,7 @@ impl<T> Batcher<T> {
     pub fn push(
         &mut self,
         item: T,
-        request: PlannedRequest,
+        mut request: PlannedRequest,
     ) -> Result<Vec<MergedRequest<T>>, Rejected<T>> {
         let Some(rule) = request.batch.clone() else {
             let reason = format!("action `{}` declares no batch", request.action);
@@ -282,7 +299,7 @@ impl<T> Batcher<T> {
                 reason,
             });
         };
-        let parts = match split_body(&request, &rule) {
+        let mut parts = match split_body(&request, &rule) {
             Ok(parts) => parts,
             Err(reason) => {
                 return Err(Rejected {
@@ -292,8 +309,12 @@ impl<T> Batcher<T> {
                 });
             }
         };
-        let counts: Vec<usize> = parts.arrays.iter().map(Vec::len).collect();
-        if let Some(n) = counts.iter().find(|&&n| n > rule.max_items) {
+        if let Some(n) = parts
+            .arrays
+            .iter()
+            .map(Vec::len)
+            .find(|&n| n > rule.max_items)
+        {
             return Err(Rejected {
                 item,
                 request: Box::new(request),
@@ -322,31 +343,45 @@ impl<T> Batcher<T> {
                 ),
             });
         }
+        if let Some(Body::Json(text)) = request.body.take() {
+            parts.text = text;
+        }
         let key = batch_key(&request, &parts);
         let mut closed = Vec::new();
+        if let Some(open) = self.open.get(&key)
+            && !open.takes(&request, &parts)
+        {
+            // Two different keys with one hash: send the open batch rather than mix them.
+            let open = self.open.shift_remove(&key).expect("just found");
+            closed.push(open.close());
+        }
         if let Some(open) = self.open.get(&key) {
             let fits = open.bytes + parts.bytes <= rule.max_bytes
                 && open
                     .counts
                     .iter()
-                    .zip(&counts)
+                    .zip(parts.arrays.iter().map(Vec::len))
                     .all(|(have, add)| have + add <= rule.max_items);
             if !fits {
                 let open = self.open.shift_remove(&key).expect("just found");
                 closed.push(open.close());
             }
         }
-        let open = self.open.entry(key.clone()).or_insert_with(|| Open {
+        let open = self.open.entry(key).or_insert_with(|| Open {
             rule: Arc::clone(&rule),
             head: request,
             items: Vec::new(),
             parts: Vec::new(),
-            counts: vec![0; counts.len()],
+            counts: vec![0; parts.arrays.len()],
             bytes: overhead,
             opened: Instant::now(),
         });
         open.bytes += parts.bytes;
-        for (have, add) in open.counts.iter_mut().zip(&counts) {
+        for (have, add) in open
+            .counts
+            .iter_mut()
+            .zip(parts.arrays.iter().map(Vec::len))
+        {
             *have += add;
         }
         open.items.push(item);
@@ -360,7 +395,7 @@ impl<T> Batcher<T> {
 
     /// Closes the batches that have waited their linger time by `now`.
     pub fn due(&mut self, now: Instant) -> Vec<MergedRequest<T>> {
-        let keys: Vec<String> = self
+        let keys: Vec<u64> = self
             .open
             .iter()
             .filter(|(_, open)| {
@@ -368,7 +403,7 @@ impl<T> Batcher<T> {
                     .linger
                     .is_none_or(|linger| open.opened + linger <= now)
             })
-            .map(|(key, _)| key.clone())
+            .map(|(key, _)| *key)
             .collect();
         keys.into_iter()
             .filter_map(|key| self.open.shift_remove(&key))
@@ -391,6 +426,23 @@ impl<T> Batcher<T> {
 }
 
 impl<T> Open<T> {
+    /// Whether `request` has this batch's key (its hash matched).
+    fn takes(&self, request: &PlannedRequest, parts: &Parts) -> bool {
+        let head = &self.head;
+        let first = &self.parts[0];
+        head.action == request.action
+            && head.step == request.step
+            && head.method == request.method
+            && head.url == request.url
+            && head.headers == request.headers
+            && head.batch_key == request.batch_key
+            && first.envelope.len() == parts.envelope.len()
+            && (0..parts.envelope.len()).all(|i| {
+                first.envelope[i].0 == parts.envelope[i].0
+                    && first.envelope_value(i) == parts.envelope_value(i)
+            })
+    }
+
     fn close(self) -> MergedRequest<T> {
         assemble(&self.head, &self.rule, self.parts, self.items)
     }
@@ -425,7 +477,7 @@ fn assemble<T>(
                     out.push(',');
                 }
                 first_item = false;
-                out.push_str(item.get());
+                out.push_str(part.item(item));
             }
         }
         out.push(']');
@@ -433,12 +485,11 @@ fn assemble<T>(
     for slot in &first.layout {
         match *slot {
             Slot::Envelope(i) => {
-                let (key, raw) = &first.envelope[i];
-                member(&mut out, key);
-                out.push_str(raw.get());
+                member(&mut out, &first.envelope[i].0);
+                out.push_str(first.envelope_value(i));
             }
             Slot::Array(a) => {
-                member(&mut out, names[a]);
+                member(&mut out, &names[a]);
                 write_array(&mut out, a);
                 written[a] = true;
             }
@@ -463,13 +514,15 @@ fn assemble<T>(
     }
 }
 
-/// Splits a JSON body into envelope members and the items of the arrays the rule merges.
+/// Splits a JSON body into envelope members and the items of the arrays the rule merges, in
+/// one pass that borrows from the body text.
 fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, String> {
     let Some(Body::Json(text)) = &request.body else {
         return Err("only JSON bodies can be batched".to_owned());
     };
     let names = rule.arrays();
     let mut parts = Parts {
+        text: String::new(),
         envelope: Vec::new(),
         arrays: vec![Vec::new(); names.len()],
         layout: Vec::new(),
@@ -477,54 +530,55 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         envelope_bytes: 0,
     };
     if let Merge::Wrap(_) = rule.merge {
-        let raw = RawValue::from_string(text.clone()).map_err(|e| e.to_string())?;
         parts.bytes = text.len() + 1;
-        parts.arrays[0].push(raw);
+        parts.arrays[0].push(0..text.len());
         parts.layout.push(Slot::Array(0));
         return Ok(parts);
     }
-    let members = Members::parse(text).map_err(|e| format!("the body cannot be merged: {e}"))?;
-    for (key, raw) in members.0 {
-        let array = names.iter().position(|n| *n == key);
-        let items = array.and_then(|_| serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()).ok());
-        if let (Some(a), Some(items)) = (array, items) {
-            parts.bytes += items.iter().map(|i| i.get().len() + 1).sum::<usize>();
-            parts.arrays[a] = items;
-            parts.layout.push(Slot::Array(a));
-        } else {
-            parts.envelope_bytes += key.len() + 4 + raw.get().len();
-            parts.layout.push(Slot::Envelope(parts.envelope.len()));
-            parts.envelope.push((key, raw));
+    let base = text.as_ptr() as usize;
+    let range = |raw: &str| {
+        let start = raw.as_ptr() as usize - base;
+        start..start + raw.len()
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let members = deserializer
+        .deserialize_map(MembersVisitor { arrays: names })
+        .and_then(|members| deserializer.end().map(|()| members))
+        .map_err(|e| format!("the body cannot be merged: {e}"))?;
+    for member in members {
+        match member {
+            Member::Array(a, items) => {
+                parts.bytes += items.iter().map(|i| i.get().len() + 1).sum::<usize>();
+                parts.arrays[a] = items.iter().map(|i| range(i.get())).collect();
+                parts.layout.push(Slot::Array(a));
+            }
+            Member::Envelope(key, raw) => {
+                parts.envelope_bytes += key.len() + 4 + raw.get().len();
+                parts.layout.push(Slot::Envelope(parts.envelope.len()));
+                parts.envelope.push((key.into(), range(raw.get())));
+            }
         }
     }
     Ok(parts)
 }
 
-/// What must be equal for two requests to merge.
-fn batch_key(request: &PlannedRequest, parts: &Parts) -> String {
-    let mut key = String::with_capacity(128);
-    key.push_str(&request.action);
-    key.push('\0');
-    key.push_str(request.step.as_deref().unwrap_or(""));
-    key.push('\0');
-    key.push_str(request.method.as_str());
-    key.push(' ');
-    key.push_str(&request.url);
+/// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]).
+fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    request.action.hash(&mut hasher);
+    request.step.hash(&mut hasher);
+    request.method.as_str().hash(&mut hasher);
+    request.url.hash(&mut hasher);
     for header in &request.headers {
-        key.push('\0');
-        key.push_str(&header.name);
-        key.push(':');
-        key.push_str(&header.value);
+        header.name.hash(&mut hasher);
+        header.value.hash(&mut hasher);
     }
-    key.push('\0');
-    key.push_str(request.batch_key.as_deref().unwrap_or(""));
-    for (name, raw) in &parts.envelope {
-        key.push('\0');
-        key.push_str(name);
-        key.push('=');
-        key.push_str(raw.get());
+    request.batch_key.hash(&mut hasher);
+    for (i, (name, _)) in parts.envelope.iter().enumerate() {
+        name.hash(&mut hasher);
+        parts.envelope_value(i).hash(&mut hasher);
     }
-    key
+    hasher.finish()
 }
 
 fn text(value: &Value) -> String {
@@ -534,32 +588,89 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// The top-level members of a JSON object, in order, values kept as raw text.
-struct Members(Vec<(String, Box<RawValue>)>);
-
-impl Members {
-    fn parse(text: &str) -> Result<Members, serde_json::Error> {
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        let members = deserializer.deserialize_map(MembersVisitor)?;
-        deserializer.end()?;
-        Ok(members)
-    }
+/// A top-level member of a body, borrowed from its text.
+enum Member<'de> {
+    /// One of the merged arrays (by index in the rule), as its raw items.
+    Array(usize, Vec<&'de RawValue>),
+    /// Any other member, as raw JSON.
+    Envelope(Cow<'de, str>, &'de RawValue),
 }
 
-struct MembersVisitor;
+struct MembersVisitor<'r> {
+    arrays: &'r [Box<str>],
+}
 
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Members;
+impl<'de> Visitor<'de> for MembersVisitor<'_> {
+    type Value = Vec<Member<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::new();
-        while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-            members.push((key, value));
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.arrays.iter().position(|name| **name == *key) {
+                Some(a) => {
+                    let Items(items) = map.next_value()?;
+                    members.push(Member::Array(a, items));
+                }
+                None => members.push(Member::Envelope(key, map.next_value()?)),
+            }
         }
-        Ok(Members(members))
+        Ok(members)
+    }
+}
+
+/// The items of a merged array, raw, borrowed from the body.
+struct Items<'de>(Vec<&'de RawValue>);
+
+impl<'de> serde::Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemsVisitor;
+        impl<'de> Visitor<'de> for ItemsVisitor {
+            type Value = Items<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list, to merge")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Items<'de>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Items(items))
+            }
+        }
+        deserializer.deserialize_seq(ItemsVisitor)
+    }
+}
+
+/// An object key, borrowed unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
