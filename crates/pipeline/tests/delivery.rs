@@ -435,3 +435,57 @@ async fn the_rate_limit_holds_at_the_server() {
     // Evenly spaced at 5 per second: the 11th request starts 2 s after the first.
     assert!(took >= Duration::from_millis(1900), "took {took:?}");
 }
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_then_delivered() {
+    let server = MockServer::start().await;
+    Mock::given(path("/events"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/events"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let run = deliver(simple(&server, FAST_RETRIES), vec![track(1)]).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After was not honoured"
+    );
+    assert_eq!(received(&server).await.len(), 2);
+    assert!(run.dead.is_empty());
+    assert_eq!(run.summary.statuses.get(&429), Some(&1));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_the_event_is_dead_lettered() {
+    let server = MockServer::start().await;
+    Mock::given(path("/events"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let delivery =
+        "  timeout_ms: 150\n  retry: { max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 5 }";
+    let started = Instant::now();
+    let run = deliver(simple(&server, delivery), vec![track(1)]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        received(&server).await.len(),
+        2,
+        "the timeout is retried once"
+    );
+    assert_eq!(run.dead.len(), 1);
+    assert!(
+        run.dead[0].reason.contains("timeout"),
+        "{}",
+        run.dead[0].reason
+    );
+    assert!(run.dead[0].last_response.is_none());
+    assert_eq!(run.summary.transport_errors, 2);
+}
