@@ -193,6 +193,14 @@ impl Connection {
         })?;
         let at = from + position;
         let step = &action.steps[at];
+        // A later step whose `when` reads only responses already known, and fails, can never
+        // run: without other later steps, nothing waits for this step's response.
+        let more = action.steps[at + 1..].iter().any(|later| {
+            later
+                .when
+                .as_ref()
+                .is_none_or(|w| w.reads_response_from(at) || w.matches(&subject))
+        });
         let mut run = Run {
             connection: self,
             state,
@@ -207,22 +215,6 @@ impl Connection {
         *trace = run.trace;
         Some(match outcome {
             Ok(mut request) => {
-                let subject = Subject {
-                    event,
-                    message_type,
-                    event_name,
-                    responses: &responses,
-                    connection: self,
-                    state,
-                };
-                // A later step whose `when` reads only responses already known, and fails, can
-                // never run: without other later steps, nothing waits for this response.
-                let more = action.steps[at + 1..].iter().any(|later| {
-                    later
-                        .when
-                        .as_ref()
-                        .is_none_or(|w| w.reads_response_from(at) || w.matches(&subject))
-                });
                 if more {
                     request.continuation = Some(Continuation {
                         action: index,
