@@ -1,12 +1,14 @@
 //! `ferry send` and `ferry replay`, run as a user runs them, against a small HTTP server on
 //! loopback.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use common::ferry;
 
 const KEY: &str = "extole-SECRET-token-789";
 
@@ -81,25 +83,6 @@ fn answer(stream: TcpStream, refusing: &AtomicBool, bodies: &Mutex<Vec<String>>)
     }
 }
 
-fn ferry(args: &[&str], stdin: &str) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ferry runs");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin accepts input");
-    child.wait_with_output().expect("ferry finishes")
-}
-
 fn track(user: &str, message: &str) -> String {
     format!(
         r#"{{"type":"track","event":"registration","userId":"{user}","messageId":"{message}","timestamp":"2026-11-02T09:16:10Z","properties":{{"email":"{user}@example.com"}}}}"#
@@ -124,7 +107,7 @@ fn send_dead_letters_what_is_refused_and_replay_delivers_it_once_fixed() {
 
     let mut args = vec!["send", "--mapping", "extole", "--dead-letter", &dead_arg];
     args.extend_from_slice(&common);
-    let out = ferry(&args, &input);
+    let out = ferry(&args, Some(&input));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("4 events: 2 delivered"), "{stderr}");
@@ -163,7 +146,7 @@ fn send_dead_letters_what_is_refused_and_replay_delivers_it_once_fixed() {
     server.refusing.store(false, Ordering::SeqCst);
     let mut args = vec!["replay", &dead_arg];
     args.extend_from_slice(&common);
-    let out = ferry(&args, "");
+    let out = ferry(&args, None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
