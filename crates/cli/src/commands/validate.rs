@@ -10,12 +10,15 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut problems = 0;
     for file in &files {
         match ferry_engine::load(file) {
-            Ok(mapping) => println!(
-                "ok: {} ({}, {} actions)",
-                file.display(),
-                mapping.name,
-                mapping.action_names().count()
-            ),
+            Ok(mapping) => {
+                let actions = mapping.action_names().count();
+                println!(
+                    "ok: {} ({}, {actions} action{})",
+                    file.display(),
+                    mapping.name,
+                    plural(actions)
+                );
+            }
             Err(diagnostics) => {
                 problems += diagnostics.0.len();
                 eprintln!("{diagnostics}");

@@ -1,6 +1,7 @@
 //! One field's value: its source, the missing-value rules, remap, transforms and `as`.
 
 use crate::compiled::{Field, Recall as RecallRule, Source};
+use crate::connection::Connection;
 use crate::convert::{self, kind, short};
 use crate::template::RenderError;
 use ferry_spec::model::Otherwise;
@@ -90,7 +91,8 @@ impl<'a> Run<'a> {
             other => other,
         };
         let Some(value) = value else {
-            return self.missing(field, || field.source.describe_missing(root));
+            let connection = self.connection;
+            return self.missing(field, || field.source.describe_missing(root, connection));
         };
         let Some(shaped) = self.shape(field, value)? else {
             self.note(|| format!("{}: omitted (not in the remap table)", field.label));
@@ -223,7 +225,7 @@ impl fmt::Display for Origin<'_> {
 }
 
 impl Source {
-    pub(super) fn describe_missing(&self, root: &Value) -> String {
+    pub(super) fn describe_missing(&self, root: &Value, connection: &Connection) -> String {
         match self {
             Source::Paths { paths, recall } => {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
@@ -241,7 +243,10 @@ impl Source {
             Source::Recall(rule) => rule.describe_unknown(root),
             Source::Template(_) => "the template reads a value the event lacks".to_owned(),
             Source::Setting(name) => format!("setting `{name}` is not set"),
-            Source::SettingPath(name) => format!("the path in setting `{name}` selects nothing"),
+            Source::SettingPath(name) => match connection.setting_paths.get(&**name) {
+                Some(path) => format!("`{path}` (setting `{name}`) is missing"),
+                None => format!("setting `{name}` is not set"),
+            },
             Source::Response { paths, .. } => {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
                 format!("the response has no {}", list.join(" or "))
