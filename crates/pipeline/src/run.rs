@@ -21,6 +21,9 @@ use crate::outgoing::{outgoing, recorded, recorded_response};
 use crate::rules::rules_for;
 use crate::summary::Summary;
 
+/// Most inputs the run loop takes from the channel at once.
+const INPUTS_AT_ONCE: usize = 256;
+
 /// One input of a run.
 #[derive(Debug)]
 pub enum Input {
@@ -129,6 +132,7 @@ impl Pipeline {
             summary: Summary::default(),
         };
         let mut input_open = true;
+        let mut inputs = Vec::with_capacity(INPUTS_AT_ONCE);
         loop {
             if !input_open {
                 // Nothing more will join the open batches: send them now.
@@ -147,10 +151,16 @@ impl Pipeline {
                     let done = done.expect("send tasks do not panic");
                     run.finished(done)?;
                 }
-                input = events.recv(), if input_open && room => match input {
-                    Some(input) => run.accept(input)?,
-                    None => input_open = false,
-                },
+                // Take what the reader has queued in one go, so the two threads do not trade
+                // places for every event.
+                taken = events.recv_many(&mut inputs, INPUTS_AT_ONCE), if input_open && room => {
+                    if taken == 0 {
+                        input_open = false;
+                    }
+                    for input in inputs.drain(..) {
+                        run.accept(input)?;
+                    }
+                }
                 () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                     for merged in run.batcher.due(std::time::Instant::now()) {
                         run.spawn_batch(merged);
