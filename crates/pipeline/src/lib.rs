@@ -14,5 +14,5 @@ mod run;
 mod summary;
 
 pub use rules::rules_for;
-pub use run::{Input, Pipeline};
+pub use run::{Halt, Input, Pipeline};
 pub use summary::Summary;

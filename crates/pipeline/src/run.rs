@@ -2,7 +2,7 @@
 //! events in the order they came), and owns the batcher, the dead-letter file and the counts;
 //! sends run as tasks, at most `max_in_flight` at a time, and report back to it.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 
@@ -14,12 +14,23 @@ use ferry_engine::{
     Batcher, Connection, MemoryState, MergedRequest, Outcome, PlannedRequest, StepResponse,
 };
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::outgoing::{outgoing, recorded, recorded_response};
 use crate::rules::rules_for;
 use crate::summary::Summary;
+
+/// Whether a run should stop early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// Keep going.
+    No,
+    /// Read no more input; finish what was read.
+    Drain,
+    /// Read no more input and give up on requests in flight, dead-lettering their events.
+    Abort,
+}
 
 /// Most inputs the run loop takes from the channel at once.
 const INPUTS_AT_ONCE: usize = 256;
@@ -66,6 +77,52 @@ enum Done {
         merged: MergedRequest<Item>,
         delivery: Delivery,
     },
+    SingleAborted {
+        item: Item,
+        request: PlannedRequest,
+    },
+    BatchAborted {
+        merged: MergedRequest<Item>,
+    },
+}
+
+/// Why an aborted request's events are dead-lettered.
+const ABORTED: &str =
+    "interrupted before delivery finished; the destination may or may not have received it";
+
+/// Completes when `halt` says to abort (never, once nobody can say so).
+async fn aborted(mut halt: watch::Receiver<Halt>) {
+    if halt.wait_for(|h| *h == Halt::Abort).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How many recent dedupe keys are remembered: a repeat within this many requests is dropped.
+const DEDUPE_WINDOW: usize = 100_000;
+
+/// The dedupe keys of the most recent requests, per action.
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<(Arc<str>, String)>,
+    order: VecDeque<(Arc<str>, String)>,
+}
+
+impl Seen {
+    /// Records the key; false when it was seen within the window.
+    fn first_time(&mut self, action: &Arc<str>, key: &str) -> bool {
+        let entry = (Arc::clone(action), key.to_owned());
+        if self.keys.contains(&entry) {
+            return false;
+        }
+        if self.order.len() == DEDUPE_WINDOW
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.keys.remove(&oldest);
+        }
+        self.keys.insert(entry.clone());
+        self.order.push_back(entry);
+        true
+    }
 }
 
 /// Delivers the events of one connection.
@@ -83,8 +140,9 @@ struct Run<'p> {
     state: MemoryState,
     batcher: Batcher<Item>,
     tasks: JoinSet<Done>,
-    seen: HashSet<(Arc<str>, String)>,
+    seen: Seen,
     summary: Summary,
+    halt: watch::Receiver<Halt>,
 }
 
 impl Pipeline {
@@ -120,16 +178,33 @@ impl Pipeline {
     /// nothing could be promised about the rest.
     pub async fn run(
         &self,
-        mut events: mpsc::Receiver<Input>,
+        events: mpsc::Receiver<Input>,
         progress: &mut (dyn FnMut(&Summary) + Send),
     ) -> io::Result<Summary> {
+        let (_keep, halt) = watch::channel(Halt::No);
+        self.run_until(events, halt, progress).await
+    }
+
+    /// Like [`Pipeline::run`], and stops early when `halt` says so:
+    /// - [`Halt::Drain`]: takes no more input (the reader's next send fails, so it can say where
+    ///   it stopped); what was read is still delivered or dead-lettered.
+    /// - [`Halt::Abort`]: also gives up on requests in flight and open batches: their events are
+    ///   dead-lettered as interrupted (the destination may or may not have received them).
+    pub async fn run_until(
+        &self,
+        mut events: mpsc::Receiver<Input>,
+        mut halt: watch::Receiver<Halt>,
+        progress: &mut (dyn FnMut(&Summary) + Send),
+    ) -> io::Result<Summary> {
+        let mut halt_open = true;
         let mut run = Run {
             pipeline: self,
             state: MemoryState::default(),
             batcher: Batcher::new(),
             tasks: JoinSet::new(),
-            seen: HashSet::new(),
+            seen: Seen::default(),
             summary: Summary::default(),
+            halt: halt.clone(),
         };
         let mut input_open = true;
         let mut inputs = Vec::with_capacity(INPUTS_AT_ONCE);
@@ -144,7 +219,7 @@ impl Pipeline {
                 }
             }
             let due = run.batcher.next_due().map(tokio::time::Instant::from_std);
-            let room = run.tasks.len() < self.max_in_flight;
+            let room = self.max_in_flight.saturating_sub(run.tasks.len());
             tokio::select! {
                 biased;
                 Some(done) = run.tasks.join_next(), if !run.tasks.is_empty() => {
@@ -153,12 +228,20 @@ impl Pipeline {
                 }
                 // Take what the reader has queued in one go, so the two threads do not trade
                 // places for every event.
-                taken = events.recv_many(&mut inputs, INPUTS_AT_ONCE), if input_open && room => {
+                taken = events.recv_many(&mut inputs, room.min(INPUTS_AT_ONCE)), if input_open && room > 0 => {
                     if taken == 0 {
                         input_open = false;
                     }
                     for input in inputs.drain(..) {
                         run.accept(input)?;
+                    }
+                }
+                changed = halt.changed(), if halt_open => {
+                    if changed.is_err() || *halt.borrow_and_update() == Halt::No {
+                        // Nobody can halt this run any more.
+                        halt_open = changed.is_ok();
+                    } else {
+                        events.close();
                     }
                 }
                 () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
@@ -255,7 +338,7 @@ impl Run<'_> {
     fn dispatch(&mut self, item: &Item, request: PlannedRequest) -> io::Result<()> {
         if let Some(key) = &request.dedupe_key
             && request.step.is_none()
-            && !self.seen.insert((Arc::clone(&request.action), key.clone()))
+            && !self.seen.first_time(&request.action, key)
         {
             self.summary.duplicates += 1;
             return Ok(());
@@ -283,12 +366,16 @@ impl Run<'_> {
         }
         let destination = self.pipeline.destination.clone();
         let item = Arc::clone(item);
+        let halt = self.halt.clone();
         self.tasks.spawn(async move {
-            let delivery = destination.send(&outgoing(&request)).await;
-            Done::Single {
-                item,
-                request,
-                delivery,
+            let out = outgoing(&request);
+            tokio::select! {
+                delivery = destination.send(&out) => Done::Single {
+                    item,
+                    request,
+                    delivery,
+                },
+                () = aborted(halt) => Done::SingleAborted { item, request },
             }
         });
         Ok(())
@@ -296,9 +383,15 @@ impl Run<'_> {
 
     fn spawn_batch(&mut self, merged: MergedRequest<Item>) {
         let destination = self.pipeline.destination.clone();
+        let halt = self.halt.clone();
         self.tasks.spawn(async move {
-            let delivery = destination.send(&outgoing(&merged.request)).await;
-            Done::Batch { merged, delivery }
+            let out = outgoing(&merged.request);
+            tokio::select! {
+                delivery = destination.send(&out) => {
+                    Done::Batch { merged, delivery }
+                }
+                () = aborted(halt) => Done::BatchAborted { merged },
+            }
         });
     }
 
@@ -321,6 +414,18 @@ impl Run<'_> {
                 delivery,
             } => self.finished_single(&item, &request, delivery),
             Done::Batch { merged, delivery } => self.finished_batch(merged, delivery),
+            Done::SingleAborted { item, request } => {
+                self.summary.dead_lettered += 1;
+                let last = recorded(&request, self.connection());
+                self.pipeline
+                    .dead_letter(item.event.clone(), ABORTED, Some(last), None, 0)
+            }
+            Done::BatchAborted { merged } => {
+                for index in 0..merged.len() {
+                    self.dead_letter_item(&merged, index, ABORTED, None, 0)?;
+                }
+                Ok(())
+            }
         }
     }
 

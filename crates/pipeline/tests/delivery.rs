@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferry_delivery::{DeadLetter, DeadLetterWriter};
 use ferry_engine::Connection;
-use ferry_pipeline::{Input, Pipeline, Summary};
+use ferry_pipeline::{Halt, Input, Pipeline, Summary};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path};
@@ -488,4 +488,92 @@ async fn a_server_that_never_answers_times_out_and_the_event_is_dead_lettered() 
     );
     assert!(run.dead[0].last_response.is_none());
     assert_eq!(run.summary.transport_errors, 2);
+}
+
+#[tokio::test]
+async fn a_drain_stops_reading_and_still_delivers_what_was_read() {
+    let server = MockServer::start().await;
+    Mock::given(path("/events"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let writer = DeadLetterWriter::open(dir.path().join("dead.ndjson")).expect("opens");
+    let pipeline = Pipeline::new(Arc::new(simple(&server, FAST_RETRIES)), writer).expect("rules");
+    let (tx, rx) = mpsc::channel(16);
+    let (halt_tx, halt) = tokio::sync::watch::channel(Halt::No);
+    let reader = tokio::spawn(async move {
+        for i in 0..3 {
+            let input = Input::Event {
+                index: i + 1,
+                event: track(i),
+            };
+            tx.send(input).await.expect("the pipeline reads");
+        }
+        // An input that never ends, like a terminal: only a halt stops the run.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        halt_tx.send(Halt::Drain).expect("the run listens");
+        tx.closed().await;
+        tx.send(Input::Event {
+            index: 4,
+            event: track(4),
+        })
+        .await
+        .is_err()
+    });
+    let summary = tokio::time::timeout(
+        Duration::from_secs(5),
+        pipeline.run_until(rx, halt, &mut |_| {}),
+    )
+    .await
+    .expect("a drain ends the run")
+    .expect("no dead-letter error");
+    assert!(
+        reader.await.expect("reader"),
+        "input after the drain is refused"
+    );
+    assert_eq!((summary.events, summary.delivered), (3, 3));
+    assert_eq!(received(&server).await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_abort_dead_letters_the_requests_in_flight() {
+    let server = MockServer::start().await;
+    Mock::given(path("/events"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(10)))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("dead.ndjson");
+    let writer = DeadLetterWriter::open(&file).expect("opens");
+    let pipeline = Pipeline::new(Arc::new(simple(&server, FAST_RETRIES)), writer).expect("rules");
+    let (tx, rx) = mpsc::channel(16);
+    let (halt_tx, halt) = tokio::sync::watch::channel(Halt::No);
+    tokio::spawn(async move {
+        for i in 0..3 {
+            let input = Input::Event {
+                index: i + 1,
+                event: track(i),
+            };
+            tx.send(input).await.expect("the pipeline reads");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        halt_tx.send(Halt::Abort).expect("the run listens");
+        tx.closed().await;
+    });
+    let summary = tokio::time::timeout(
+        Duration::from_secs(5),
+        pipeline.run_until(rx, halt, &mut |_| {}),
+    )
+    .await
+    .expect("an abort ends the run at once")
+    .expect("no dead-letter error");
+    assert_eq!(
+        (summary.events, summary.delivered, summary.dead_lettered),
+        (3, 0, 3)
+    );
+    let text = std::fs::read_to_string(&file).expect("dead letters");
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.contains("interrupted before delivery finished"));
+    assert!(!text.contains(KEY));
 }

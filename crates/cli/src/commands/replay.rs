@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 }
             };
             tx.blocking_send(input)
-                .map_err(|_| io::Error::other("the pipeline stopped"))?;
+                .map_err(|_| io::Error::other(super::send::STOPPED))?;
         }
         Ok(())
     })?;

@@ -6,18 +6,22 @@ use std::io::{self, BufReader, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ferry_delivery::DeadLetterWriter;
 use ferry_engine::{CompiledMapping, Connection};
-use ferry_pipeline::{Input, Pipeline, Summary};
+use ferry_pipeline::{Halt, Input, Pipeline, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::input::read_events;
 use crate::mappings::resolve;
 use crate::settings::gather;
+
+/// What the reader says when the pipeline takes no more input.
+pub const STOPPED: &str = "the pipeline stopped taking input";
 
 /// Where dead letters go unless `--dead-letter` says otherwise.
 pub const DEFAULT_DEAD_LETTERS: &str = "ferry-dead-letters.ndjson";
@@ -79,7 +83,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 },
             };
             tx.blocking_send(input)
-                .map_err(|_| io::Error::other("the pipeline stopped"))
+                .map_err(|_| io::Error::other(STOPPED))
         };
         match input.as_deref() {
             None => read_events(io::stdin().lock(), each),
@@ -161,10 +165,40 @@ pub fn deliver(
     let (tx, rx) = mpsc::channel(4096);
     let reader = std::thread::spawn(move || produce(tx));
     let mut progress = Progress::new(target.quiet);
+    // The first Ctrl-C stops reading: what was read is still delivered or dead-lettered. The
+    // second gives up on requests in flight, dead-lettering their events as interrupted.
+    let (halt_tx, halt) = watch::channel(Halt::No);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let on_press = Arc::clone(&interrupted);
+    let signals = runtime.spawn(async move {
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            on_press.store(true, Ordering::SeqCst);
+            if presses == 1 {
+                eprintln!("\nstopping: finishing what was read (Ctrl-C again to stop at once)");
+                let _ = halt_tx.send(Halt::Drain);
+            } else {
+                eprintln!("\nstopping at once: requests in flight are dead-lettered");
+                let _ = halt_tx.send(Halt::Abort);
+                break;
+            }
+        }
+    });
     let summary = runtime
-        .block_on(pipeline.run(rx, &mut |s| progress.show(s)))
+        .block_on(pipeline.run_until(rx, halt, &mut |s| progress.show(s)))
         .context("cannot write a dead letter; stopped")?;
+    signals.abort();
     progress.finish();
+    if interrupted.load(Ordering::SeqCst) {
+        // The reader may be blocked on input that never ends (a terminal): leave it.
+        eprintln!(
+            "interrupted: the first {} events read were delivered or dead-lettered; the rest of \
+             the input was not read",
+            summary.events
+        );
+        return Ok(summary);
+    }
     match reader.join() {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(error).context("cannot read the events"),
