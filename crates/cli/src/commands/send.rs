@@ -66,6 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let connection = connect(&mapping, &args.target)?;
+    let existed = args.dead_letter.exists();
     let dead_letters = DeadLetterWriter::open(&args.dead_letter)
         .with_context(|| format!("cannot open `{}`", args.dead_letter.display()))?;
     let input = args.input.clone();
@@ -95,6 +96,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     })?;
     eprintln!("{}: {summary}", mapping.name);
+    if !existed && summary.dead_lettered == 0 {
+        // Opened early to fail before sending anything if it cannot be written; not needed.
+        let _ = std::fs::remove_file(&args.dead_letter);
+    }
     for error in summary.unattributed.iter().take(5) {
         eprintln!("  a response listed an error for no request it carried: {error}");
     }
