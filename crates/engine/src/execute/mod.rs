@@ -120,7 +120,12 @@ impl Connection {
             }
             selected = true;
             let mut trace = tracing.then(Vec::new);
-            let responses = vec![None; action.steps.len()];
+            // A single-step action never reads a response: no allocation for one.
+            let responses = if action.steps.len() > 1 {
+                vec![None; action.steps.len()]
+            } else {
+                Vec::new()
+            };
             let outcome = self.next_step(index, 0, event, state, responses, &mut trace);
             if let Some(lines) = trace {
                 plan.trace
@@ -171,36 +176,13 @@ impl Connection {
         trace: &mut Option<Vec<String>>,
     ) -> Option<Outcome> {
         let action = &self.mapping.actions[index];
-        let (message_type, event_name) = self.identify(event);
-        let subject = Subject {
-            event,
-            message_type,
-            event_name,
-            responses: &responses,
-            connection: self,
-            state,
+        let (at, more) = if action.steps.len() == 1 && action.steps[0].when.is_none() {
+            // A plain `request`: nothing to choose, nothing waits.
+            (0, false)
+        } else {
+            self.choose_step(action, from, event, state, &responses, trace)?
         };
-        let position = action.steps[from..].iter().position(|step| {
-            let runs = step.when.as_ref().is_none_or(|w| w.matches(&subject));
-            if !runs && let (Some(lines), Some(when)) = (trace.as_mut(), &step.when) {
-                lines.push(format!(
-                    "  step `{}`: skipped: {}",
-                    step.name.as_deref().unwrap_or_default(),
-                    when.explain(&subject)
-                ));
-            }
-            runs
-        })?;
-        let at = from + position;
         let step = &action.steps[at];
-        // A later step whose `when` reads only responses already known, and fails, can never
-        // run: without other later steps, nothing waits for this step's response.
-        let more = action.steps[at + 1..].iter().any(|later| {
-            later
-                .when
-                .as_ref()
-                .is_none_or(|w| w.reads_response_from(at) || w.matches(&subject))
-        });
         let mut run = Run {
             connection: self,
             state,
@@ -233,6 +215,49 @@ impl Connection {
                 message: self.redact(&message).into_owned(),
             }),
         })
+    }
+
+    /// The first step from `from` on whose `when` holds, and whether a later step may still run
+    /// after it (so that its response is waited for).
+    fn choose_step(
+        &self,
+        action: &CompiledAction,
+        from: usize,
+        event: &Value,
+        state: &dyn Recall,
+        responses: &[Option<Arc<Value>>],
+        trace: &mut Option<Vec<String>>,
+    ) -> Option<(usize, bool)> {
+        let (message_type, event_name) = self.identify(event);
+        let subject = Subject {
+            event,
+            message_type,
+            event_name,
+            responses,
+            connection: self,
+            state,
+        };
+        let position = action.steps[from..].iter().position(|step| {
+            let runs = step.when.as_ref().is_none_or(|w| w.matches(&subject));
+            if !runs && let (Some(lines), Some(when)) = (trace.as_mut(), &step.when) {
+                lines.push(format!(
+                    "  step `{}`: skipped: {}",
+                    step.name.as_deref().unwrap_or_default(),
+                    when.explain(&subject)
+                ));
+            }
+            runs
+        })?;
+        let at = from + position;
+        // A later step whose `when` reads only responses already known, and fails, can never
+        // run: without other later steps, nothing waits for this step's response.
+        let more = action.steps[at + 1..].iter().any(|later| {
+            later
+                .when
+                .as_ref()
+                .is_none_or(|w| w.reads_response_from(at) || w.matches(&subject))
+        });
+        Some((at, more))
     }
 
     /// The message type and event name, read where the mapping's dialect keeps them.
