@@ -555,15 +555,33 @@ impl Run<'_> {
                 }
             }
             Sent::Failed(failure) => {
+                // A 400 or 422 for a batch may come from one bad item: halve the batch until the
+                // refused items stand alone, so the others are still delivered.
+                let refused_content = failure.kind == FailureKind::Rejected
+                    && failure
+                        .last_response
+                        .as_ref()
+                        .is_some_and(|r| matches!(r.status, 400 | 422));
+                if refused_content && let Some(second) = merged.split() {
+                    self.summary.splits += 1;
+                    self.spawn_batch(merged);
+                    self.spawn_batch(second);
+                    return Ok(());
+                }
                 let response = failure
                     .last_response
                     .as_ref()
                     .map(|r| recorded_response(r, self.connection()));
+                let batch = if merged.len() > 1 {
+                    format!(" (a batch of {} requests)", merged.len())
+                } else {
+                    String::new()
+                };
                 for index in 0..merged.len() {
                     self.dead_letter_item(
                         &merged,
                         index,
-                        &format!("{} (a batch of {} requests)", failure.reason, merged.len()),
+                        &format!("{}{batch}", failure.reason),
                         response.clone(),
                         attempts,
                     )?;

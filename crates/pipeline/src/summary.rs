@@ -20,7 +20,8 @@ pub struct Summary {
     pub items_delivered: u64,
     /// Attempts made beyond the first of each request.
     pub retries: u64,
-    /// Batches split because the destination answered 413.
+    /// Batches split because the destination answered 413, or 400/422 (to isolate the refused
+    /// items from the rest).
     pub splits: u64,
     /// Dead letters written.
     pub dead_lettered: u64,
@@ -58,7 +59,7 @@ impl fmt::Display for Summary {
             )?;
         }
         if self.splits > 0 {
-            write!(f, ", {} batches split after 413", self.splits)?;
+            write!(f, ", {} batches split after 413/400", self.splits)?;
         }
         if !self.statuses.is_empty() || self.transport_errors > 0 {
             f.write_str("; responses:")?;

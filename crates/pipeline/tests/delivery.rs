@@ -577,3 +577,42 @@ async fn an_abort_dead_letters_the_requests_in_flight() {
     assert!(text.contains("interrupted before delivery finished"));
     assert!(!text.contains(KEY));
 }
+
+/// 400 for any batch carrying `user-bad`, 201 otherwise.
+struct RefuseBatchesWith(&'static str);
+
+impl Respond for RefuseBatchesWith {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if String::from_utf8_lossy(&request.body).contains(self.0) {
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid input"}))
+        } else {
+            ok()
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_refused_with_400_is_halved_until_only_the_bad_event_is_dead_lettered() {
+    let server = MockServer::start().await;
+    Mock::given(path("/users/track"))
+        .respond_with(RefuseBatchesWith("user-bad"))
+        .mount(&server)
+        .await;
+    let mut events: Vec<Value> = (0..6).map(known_user).collect();
+    events[4]["external_id"] = json!("user-bad");
+    let run = deliver(braze(&server), events).await;
+    assert_eq!(run.dead.len(), 1);
+    assert_eq!(run.dead[0].event["external_id"], "user-bad");
+    assert_eq!(
+        run.dead[0].last_response.as_ref().map(|r| r.status),
+        Some(400)
+    );
+    assert_eq!(run.summary.items_delivered, 5);
+    // 6 -> 3 + 3 (400) -> 1 + 2 (400) -> 1 (400) + 1
+    assert_eq!(received(&server).await.len(), 7);
+    assert!(
+        !run.dead[0].reason.contains("a batch of"),
+        "{}",
+        run.dead[0].reason
+    );
+}
