@@ -126,8 +126,18 @@ impl HttpClient {
                 )
             })
             .collect();
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_capped(response, MAX_RESPONSE_BYTES).await {
+            Ok((body, complete)) => {
+                if !complete {
+                    tracing::warn!(
+                        target = %prepared.target,
+                        status,
+                        kept = MAX_RESPONSE_BYTES,
+                        "response body cut short"
+                    );
+                }
+                body
+            }
             Err(err) => {
                 let err = transport_error(&err, timeout);
                 tracing::warn!(target = %prepared.target, status, error = %err, "response body lost");
@@ -140,6 +150,27 @@ impl HttpClient {
             body,
         })
     }
+}
+
+/// The most of a response body that is kept: destinations answer with small JSON documents, and
+/// one that streams without end must not exhaust memory.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// Reads at most `limit` bytes of the body; `false` when the rest was left unread.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(bytes::Bytes, bool), reqwest::Error> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body.freeze(), false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body.freeze(), true))
 }
 
 fn transport_error(err: &reqwest::Error, timeout: Duration) -> TransportError {

@@ -47,7 +47,7 @@ pub use backoff::{
     parse_retry_after, server_hint,
 };
 pub use classify::{Verdict, classify_status};
-pub use client::TransportError;
+pub use client::{MAX_RESPONSE_BYTES, TransportError};
 pub use dead_letter::{
     DeadLetter, DeadLetterReader, DeadLetterWriter, Entry, ReadError, RecordedRequest,
     RecordedResponse, timestamp,

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{Behaviour, RawServer, fast_rules, ok, track};
-use ferry_delivery::{Destination, FailureKind, Method, Outcome, Outgoing, Rules, TransportError};
+use ferry_delivery::{
+    Destination, FailureKind, MAX_RESPONSE_BYTES, Method, Outcome, Outgoing, Rules, TransportError,
+};
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -198,4 +200,23 @@ async fn gzip_encoded_response_bodies_are_decoded() {
     };
     assert_eq!(response.body_text(), json);
     assert_eq!(response.header("content-encoding"), None);
+}
+
+#[tokio::test]
+async fn an_endless_response_body_is_cut_at_the_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_bytes(vec![b'x'; MAX_RESPONSE_BYTES + 4096]),
+        )
+        .mount(&server)
+        .await;
+    let destination = Destination::new(fast_rules()).unwrap();
+
+    let delivery = destination.send(&track(&server.uri())).await;
+
+    let Outcome::Delivered(response) = &delivery.outcome else {
+        panic!("{:?}", delivery.outcome);
+    };
+    assert_eq!(response.body.len(), MAX_RESPONSE_BYTES);
 }
