@@ -45,17 +45,7 @@ impl<'a> Run<'a> {
                 out.extend_from_slice(&field.key_json);
                 let start = out.len();
                 self.object(fields, rest.as_ref(), Some(field), root, out)?;
-                if out.len() - start == 2 && (field.omit_empty || field.required) {
-                    if field.required {
-                        return Err(Stop::Failed(format!(
-                            "`{}` is required but came out empty",
-                            field.label
-                        )));
-                    }
-                    self.note(|| format!("{}: omitted (empty)", field.label));
-                    out.truncate(mark.0);
-                    *first = mark.1;
-                }
+                self.settle_empty(field, out, start, mark, first)?;
             }
             Source::Each { path, item } => {
                 let found = path.get(root).filter(|v| !v.is_null());
@@ -113,17 +103,7 @@ impl<'a> Run<'a> {
                     self.item(item, root, out, &mut first_item)?;
                 }
                 out.push(b']');
-                if out.len() - start == 2 && (field.omit_empty || field.required) {
-                    if field.required {
-                        return Err(Stop::Failed(format!(
-                            "`{}` is required but came out empty",
-                            field.label
-                        )));
-                    }
-                    self.note(|| format!("{}: omitted (empty)", field.label));
-                    out.truncate(mark.0);
-                    *first = mark.1;
-                }
+                self.settle_empty(field, out, start, mark, first)?;
             }
             _ => {
                 if let Some(value) = self.value(field, root)? {
@@ -132,6 +112,30 @@ impl<'a> Run<'a> {
                     write_value(out, &value);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// An object or list written from `start` that came out empty (`{}` or `[]`): an error when
+    /// the field is required, taken back out with `omit_empty`, kept otherwise.
+    fn settle_empty(
+        &mut self,
+        field: &Field,
+        out: &mut Vec<u8>,
+        start: usize,
+        mark: (usize, bool),
+        first: &mut bool,
+    ) -> Step<()> {
+        if out.len() - start == 2 && (field.omit_empty || field.required) {
+            if field.required {
+                return Err(Stop::Failed(format!(
+                    "`{}` is required but came out empty",
+                    field.label
+                )));
+            }
+            self.note(|| format!("{}: omitted (empty)", field.label));
+            out.truncate(mark.0);
+            *first = mark.1;
         }
         Ok(())
     }
