@@ -1,8 +1,10 @@
 //! Finding mapping files from what the user typed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use ferry_engine::CompiledMapping;
 
 /// Mapping files named by `paths`: files as given, folders expanded to their `*.yaml` files.
 pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -40,4 +42,15 @@ pub fn resolve(name_or_file: &str) -> anyhow::Result<PathBuf> {
         "no mapping `{name_or_file}`: neither a file nor `{}`",
         named.display()
     )
+}
+
+/// Loads and compiles a mapping, printing every problem when it does not compile.
+pub fn load(path: &Path) -> Option<Arc<CompiledMapping>> {
+    match ferry_engine::load(path) {
+        Ok(mapping) => Some(Arc::new(mapping)),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            None
+        }
+    }
 }

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use ferry_engine::CompiledMapping;
+use std::sync::Arc;
+
+use ferry_engine::{CompiledMapping, Connection};
 use serde_json::{Map, Value};
 
 /// Reads the settings file (YAML or JSON), then applies each `--set` on top.
@@ -38,4 +40,14 @@ pub fn gather(
         settings.insert(name.to_owned(), value);
     }
     Ok(settings)
+}
+
+/// A connection of `mapping` with the settings of `file` and `sets`.
+pub fn connect(
+    mapping: &Arc<CompiledMapping>,
+    file: Option<&Path>,
+    sets: &[String],
+) -> anyhow::Result<Connection> {
+    let settings = gather(mapping, file, sets)?;
+    Ok(Connection::new(Arc::clone(mapping), &settings)?)
 }

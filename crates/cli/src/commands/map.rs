@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use ferry_engine::{
@@ -15,8 +14,8 @@ use ferry_engine::{
 use serde_json::json;
 
 use crate::input::{Position, read_events};
-use crate::mappings::resolve;
-use crate::settings::gather;
+use crate::mappings::{load, resolve};
+use crate::settings::connect;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,15 +60,10 @@ struct Tally {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let path = resolve(&args.mapping)?;
-    let mapping = match ferry_engine::load(&path) {
-        Ok(mapping) => Arc::new(mapping),
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(mapping) = load(&path) else {
+        return Ok(ExitCode::FAILURE);
     };
-    let settings = gather(&mapping, args.settings.as_deref(), &args.sets)?;
-    let connection = Connection::new(Arc::clone(&mapping), &settings)?;
+    let connection = connect(&mapping, args.settings.as_deref(), &args.sets)?;
     let canned = match &args.responses {
         Some(path) => read_responses(path)?,
         None => CannedResponses::default(),

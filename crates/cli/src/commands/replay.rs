@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use ferry_delivery::{DeadLetter, DeadLetterWriter};
 use ferry_pipeline::Input;
 
-use super::send::{Target, connect, deliver, exit_code, load};
-use crate::mappings::resolve;
+use super::send::{Target, connect, deliver, exit_code};
+use crate::mappings::{load, resolve};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{mpsc, watch};
 
 use crate::input::read_events;
-use crate::mappings::resolve;
-use crate::settings::gather;
+use crate::mappings::{load, resolve};
+use crate::settings;
 
 /// What the reader says when the pipeline takes no more input.
 pub const STOPPED: &str = "the pipeline stopped taking input";
@@ -114,21 +114,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&summary))
 }
 
-/// Loads a mapping, printing its diagnostics when it does not compile.
-pub fn load(path: &Path) -> Option<Arc<CompiledMapping>> {
-    match ferry_engine::load(path) {
-        Ok(mapping) => Some(Arc::new(mapping)),
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            None
-        }
-    }
-}
-
 /// Binds a mapping to the target's settings and base URL.
 pub fn connect(mapping: &Arc<CompiledMapping>, target: &Target) -> anyhow::Result<Connection> {
-    let settings = gather(mapping, target.settings.as_deref(), &target.sets)?;
-    let mut connection = Connection::new(Arc::clone(mapping), &settings)?;
+    let mut connection = settings::connect(mapping, target.settings.as_deref(), &target.sets)?;
     if let Some(url) = &target.base_url {
         connection.override_base_url(url)?;
     }
