@@ -1,0 +1,2 @@
+//! `ferry serve`.
+pub mod ingest;
