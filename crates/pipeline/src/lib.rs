@@ -12,7 +12,9 @@ mod outgoing;
 mod rules;
 mod run;
 mod summary;
+mod ticket;
 
 pub use rules::rules_for;
-pub use run::{Halt, Input, Pipeline};
+pub use run::{Halt, Input, Pipeline, SharedState};
 pub use summary::Summary;
+pub use ticket::{Letter, Settle, Settled, Ticket};

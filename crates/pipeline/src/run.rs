@@ -4,11 +4,12 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ferry_delivery::{
-    DeadLetter, DeadLetterWriter, Delivery, Destination, FailureKind, Outcome as Sent,
-    RecordedRequest, RecordedResponse, Response, SetupError, timestamp,
+    AttemptRecord, DeadLetter, DeadLetterWriter, Delivery, Destination, FailureKind,
+    Outcome as Sent, RecordedRequest, RecordedResponse, Response, SetupError, timestamp,
 };
 use ferry_engine::{
     Batcher, Connection, MemoryState, MergedRequest, Outcome, PlannedRequest, StepResponse,
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::outgoing::{outgoing, recorded, recorded_response};
 use crate::rules::rules_for;
 use crate::summary::Summary;
+use crate::ticket::Ticket;
 
 /// Whether a run should stop early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,14 @@ pub enum Input {
         /// The event.
         event: Value,
     },
+    /// An event taken from a durable queue: its dead letters go to its ticket, which is settled
+    /// once every request the event led to has finished.
+    Queued {
+        /// The event's claim on its outcome.
+        ticket: Ticket,
+        /// The event.
+        event: Value,
+    },
     /// Input that is not an event (bad JSON); it is dead-lettered as text.
     Unreadable {
         /// Position in the input.
@@ -59,9 +69,22 @@ pub enum Input {
 /// An event on its way: shared by every request it leads to.
 #[derive(Debug)]
 struct Tracked {
-    /// Position in the input.
+    /// Position in the input, or the queue's id of the event.
     index: usize,
     event: Value,
+    ticket: Option<Ticket>,
+    /// Set when the run is dropped before finishing: what is still held was interrupted.
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(ticket) = &self.ticket
+            && self.cancelled.load(Ordering::Acquire)
+        {
+            ticket.interrupt();
+        }
+    }
 }
 
 type Item = Arc<Tracked>;
@@ -125,24 +148,46 @@ impl Seen {
     }
 }
 
+/// Remembered values, shared by the pipelines of one connection (a reloaded mapping's pipeline
+/// takes over from the one before it).
+pub type SharedState = Arc<RwLock<MemoryState>>;
+
 /// Delivers the events of one connection.
 pub struct Pipeline {
     connection: Arc<Connection>,
-    destination: Destination,
-    dead_letters: DeadLetterWriter,
+    sender: Sender,
+    dead_letters: Option<DeadLetterWriter>,
     connection_name: Option<String>,
     max_in_flight: usize,
+    state: SharedState,
+}
+
+/// Where requests go.
+#[derive(Clone)]
+enum Sender {
+    Http(Destination),
+    /// A dry run: each request is handed to the recorder (secrets redacted) and answered with
+    /// `200 {}`; nothing is sent.
+    DryRun(Arc<dyn Fn(RecordedRequest) + Send + Sync>),
 }
 
 /// The state the run loop owns.
 struct Run<'p> {
     pipeline: &'p Pipeline,
-    state: MemoryState,
     batcher: Batcher<Item>,
     tasks: JoinSet<Done>,
     seen: Seen,
     summary: Summary,
     halt: watch::Receiver<Halt>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        // Runs before the fields are dropped: any event still held by a task or a batch was
+        // interrupted, not delivered.
+        self.cancelled.store(true, Ordering::Release);
+    }
 }
 
 impl Pipeline {
@@ -152,18 +197,52 @@ impl Pipeline {
         connection: Arc<Connection>,
         dead_letters: DeadLetterWriter,
     ) -> Result<Pipeline, SetupError> {
+        Pipeline::build(connection, Some(dead_letters))
+    }
+
+    /// A pipeline for events taken from a durable queue ([`Input::Queued`]): their dead letters
+    /// go to their tickets, so there is no dead-letter file.
+    pub fn queued(connection: Arc<Connection>) -> Result<Pipeline, SetupError> {
+        Pipeline::build(connection, None)
+    }
+
+    fn build(
+        connection: Arc<Connection>,
+        dead_letters: Option<DeadLetterWriter>,
+    ) -> Result<Pipeline, SetupError> {
         let rules = rules_for(&connection.mapping().spec.delivery);
         let in_flight = rules
             .concurrency
             .map_or(64, |c| c as usize * 4)
             .clamp(8, 1024);
         Ok(Pipeline {
-            destination: Destination::new(rules)?,
+            sender: Sender::Http(Destination::new(rules)?),
             connection,
             dead_letters,
             connection_name: None,
             max_in_flight: in_flight,
+            state: SharedState::default(),
         })
+    }
+
+    /// Sends nothing: every request is handed to `record` with its secrets redacted, and
+    /// answered with `200 {}`.
+    #[must_use]
+    pub fn dry_run(mut self, record: Arc<dyn Fn(RecordedRequest) + Send + Sync>) -> Pipeline {
+        self.sender = Sender::DryRun(record);
+        self
+    }
+
+    /// Reads and keeps remembered values in `state` instead of a store of its own.
+    #[must_use]
+    pub fn with_state(mut self, state: SharedState) -> Pipeline {
+        self.state = state;
+        self
+    }
+
+    /// The connection this pipeline delivers for.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.connection
     }
 
     /// Names the connection in dead letters.
@@ -199,12 +278,12 @@ impl Pipeline {
         let mut halt_open = true;
         let mut run = Run {
             pipeline: self,
-            state: MemoryState::default(),
             batcher: Batcher::new(),
             tasks: JoinSet::new(),
             seen: Seen::default(),
             summary: Summary::default(),
             halt: halt.clone(),
+            cancelled: Arc::default(),
         };
         let mut input_open = true;
         let mut inputs = Vec::with_capacity(INPUTS_AT_ONCE);
@@ -252,18 +331,46 @@ impl Pipeline {
             }
             progress(&run.summary);
         }
-        Ok(run.summary)
+        Ok(std::mem::take(&mut run.summary))
     }
 
-    fn dead_letter(
+    /// Records that `item` (or part of it) was not delivered: on its ticket when it came from a
+    /// queue, in the dead-letter file otherwise.
+    fn dead_letter(&self, item: &Tracked, reason: &str, last: Last) -> io::Result<()> {
+        let letter = self.letter(
+            item.event.clone(),
+            reason,
+            last.request,
+            last.response,
+            last.attempts,
+        );
+        match &item.ticket {
+            Some(ticket) => {
+                ticket.fail(letter, last.retryable);
+                Ok(())
+            }
+            None => self.write_dead_letter(&letter),
+        }
+    }
+
+    fn write_dead_letter(&self, letter: &DeadLetter) -> io::Result<()> {
+        match &self.dead_letters {
+            Some(file) => file.append(letter),
+            None => Err(io::Error::other(
+                "this pipeline takes queued events only: it has no dead-letter file",
+            )),
+        }
+    }
+
+    fn letter(
         &self,
         event: Value,
         reason: &str,
         last_request: Option<RecordedRequest>,
         last_response: Option<RecordedResponse>,
         attempts: u32,
-    ) -> io::Result<()> {
-        self.dead_letters.append(&DeadLetter {
+    ) -> DeadLetter {
+        DeadLetter {
             at: timestamp(std::time::SystemTime::now()),
             mapping: self.connection.mapping().name.to_string(),
             connection: self.connection_name.clone(),
@@ -272,7 +379,26 @@ impl Pipeline {
             last_request,
             last_response,
             attempts,
-        })
+        }
+    }
+}
+
+/// What is known of a request that was not delivered.
+#[derive(Default)]
+struct Last {
+    request: Option<RecordedRequest>,
+    response: Option<RecordedResponse>,
+    attempts: u32,
+    /// Whether sending it again later may succeed.
+    retryable: bool,
+}
+
+impl Last {
+    fn request(request: RecordedRequest) -> Last {
+        Last {
+            request: Some(request),
+            ..Last::default()
+        }
     }
 }
 
@@ -283,29 +409,61 @@ impl Run<'_> {
 
     fn accept(&mut self, input: Input) -> io::Result<()> {
         self.summary.events += 1;
-        let (index, event) = match input {
-            Input::Event { index, event } => (index, event),
+        let (index, event, ticket) = match input {
+            Input::Event { index, event } => (index, event, None),
+            Input::Queued { ticket, event } => {
+                ticket.start();
+                (
+                    usize::try_from(ticket.id()).unwrap_or(0),
+                    event,
+                    Some(ticket),
+                )
+            }
             Input::Unreadable {
                 index,
                 text,
                 reason,
             } => {
                 self.summary.dead_lettered += 1;
-                return self.pipeline.dead_letter(
+                let letter = self.pipeline.letter(
                     Value::String(text),
                     &format!("event {index} is not an event: {reason}"),
                     None,
                     None,
                     0,
                 );
+                return self.pipeline.write_dead_letter(&letter);
             }
         };
-        let plan = self.pipeline.connection.plan(&event, &self.state);
-        let item = Arc::new(Tracked { index, event });
+        let plan = {
+            let state = self
+                .pipeline
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.pipeline.connection.plan(&event, &*state)
+        };
+        if let Some(ticket) = &ticket
+            && !plan.remember.is_empty()
+        {
+            ticket.remember(&plan.remember);
+        }
+        let item = Arc::new(Tracked {
+            index,
+            event,
+            ticket,
+            cancelled: Arc::clone(&self.cancelled),
+        });
         for outcome in plan.outcomes {
             self.outcome(&item, outcome)?;
         }
-        self.state.apply(plan.remember);
+        if !plan.remember.is_empty() {
+            self.pipeline
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(plan.remember);
+        }
         Ok(())
     }
 
@@ -321,14 +479,12 @@ impl Run<'_> {
             Outcome::Failed(failure) => {
                 self.summary.dead_lettered += 1;
                 self.pipeline.dead_letter(
-                    item.event.clone(),
+                    item,
                     &format!(
                         "event {}: action `{}` cannot map it: {}",
                         item.index, failure.action, failure.message
                     ),
-                    None,
-                    None,
-                    0,
+                    Last::default(),
                 )
             }
         }
@@ -354,23 +510,21 @@ impl Run<'_> {
                     self.summary.dead_lettered += 1;
                     let last = recorded(&rejected.request, self.connection());
                     self.pipeline.dead_letter(
-                        rejected.item.event.clone(),
+                        &rejected.item,
                         &rejected.reason,
-                        Some(last),
-                        None,
-                        0,
+                        Last::request(last),
                     )?;
                 }
             }
             return Ok(());
         }
-        let destination = self.pipeline.destination.clone();
+        let sender = self.pipeline.sender.clone();
+        let connection = Arc::clone(&self.pipeline.connection);
         let item = Arc::clone(item);
         let halt = self.halt.clone();
         self.tasks.spawn(async move {
-            let out = outgoing(&request);
             tokio::select! {
-                delivery = destination.send(&out) => Done::Single {
+                delivery = sender.send(&request, &connection) => Done::Single {
                     item,
                     request,
                     delivery,
@@ -382,12 +536,12 @@ impl Run<'_> {
     }
 
     fn spawn_batch(&mut self, merged: MergedRequest<Item>) {
-        let destination = self.pipeline.destination.clone();
+        let sender = self.pipeline.sender.clone();
+        let connection = Arc::clone(&self.pipeline.connection);
         let halt = self.halt.clone();
         self.tasks.spawn(async move {
-            let out = outgoing(&merged.request);
             tokio::select! {
-                delivery = destination.send(&out) => {
+                delivery = sender.send(&merged.request, &connection) => {
                     Done::Batch { merged, delivery }
                 }
                 () = aborted(halt) => Done::BatchAborted { merged },
@@ -417,12 +571,18 @@ impl Run<'_> {
             Done::SingleAborted { item, request } => {
                 self.summary.dead_lettered += 1;
                 let last = recorded(&request, self.connection());
+                if let Some(ticket) = &item.ticket {
+                    ticket.interrupt();
+                }
                 self.pipeline
-                    .dead_letter(item.event.clone(), ABORTED, Some(last), None, 0)
+                    .dead_letter(&item, ABORTED, Last::request(last))
             }
             Done::BatchAborted { merged } => {
                 for index in 0..merged.len() {
-                    self.dead_letter_item(&merged, index, ABORTED, None, 0)?;
+                    if let Some(ticket) = &merged.items[index].ticket {
+                        ticket.interrupt();
+                    }
+                    self.dead_letter_item(&merged, index, ABORTED, Last::default())?;
                 }
                 Ok(())
             }
@@ -451,12 +611,14 @@ impl Run<'_> {
                 Ok(failure.last_response.expect("checked above"))
             }
             Sent::Failed(failure) => Err((
+                failure.retryable(),
                 failure.reason,
                 failure
                     .last_response
                     .map(|r| recorded_response(&r, self.connection())),
             )),
             Sent::TooLarge(response) => Err((
+                false,
                 format!(
                     "{} for a single request, which cannot be split",
                     response.status_line()
@@ -474,7 +636,7 @@ impl Run<'_> {
                     Ok(())
                 }
             }
-            Err((reason, last_response)) => {
+            Err((retryable, reason, last_response)) => {
                 self.summary.dead_lettered += 1;
                 let step = request
                     .step
@@ -483,11 +645,14 @@ impl Run<'_> {
                     .unwrap_or_default();
                 let last = recorded(request, self.connection());
                 self.pipeline.dead_letter(
-                    item.event.clone(),
+                    item,
                     &format!("action `{}`{step}: {reason}", request.action),
-                    Some(last),
-                    last_response,
-                    attempts,
+                    Last {
+                        request: Some(last),
+                        response: last_response,
+                        attempts,
+                        retryable,
+                    },
                 )
             }
         }
@@ -501,10 +666,16 @@ impl Run<'_> {
         response: Response,
     ) -> io::Result<()> {
         let answer = StepResponse::from_bytes(response.status, response.headers, &response.body);
-        let next = self
-            .pipeline
-            .connection
-            .resume(&item.event, &self.state, continuation, &answer);
+        let next = {
+            let state = self
+                .pipeline
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.pipeline
+                .connection
+                .resume(&item.event, &*state, continuation, &answer)
+        };
         if let Some(outcome) = next {
             self.outcome(item, outcome)
         } else {
@@ -531,8 +702,11 @@ impl Run<'_> {
                         &merged,
                         *index,
                         &format!("refused by the destination: {reason}"),
-                        Some(response.clone()),
-                        attempts,
+                        Last {
+                            response: Some(response.clone()),
+                            attempts,
+                            ..Last::default()
+                        },
                     )?;
                 }
                 self.summary.items_delivered += (merged.len() - failures.failed.len()) as u64;
@@ -551,7 +725,16 @@ impl Run<'_> {
                         response.status_line()
                     );
                     let response = recorded_response(&response, self.connection());
-                    self.dead_letter_item(&merged, 0, &reason, Some(response), attempts)
+                    self.dead_letter_item(
+                        &merged,
+                        0,
+                        &reason,
+                        Last {
+                            response: Some(response),
+                            attempts,
+                            ..Last::default()
+                        },
+                    )
                 }
             }
             Sent::Failed(failure) => {
@@ -582,8 +765,12 @@ impl Run<'_> {
                         &merged,
                         index,
                         &format!("{}{batch}", failure.reason),
-                        response.clone(),
-                        attempts,
+                        Last {
+                            response: response.clone(),
+                            attempts,
+                            retryable: failure.retryable(),
+                            ..Last::default()
+                        },
                     )?;
                 }
                 Ok(())
@@ -596,19 +783,41 @@ impl Run<'_> {
         merged: &MergedRequest<Item>,
         index: usize,
         reason: &str,
-        response: Option<RecordedResponse>,
-        attempts: u32,
+        mut last: Last,
     ) -> io::Result<()> {
         self.summary.dead_lettered += 1;
         let request = merged.item_request(index);
-        let last = request.as_ref().map(|r| recorded(r, self.connection()));
+        last.request = request.as_ref().map(|r| recorded(r, self.connection()));
         let action = &merged.request.action;
         self.pipeline.dead_letter(
-            merged.items[index].event.clone(),
+            &merged.items[index],
             &format!("action `{action}`: {reason}"),
             last,
-            response,
-            attempts,
         )
+    }
+}
+
+impl Sender {
+    async fn send(&self, request: &PlannedRequest, connection: &Connection) -> Delivery {
+        match self {
+            Sender::Http(destination) => destination.send(&outgoing(request)).await,
+            Sender::DryRun(record) => {
+                record(recorded(request, connection));
+                Delivery {
+                    outcome: Sent::Delivered(Response {
+                        status: 200,
+                        headers: Vec::new(),
+                        body: b"{}".as_slice().into(),
+                    }),
+                    attempts: 1,
+                    history: vec![AttemptRecord {
+                        status: Some(200),
+                        error: None,
+                        took: std::time::Duration::ZERO,
+                    }],
+                    elapsed: std::time::Duration::ZERO,
+                }
+            }
+        }
     }
 }

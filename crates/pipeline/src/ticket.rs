@@ -1,0 +1,126 @@
+//! Tickets: how a queued event learns its outcome.
+//!
+//! An event taken from a durable queue travels with a [`Ticket`]. Every request the event leads
+//! to (several actions, a flow's steps, a batch it joins, the halves of a split batch) holds it
+//! through the event's shared handle, so the ticket is dropped exactly when the last of them has
+//! finished. Dropping it hands the outcome to its [`Settle`]: delivered when no dead letter was
+//! recorded, otherwise the dead letters, each marked retryable or not. This needs no counting
+//! at the many places where a request can end, and cannot settle an event twice.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ferry_delivery::DeadLetter;
+use ferry_engine::Remembered;
+
+/// What became of a queued event for one connection.
+#[derive(Debug)]
+pub struct Settled {
+    /// The queue's id of the event.
+    pub id: i64,
+    /// One per request that was not delivered; empty when everything was.
+    pub letters: Vec<Letter>,
+    /// Values the event's actions remembered, to be stored with its outcome.
+    pub remembered: Vec<Remembered>,
+    /// The run was aborted before the event's requests finished: the outcome is unknown, and the
+    /// event should stay pending.
+    pub interrupted: bool,
+}
+
+impl Settled {
+    /// True when every request was delivered (or none was needed).
+    pub fn delivered(&self) -> bool {
+        !self.interrupted && self.letters.is_empty()
+    }
+
+    /// True when every failure may clear if the event is sent again later (timeouts, 5xx and
+    /// 429 after the mapping's attempts ran out), and none was refused for good.
+    pub fn retryable(&self) -> bool {
+        !self.letters.is_empty() && self.letters.iter().all(|l| l.retryable)
+    }
+}
+
+/// A request of the event that was not delivered.
+#[derive(Debug)]
+pub struct Letter {
+    pub letter: DeadLetter,
+    /// Whether sending it again later may succeed.
+    pub retryable: bool,
+}
+
+/// Receives the outcome of each ticket.
+pub trait Settle: Send + Sync {
+    fn settle(&self, settled: Settled);
+}
+
+/// The outcome of a queued event, settled when the ticket is dropped.
+pub struct Ticket {
+    id: i64,
+    outcome: Mutex<Settled>,
+    settle: Arc<dyn Settle>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").finish_non_exhaustive()
+    }
+}
+
+impl Ticket {
+    /// A ticket for the queued event `id`, reporting to `settle`.
+    pub fn new(id: i64, settle: Arc<dyn Settle>) -> Ticket {
+        Ticket {
+            id,
+            outcome: Mutex::new(Settled {
+                id,
+                letters: Vec::new(),
+                remembered: Vec::new(),
+                // Until a run takes the event, nothing is known of it.
+                interrupted: true,
+            }),
+            settle,
+        }
+    }
+
+    /// The queue's id of the event.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// A run has taken the event.
+    pub(crate) fn start(&self) {
+        self.lock().interrupted = false;
+    }
+
+    pub(crate) fn fail(&self, letter: DeadLetter, retryable: bool) {
+        self.lock().letters.push(Letter { letter, retryable });
+    }
+
+    pub(crate) fn interrupt(&self) {
+        self.lock().interrupted = true;
+    }
+
+    pub(crate) fn remember(&self, remembered: &[Remembered]) {
+        self.lock().remembered.extend_from_slice(remembered);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Settled> {
+        self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let outcome = std::mem::replace(
+            self.outcome
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+            Settled {
+                id: 0,
+                letters: Vec::new(),
+                remembered: Vec::new(),
+                interrupted: true,
+            },
+        );
+        self.settle.settle(outcome);
+    }
+}

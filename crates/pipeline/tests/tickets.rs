@@ -1,0 +1,272 @@
+//! Queued events: each ticket is settled once, when every request of its event has finished,
+//! with the outcome a durable queue needs (delivered, retry later, dead, or unknown).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_delivery::RecordedRequest;
+use ferry_engine::Connection;
+use ferry_pipeline::{Halt, Input, Pipeline, Settle, Settled, Ticket};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "api-SECRET-key-456";
+
+#[derive(Default)]
+struct Collected(Mutex<Vec<Settled>>);
+
+impl Settle for Collected {
+    fn settle(&self, settled: Settled) {
+        self.0.lock().unwrap().push(settled);
+    }
+}
+
+impl Collected {
+    fn by_id(&self, id: i64) -> Settled {
+        let mut all = self.0.lock().unwrap();
+        let at = all
+            .iter()
+            .position(|s| s.id == id)
+            .unwrap_or_else(|| panic!("event {id} was not settled"));
+        all.remove(at)
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+fn connection(base_url: &str) -> Connection {
+    let text = r#"version: 1
+name: simple
+source: segment
+settings:
+  key: { type: string, required: true, secret: true, description: API key }
+http:
+  base_url: https://api.example.com
+  auth: { bearer: "{{ settings.key }}" }
+delivery:
+  retry: { max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 2 }
+actions:
+  person:
+    when: { type: identify }
+    request:
+      method: POST
+      path: /people
+      body:
+        user: { from: $.userId }
+    remember:
+      emails: { key: $.userId, value: $.traits.email }
+  track:
+    when: { type: track }
+    request:
+      method: POST
+      path: /events
+      body:
+        name: { from: $.event, required: true }
+        user: { from: $.userId }
+        email: { recall: { name: emails, key: $.userId } }
+"#;
+    let mapping = ferry_engine::load_str("simple.yaml", text).unwrap_or_else(|d| panic!("{d}"));
+    let mut connection = Connection::new(
+        Arc::new(mapping),
+        json!({ "key": KEY }).as_object().unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    connection
+        .override_base_url(base_url)
+        .unwrap_or_else(|e| panic!("{e}"));
+    connection
+}
+
+fn track(user: &str, event: &str) -> Value {
+    json!({"type": "track", "event": event, "userId": user})
+}
+
+async fn run(pipeline: &Pipeline, inputs: Vec<Input>) {
+    let (tx, rx) = mpsc::channel(16);
+    let feed = tokio::spawn(async move {
+        for input in inputs {
+            tx.send(input).await.unwrap();
+        }
+    });
+    pipeline.run(rx, &mut |_| {}).await.unwrap();
+    feed.await.unwrap();
+}
+
+fn queued(id: i64, event: Value, settle: &Arc<Collected>) -> Input {
+    Input::Queued {
+        ticket: Ticket::new(id, Arc::clone(settle) as Arc<dyn Settle>),
+        event,
+    }
+}
+
+#[tokio::test]
+async fn each_ticket_is_settled_once_with_its_outcome() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/events"))
+        .and(body_partial_json(json!({"name": "Fine"})))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"name": "Flaky"})))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({"name": "Refused"})))
+        .respond_with(ResponseTemplate::new(400))
+        .mount(&server)
+        .await;
+    let settle = Arc::new(Collected::default());
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+    run(
+        &pipeline,
+        vec![
+            queued(1, track("u1", "Fine"), &settle),
+            queued(2, track("u1", "Flaky"), &settle),
+            queued(3, track("u1", "Refused"), &settle),
+            queued(4, json!({"type": "page", "userId": "u1"}), &settle),
+            queued(5, json!({"type": "track", "userId": "u1"}), &settle),
+        ],
+    )
+    .await;
+
+    assert_eq!(settle.count(), 5);
+    assert!(settle.by_id(1).delivered());
+    let flaky = settle.by_id(2);
+    assert!(!flaky.delivered() && flaky.retryable(), "{flaky:?}");
+    assert_eq!(flaky.letters[0].letter.attempts, 2);
+    let refused = settle.by_id(3);
+    assert!(!refused.delivered() && !refused.retryable(), "{refused:?}");
+    assert!(refused.letters[0].letter.reason.contains("400"));
+    // No action selects a page: nothing to send is a delivery.
+    assert!(settle.by_id(4).delivered());
+    // A track without an event name cannot be mapped: dead, not retried.
+    let unmappable = settle.by_id(5);
+    assert!(!unmappable.retryable());
+    assert!(unmappable.letters[0].letter.reason.contains("cannot map"));
+    // Secrets never reach a letter.
+    let text = format!("{refused:?}{flaky:?}");
+    assert!(!text.contains(KEY));
+}
+
+#[tokio::test]
+async fn remembered_values_travel_with_the_event_that_remembered_them() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let settle = Arc::new(Collected::default());
+    let state = ferry_pipeline::SharedState::default();
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())))
+        .unwrap()
+        .with_state(Arc::clone(&state));
+    run(
+        &pipeline,
+        vec![
+            queued(
+                1,
+                json!({"type": "identify", "userId": "u1", "traits": {"email": "ann@example.com"}}),
+                &settle,
+            ),
+            queued(2, track("u1", "Fine"), &settle),
+        ],
+    )
+    .await;
+    let identify = settle.by_id(1);
+    assert!(identify.delivered());
+    assert_eq!(identify.remembered.len(), 1);
+    assert_eq!(identify.remembered[0].key, "u1");
+    assert!(settle.by_id(2).remembered.is_empty());
+    let sent: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            json!({"user": "u1"}),
+            json!({"name": "Fine", "user": "u1", "email": "ann@example.com"})
+        ]
+    );
+}
+
+#[tokio::test]
+async fn events_a_run_never_finished_are_settled_as_interrupted() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let settle = Arc::new(Collected::default());
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+
+    // Never taken by a run: the channel is dropped with the event in it.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(queued(1, track("u1", "Fine"), &settle))
+        .await
+        .unwrap();
+    drop(rx);
+    drop(tx);
+    assert!(settle.by_id(1).interrupted);
+
+    // Taken, sent, and the run aborted while the destination had not answered.
+    let (tx, rx) = mpsc::channel(4);
+    let (halt_tx, halt) = watch::channel(Halt::No);
+    tx.send(queued(2, track("u1", "Fine"), &settle))
+        .await
+        .unwrap();
+    let aborter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        halt_tx.send(Halt::Abort).unwrap();
+        halt_tx
+    });
+    pipeline.run_until(rx, halt, &mut |_| {}).await.unwrap();
+    drop(aborter.await.unwrap());
+    drop(tx);
+    assert!(settle.by_id(2).interrupted);
+
+    // Taken, and the run itself dropped mid-flight (as at a process exit).
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(queued(3, track("u1", "Fine"), &settle))
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_millis(200), pipeline.run(rx, &mut |_| {})).await;
+    assert!(
+        cut.is_err(),
+        "the run should still be waiting for the destination"
+    );
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let settled = settle.by_id(3);
+    assert!(settled.interrupted && !settled.delivered());
+}
+
+#[tokio::test]
+async fn a_dry_run_records_redacted_requests_and_sends_nothing() {
+    let server = MockServer::start().await;
+    let recorded: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
+    let sink = Arc::clone(&recorded);
+    let settle = Arc::new(Collected::default());
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())))
+        .unwrap()
+        .dry_run(Arc::new(move |request| sink.lock().unwrap().push(request)));
+    run(&pipeline, vec![queued(1, track("u1", "Fine"), &settle)]).await;
+    assert!(settle.by_id(1).delivered());
+    assert!(server.received_requests().await.unwrap().is_empty());
+    let recorded = recorded.lock().unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert!(recorded[0].url.ends_with("/events"));
+    let text = serde_json::to_string(&*recorded).unwrap();
+    assert!(!text.contains(KEY), "{text}");
+    assert!(text.contains("Fine"));
+}
