@@ -121,6 +121,10 @@ struct Site<'a> {
     text: &'a str,
     map: &'a SourceMap,
     pointer: &'a str,
+    /// The schema the document was checked against.
+    schema: &'a serde_json::Value,
+    /// What the document is called when the problem is at its top: `the mapping`.
+    document: &'a str,
 }
 
 impl Site<'_> {
@@ -138,7 +142,7 @@ impl Site<'_> {
     /// `` `actions.track.when` `` (or "the mapping" at the top).
     fn name(&self) -> String {
         if self.pointer.is_empty() {
-            "the mapping".to_owned()
+            self.document.to_owned()
         } else {
             format!("`{}`", display_pointer(self.pointer))
         }
@@ -150,12 +154,16 @@ pub(crate) fn schema_problem(
     text: &str,
     map: &SourceMap,
     error: &jsonschema::ValidationError<'_>,
+    schema: &serde_json::Value,
+    document: &str,
 ) -> Vec<Diagnostic> {
     let site = Site {
         file,
         text,
         map,
         pointer: error.instance_path().as_str(),
+        schema,
+        document,
     };
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -176,7 +184,7 @@ pub(crate) fn schema_problem(
         ValidationErrorKind::Minimum { .. } | ValidationErrorKind::Maximum { .. } => {
             let value = error.instance();
             let name = site.name();
-            let message = match schema::range(error.schema_path().as_str()) {
+            let message = match schema::range(site.schema, error.schema_path().as_str()) {
                 (Some(min), Some(max)) if min == max => {
                     format!("{name} must be {min}, not {value}")
                 }
@@ -190,7 +198,7 @@ pub(crate) fn schema_problem(
         }
         // Only `http.auth` limits its number of keys, to exactly one.
         ValidationErrorKind::MinProperties { .. } | ValidationErrorKind::MaxProperties { .. } => {
-            let keys = schema::properties(error.schema_path().as_str());
+            let keys = schema::properties(site.schema, error.schema_path().as_str());
             let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
             let target = if matches!(error.kind(), ValidationErrorKind::MaxProperties { .. }) {
                 Target::Key
@@ -241,7 +249,7 @@ fn unknown_keys(
     error: &jsonschema::ValidationError<'_>,
     unexpected: &[String],
 ) -> Vec<Diagnostic> {
-    let allowed = schema::allowed_keys(error.schema_path().as_str());
+    let allowed = schema::allowed_keys(site.schema, error.schema_path().as_str());
     let place = if site.pointer.is_empty() {
         "at the top level".to_owned()
     } else {
@@ -271,14 +279,23 @@ fn unknown_keys(
 fn wrong_value(site: &Site<'_>, error: &jsonschema::ValidationError<'_>) -> Vec<Diagnostic> {
     let schema_path = error.schema_path().as_str();
     let value = error.instance();
-    let expected = schema::expected(schema_path);
+    let expected = schema::expected(site.schema, schema_path);
     let kind_matches = expected_kind_matches(&expected, value);
     if kind_matches && let Some(branch) = matching_branch(error) {
         // The value has the right kind but wrong content (a list item, a key too many): the
         // branch of its kind says what exactly.
         return branch
             .iter()
-            .flat_map(|inner| schema_problem(site.file, site.text, site.map, inner))
+            .flat_map(|inner| {
+                schema_problem(
+                    site.file,
+                    site.text,
+                    site.map,
+                    inner,
+                    site.schema,
+                    site.document,
+                )
+            })
             .collect();
     }
     let mut message = format!("{} must be {}", site.name(), expected.describe());
@@ -286,7 +303,7 @@ fn wrong_value(site: &Site<'_>, error: &jsonschema::ValidationError<'_>) -> Vec<
         message = format!("{message}, not {}", describe_value(value));
     }
     let diagnostic = site.diagnostic(Target::Value, message);
-    match wrong_value_help(&expected, value, schema_path) {
+    match wrong_value_help(&expected, value, site.schema, schema_path) {
         Some(help) => vec![diagnostic.with_help(help)],
         None => vec![diagnostic],
     }
@@ -351,6 +368,7 @@ fn describe_value(value: &serde_json::Value) -> String {
 fn wrong_value_help(
     expected: &schema::Expected,
     value: &serde_json::Value,
+    schema: &serde_json::Value,
     schema_path: &str,
 ) -> Option<String> {
     match expected {
@@ -366,7 +384,7 @@ fn wrong_value_help(
         schema::Expected::Kinds(kinds) => {
             let text = value.as_str()?;
             let wants = |kind: &str| kinds.iter().any(|k| k == kind);
-            if let (Some(min), Some(max)) = schema::range(schema_path)
+            if let (Some(min), Some(max)) = schema::range(schema, schema_path)
                 && min == max
             {
                 Some(format!("the only allowed value is `{min}`"))

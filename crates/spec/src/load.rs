@@ -66,9 +66,10 @@ fn complete(loaded: Loaded) -> Result<Document, Diagnostics> {
     }
 }
 
+static SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(schema::mapping_schema);
+
 static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
-    jsonschema::validator_for(&schema::mapping_schema())
-        .expect("the generated mapping schema is a valid JSON Schema")
+    jsonschema::validator_for(&SCHEMA).expect("the generated mapping schema is a valid JSON Schema")
 });
 
 /// Parses `text` (named `file` in messages).
@@ -117,7 +118,14 @@ pub fn read_str(file: &str, text: &str) -> Loaded {
             Some(action) => broken_actions.push(action),
             None => outside_actions = true,
         }
-        problems.extend(schema_problem(file, text, &source_map, &error));
+        problems.extend(schema_problem(
+            file,
+            text,
+            &source_map,
+            &error,
+            &SCHEMA,
+            "the mapping",
+        ));
     }
     problems.sort_by_key(|d| (d.line, d.column));
     problems.dedup();

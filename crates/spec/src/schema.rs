@@ -21,9 +21,8 @@ pub fn mapping_schema_text() -> String {
 
 /// Follows a schema path reported by the validator (`/properties/actions/additionalProperties/...`),
 /// jumping through `$ref`s.
-fn node_at(schema_path: &str) -> Option<Value> {
-    let root = mapping_schema();
-    let mut node = &root;
+fn node_at(root: &Value, schema_path: &str) -> Option<Value> {
+    let mut node = root;
     for segment in schema_path.split('/').skip(1) {
         let segment = segment.replace("~1", "/").replace("~0", "~");
         if segment == "$ref" {
@@ -37,7 +36,7 @@ fn node_at(schema_path: &str) -> Option<Value> {
             _ => return None,
         };
     }
-    Some(resolve(&root, node).clone())
+    Some(resolve(root, node).clone())
 }
 
 fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
@@ -52,11 +51,11 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 /// The keys allowed in the object whose `additionalProperties` rule is at `schema_path`.
-pub(crate) fn allowed_keys(schema_path: &str) -> Vec<String> {
+pub(crate) fn allowed_keys(root: &Value, schema_path: &str) -> Vec<String> {
     let parent = schema_path
         .strip_suffix("/additionalProperties")
         .unwrap_or(schema_path);
-    node_at(parent)
+    node_at(root, parent)
         .and_then(|node| {
             node.get("properties")
                 .and_then(Value::as_object)
@@ -99,23 +98,22 @@ fn join_or(items: &[String]) -> String {
 
 /// What the schema node at `schema_path` accepts: a trailing keyword (`/anyOf`, `/oneOf`, `/type`,
 /// `/pattern`...) is dropped so that the node is the value's own schema.
-pub(crate) fn expected(schema_path: &str) -> Expected {
-    let root = mapping_schema();
+pub(crate) fn expected(root: &Value, schema_path: &str) -> Expected {
     let node = schema_path
         .rsplit_once('/')
         .and_then(|(parent, keyword)| {
             KEYWORDS
                 .contains(&keyword)
-                .then(|| node_at(parent))
+                .then(|| node_at(root, parent))
                 .flatten()
         })
-        .or_else(|| node_at(schema_path));
+        .or_else(|| node_at(root, schema_path));
     let Some(node) = node else {
         return Expected::Kinds(Vec::new());
     };
     let mut choices = Vec::new();
     let mut kinds = Vec::new();
-    alternatives(&root, &node, &mut choices, &mut kinds);
+    alternatives(root, &node, &mut choices, &mut kinds);
     if kinds.is_empty() && !choices.is_empty() {
         Expected::Choices(choices)
     } else {
@@ -125,21 +123,21 @@ pub(crate) fn expected(schema_path: &str) -> Expected {
 }
 
 /// The smallest and largest number the schema node at `schema_path` allows, when it says.
-pub(crate) fn range(schema_path: &str) -> (Option<Value>, Option<Value>) {
+pub(crate) fn range(root: &Value, schema_path: &str) -> (Option<Value>, Option<Value>) {
     let parent = schema_path
         .rsplit_once('/')
         .map_or(schema_path, |(parent, _)| parent);
-    node_at(parent).map_or((None, None), |node| {
+    node_at(root, parent).map_or((None, None), |node| {
         (node.get("minimum").cloned(), node.get("maximum").cloned())
     })
 }
 
 /// The property names of the object schema at `schema_path` (minus its trailing keyword).
-pub(crate) fn properties(schema_path: &str) -> Vec<String> {
+pub(crate) fn properties(root: &Value, schema_path: &str) -> Vec<String> {
     let parent = schema_path
         .rsplit_once('/')
         .map_or(schema_path, |(parent, _)| parent);
-    allowed_keys(parent)
+    allowed_keys(root, parent)
 }
 
 const KEYWORDS: &[&str] = &[
@@ -239,7 +237,7 @@ mod tests {
     #[test]
     fn describes_enums_as_their_choices() {
         assert_eq!(
-            expected("/properties/source/allOf/0/$ref/oneOf"),
+            expected(&mapping_schema(), "/properties/source/allOf/0/$ref/oneOf"),
             Expected::Choices(
                 ["segment", "amplitude", "extole", "json"]
                     .map(String::from)
@@ -251,11 +249,19 @@ mod tests {
     #[test]
     fn describes_optional_values_without_null() {
         assert_eq!(
-            expected("/definitions/Request/properties/body/type").describe(),
+            expected(
+                &mapping_schema(),
+                "/definitions/Request/properties/body/type"
+            )
+            .describe(),
             "a mapping"
         );
         assert_eq!(
-            expected("/definitions/Field/properties/from/anyOf").describe(),
+            expected(
+                &mapping_schema(),
+                "/definitions/Field/properties/from/anyOf"
+            )
+            .describe(),
             "a string or a list of strings"
         );
     }
@@ -263,7 +269,7 @@ mod tests {
     #[test]
     fn describes_types() {
         assert_eq!(
-            expected("/properties/version/type").describe(),
+            expected(&mapping_schema(), "/properties/version/type").describe(),
             "an integer"
         );
     }
