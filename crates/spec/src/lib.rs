@@ -1,6 +1,7 @@
 //! The ferry mapping language: its model, the JSON Schema generated from it, and loading a
 //! mapping file with every problem located by file, line and column.
 
+pub mod config;
 mod diagnostic;
 mod document;
 mod explain;
@@ -10,6 +11,9 @@ mod schema;
 mod source_map;
 mod suggest;
 
+pub use config::{
+    ConfigDocument, config_schema, config_schema_text, load_config_file, load_config_str,
+};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use document::{Document, Target};
 pub use load::{Loaded, load_file, load_str, read_file, read_str};

@@ -1,0 +1,361 @@
+//! `ferry.yaml`, the configuration of `ferry serve`: where events come from (sources and their
+//! keys), where they go (connections: a source, a mapping and its settings), and where mappings
+//! and the durable store live. Loaded like a mapping: YAML syntax, then every JSON-Schema
+//! problem at once, each with file, line, column and snippet. The server checks the rest
+//! (mapping names, settings, environment variables) through [`ConfigDocument::diagnostic`].
+
+use std::sync::LazyLock;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::document::{Target, locate};
+use crate::explain::{
+    duplicate_key, schema_problem, serde_pointer, strip_location, syntax_problem,
+};
+use crate::source_map::{SourceMap, Span};
+
+/// The configuration of `ferry serve`. String values may name environment variables as
+/// `${NAME}` (write `$$` for a literal `$`), so that secrets stay out of the file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "ferry serve configuration")]
+pub struct Config {
+    /// Version of the configuration format. Only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Folder of mapping files, relative to this file. Mappings are found by their `name`.
+    #[serde(default = "default_mappings")]
+    pub mappings: String,
+    /// Folder of the durable store (created if missing), relative to this file.
+    #[serde(default = "default_data")]
+    pub data: String,
+    /// Map events and record the requests (in `DATA/dry-run.ndjson` and the log) instead of
+    /// sending them. A connection may override it.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// How the store commits.
+    #[serde(default)]
+    pub store: Store,
+    /// When an event whose delivery failed for now (timeouts, 429, 5xx after the mapping's own
+    /// attempts) is tried again, and for how long, before it becomes a dead letter.
+    #[serde(default)]
+    pub retry: Retry,
+    /// Where events come from, by name.
+    #[schemars(length(min = 1))]
+    pub sources: IndexMap<String, Source>,
+    /// Where events go, by name: each connection feeds one source's events through one
+    /// mapping with its own settings. One mapping may serve several connections (say Braze
+    /// production and staging).
+    #[serde(default)]
+    pub connections: IndexMap<String, Connection>,
+}
+
+/// How the store commits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `full` makes every acknowledged event survive a power cut (one fsync per group commit);
+    /// `normal` survives a crash of ferry but may lose the last commits on a power cut.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+    /// How long a Segment `messageId` or Amplitude `insert_id` is remembered to drop repeats.
+    #[serde(default = "default_dedupe_hours")]
+    #[schemars(range(min = 0))]
+    pub dedupe_hours: u32,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store {
+            synchronous: Synchronous::default(),
+            dedupe_hours: default_dedupe_hours(),
+        }
+    }
+}
+
+/// See [`Store::synchronous`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// The schedule of retries from the store.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Wait before the first retry; each later wait doubles.
+    #[serde(default = "default_first_retry")]
+    #[schemars(range(min = 1))]
+    pub first_after_seconds: u64,
+    /// Longest wait between two retries.
+    #[serde(default = "default_longest_retry")]
+    #[schemars(range(min = 1))]
+    pub at_most_every_seconds: u64,
+    /// Give up (dead-letter) once an event was first received this long ago.
+    #[serde(default = "default_give_up")]
+    #[schemars(range(min = 0))]
+    pub give_up_after_hours: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            first_after_seconds: default_first_retry(),
+            at_most_every_seconds: default_longest_retry(),
+            give_up_after_hours: default_give_up(),
+        }
+    }
+}
+
+/// A source of events: an SDK or service that posts to ferry.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The wire format it speaks: `segment` (Segment's HTTP Tracking API at `/v1/...`),
+    /// `amplitude` (Amplitude's HTTP V2 API at `/2/httpapi`) or `extole` (Extole's webhooks at
+    /// `/webhooks/extole/SOURCE`).
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// The keys that authenticate it: Segment write keys, Amplitude API keys, or the Extole
+    /// webhook's shared secret. Use `${ENV_VAR}` to keep them out of this file.
+    #[schemars(length(min = 1))]
+    pub keys: Vec<String>,
+}
+
+/// The wire format of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Segment,
+    Amplitude,
+    Extole,
+}
+
+impl SourceKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Segment => "segment",
+            SourceKind::Amplitude => "amplitude",
+            SourceKind::Extole => "extole",
+        }
+    }
+}
+
+/// A destination account: one source's events, one mapping, its settings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// The source whose events it receives.
+    pub source: String,
+    /// The `name` of the mapping in the mappings folder.
+    pub mapping: String,
+    /// The mapping's settings. String values may use `${ENV_VAR}`.
+    #[serde(default)]
+    pub settings: serde_json::Map<String, Value>,
+    /// Send to this base URL instead of the mapping's (a staging host, a local test server).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Overrides the top-level `dry_run` for this connection.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8088".to_owned()
+}
+
+fn default_mappings() -> String {
+    "mappings".to_owned()
+}
+
+fn default_data() -> String {
+    "ferry-data".to_owned()
+}
+
+fn default_dedupe_hours() -> u32 {
+    24
+}
+
+fn default_first_retry() -> u64 {
+    30
+}
+
+fn default_longest_retry() -> u64 {
+    3600
+}
+
+fn default_give_up() -> u64 {
+    24
+}
+
+/// The JSON Schema (draft-07) of `ferry.yaml`.
+pub fn config_schema() -> Value {
+    let generator = SchemaSettings::draft07().into_generator();
+    generator.into_root_schema_for::<Config>().to_value()
+}
+
+/// The schema as committed in `schemas/ferry.schema.json`.
+pub fn config_schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&config_schema()).expect("a schema serializes");
+    text.push('\n');
+    text
+}
+
+static SCHEMA: LazyLock<Value> = LazyLock::new(config_schema);
+
+static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
+    jsonschema::validator_for(&SCHEMA).expect("the generated config schema is a valid JSON Schema")
+});
+
+/// A parsed configuration with what is needed to locate problems in it.
+#[derive(Debug)]
+pub struct ConfigDocument {
+    /// The file name, as the user gave it.
+    pub file: String,
+    pub config: Config,
+    text: String,
+    source_map: SourceMap,
+}
+
+impl ConfigDocument {
+    /// A problem at the JSON pointer `pointer` of the configuration.
+    pub fn diagnostic(
+        &self,
+        pointer: &str,
+        target: Target,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        locate(
+            &self.file,
+            &self.text,
+            &self.source_map,
+            pointer,
+            target,
+            message,
+        )
+    }
+}
+
+/// Parses the configuration `text` (named `file` in messages); any problem rejects it, and
+/// every problem found is reported.
+pub fn load_config_str(file: &str, text: &str) -> Result<ConfigDocument, Diagnostics> {
+    let source_map = SourceMap::build(text);
+    let duplicates: Vec<Diagnostic> = source_map
+        .duplicates()
+        .iter()
+        .map(|(pointer, span)| duplicate_key(file, text, pointer, *span))
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(Diagnostics(duplicates));
+    }
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
+        let span = error.location().map(|at| Span {
+            line: at.line(),
+            column: at.column(),
+            len: 1,
+        });
+        Diagnostics(vec![syntax_problem(file, text, span, &error.to_string())])
+    })?;
+    let json: Value = serde_json::to_value(&yaml).map_err(|error| {
+        Diagnostics(vec![Diagnostic::at(
+            file,
+            text,
+            None,
+            format!("the configuration must be plain data: {error}"),
+        )])
+    })?;
+    let mut problems: Vec<Diagnostic> = VALIDATOR
+        .iter_errors(&json)
+        .flat_map(|error| {
+            schema_problem(
+                file,
+                text,
+                &source_map,
+                &error,
+                &SCHEMA,
+                "the configuration",
+            )
+        })
+        .collect();
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| (d.line, d.column));
+        problems.dedup();
+        return Err(Diagnostics(problems));
+    }
+    match serde_path_to_error::deserialize::<_, Config>(json) {
+        Ok(config) => Ok(ConfigDocument {
+            file: file.to_owned(),
+            config,
+            text: text.to_owned(),
+            source_map,
+        }),
+        Err(error) => {
+            let pointer = serde_pointer(error.path());
+            let message = strip_location(&error.inner().to_string());
+            Err(Diagnostics(vec![locate(
+                file,
+                text,
+                &source_map,
+                &pointer,
+                Target::Value,
+                message,
+            )]))
+        }
+    }
+}
+
+/// Reads and parses the configuration file at `path`.
+pub fn load_config_file(path: &std::path::Path) -> Result<ConfigDocument, Diagnostics> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Diagnostics(vec![Diagnostic::at(
+            &file,
+            "",
+            None,
+            format!("cannot read the configuration: {error}"),
+        )])
+    })?;
+    load_config_str(&file, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let doc = load_config_str(
+            "ferry.yaml",
+            "version: 1\nsources:\n  web: { type: segment, keys: [k1] }\n",
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(doc.config.listen, "127.0.0.1:8088");
+        assert_eq!(doc.config.store.synchronous, Synchronous::Full);
+        assert_eq!(doc.config.retry.first_after_seconds, 30);
+        assert!(doc.config.connections.is_empty());
+    }
+
+    #[test]
+    fn every_schema_problem_is_located() {
+        let text = "version: 1\nlisten: 1\nsources:\n  web: { type: segmnt, keys: [] }\nconnections:\n  a: { source: web, mapping: x, setings: {} }\n";
+        let problems = load_config_str("ferry.yaml", text).unwrap_err();
+        let shown = problems.to_string();
+        assert_eq!(problems.0.len(), 4, "{shown}");
+        assert!(shown.contains("ferry.yaml:4:"), "{shown}");
+        assert!(shown.contains("did you mean `segment`?"), "{shown}");
+        assert!(shown.contains("unknown key `setings`"), "{shown}");
+        assert!(shown.contains("did you mean `settings`?"), "{shown}");
+    }
+}
