@@ -1,2 +1,3 @@
 //! `ferry serve`.
 pub mod ingest;
+pub mod setup;
