@@ -91,6 +91,13 @@ impl Ticket {
         self.lock().interrupted = false;
     }
 
+    /// Settles the event as undeliverable without running it (its stored text cannot be
+    /// read, say).
+    pub fn reject(self, letter: DeadLetter) {
+        self.start();
+        self.fail(letter, false);
+    }
+
     pub(crate) fn fail(&self, letter: DeadLetter, retryable: bool) {
         self.lock().letters.push(Letter { letter, retryable });
     }
