@@ -2,7 +2,7 @@
 //! one transaction, commits once, then answers every caller. A hundred concurrent HTTP requests
 //! therefore cost one fsync.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -389,6 +389,19 @@ impl Writer {
             .optional()
             .map_err(fail("reading the end of the log"))?
             .unwrap_or(0);
+        // Known before this call: connections declared together on a new source all start at
+        // the beginning.
+        let mut known_sources = HashSet::new();
+        for (_, source) in connections {
+            let known = self
+                .conn
+                .prepare_cached("SELECT 1 FROM sources WHERE name = ?1")
+                .and_then(|mut s| s.exists([source]))
+                .map_err(fail("reading the known sources"))?;
+            if known {
+                known_sources.insert(source.as_str());
+            }
+        }
         let mut declared = Vec::with_capacity(connections.len());
         for (name, source) in connections {
             let known: Option<(String, i64)> = self
@@ -403,12 +416,14 @@ impl Writer {
             let cursor = match known {
                 Some((known_source, cursor)) if known_source == *source => cursor,
                 _ => {
-                    let source_known = self
-                        .conn
+                    let cursor = if known_sources.contains(source.as_str()) {
+                        end
+                    } else {
+                        0
+                    };
+                    self.conn
                         .execute("INSERT OR IGNORE INTO sources (name) VALUES (?1)", [source])
-                        .map_err(fail("recording a source"))?
-                        == 0;
-                    let cursor = if source_known { end } else { 0 };
+                        .map_err(fail("recording a source"))?;
                     self.conn
                         .execute(
                             "INSERT OR REPLACE INTO connections (name, source, cursor) \
