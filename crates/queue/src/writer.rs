@@ -317,13 +317,15 @@ impl Writer {
     ) -> Result<Vec<Enqueued>, QueueError> {
         let fail = |what| move |source| self.error(what, source);
         let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
-        let mut seen = self
-            .conn
-            .prepare_cached("SELECT at_ms FROM dedupe WHERE hash = ?1")
-            .map_err(fail("preparing the dedupe lookup"))?;
+        // One statement per key: stores it, or refreshes one older than the window; changes
+        // nothing (a duplicate) when the key was stored within the window.
         let mut remember = self
             .conn
-            .prepare_cached("INSERT OR REPLACE INTO dedupe (hash, at_ms) VALUES (?1, ?2)")
+            .prepare_cached(
+                "INSERT INTO dedupe (hash, at_ms) VALUES (?1, ?2) \
+                 ON CONFLICT (hash) DO UPDATE SET at_ms = excluded.at_ms \
+                 WHERE dedupe.at_ms <= excluded.at_ms - ?3",
+            )
             .map_err(fail("preparing the dedupe insert"))?;
         let mut insert = self
             .conn
@@ -333,17 +335,13 @@ impl Writer {
         for event in events {
             if let Some(key) = &event.dedupe {
                 let hash = dedupe_key(&event.source, key);
-                let at: Option<i64> = seen
-                    .query_row([hash], |row| row.get(0))
-                    .optional()
-                    .map_err(fail("looking up a dedupe key"))?;
-                if at.is_some_and(|at| event.received_at_ms.abs_diff(at) < window.unsigned_abs()) {
+                let stored = remember
+                    .execute(params![hash, event.received_at_ms, window])
+                    .map_err(fail("storing a dedupe key"))?;
+                if stored == 0 {
                     outcome.push(Enqueued::Duplicate);
                     continue;
                 }
-                remember
-                    .execute(params![hash, event.received_at_ms])
-                    .map_err(fail("storing a dedupe key"))?;
             }
             insert
                 .execute(params![event.source, event.received_at_ms, event.body])
