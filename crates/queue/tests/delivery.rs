@@ -335,3 +335,81 @@ async fn collection_deletes_events_every_active_connection_settled() {
         ["next"]
     );
 }
+
+#[tokio::test]
+async fn ids_are_not_reused_after_the_whole_log_was_collected() {
+    let store = Store::new();
+    let queue = store.open();
+    declare(&queue, &[("acme", "segment")]).await;
+    let first = enqueue(&queue, "segment", &["a", "b"]).await;
+    let claimed = queue.claim("acme", 10).await.unwrap();
+    queue
+        .settle("acme", delivered(&ids(&claimed)), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(queue.collect_garbage().await.unwrap(), 2);
+    assert_eq!(store.count("SELECT count(*) FROM events"), 0);
+    drop(queue);
+
+    let queue = store.open();
+    declare(&queue, &[("acme", "segment")]).await;
+    let next = enqueue(&queue, "segment", &["c"]).await;
+    assert!(
+        next[0] > first[1],
+        "a reused id would sit behind the cursor"
+    );
+    assert_eq!(bodies(&queue.claim("acme", 10).await.unwrap()), ["c"]);
+}
+
+#[tokio::test]
+async fn depth_counts_pending_in_flight_retrying_and_dead() {
+    let store = Store::new();
+    let queue = store.open();
+    declare(&queue, &[("acme", "segment")]).await;
+    let id = enqueue(&queue, "segment", &["a", "b", "c", "d", "e"]).await;
+    queue.claim("acme", 3).await.unwrap();
+    let later = Settlement::Retry {
+        at_ms: now_ms() + 60_000,
+        reason: "429".to_owned(),
+    };
+    let dead = Settlement::Dead {
+        mapping: "acme".to_owned(),
+        reason: "400".to_owned(),
+        letters: Vec::new(),
+    };
+    queue
+        .settle("acme", vec![(id[0], later), (id[1], dead)], Vec::new())
+        .await
+        .unwrap();
+
+    let depth = queue.depth("acme").await.unwrap();
+    assert_eq!(
+        depth,
+        Depth {
+            pending: 2,
+            in_flight: 1,
+            retrying: 1,
+            dead: 1
+        }
+    );
+    assert_eq!(queue.depth("nobody").await.unwrap(), Depth::default());
+}
+
+#[tokio::test]
+async fn the_writer_collects_settled_events_on_its_own() {
+    let store = Store::new();
+    let queue = store.open();
+    declare(&queue, &[("acme", "segment")]).await;
+    enqueue(&queue, "segment", &["a", "b"]).await;
+    let claimed = queue.claim("acme", 10).await.unwrap();
+    queue
+        .settle("acme", delivered(&ids(&claimed)), Vec::new())
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.count("SELECT count(*) FROM events") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never collected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
