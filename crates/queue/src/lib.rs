@@ -1,1 +1,60 @@
-//! placeholder
+//! ferry's durable event queue: the store behind `ferry serve`.
+//!
+//! An ingest endpoint acknowledges an event only after [`Queue::enqueue`] has committed it; workers
+//! then deliver each event once per *connection* (a destination account fed by one *source*; a
+//! source may feed several connections). After a crash or `kill -9`, a restart resumes every
+//! acknowledged event not yet delivered.
+//!
+//! # State model
+//!
+//! ```text
+//!            enqueue                claim                  settle
+//! request ──────────> pending ───────────> in flight ──┬──> delivered
+//!                        ^      (memory only)          ├──> retry at a time ──(due)──> claimable again
+//!                        └──── release / restart ──────┘──> dead ──(replay)──> retry, attempt 0
+//! ```
+//!
+//! - The log holds each accepted event once, whatever the number of connections. Per connection
+//!   a persisted *cursor* says "every event of my source at or below this id is settled".
+//! - *In flight* lives in memory: what a connection claimed and has not settled. Settling moves
+//!   the cursor to just below the lowest event still unsettled, in the same transaction as the
+//!   outcome and any remembered values.
+//! - *Retry* and *dead* are their own tables holding a copy of the event, so the log is
+//!   collected (deleted) once every active connection of a source is past an event.
+//! - Events refused at ingest are dead letters with no connection: kept, listed, never replayed.
+//!
+//! # At least once
+//!
+//! Nothing acknowledged is lost, but an event may be delivered twice: events settled out of
+//! order above the cursor, and events in flight, are delivered again after a crash, because
+//! only the cursor is persisted for the log. Destinations should be fed idempotent requests
+//! where they allow it.
+//!
+//! [`SqliteQueue`] is the SQLite implementation; the server only sees [`Queue`].
+
+mod claim;
+mod dedupe;
+mod error;
+mod model;
+mod queue;
+mod schema;
+mod sqlite;
+mod state;
+mod writer;
+
+pub use error::QueueError;
+pub use model::{
+    Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, RejectedEvent, Remember,
+    Replayed, Select, Settlement,
+};
+pub use queue::{BoxFuture, Queue};
+pub use sqlite::{SqliteOptions, SqliteQueue};
+
+/// The wall clock in Unix milliseconds, the unit of every time in the store.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

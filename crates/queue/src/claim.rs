@@ -1,0 +1,203 @@
+//! What a connection takes next, and how much it has left.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sqlite::Shared;
+use crate::state::{ConnState, Origin, lock};
+use crate::{Claimed, Depth, EventId, QueueError, now_ms};
+
+/// A row count or limit as SQLite wants it.
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Due retries first, then events released earlier, then the next events of the source. The
+/// state is only changed once every read succeeded, so a failed read leaves nothing stuck in
+/// flight.
+pub(crate) fn claim(
+    shared: &Shared,
+    conn: &Connection,
+    connection: &str,
+    max: usize,
+) -> Result<Vec<Claimed>, QueueError> {
+    let fail = |what| move |source| QueueError::sqlite(&shared.path, what, source);
+    let Some(state) = shared.states.get(connection) else {
+        return Ok(Vec::new());
+    };
+    let mut state = lock(&state);
+    if !state.active || max == 0 {
+        return Ok(Vec::new());
+    }
+    let mut retries = due_retries(shared, conn, connection, &state, max)?;
+
+    let mut from_log = Vec::new();
+    let mut gone = Vec::new();
+    for id in state.released.iter().take(max - retries.len()) {
+        let event: Option<(String, i64)> = conn
+            .prepare_cached("SELECT body, received_at FROM events WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(fail("reading a released event"))?;
+        match event {
+            Some((body, received_at_ms)) => from_log.push(Claimed {
+                id: EventId(*id),
+                body,
+                received_at_ms,
+                attempt: 0,
+            }),
+            None => gone.push(*id),
+        }
+    }
+    let wanted = max - retries.len() - from_log.len();
+    let next: Vec<Claimed> = if wanted == 0 {
+        Vec::new()
+    } else {
+        // An event with a retry row was settled before a restart moved the cursor past it.
+        conn.prepare_cached(
+            "SELECT id, body, received_at FROM events AS e \
+             WHERE source = ?1 AND id > ?2 AND NOT EXISTS \
+             (SELECT 1 FROM retries AS r WHERE r.connection = ?3 AND r.event_id = e.id) \
+             ORDER BY id LIMIT ?4",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    state.source,
+                    state.claimed_through,
+                    connection,
+                    limit(wanted)
+                ],
+                |row| {
+                    Ok(Claimed {
+                        id: EventId(row.get(0)?),
+                        body: row.get(1)?,
+                        received_at_ms: row.get(2)?,
+                        attempt: 0,
+                    })
+                },
+            )?
+            .collect()
+        })
+        .map_err(fail("reading the next events"))?
+    };
+
+    for claimed in &retries {
+        state.in_flight.insert(claimed.id.0, Origin::Retry);
+    }
+    for id in gone {
+        state.released.remove(&id);
+    }
+    for claimed in &from_log {
+        state.released.remove(&claimed.id.0);
+        state.in_flight.insert(claimed.id.0, Origin::Log);
+    }
+    for claimed in &next {
+        state.in_flight.insert(claimed.id.0, Origin::Log);
+        state.claimed_through = state.claimed_through.max(claimed.id.0);
+    }
+    retries.extend(from_log);
+    retries.extend(next);
+    Ok(retries)
+}
+
+/// Counts from index ranges: events after the claimed-through id of the source, the
+/// connection's retry rows and dead letters.
+pub(crate) fn depth(
+    shared: &Shared,
+    conn: &Connection,
+    connection: &str,
+) -> Result<Depth, QueueError> {
+    let fail = |what| move |source| QueueError::sqlite(&shared.path, what, source);
+    let (source, through, released, in_flight, retries_in_flight) =
+        if let Some(state) = shared.states.get(connection) {
+            let state = lock(&state);
+            (
+                state.source.clone(),
+                state.claimed_through,
+                state.released.len(),
+                state.in_flight.len(),
+                state.retries_in_flight(),
+            )
+        } else {
+            {
+                let known: Option<(String, i64)> = conn
+                    .prepare_cached("SELECT source, cursor FROM connections WHERE name = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([connection], |row| Ok((row.get(0)?, row.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(fail("reading a connection"))?;
+                let Some((source, cursor)) = known else {
+                    return Ok(Depth::default());
+                };
+                (source, cursor, 0, 0, 0)
+            }
+        };
+    let count = |sql: &str, what, args: &[&dyn rusqlite::ToSql]| -> Result<u64, QueueError> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.query_row(args, |row| row.get::<_, i64>(0)))
+            .map(i64::cast_unsigned)
+            .map_err(fail(what))
+    };
+    let pending = count(
+        "SELECT count(*) FROM events WHERE source = ?1 AND id > ?2",
+        "counting pending events",
+        &[&source, &through],
+    )?;
+    let retrying = count(
+        "SELECT count(*) FROM retries WHERE connection = ?1",
+        "counting retries",
+        &[&connection],
+    )?;
+    let dead = count(
+        "SELECT count(*) FROM dead_letters WHERE connection = ?1",
+        "counting dead letters",
+        &[&connection],
+    )?;
+    Ok(Depth {
+        pending: pending + released as u64,
+        in_flight: in_flight as u64,
+        retrying: retrying.saturating_sub(retries_in_flight as u64),
+        dead,
+    })
+}
+
+/// Retries due now, oldest due first, leaving out those already in flight.
+fn due_retries(
+    shared: &Shared,
+    conn: &Connection,
+    connection: &str,
+    state: &ConnState,
+    max: usize,
+) -> Result<Vec<Claimed>, QueueError> {
+    let mut retries: Vec<Claimed> = conn
+        .prepare_cached(
+            "SELECT event_id, body, received_at, attempt FROM retries \
+             WHERE connection = ?1 AND due_at <= ?2 ORDER BY due_at, event_id LIMIT ?3",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    connection,
+                    now_ms(),
+                    limit(max.saturating_add(state.retries_in_flight()))
+                ],
+                |row| {
+                    Ok(Claimed {
+                        id: EventId(row.get(0)?),
+                        body: row.get(1)?,
+                        received_at_ms: row.get(2)?,
+                        attempt: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                    })
+                },
+            )?
+            .collect()
+        })
+        .map_err(|source| QueueError::sqlite(&shared.path, "reading due retries", source))?;
+    retries.retain(|claimed| !state.in_flight.contains_key(&claimed.id.0));
+    retries.truncate(max);
+
+    Ok(retries)
+}

@@ -1,0 +1,77 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Why a queue operation failed.
+///
+/// Every message names the store file, so an operator reading a log line knows which file to
+/// look at. The underlying SQLite or JSON error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The file could not be opened or prepared (permissions, not a database, locked for longer
+    /// than the busy timeout).
+    #[error("cannot open the queue store `{path}`: {what}")]
+    Open {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer ferry; opening it could lose data.
+    #[error(
+        "the queue store `{path}` has schema version {found}, newer than version {supported} \
+         that this ferry knows; upgrade ferry or use another file"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    /// A statement or commit failed. Shared (`Arc`) because one failed group commit fails
+    /// every caller of that group.
+    #[error("queue store `{path}`: {what} failed")]
+    Sqlite {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// A stored value is not what ferry wrote (edited by hand, or damaged).
+    #[error("queue store `{path}`: the stored {what} is not valid JSON")]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `settle` named an event that this connection has not claimed (or already settled).
+    #[error("event `{id}` is not claimed by connection `{connection}`")]
+    NotClaimed { connection: String, id: i64 },
+    /// The event a claim refers to is no longer in the log.
+    #[error("queue store `{path}`: event `{id}` is missing from the log")]
+    MissingEvent { path: PathBuf, id: i64 },
+    /// The writer thread is gone (it stopped after a panic, or the queue is shutting down).
+    #[error("the queue writer for `{path}` has stopped")]
+    Closed { path: PathBuf },
+    /// The writer thread could not be started.
+    #[error("cannot start the queue writer thread for `{path}`")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl QueueError {
+    pub(crate) fn sqlite(
+        path: &std::path::Path,
+        what: &'static str,
+        source: rusqlite::Error,
+    ) -> Self {
+        Self::Sqlite {
+            path: path.to_path_buf(),
+            what,
+            source: Arc::new(source),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Deleting what no active connection needs any more: settled log events, expired dedupe keys.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{GC_CHUNK, GC_INTERVAL, Writer};
+use crate::{QueueError, now_ms};
+
+impl Writer {
+    /// Deletes log events every active connection of their source has settled, and expired
+    /// dedupe keys, in bounded chunks. Answers the events deleted and whether more are left.
+    pub(super) fn collect(&self) -> Result<(u64, bool), QueueError> {
+        let fail = |what| move |source| self.error(what, source);
+        let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, source) in self.shared.states.active() {
+            by_source.entry(source).or_default().push(name);
+        }
+        let mut deleted = 0;
+        let mut more = false;
+        for (source, names) in by_source {
+            let mut lowest = i64::MAX;
+            for name in names {
+                let cursor: Option<i64> = self
+                    .conn
+                    .prepare_cached("SELECT cursor FROM connections WHERE name = ?1")
+                    .and_then(|mut s| s.query_row([&name], |row| row.get(0)).optional())
+                    .map_err(fail("reading a cursor"))?;
+                lowest = lowest.min(cursor.unwrap_or(0));
+            }
+            let n = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM events WHERE id IN \
+                     (SELECT id FROM events WHERE source = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)",
+                )
+                .and_then(|mut s| s.execute(params![source, lowest, GC_CHUNK]))
+                .map_err(fail("deleting delivered events"))?;
+            more |= i64::try_from(n).unwrap_or(i64::MAX) >= GC_CHUNK;
+            deleted += n as u64;
+        }
+        let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        let expired = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM dedupe WHERE hash IN \
+                 (SELECT hash FROM dedupe WHERE at_ms < ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![now_ms().saturating_sub(window), GC_CHUNK]))
+            .map_err(fail("deleting expired dedupe keys"))?;
+        more |= i64::try_from(expired).unwrap_or(i64::MAX) >= GC_CHUNK;
+        Ok((deleted, more))
+    }
+
+    pub(super) fn collect_periodically(&mut self) {
+        let result = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|source| self.error("starting a collection", source))
+            .and_then(|()| self.collect())
+            .and_then(|outcome| {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(|source| self.error("committing a collection", source))?;
+                Ok(outcome)
+            });
+        self.last_gc = Instant::now();
+        match result {
+            // Come back soon while a backlog is being collected.
+            Ok((_, true)) => {
+                let soon = GC_INTERVAL.saturating_sub(Duration::from_millis(100));
+                self.last_gc = self.last_gc.checked_sub(soon).unwrap_or(self.last_gc);
+            }
+            Ok((_, false)) => {}
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                tracing::warn!(error = %err, "queue garbage collection failed");
+            }
+        }
+    }
+}

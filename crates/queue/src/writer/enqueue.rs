@@ -1,0 +1,143 @@
+//! Storing accepted events, their dedupe keys and rejected events; declaring connections.
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Writer;
+use crate::dedupe::dedupe_key;
+use crate::{Enqueued, EventId, NewEvent, QueueError, RejectedEvent, now_ms};
+
+impl Writer {
+    /// Stores each event unless its dedupe key was seen within the window; answers one outcome
+    /// per event. Keys stored earlier in the same transaction count, so duplicates within a call
+    /// and across calls of one group commit are caught too.
+    pub(super) fn enqueue(
+        &self,
+        events: &[NewEvent],
+        rejected: &[RejectedEvent],
+    ) -> Result<Vec<Enqueued>, QueueError> {
+        let fail = |what| move |source| self.error(what, source);
+        let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        // One statement per key: stores it, or refreshes one older than the window; changes
+        // nothing (a duplicate) when the key was stored within the window.
+        let mut remember = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO dedupe (hash, at_ms) VALUES (?1, ?2) \
+                 ON CONFLICT (hash) DO UPDATE SET at_ms = excluded.at_ms \
+                 WHERE dedupe.at_ms <= excluded.at_ms - ?3",
+            )
+            .map_err(fail("preparing the dedupe insert"))?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT INTO events (source, received_at, body) VALUES (?1, ?2, ?3)")
+            .map_err(fail("preparing the event insert"))?;
+        let mut outcome = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(key) = &event.dedupe {
+                let hash = dedupe_key(&event.source, key);
+                let stored = remember
+                    .execute(params![hash, event.received_at_ms, window])
+                    .map_err(fail("storing a dedupe key"))?;
+                if stored == 0 {
+                    outcome.push(Enqueued::Duplicate);
+                    continue;
+                }
+            }
+            insert
+                .execute(params![event.source, event.received_at_ms, event.body])
+                .map_err(fail("storing an event"))?;
+            outcome.push(Enqueued::Stored(EventId(self.conn.last_insert_rowid())));
+        }
+        if !rejected.is_empty() {
+            let mut dead = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO dead_letters \
+                     (at_ms, connection, source, event_id, mapping, reason, received_at, body, letters) \
+                     VALUES (?1, NULL, ?2, NULL, NULL, ?3, ?4, ?5, '[]')",
+                )
+                .map_err(fail("preparing the rejected-event insert"))?;
+            let now = now_ms();
+            for event in rejected {
+                dead.execute(params![
+                    now,
+                    event.source,
+                    event.reason,
+                    event.received_at_ms,
+                    event.body
+                ])
+                .map_err(fail("storing a rejected event"))?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Records new connections with their starting cursor; answers every declared connection
+    /// with its cursor, for the in-memory state applied after the commit.
+    pub(super) fn declare(
+        &self,
+        connections: &[(String, String)],
+    ) -> Result<Vec<(String, String, i64)>, QueueError> {
+        let fail = |what| move |source| self.error(what, source);
+        let end: i64 = self
+            .conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(fail("reading the end of the log"))?
+            .unwrap_or(0);
+        // Known before this call: connections declared together on a new source all start at
+        // the beginning.
+        let mut known_sources = HashSet::new();
+        for (_, source) in connections {
+            let known = self
+                .conn
+                .prepare_cached("SELECT 1 FROM sources WHERE name = ?1")
+                .and_then(|mut s| s.exists([source]))
+                .map_err(fail("reading the known sources"))?;
+            if known {
+                known_sources.insert(source.as_str());
+            }
+        }
+        let mut declared = Vec::with_capacity(connections.len());
+        for (name, source) in connections {
+            let known: Option<(String, i64)> = self
+                .conn
+                .query_row(
+                    "SELECT source, cursor FROM connections WHERE name = ?1",
+                    [name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(fail("reading a connection"))?;
+            let cursor = match known {
+                Some((known_source, cursor)) if known_source == *source => cursor,
+                _ => {
+                    let cursor = if known_sources.contains(source.as_str()) {
+                        end
+                    } else {
+                        0
+                    };
+                    self.conn
+                        .execute("INSERT OR IGNORE INTO sources (name) VALUES (?1)", [source])
+                        .map_err(fail("recording a source"))?;
+                    self.conn
+                        .execute(
+                            "INSERT OR REPLACE INTO connections (name, source, cursor) \
+                             VALUES (?1, ?2, ?3)",
+                            params![name, source, cursor],
+                        )
+                        .map_err(fail("recording a connection"))?;
+                    cursor
+                }
+            };
+            declared.push((name.clone(), source.clone(), cursor));
+        }
+        Ok(declared)
+    }
+}

@@ -1,0 +1,317 @@
+//! The one thread that writes: it takes every command queued (up to a bound), runs them all in
+//! one transaction, commits once, then answers every caller. A hundred concurrent HTTP requests
+//! therefore cost one fsync.
+
+mod collect;
+mod dead_letters;
+mod enqueue;
+mod settle;
+
+pub(crate) use dead_letters::select_filter;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::sqlite::Shared;
+use crate::state::lock;
+use crate::{
+    Enqueued, EventId, NewEvent, QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
+};
+
+/// Most commands in one transaction, so one commit never holds callers for long.
+const MAX_BATCH: usize = 512;
+/// How often delivered events and expired dedupe keys are deleted.
+const GC_INTERVAL: Duration = Duration::from_secs(3);
+/// Most rows one collection deletes per source, so a large backlog never stalls ingest.
+const GC_CHUNK: i64 = 20_000;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
+
+/// A request to the writer thread.
+pub(crate) enum Command {
+    Enqueue {
+        events: Vec<NewEvent>,
+        rejected: Vec<RejectedEvent>,
+        reply: Reply<Vec<Enqueued>>,
+    },
+    Declare {
+        connections: Vec<(String, String)>,
+        reply: Reply<()>,
+    },
+    Settle {
+        connection: String,
+        settled: Vec<(EventId, Settlement)>,
+        remembered: Vec<Remember>,
+        reply: Reply<()>,
+    },
+    Replay {
+        which: Select,
+        reply: Reply<Replayed>,
+    },
+    Purge {
+        which: Select,
+        reply: Reply<u64>,
+    },
+    Collect {
+        reply: Reply<u64>,
+    },
+}
+
+/// A command that ran inside the open transaction; answered once the commit is known.
+enum Done {
+    Enqueue(Reply<Vec<Enqueued>>, Vec<Enqueued>),
+    Declare(Reply<()>, Vec<(String, String, i64)>),
+    Settle(Reply<()>, String, Vec<i64>),
+    Replay(Reply<Replayed>, Replayed),
+    Count(Reply<u64>, u64),
+}
+
+impl Done {
+    fn fail(self, err: QueueError) {
+        match self {
+            Self::Enqueue(reply, _) => drop(reply.send(Err(err))),
+            Self::Declare(reply, _) | Self::Settle(reply, ..) => drop(reply.send(Err(err))),
+            Self::Replay(reply, _) => drop(reply.send(Err(err))),
+            Self::Count(reply, _) => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+impl Command {
+    fn fail(self, err: QueueError) {
+        match self {
+            Self::Enqueue { reply, .. } => drop(reply.send(Err(err))),
+            Self::Declare { reply, .. } | Self::Settle { reply, .. } => drop(reply.send(Err(err))),
+            Self::Replay { reply, .. } => drop(reply.send(Err(err))),
+            Self::Purge { reply, .. } | Self::Collect { reply } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    rx: Receiver<Command>,
+    last_gc: Instant,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, shared: Arc<Shared>, rx: Receiver<Command>) -> Self {
+        Self {
+            conn,
+            shared,
+            rx,
+            last_gc: Instant::now(),
+        }
+    }
+
+    /// Runs until every sender is dropped.
+    pub(crate) fn run(mut self) {
+        loop {
+            let wait = GC_INTERVAL.saturating_sub(self.last_gc.elapsed());
+            match self.rx.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(command) => batch.push(command),
+                            Err(_) => break,
+                        }
+                    }
+                    self.run_batch(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.last_gc.elapsed() >= GC_INTERVAL {
+                self.collect_periodically();
+            }
+        }
+    }
+
+    fn error(&self, what: &'static str, source: rusqlite::Error) -> QueueError {
+        QueueError::sqlite(&self.shared.path, what, source)
+    }
+
+    fn run_batch(&mut self, batch: Vec<Command>) {
+        if let Err(source) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            let source = Arc::new(source);
+            for command in batch {
+                command.fail(self.shared_error("starting a transaction", &source));
+            }
+            return;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        let mut settling: HashMap<String, BTreeSet<i64>> = HashMap::new();
+        let mut broken = None;
+        for command in batch {
+            if let Some(source) = &broken {
+                command
+                    .fail(self.shared_error("an earlier command of the same transaction", source));
+                continue;
+            }
+            if let Err(source) = self.conn.execute_batch("SAVEPOINT command") {
+                command.fail(self.error("starting a savepoint", source));
+                continue;
+            }
+            match self.execute(command, &mut settling) {
+                Ok(finished) => {
+                    if let Err(source) = self.conn.execute_batch("RELEASE command") {
+                        let source = Arc::new(source);
+                        finished.fail(self.shared_error("releasing a savepoint", &source));
+                        broken = Some(source);
+                        continue;
+                    }
+                    done.push(finished);
+                }
+                Err(failed) => {
+                    let (command, err) = *failed;
+                    if let Err(source) = self
+                        .conn
+                        .execute_batch("ROLLBACK TO command; RELEASE command")
+                    {
+                        broken = Some(Arc::new(source));
+                    }
+                    command.fail(err);
+                }
+            }
+        }
+        let committed = match broken {
+            Some(source) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(source)
+            }
+            None => self.conn.execute_batch("COMMIT").map_err(|source| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Arc::new(source)
+            }),
+        };
+        match committed {
+            Ok(()) => {
+                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                self.answer(done);
+            }
+            Err(source) => {
+                for finished in done {
+                    finished.fail(self.shared_error("commit", &source));
+                }
+            }
+        }
+    }
+
+    fn shared_error(&self, what: &'static str, source: &Arc<rusqlite::Error>) -> QueueError {
+        QueueError::Sqlite {
+            path: self.shared.path.clone(),
+            what,
+            source: Arc::clone(source),
+        }
+    }
+
+    /// After a commit: applies the in-memory effects, wakes idle workers, answers callers.
+    fn answer(&self, done: Vec<Done>) {
+        let mut wake = false;
+        for finished in done {
+            match finished {
+                Done::Enqueue(reply, outcome) => {
+                    wake |= outcome.iter().any(|e| matches!(e, Enqueued::Stored(_)));
+                    let _ = reply.send(Ok(outcome));
+                }
+                Done::Declare(reply, declared) => {
+                    self.shared.states.declare(declared);
+                    wake = true;
+                    let _ = reply.send(Ok(()));
+                }
+                Done::Settle(reply, connection, ids) => {
+                    if let Some(state) = self.shared.states.get(&connection) {
+                        let mut state = lock(&state);
+                        for id in ids {
+                            state.in_flight.remove(&id);
+                        }
+                    }
+                    let _ = reply.send(Ok(()));
+                }
+                Done::Replay(reply, replayed) => {
+                    wake |= replayed.queued > 0;
+                    let _ = reply.send(Ok(replayed));
+                }
+                Done::Count(reply, count) => {
+                    let _ = reply.send(Ok(count));
+                }
+            }
+        }
+        if wake {
+            self.shared.notify.notify_waiters();
+        }
+    }
+
+    /// Runs one command inside the open transaction; on failure hands the command back so its
+    /// caller can be answered.
+    fn execute(
+        &self,
+        command: Command,
+        settling: &mut HashMap<String, BTreeSet<i64>>,
+    ) -> Result<Done, Box<(Command, QueueError)>> {
+        match command {
+            Command::Enqueue {
+                events,
+                rejected,
+                reply,
+            } => match self.enqueue(&events, &rejected) {
+                Ok(outcome) => Ok(Done::Enqueue(reply, outcome)),
+                Err(err) => Err(Box::new((
+                    Command::Enqueue {
+                        events,
+                        rejected,
+                        reply,
+                    },
+                    err,
+                ))),
+            },
+            Command::Declare { connections, reply } => match self.declare(&connections) {
+                Ok(declared) => Ok(Done::Declare(reply, declared)),
+                Err(err) => Err(Box::new((Command::Declare { connections, reply }, err))),
+            },
+            Command::Settle {
+                connection,
+                settled,
+                remembered,
+                reply,
+            } => {
+                let already = settling.entry(connection.clone()).or_default();
+                match self.settle(&connection, &settled, &remembered, already) {
+                    Ok(ids) => {
+                        already.extend(ids.iter().copied());
+                        Ok(Done::Settle(reply, connection, ids))
+                    }
+                    Err(err) => Err(Box::new((
+                        Command::Settle {
+                            connection,
+                            settled,
+                            remembered,
+                            reply,
+                        },
+                        err,
+                    ))),
+                }
+            }
+            Command::Replay { which, reply } => match self.replay(&which) {
+                Ok(replayed) => Ok(Done::Replay(reply, replayed)),
+                Err(err) => Err(Box::new((Command::Replay { which, reply }, err))),
+            },
+            Command::Purge { which, reply } => match self.purge(&which) {
+                Ok(count) => Ok(Done::Count(reply, count)),
+                Err(err) => Err(Box::new((Command::Purge { which, reply }, err))),
+            },
+            Command::Collect { reply } => match self.collect() {
+                Ok((count, _)) => Ok(Done::Count(reply, count)),
+                Err(err) => Err(Box::new((Command::Collect { reply }, err))),
+            },
+        }
+    }
+}

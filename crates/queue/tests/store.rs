@@ -1,0 +1,85 @@
+//! The file itself: remembered values, schema versions.
+
+mod common;
+
+use common::{Store, declare, enqueue};
+use ferry_queue::{Queue, QueueError, Remember, Settlement, SqliteOptions, SqliteQueue};
+use serde_json::json;
+
+#[tokio::test]
+async fn remembered_values_are_written_with_the_settlement_and_survive_a_restart() {
+    let store = Store::new();
+    let queue = store.open();
+    declare(&queue, &[("promoter", "segment"), ("acme", "segment")]).await;
+    let id = enqueue(&queue, "segment", &["identify"]).await;
+    queue.claim("promoter", 1).await.unwrap();
+    let remember = |key: &str, value| Remember {
+        store: "emails".to_owned(),
+        key: key.to_owned(),
+        value,
+    };
+    queue
+        .settle(
+            "promoter",
+            vec![(id[0], Settlement::Delivered)],
+            vec![
+                remember("u1", json!("old@example.com")),
+                remember("u1", json!("a@example.com")),
+            ],
+        )
+        .await
+        .unwrap();
+    drop(queue);
+
+    let queue = store.open();
+    assert_eq!(
+        queue.remembered("promoter").await.unwrap(),
+        [remember("u1", json!("a@example.com"))]
+    );
+    assert!(queue.remembered("acme").await.unwrap().is_empty());
+}
+
+#[test]
+fn a_file_from_a_newer_ferry_is_refused() {
+    let store = Store::new();
+    drop(store.open());
+    rusqlite::Connection::open(store.path())
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+
+    let err = SqliteQueue::open(&store.path(), SqliteOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, QueueError::NewerSchema { found: 99, .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&store.path().display().to_string()),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_an_error_naming_it() {
+    let store = Store::new();
+    std::fs::write(
+        store.path(),
+        b"not a database, just some text that is long enough",
+    )
+    .unwrap();
+
+    let err = SqliteQueue::open(&store.path(), SqliteOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("queue.db"), "{err}");
+}
+
+#[tokio::test]
+async fn the_store_is_in_wal_mode() {
+    let store = Store::new();
+    let _queue = store.open();
+    let mode: String = rusqlite::Connection::open(store.path())
+        .unwrap()
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
