@@ -9,6 +9,7 @@
 //! borrowed raw items, a small probe reads the fields that are validated, and the stored text is
 //! the item's own text with server fields spliced in (see [`splice`]).
 
+pub mod amplitude;
 mod outcome;
 pub mod segment;
 mod splice;
