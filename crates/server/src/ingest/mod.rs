@@ -10,6 +10,7 @@
 //! the item's own text with server fields spliced in (see [`splice`]).
 
 pub mod amplitude;
+pub mod extole;
 mod outcome;
 pub mod segment;
 mod splice;
