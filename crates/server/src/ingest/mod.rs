@@ -1,1 +1,18 @@
-//! Ingest.
+//! The wire formats `ferry serve` accepts, as pure functions.
+//!
+//! Each module turns one request body (and, where the format has it, its headers) into
+//! [`Ingested`] events or one [`WireError`], and builds the exact responses the senders' SDKs
+//! expect. Nothing here does I/O: the axum handlers look up keys, call these functions and write
+//! the outcome to the queue.
+//!
+//! Events are never parsed into a `serde_json::Value` on the common path: an envelope is read with
+//! borrowed raw items, a small probe reads the fields that are validated, and the stored text is
+//! the item's own text with server fields spliced in (see [`splice`]).
+
+pub mod amplitude;
+pub mod extole;
+mod outcome;
+pub mod segment;
+mod splice;
+
+pub use outcome::{Accepted, Ingested, MAX_REJECTED_TEXT_BYTES, Rejected, WireError};

@@ -1,0 +1,558 @@
+//! The Segment HTTP Tracking API (`/v1/identify`, `/v1/track`, ..., `/v1/batch`), as SDKs send it.
+//!
+//! # What refuses the whole request and what refuses one event
+//!
+//! Segment answers 200 for everything except oversized payloads and invalid JSON, and silently
+//! drops events it cannot use. ferry answers the same way, but returns the dropped events as
+//! [`Rejected`] so they are kept as dead letters with a reason.
+//!
+//! The whole request gets 400 (the body is `{"success": false, "code", "message"}`) when:
+//! - a single call is over [`MAX_CALL_BYTES`] (`payload_too_large`);
+//! - a batch is over [`MAX_BATCH_BYTES`] (`payload_too_large`) or holds more than
+//!   [`MAX_BATCH_EVENTS`] events (`too_many_events`; Segment drops such a batch with a 200, but
+//!   a 400 tells the sender while it can still split the batch);
+//! - the body is not a JSON object, or a batch's `batch`, `context` or `integrations` has the
+//!   wrong type (`invalid_json`), or a batch has no `batch` list (`missing_batch`);
+//! - a batch item has neither `type` nor its old name `action` (`missing_type`): Segment
+//!   requires `type` on every batch item, and without it ferry cannot tell which call it is.
+//!
+//! One event is [`Rejected`] (the rest are accepted) when it is over [`MAX_CALL_BYTES`] inside a
+//! batch, is not a JSON object, repeats a field ferry checks, has a `type` other than identify,
+//! track, page, screen, group, alias or delete, has neither `userId` nor `anonymousId` (a delete
+//! needs `userId`), is a track without `event`, or has a `messageId` that is not a string of at
+//! most [`MAX_MESSAGE_ID_CHARS`] characters.
+//!
+//! # What is stored
+//!
+//! The event's own text, with these fields added when it lacks them: `type` (from the path of a
+//! single call, or from `action`), `receivedAt` (the server's time), and from a batch its
+//! `sentAt`, `context` and `integrations`. A batch's `context` and `integrations` are merged one
+//! level deep: the item's own keys win. The path's call wins over a single call's own `type`, as
+//! it does at Segment. `timestamp`, `originalTimestamp` and `sentAt` are kept as sent. A `writeKey`
+//! in a single call's body stays in the stored event: write keys are public (browsers embed them).
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::splice::{as_str, is_null, is_object, json_string, prepend, present};
+use super::{Accepted, Ingested, Rejected, WireError};
+
+/// The largest single call, and the largest event inside a batch, in bytes (Segment: 32 KB).
+pub const MAX_CALL_BYTES: usize = 32 * 1024;
+/// The largest batch body in bytes (Segment: 500 KB).
+pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+/// The most events one batch may hold.
+pub const MAX_BATCH_EVENTS: usize = 2_500;
+/// The longest `messageId`, in characters.
+pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+
+/// The event types an event may have once stored.
+const EVENT_TYPES: [&str; 7] = [
+    "identify", "track", "page", "screen", "group", "alias", "delete",
+];
+
+/// A Tracking API call, named by the last segment of its path (`/v1/<call>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// `/v1/identify`
+    Identify,
+    /// `/v1/track`
+    Track,
+    /// `/v1/page`
+    Page,
+    /// `/v1/screen`
+    Screen,
+    /// `/v1/group`
+    Group,
+    /// `/v1/alias`
+    Alias,
+    /// `/v1/batch`, and its other name `/v1/import`.
+    Batch,
+}
+
+impl Call {
+    /// The call a path segment names (`"track"`, `"import"`, ...), or `None`.
+    pub fn from_path_segment(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "identify" => Self::Identify,
+            "track" => Self::Track,
+            "page" => Self::Page,
+            "screen" => Self::Screen,
+            "group" => Self::Group,
+            "alias" => Self::Alias,
+            "batch" | "import" => Self::Batch,
+            _ => return None,
+        })
+    }
+
+    /// The `type` a single call gives its event; `None` for a batch.
+    fn event_type(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Identify => "identify",
+            Self::Track => "track",
+            Self::Page => "page",
+            Self::Screen => "screen",
+            Self::Group => "group",
+            Self::Alias => "alias",
+            Self::Batch => return None,
+        })
+    }
+}
+
+/// A request's events and the write key its body carried, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The body's `writeKey`; the handler prefers it or the Basic one as it sees fit.
+    pub write_key: Option<String>,
+    /// The events.
+    pub ingested: Ingested,
+}
+
+/// The write key of an `Authorization: Basic base64("<writeKey>:")` header.
+///
+/// A missing colon is tolerated (the whole decoded text is the key); an empty key is `None`.
+pub fn write_key_from_basic(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let encoded = encoded.trim();
+    let decoded = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let key = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// Reads one Tracking API request; `received_at` is the server's time in RFC 3339.
+///
+/// See the module documentation for what refuses the request and what refuses one event.
+pub fn parse(call: Call, body: &[u8], received_at: &str) -> Result<Parsed, WireError> {
+    let received_at = json_string(received_at);
+    match call.event_type() {
+        Some(kind) => parse_single(kind, body, &received_at),
+        None => parse_batch(body, &received_at),
+    }
+}
+
+/// The body of a 200: `{"success": true}`.
+pub fn accepted_body() -> Value {
+    json!({ "success": true })
+}
+
+/// The 401 for a missing or unknown write key.
+pub fn unauthorized() -> WireError {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the write key is missing or unknown",
+    )
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> WireError {
+    WireError {
+        status,
+        body: json!({ "success": false, "code": code, "message": message }),
+    }
+}
+
+fn bad_request(code: &str, message: &str) -> WireError {
+    error(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// The body as a JSON object's text, or the 400 for anything else.
+fn object_text(body: &[u8]) -> Result<&str, WireError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| bad_request("invalid_json", "the body is not UTF-8"))?;
+    if text.trim_start().starts_with('{') {
+        Ok(text)
+    } else {
+        Err(bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ))
+    }
+}
+
+fn invalid_json(err: &serde_json::Error) -> WireError {
+    bad_request(
+        "invalid_json",
+        &format!("the body is not valid JSON: {err}"),
+    )
+}
+
+fn parse_single(
+    kind: &'static str,
+    body: &[u8],
+    received_at: &RawValue,
+) -> Result<Parsed, WireError> {
+    if body.len() > MAX_CALL_BYTES {
+        return Err(too_large(body.len(), MAX_CALL_BYTES, "a single call"));
+    }
+    let text = object_text(body)?;
+    let probe: Probe = serde_json::from_str(text).map_err(|e| invalid_json(&e))?;
+    let write_key = probe.write_key.and_then(as_str).map(Cow::into_owned);
+    let mut ingested = Ingested::with_capacity(1);
+    let shared = Shared {
+        received_at,
+        context: None,
+        integrations: None,
+        sent_at: None,
+    };
+    match build(text, &probe, Some(kind), &shared, "the event") {
+        Ok(accepted) => ingested.accepted.push(accepted),
+        Err(Refusal::Item(reason)) => ingested.rejected.push(Rejected::new(1, reason, text)),
+        Err(Refusal::MissingType) => unreachable!("a single call's type comes from its path"),
+    }
+    Ok(Parsed {
+        write_key,
+        ingested,
+    })
+}
+
+fn too_large(size: usize, limit: usize, what: &str) -> WireError {
+    bad_request(
+        "payload_too_large",
+        &format!("{what} is {size} bytes, over the {limit}-byte limit"),
+    )
+}
+
+/// A batch's envelope, read without copying its items.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    batch: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    integrations: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "sentAt", deserialize_with = "present")]
+    sent_at: Option<&'a RawValue>,
+    #[serde(default, rename = "writeKey")]
+    write_key: Option<String>,
+}
+
+fn parse_batch(body: &[u8], received_at: &RawValue) -> Result<Parsed, WireError> {
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(too_large(body.len(), MAX_BATCH_BYTES, "the batch"));
+    }
+    let text = object_text(body)?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| invalid_json(&e))?;
+    let items = envelope
+        .batch
+        .ok_or_else(|| bad_request("missing_batch", "the body has no `batch` list"))?;
+    if items.len() > MAX_BATCH_EVENTS {
+        return Err(bad_request(
+            "too_many_events",
+            &format!(
+                "the batch holds {} events, over the limit of {MAX_BATCH_EVENTS}",
+                items.len()
+            ),
+        ));
+    }
+    let shared = Shared {
+        received_at,
+        context: shared_object(envelope.context, "context")?,
+        integrations: shared_object(envelope.integrations, "integrations")?,
+        sent_at: envelope.sent_at.filter(|raw| !is_null(raw)),
+    };
+    let mut ingested = Ingested::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let position = index + 1;
+        let who = format!("event {position} of the batch");
+        match item_outcome(item.get(), &shared, &who) {
+            Ok(accepted) => ingested.accepted.push(accepted),
+            Err(Refusal::Item(reason)) => {
+                ingested
+                    .rejected
+                    .push(Rejected::new(position, reason, item.get()));
+            }
+            Err(Refusal::MissingType) => {
+                return Err(bad_request("missing_type", &format!("{who} has no `type`")));
+            }
+        }
+    }
+    Ok(Parsed {
+        write_key: envelope.write_key,
+        ingested,
+    })
+}
+
+/// A batch's `context` or `integrations`: `None` when absent, null or empty; 400 when not an object.
+fn shared_object<'a>(
+    raw: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<&'a RawValue>, WireError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if is_null(raw) => Ok(None),
+        Some(raw) if is_object(raw) => {
+            let empty = raw.get()[1..].trim_start().starts_with('}');
+            Ok((!empty).then_some(raw))
+        }
+        Some(_) => Err(bad_request(
+            "invalid_json",
+            &format!("the batch's `{name}` must be an object"),
+        )),
+    }
+}
+
+fn item_outcome(text: &str, shared: &Shared<'_>, who: &str) -> Result<Accepted, Refusal> {
+    if text.len() > MAX_CALL_BYTES {
+        return Err(Refusal::Item(format!(
+            "{who} is {} bytes, over the {MAX_CALL_BYTES}-byte limit for one event",
+            text.len()
+        )));
+    }
+    if !text.starts_with('{') {
+        return Err(Refusal::Item(format!("{who} is not a JSON object")));
+    }
+    let probe: Probe = serde_json::from_str(text)
+        .map_err(|e| Refusal::Item(format!("{who} cannot be read: {e}")))?;
+    build(text, &probe, None, shared, who)
+}
+
+/// What a request gives each of its events.
+struct Shared<'a> {
+    received_at: &'a RawValue,
+    context: Option<&'a RawValue>,
+    integrations: Option<&'a RawValue>,
+    sent_at: Option<&'a RawValue>,
+}
+
+/// The fields of an event that ferry checks or fills, read without copying.
+///
+/// Every field is `Some` when present, even as `null`, so that splicing never repeats a key.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default, rename = "type", deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    action: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "userId", deserialize_with = "present")]
+    user_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "anonymousId", deserialize_with = "present")]
+    anonymous_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "messageId", deserialize_with = "present")]
+    message_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "receivedAt", deserialize_with = "present")]
+    received_at: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "sentAt", deserialize_with = "present")]
+    sent_at: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    integrations: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "writeKey", deserialize_with = "present")]
+    write_key: Option<&'a RawValue>,
+}
+
+/// Why an event is not stored.
+enum Refusal {
+    /// This event alone is refused, for this reason.
+    Item(String),
+    /// A batch item without `type`: the whole request is refused.
+    MissingType,
+}
+
+/// How a field reaches the stored event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// The event lacks it: splice it in.
+    Add,
+    /// The event has it with another value (or `null`): set it.
+    Replace,
+    /// Both are objects: add the keys the event's object lacks.
+    Merge,
+}
+
+/// Whether an id field holds a usable id.
+enum Id {
+    Missing,
+    Usable,
+    WrongType,
+}
+
+fn id(raw: Option<&RawValue>) -> Id {
+    match raw {
+        None => Id::Missing,
+        Some(raw) if is_null(raw) => Id::Missing,
+        Some(raw) => match as_str(raw) {
+            Some(text) if text.is_empty() => Id::Missing,
+            Some(_) => Id::Usable,
+            None if raw
+                .get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
+            {
+                Id::Usable
+            }
+            None => Id::WrongType,
+        },
+    }
+}
+
+/// Checks one event and builds its stored text; `path_type` is a single call's type.
+fn build(
+    text: &str,
+    probe: &Probe<'_>,
+    path_type: Option<&'static str>,
+    shared: &Shared<'_>,
+    who: &str,
+) -> Result<Accepted, Refusal> {
+    let refuse = |reason: String| Err(Refusal::Item(reason));
+    let mut fields: Vec<(&'static str, Cow<'_, RawValue>, How)> = Vec::with_capacity(6);
+
+    let own_type = probe.kind.filter(|raw| !is_null(raw));
+    let kind: Cow<'_, str> = if let Some(kind) = path_type {
+        if probe.kind.and_then(as_str).as_deref() != Some(kind) {
+            let how = if probe.kind.is_some() {
+                How::Replace
+            } else {
+                How::Add
+            };
+            fields.push(("type", Cow::Owned(json_string(kind)), how));
+        }
+        Cow::Borrowed(kind)
+    } else if let Some(raw) = own_type {
+        match as_str(raw) {
+            Some(kind) => kind,
+            None => return refuse(format!("{who} has a `type` that is not a string")),
+        }
+    } else if let Some(raw) = probe.action.filter(|raw| !is_null(raw)) {
+        let Some(kind) = as_str(raw) else {
+            return refuse(format!("{who} has an `action` that is not a string"));
+        };
+        let how = if probe.kind.is_some() {
+            How::Replace
+        } else {
+            How::Add
+        };
+        fields.push(("type", Cow::Owned(json_string(&kind)), how));
+        kind
+    } else {
+        return Err(Refusal::MissingType);
+    };
+    if !EVENT_TYPES.contains(&kind.as_ref()) {
+        return refuse(format!(
+            "{who} has type `{kind}`, which is not one of {}",
+            EVENT_TYPES.join(", ")
+        ));
+    }
+
+    let user = id(probe.user_id);
+    let anonymous = id(probe.anonymous_id);
+    if matches!(user, Id::WrongType) {
+        return refuse(format!(
+            "{who} has a `userId` that is neither a string nor a number"
+        ));
+    }
+    if matches!(anonymous, Id::WrongType) {
+        return refuse(format!(
+            "{who} has an `anonymousId` that is neither a string nor a number"
+        ));
+    }
+    if kind == "delete" {
+        if !matches!(user, Id::Usable) {
+            return refuse(format!("{who} is a delete without `userId`"));
+        }
+    } else if !matches!(user, Id::Usable) && !matches!(anonymous, Id::Usable) {
+        return refuse(format!("{who} has neither userId nor anonymousId"));
+    }
+    if kind == "track" && probe.event.and_then(as_str).is_none_or(|e| e.is_empty()) {
+        return refuse(format!("{who} is a track without `event`"));
+    }
+
+    let dedupe = match probe.message_id.filter(|raw| !is_null(raw)) {
+        None => None,
+        Some(raw) => match as_str(raw) {
+            Some(id) if id.chars().count() > MAX_MESSAGE_ID_CHARS => {
+                return refuse(format!(
+                    "{who} has a `messageId` over {MAX_MESSAGE_ID_CHARS} characters"
+                ));
+            }
+            Some(id) => (!id.is_empty()).then(|| id.into_owned()),
+            None => return refuse(format!("{who} has a `messageId` that is not a string")),
+        },
+    };
+
+    fill(
+        "receivedAt",
+        probe.received_at,
+        Some(shared.received_at),
+        false,
+        &mut fields,
+    );
+    fill("sentAt", probe.sent_at, shared.sent_at, false, &mut fields);
+    fill("context", probe.context, shared.context, true, &mut fields);
+    fill(
+        "integrations",
+        probe.integrations,
+        shared.integrations,
+        true,
+        &mut fields,
+    );
+
+    Ok(Accepted {
+        dedupe,
+        body: apply(text, &fields),
+    })
+}
+
+/// Plans how `given` (the server's or the batch's value) reaches an event whose own value is `own`.
+fn fill<'a>(
+    key: &'static str,
+    own: Option<&RawValue>,
+    given: Option<&'a RawValue>,
+    merge: bool,
+    fields: &mut Vec<(&'static str, Cow<'a, RawValue>, How)>,
+) {
+    let Some(given) = given else { return };
+    let how = match own {
+        None => How::Add,
+        Some(own) if is_null(own) => How::Replace,
+        Some(own) if merge && is_object(own) => How::Merge,
+        Some(_) => return,
+    };
+    fields.push((key, Cow::Borrowed(given), how));
+}
+
+/// The stored text: spliced when every field is new, else rebuilt through a `Map`.
+fn apply(text: &str, fields: &[(&'static str, Cow<'_, RawValue>, How)]) -> String {
+    if fields.iter().all(|(_, _, how)| *how == How::Add) {
+        let adds: Vec<(&'static str, &RawValue)> = fields
+            .iter()
+            .map(|(key, value, _)| (*key, value.as_ref()))
+            .collect();
+        return prepend(text, &adds);
+    }
+    let mut event: Map<String, Value> =
+        serde_json::from_str(text).expect("the probe already read this object");
+    for (key, value, how) in fields {
+        let value: Value = serde_json::from_str(value.get()).expect("a raw value is valid JSON");
+        match (how, event.get_mut(*key), value) {
+            (How::Merge, Some(Value::Object(own)), Value::Object(given)) => {
+                for (name, item) in given {
+                    own.entry(name).or_insert(item);
+                }
+            }
+            (_, _, value) => {
+                event.insert((*key).to_owned(), value);
+            }
+        }
+    }
+    serde_json::to_string(&event).expect("a map of values always serialises")
+}
+
+#[cfg(test)]
+mod tests;
