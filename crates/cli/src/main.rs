@@ -1,6 +1,7 @@
 //! `ferry`: validate, test and run mapping files.
 
 mod commands;
+mod demo;
 mod input;
 mod mappings;
 mod settings;
@@ -45,8 +46,17 @@ enum Command {
         #[arg(long)]
         accept: bool,
     },
-    /// Print the JSON Schema of the mapping language.
-    Schema,
+    /// Run the event gateway: accept events from Segment and Amplitude SDKs and Extole
+    /// webhooks, store them durably, map and deliver them, and reload mappings on change.
+    Serve(commands::serve::Args),
+    /// Inspect, replay or purge the dead letters in the server's store.
+    Dlq(commands::dlq::Args),
+    /// Print the JSON Schema of the mapping language (or, with `--config`, of `ferry.yaml`).
+    Schema {
+        /// The schema of the server configuration instead.
+        #[arg(long)]
+        config: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,7 +67,9 @@ fn main() -> ExitCode {
         Command::Send(args) => commands::send::run(&args),
         Command::Replay(args) => commands::replay::run(&args),
         Command::Test { paths, accept } => commands::test::run(&paths, accept),
-        Command::Schema => commands::schema::run(),
+        Command::Serve(args) => commands::serve::run(&args),
+        Command::Dlq(args) => commands::dlq::run(&args),
+        Command::Schema { config } => commands::schema::run(config),
     };
     match result {
         Ok(code) => code,

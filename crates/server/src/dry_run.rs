@@ -36,7 +36,7 @@ impl DryRunLog {
     }
 
     /// Records one request (already redacted by the pipeline).
-    pub fn record(&self, connection: &str, request: RecordedRequest) {
+    pub fn record(&self, connection: &str, request: &RecordedRequest) {
         tracing::info!(
             connection,
             method = %request.method,
@@ -46,7 +46,7 @@ impl DryRunLog {
         let mut line = serde_json::to_vec(&Line {
             at: ferry_delivery::timestamp(std::time::SystemTime::now()),
             connection,
-            request: &request,
+            request,
         })
         .expect("a recorded request serializes");
         line.push(b'\n');

@@ -132,11 +132,7 @@ impl Metrics {
             "Events scheduled to be tried again later",
             metrics.retried.clone(),
         );
-        registry.register(
-            "events_dead",
-            "Events dead-lettered",
-            metrics.dead.clone(),
-        );
+        registry.register("events_dead", "Events dead-lettered", metrics.dead.clone());
         registry.register(
             "http_retries",
             "HTTP attempts beyond the first within a delivery",
@@ -213,8 +209,14 @@ mod tests {
             .get_or_create(&connection("braze"))
             .observe(0.25);
         let text = metrics.render();
-        assert!(text.contains("ferry_events_received_total{source=\"web\"} 3"), "{text}");
-        assert!(text.contains("ferry_delivery_seconds_count{connection=\"braze\"} 1"), "{text}");
+        assert!(
+            text.contains("ferry_events_received_total{source=\"web\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_delivery_seconds_count{connection=\"braze\"} 1"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -13,9 +13,9 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Options;
 use crate::http::App;
 use crate::metrics::ResultLabel;
-use crate::Options;
 use crate::setup::{ConfigOrigin, Setup};
 use crate::worker::Workers;
 
@@ -138,9 +138,7 @@ impl Reloader {
                 if setup.config.listen != current.config.listen
                     || setup.data_dir != current.data_dir
                 {
-                    tracing::warn!(
-                        "`listen` and `data` changes take effect at the next start"
-                    );
+                    tracing::warn!("`listen` and `data` changes take effect at the next start");
                 }
                 match self.workers.apply(&setup).await {
                     Ok(()) => {
@@ -157,14 +155,18 @@ impl Reloader {
                     }
                     Err(error) => {
                         tracing::error!(trigger, "reload failed: {error}");
-                        self.failed(&at, trigger, vec![Problem {
-                            file: String::new(),
-                            line: 0,
-                            column: 0,
-                            message: error.to_string(),
-                            help: None,
-                            rendered: error.to_string(),
-                        }])
+                        self.failed(
+                            &at,
+                            trigger,
+                            vec![Problem {
+                                file: String::new(),
+                                line: 0,
+                                column: 0,
+                                message: error.to_string(),
+                                help: None,
+                                rendered: error.to_string(),
+                            }],
+                        )
                     }
                 }
             }

@@ -111,156 +111,17 @@ impl Setup {
         let mut problems = Vec::new();
         let mappings = load_mappings(&mappings_dir, &mut problems);
 
-        let mut sources = IndexMap::new();
-        let mut keys = HashMap::new();
-        for (name, source) in &config.sources {
-            let mut resolved = Vec::new();
-            for (i, key) in source.keys.iter().enumerate() {
-                let pointer = format!("/sources/{}/keys/{i}", escape_segment(name));
-                match interpolate(key) {
-                    Ok(key) if key.is_empty() => problems.push(document.diagnostic(
-                        &pointer,
-                        Target::Value,
-                        "a key must not be empty",
-                    )),
-                    Ok(key) => {
-                        if let Some(other) = keys.insert((source.kind, key.clone()), name.clone()) {
-                            problems.push(document.diagnostic(
-                                &pointer,
-                                Target::Value,
-                                format!(
-                                    "this key already authenticates the source `{other}`: \
-                                     each key must name one source"
-                                ),
-                            ));
-                        }
-                        resolved.push(key);
-                    }
-                    Err(message) => {
-                        problems.push(document.diagnostic(&pointer, Target::Value, message));
-                    }
-                }
-            }
-            sources.insert(
-                name.clone(),
-                SourceSetup {
-                    kind: source.kind,
-                    keys: resolved,
-                },
-            );
-        }
-
+        let (sources, keys) = resolve_sources(&document, &mut problems);
         let mut connections = IndexMap::new();
         for (name, spec) in &config.connections {
-            let at = format!("/connections/{}", escape_segment(name));
-            let source = match config.sources.get(&spec.source) {
-                Some(source) => Some(source.kind),
-                None => {
-                    let near =
-                        did_you_mean(&spec.source, config.sources.keys().map(String::as_str));
-                    let problem = document.diagnostic(
-                        &format!("{at}/source"),
-                        Target::Value,
-                        format!("no source is named `{}`", spec.source),
-                    );
-                    problems.push(match near {
-                        Some(near) => problem.with_help(format!("did you mean `{near}`?")),
-                        None => problem,
-                    });
-                    None
-                }
+            let found = Found {
+                document: &document,
+                mappings: &mappings,
+                mappings_dir: &mappings_dir,
             };
-            let Some(mapping) = mappings.get(spec.mapping.as_str()) else {
-                let near = did_you_mean(&spec.mapping, mappings.keys().map(|k| &**k));
-                let problem = document.diagnostic(
-                    &format!("{at}/mapping"),
-                    Target::Value,
-                    format!(
-                        "no mapping in `{}` is named `{}`",
-                        mappings_dir.display(),
-                        spec.mapping
-                    ),
-                );
-                problems.push(match near {
-                    Some(near) => problem.with_help(format!("did you mean `{near}`?")),
-                    None => problem,
-                });
-                continue;
-            };
-            if let Some(kind) = source
-                && !reads(mapping.spec.source, kind)
-            {
-                problems.push(document.diagnostic(
-                    &format!("{at}/mapping"),
-                    Target::Value,
-                    format!(
-                        "the mapping `{}` reads {} events, but the source `{}` sends {} events",
-                        spec.mapping,
-                        dialect_name(mapping.spec.source),
-                        spec.source,
-                        kind.as_str()
-                    ),
-                ));
+            if let Some(connection) = found.connect(name, spec, &mut problems) {
+                connections.insert(name.clone(), Arc::new(connection));
             }
-            let mut settings = serde_json::Map::new();
-            for (key, value) in &spec.settings {
-                let pointer = format!("{at}/settings/{}", escape_segment(key));
-                match interpolate_value(value) {
-                    Ok(value) => {
-                        settings.insert(key.clone(), value);
-                    }
-                    Err(message) => {
-                        problems.push(document.diagnostic(&pointer, Target::Value, message));
-                    }
-                }
-            }
-            let mut connection = match Connection::new(Arc::clone(mapping), &settings) {
-                Ok(connection) => connection,
-                Err(error) => {
-                    let pointer = if spec.settings.is_empty() {
-                        at.clone()
-                    } else {
-                        format!("{at}/settings")
-                    };
-                    let target = if spec.settings.is_empty() {
-                        Target::Key
-                    } else {
-                        Target::Value
-                    };
-                    for problem in &error.problems {
-                        problems.push(document.diagnostic(
-                            &pointer,
-                            target,
-                            format!("connection `{name}`: {problem}"),
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if let Some(base_url) = &spec.base_url {
-                let resolved = interpolate(base_url).and_then(|url| {
-                    connection
-                        .override_base_url(&url)
-                        .map_err(|e| e.problems.join("; "))
-                });
-                if let Err(message) = resolved {
-                    problems.push(document.diagnostic(
-                        &format!("{at}/base_url"),
-                        Target::Value,
-                        message,
-                    ));
-                    continue;
-                }
-            }
-            connections.insert(
-                name.clone(),
-                Arc::new(ConnectionSetup {
-                    name: name.clone(),
-                    source: spec.source.clone(),
-                    connection: Arc::new(connection),
-                    dry_run: spec.dry_run.unwrap_or(config.dry_run),
-                }),
-            );
         }
 
         if problems.is_empty() {
@@ -291,6 +152,184 @@ impl Setup {
         self.connections
             .values()
             .filter(move |c| c.source == source)
+    }
+}
+
+/// The sources with their keys resolved, and the source each key authenticates.
+fn resolve_sources(
+    document: &ConfigDocument,
+    problems: &mut Vec<Diagnostic>,
+) -> (
+    IndexMap<String, SourceSetup>,
+    HashMap<(SourceKind, String), String>,
+) {
+    let config = &document.config;
+    let mut sources = IndexMap::new();
+    let mut keys = HashMap::new();
+    for (name, source) in &config.sources {
+        let mut resolved = Vec::new();
+        for (i, key) in source.keys.iter().enumerate() {
+            let pointer = format!("/sources/{}/keys/{i}", escape_segment(name));
+            match interpolate(key) {
+                Ok(key) if key.is_empty() => problems.push(document.diagnostic(
+                    &pointer,
+                    Target::Value,
+                    "a key must not be empty",
+                )),
+                Ok(key) => {
+                    if let Some(other) = keys.insert((source.kind, key.clone()), name.clone()) {
+                        problems.push(document.diagnostic(
+                            &pointer,
+                            Target::Value,
+                            format!(
+                                "this key already authenticates the source `{other}`: \
+                                 each key must name one source"
+                            ),
+                        ));
+                    }
+                    resolved.push(key);
+                }
+                Err(message) => {
+                    problems.push(document.diagnostic(&pointer, Target::Value, message));
+                }
+            }
+        }
+        sources.insert(
+            name.clone(),
+            SourceSetup {
+                kind: source.kind,
+                keys: resolved,
+            },
+        );
+    }
+    (sources, keys)
+}
+
+/// What a connection is checked against.
+struct Found<'a> {
+    document: &'a ConfigDocument,
+    mappings: &'a HashMap<Arc<str>, Arc<CompiledMapping>>,
+    mappings_dir: &'a Path,
+}
+
+impl Found<'_> {
+    /// A problem naming something that does not exist, with the nearest name that does.
+    fn unknown<'k>(
+        &self,
+        pointer: &str,
+        message: String,
+        wanted: &str,
+        known: impl Iterator<Item = &'k str>,
+    ) -> Diagnostic {
+        let problem = self.document.diagnostic(pointer, Target::Value, message);
+        match did_you_mean(wanted, known) {
+            Some(near) => problem.with_help(format!("did you mean `{near}`?")),
+            None => problem,
+        }
+    }
+
+    /// The connection `name`, or `None` with its problems added to `problems`.
+    fn connect(
+        &self,
+        name: &str,
+        spec: &ferry_spec::config::Connection,
+        problems: &mut Vec<Diagnostic>,
+    ) -> Option<ConnectionSetup> {
+        let config = &self.document.config;
+        let at = format!("/connections/{}", escape_segment(name));
+        let source = config.sources.get(&spec.source).map(|s| s.kind);
+        if source.is_none() {
+            problems.push(self.unknown(
+                &format!("{at}/source"),
+                format!("no source is named `{}`", spec.source),
+                &spec.source,
+                config.sources.keys().map(String::as_str),
+            ));
+        }
+        let Some(mapping) = self.mappings.get(spec.mapping.as_str()) else {
+            problems.push(self.unknown(
+                &format!("{at}/mapping"),
+                format!(
+                    "no mapping in `{}` is named `{}`",
+                    self.mappings_dir.display(),
+                    spec.mapping
+                ),
+                &spec.mapping,
+                self.mappings.keys().map(|k| &**k),
+            ));
+            return None;
+        };
+        if let Some(kind) = source
+            && !reads(mapping.spec.source, kind)
+        {
+            problems.push(self.document.diagnostic(
+                &format!("{at}/mapping"),
+                Target::Value,
+                format!(
+                    "the mapping `{}` reads {} events, but the source `{}` sends {} events",
+                    spec.mapping,
+                    dialect_name(mapping.spec.source),
+                    spec.source,
+                    kind.as_str()
+                ),
+            ));
+        }
+        let mut settings = serde_json::Map::new();
+        for (key, value) in &spec.settings {
+            let pointer = format!("{at}/settings/{}", escape_segment(key));
+            match interpolate_value(value) {
+                Ok(value) => {
+                    settings.insert(key.clone(), value);
+                }
+                Err(message) => {
+                    problems.push(self.document.diagnostic(&pointer, Target::Value, message));
+                }
+            }
+        }
+        let mut connection = match Connection::new(Arc::clone(mapping), &settings) {
+            Ok(connection) => connection,
+            Err(error) => {
+                let pointer = if spec.settings.is_empty() {
+                    at.clone()
+                } else {
+                    format!("{at}/settings")
+                };
+                let target = if spec.settings.is_empty() {
+                    Target::Key
+                } else {
+                    Target::Value
+                };
+                for problem in &error.problems {
+                    problems.push(self.document.diagnostic(
+                        &pointer,
+                        target,
+                        format!("connection `{name}`: {problem}"),
+                    ));
+                }
+                return None;
+            }
+        };
+        if let Some(base_url) = &spec.base_url {
+            let resolved = interpolate(base_url).and_then(|url| {
+                connection
+                    .override_base_url(&url)
+                    .map_err(|e| e.problems.join("; "))
+            });
+            if let Err(message) = resolved {
+                problems.push(self.document.diagnostic(
+                    &format!("{at}/base_url"),
+                    Target::Value,
+                    message,
+                ));
+                return None;
+            }
+        }
+        Some(ConnectionSetup {
+            name: name.to_owned(),
+            source: spec.source.clone(),
+            connection: Arc::new(connection),
+            dry_run: spec.dry_run.unwrap_or(config.dry_run),
+        })
     }
 }
 

@@ -91,20 +91,19 @@ impl Workers {
                 worker.setups.send_replace(Arc::clone(connection));
                 continue;
             }
-            let state = match self.states.get(name) {
-                Some(state) => Arc::clone(state),
-                None => {
-                    let mut memory = MemoryState::default();
-                    let stored = self.shared.queue.remembered(name).await?;
-                    memory.apply(stored.into_iter().map(|r| ferry_engine::Remembered {
-                        store: r.store.into(),
-                        key: r.key,
-                        value: r.value,
-                    }));
-                    let state: SharedState = Arc::new(std::sync::RwLock::new(memory));
-                    self.states.insert(name.clone(), Arc::clone(&state));
-                    state
-                }
+            let state = if let Some(state) = self.states.get(name) {
+                Arc::clone(state)
+            } else {
+                let mut memory = MemoryState::default();
+                let stored = self.shared.queue.remembered(name).await?;
+                memory.apply(stored.into_iter().map(|r| ferry_engine::Remembered {
+                    store: r.store.into(),
+                    key: r.key,
+                    value: r.value,
+                }));
+                let state: SharedState = Arc::new(std::sync::RwLock::new(memory));
+                self.states.insert(name.clone(), Arc::clone(&state));
+                state
             };
             let (setups, setups_rx) = watch::channel(Arc::clone(connection));
             let (halt, halt_rx) = watch::channel(Halt::No);
@@ -137,11 +136,8 @@ impl Workers {
         for worker in self.running.values() {
             worker.halt.send_replace(Halt::Drain);
         }
-        let (halts, tasks): (Vec<_>, Vec<_>) = self
-            .running
-            .into_values()
-            .map(|w| (w.halt, w.task))
-            .unzip();
+        let (halts, tasks): (Vec<_>, Vec<_>) =
+            self.running.into_values().map(|w| (w.halt, w.task)).unzip();
         let all = futures_join(tasks);
         tokio::pin!(all);
         if tokio::time::timeout(drain, &mut all).await.is_err() {
@@ -285,7 +281,7 @@ impl WorkerRun {
             if setup.dry_run {
                 let log = Arc::clone(&self.shared.dry_run);
                 let connection = name.clone();
-                p.dry_run(Arc::new(move |request| log.record(&connection, request)))
+                p.dry_run(Arc::new(move |request| log.record(&connection, &request)))
             } else {
                 p
             }
@@ -534,15 +530,15 @@ fn decide(settled: &Settled, meta: Meta, now_ms: i64, policy: &Retry) -> Settlem
         n => format!(" (and {} more requests failed)", n - 1),
     };
     let age_ms = now_ms - meta.received_at_ms;
-    let give_up_ms = i64::try_from(policy.give_up_after_hours.saturating_mul(3_600_000))
-        .unwrap_or(i64::MAX);
+    let give_up_ms =
+        i64::try_from(policy.give_up_after_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
     if settled.retryable() && age_ms < give_up_ms {
         let doubled = policy
             .first_after_seconds
             .saturating_mul(1u64 << meta.attempt.min(30));
-        let wait_s = doubled.min(policy.at_most_every_seconds);
+        let seconds = doubled.min(policy.at_most_every_seconds);
         // Up to a fifth less, so that events failed together do not come back together.
-        let wait_ms = wait_s * 1000 - fastrand::u64(0..=wait_s * 200);
+        let wait_ms = seconds * 1000 - fastrand::u64(0..=seconds * 200);
         return Settlement::Retry {
             at_ms: now_ms + i64::try_from(wait_ms).unwrap_or(i64::MAX / 2),
             reason: format!("{}{more}", first.reason),

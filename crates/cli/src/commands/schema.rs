@@ -1,9 +1,14 @@
-//! `ferry schema`: the JSON Schema editors validate mappings with.
+//! `ferry schema`: the JSON Schemas editors validate mappings and `ferry.yaml` with.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-pub fn run() -> anyhow::Result<ExitCode> {
-    std::io::stdout().write_all(ferry_spec::mapping_schema_text().as_bytes())?;
+pub fn run(config: bool) -> anyhow::Result<ExitCode> {
+    let text = if config {
+        ferry_spec::config_schema_text()
+    } else {
+        ferry_spec::mapping_schema_text()
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -62,7 +62,9 @@ async fn refresh_depths(app: &App) {
                         .set(i64::try_from(value).unwrap_or(i64::MAX));
                 }
             }
-            Err(error) => tracing::warn!(connection = %name, "cannot read the queue depth: {error}"),
+            Err(error) => {
+                tracing::warn!(connection = %name, "cannot read the queue depth: {error}");
+            }
         }
     }
 }
