@@ -7,7 +7,7 @@
 //!
 //! Events are never parsed into a `serde_json::Value` on the common path: an envelope is read with
 //! borrowed raw items, a small probe reads the fields that are validated, and the stored text is
-//! the item's own text with server fields spliced in (see [`splice`]).
+//! the item's own text with server fields spliced in as serde_json-escaped values.
 
 pub mod amplitude;
 pub mod extole;

@@ -1,0 +1,249 @@
+//! One Segment event: the checks it must pass and the text it is stored as.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::MAX_MESSAGE_ID_CHARS;
+use crate::ingest::Accepted;
+use crate::ingest::splice::{as_str, is_null, is_object, json_string, prepend, present};
+
+/// The event types an event may have once stored.
+const EVENT_TYPES: [&str; 7] = [
+    "identify", "track", "page", "screen", "group", "alias", "delete",
+];
+
+/// What a request gives each of its events.
+pub(super) struct Shared<'a> {
+    pub(super) received_at: &'a RawValue,
+    pub(super) context: Option<&'a RawValue>,
+    pub(super) integrations: Option<&'a RawValue>,
+    pub(super) sent_at: Option<&'a RawValue>,
+}
+
+/// The fields of an event that ferry checks or fills, read without copying.
+///
+/// Every field is `Some` when present, even as `null`, so that splicing never repeats a key.
+#[derive(Deserialize)]
+pub(super) struct Probe<'a> {
+    #[serde(borrow, default, rename = "type", deserialize_with = "present")]
+    pub(super) kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(super) action: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "userId", deserialize_with = "present")]
+    pub(super) user_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "anonymousId", deserialize_with = "present")]
+    pub(super) anonymous_id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(super) event: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "messageId", deserialize_with = "present")]
+    pub(super) message_id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "receivedAt", deserialize_with = "present")]
+    pub(super) received_at: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "sentAt", deserialize_with = "present")]
+    pub(super) sent_at: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(super) context: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(super) integrations: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "writeKey", deserialize_with = "present")]
+    pub(super) write_key: Option<&'a RawValue>,
+}
+
+/// Why an event is not stored.
+pub(super) enum Refusal {
+    /// This event alone is refused, for this reason.
+    Item(String),
+    /// A batch item without `type`: the whole request is refused.
+    MissingType,
+}
+
+/// How a field reaches the stored event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// The event lacks it: splice it in.
+    Add,
+    /// The event has it with another value (or `null`): set it.
+    Replace,
+    /// Both are objects: add the keys the event's object lacks.
+    Merge,
+}
+
+/// Whether an id field holds a usable id.
+enum Id {
+    Missing,
+    Usable,
+    WrongType,
+}
+
+fn id(raw: Option<&RawValue>) -> Id {
+    match raw {
+        None => Id::Missing,
+        Some(raw) if is_null(raw) => Id::Missing,
+        Some(raw) => match as_str(raw) {
+            Some(text) if text.is_empty() => Id::Missing,
+            Some(_) => Id::Usable,
+            None if raw
+                .get()
+                .starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
+            {
+                Id::Usable
+            }
+            None => Id::WrongType,
+        },
+    }
+}
+
+/// Checks one event and builds its stored text; `path_type` is a single call's type.
+pub(super) fn build(
+    text: &str,
+    probe: &Probe<'_>,
+    path_type: Option<&'static str>,
+    shared: &Shared<'_>,
+    who: &str,
+) -> Result<Accepted, Refusal> {
+    let refuse = |reason: String| Err(Refusal::Item(reason));
+    let mut fields: Vec<(&'static str, Cow<'_, RawValue>, How)> = Vec::with_capacity(6);
+
+    let own_type = probe.kind.filter(|raw| !is_null(raw));
+    let kind: Cow<'_, str> = if let Some(kind) = path_type {
+        if probe.kind.and_then(as_str).as_deref() != Some(kind) {
+            let how = if probe.kind.is_some() {
+                How::Replace
+            } else {
+                How::Add
+            };
+            fields.push(("type", Cow::Owned(json_string(kind)), how));
+        }
+        Cow::Borrowed(kind)
+    } else if let Some(raw) = own_type {
+        match as_str(raw) {
+            Some(kind) => kind,
+            None => return refuse(format!("{who} has a `type` that is not a string")),
+        }
+    } else if let Some(raw) = probe.action.filter(|raw| !is_null(raw)) {
+        let Some(kind) = as_str(raw) else {
+            return refuse(format!("{who} has an `action` that is not a string"));
+        };
+        let how = if probe.kind.is_some() {
+            How::Replace
+        } else {
+            How::Add
+        };
+        fields.push(("type", Cow::Owned(json_string(&kind)), how));
+        kind
+    } else {
+        return Err(Refusal::MissingType);
+    };
+    if !EVENT_TYPES.contains(&kind.as_ref()) {
+        return refuse(format!(
+            "{who} has type `{kind}`, which is not one of {}",
+            EVENT_TYPES.join(", ")
+        ));
+    }
+
+    let user = id(probe.user_id);
+    let anonymous = id(probe.anonymous_id);
+    if matches!(user, Id::WrongType) {
+        return refuse(format!(
+            "{who} has a `userId` that is neither a string nor a number"
+        ));
+    }
+    if matches!(anonymous, Id::WrongType) {
+        return refuse(format!(
+            "{who} has an `anonymousId` that is neither a string nor a number"
+        ));
+    }
+    if kind == "delete" {
+        if !matches!(user, Id::Usable) {
+            return refuse(format!("{who} is a delete without `userId`"));
+        }
+    } else if !matches!(user, Id::Usable) && !matches!(anonymous, Id::Usable) {
+        return refuse(format!("{who} has neither userId nor anonymousId"));
+    }
+    if kind == "track" && probe.event.and_then(as_str).is_none_or(|e| e.is_empty()) {
+        return refuse(format!("{who} is a track without `event`"));
+    }
+
+    let dedupe = match probe.message_id.filter(|raw| !is_null(raw)) {
+        None => None,
+        Some(raw) => match as_str(raw) {
+            Some(id) if id.chars().count() > MAX_MESSAGE_ID_CHARS => {
+                return refuse(format!(
+                    "{who} has a `messageId` over {MAX_MESSAGE_ID_CHARS} characters"
+                ));
+            }
+            Some(id) => (!id.is_empty()).then(|| id.into_owned()),
+            None => return refuse(format!("{who} has a `messageId` that is not a string")),
+        },
+    };
+
+    fill(
+        "receivedAt",
+        probe.received_at,
+        Some(shared.received_at),
+        false,
+        &mut fields,
+    );
+    fill("sentAt", probe.sent_at, shared.sent_at, false, &mut fields);
+    fill("context", probe.context, shared.context, true, &mut fields);
+    fill(
+        "integrations",
+        probe.integrations,
+        shared.integrations,
+        true,
+        &mut fields,
+    );
+
+    Ok(Accepted {
+        dedupe,
+        body: apply(text, &fields),
+    })
+}
+
+/// Plans how `given` (the server's or the batch's value) reaches an event whose own value is `own`.
+fn fill<'a>(
+    key: &'static str,
+    own: Option<&RawValue>,
+    given: Option<&'a RawValue>,
+    merge: bool,
+    fields: &mut Vec<(&'static str, Cow<'a, RawValue>, How)>,
+) {
+    let Some(given) = given else { return };
+    let how = match own {
+        None => How::Add,
+        Some(own) if is_null(own) => How::Replace,
+        Some(own) if merge && is_object(own) => How::Merge,
+        Some(_) => return,
+    };
+    fields.push((key, Cow::Borrowed(given), how));
+}
+
+/// The stored text: spliced when every field is new, else rebuilt through a `Map`.
+fn apply(text: &str, fields: &[(&'static str, Cow<'_, RawValue>, How)]) -> String {
+    if fields.iter().all(|(_, _, how)| *how == How::Add) {
+        let adds: Vec<(&'static str, &RawValue)> = fields
+            .iter()
+            .map(|(key, value, _)| (*key, value.as_ref()))
+            .collect();
+        return prepend(text, &adds);
+    }
+    let mut event: Map<String, Value> =
+        serde_json::from_str(text).expect("the probe already read this object");
+    for (key, value, how) in fields {
+        let value: Value = serde_json::from_str(value.get()).expect("a raw value is valid JSON");
+        match (how, event.get_mut(*key), value) {
+            (How::Merge, Some(Value::Object(own)), Value::Object(given)) => {
+                for (name, item) in given {
+                    own.entry(name).or_insert(item);
+                }
+            }
+            (_, _, value) => {
+                event.insert((*key).to_owned(), value);
+            }
+        }
+    }
+    serde_json::to_string(&event).expect("a map of values always serialises")
+}
