@@ -39,6 +39,22 @@ async fn remembered_values_are_written_with_the_settlement_and_survive_a_restart
     assert!(queue.remembered("acme").await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn values_can_be_remembered_without_settling_an_event() {
+    let store = Store::new();
+    let queue = store.open();
+    let value = Remember {
+        store: "emails".to_owned(),
+        key: "u1".to_owned(),
+        value: json!("a@example.com"),
+    };
+    queue
+        .settle("promoter", Vec::new(), vec![value.clone()])
+        .await
+        .unwrap();
+    assert_eq!(queue.remembered("promoter").await.unwrap(), [value]);
+}
+
 #[test]
 fn a_file_from_a_newer_ferry_is_refused() {
     let store = Store::new();

@@ -23,15 +23,15 @@ impl Writer {
             connection: connection.to_owned(),
             id,
         };
-        let Some(state) = self.shared.states.get(connection) else {
-            return match settled.first() {
-                Some((id, _)) => Err(not_claimed(id.0)),
-                None => Ok(Vec::new()),
-            };
-        };
+        let state = self.shared.states.get(connection);
         let mut origins = Vec::with_capacity(settled.len());
+        if let Some((EventId(id), _)) = settled.first()
+            && state.is_none()
         {
-            let state = lock(&state);
+            return Err(not_claimed(*id));
+        }
+        if let Some(state) = &state {
+            let state = lock(state);
             let mut this_call = BTreeSet::new();
             for (EventId(id), _) in settled {
                 match state.in_flight.get(id) {
@@ -63,11 +63,14 @@ impl Writer {
         let ids: Vec<i64> = settled.iter().map(|(id, _)| id.0).collect();
         let mut done = already.clone();
         done.extend(ids.iter().copied());
-        let cursor = lock(&state).cursor(&done);
-        self.conn
-            .prepare_cached("UPDATE connections SET cursor = max(cursor, ?1) WHERE name = ?2")
-            .and_then(|mut s| s.execute(params![cursor, connection]))
-            .map_err(fail("moving a connection's cursor"))?;
+        // Without a state there were no claims (only remembered values): the cursor stays.
+        if let Some(state) = &state {
+            let cursor = lock(state).cursor(&done);
+            self.conn
+                .prepare_cached("UPDATE connections SET cursor = max(cursor, ?1) WHERE name = ?2")
+                .and_then(|mut s| s.execute(params![cursor, connection]))
+                .map_err(fail("moving a connection's cursor"))?;
+        }
         Ok(ids)
     }
 
