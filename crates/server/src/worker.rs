@@ -30,6 +30,8 @@ const MAX_OUTSTANDING: usize = 8192;
 /// How long a worker with nothing to do waits before looking again (retries come due, another
 /// process may replay dead letters).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a reload waits for the workers to switch to the new setup.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What workers share.
 #[derive(Clone)]
@@ -49,6 +51,8 @@ pub struct Workers {
 
 struct Worker {
     setups: watch::Sender<Arc<ConnectionSetup>>,
+    /// How many setups the worker has switched to.
+    switched: watch::Receiver<u64>,
     halt: watch::Sender<Halt>,
     retry: watch::Sender<Retry>,
     task: JoinHandle<()>,
@@ -85,10 +89,16 @@ impl Workers {
                 tokio::spawn(worker.task);
             }
         }
+        let mut switching = Vec::new();
         for (name, connection) in &setup.connections {
             if let Some(worker) = self.running.get(name) {
                 worker.retry.send_replace(setup.config.retry.clone());
                 worker.setups.send_replace(Arc::clone(connection));
+                let mut switched = worker.switched.clone();
+                let wanted = *switched.borrow() + 1;
+                switching.push(async move {
+                    let _ = switched.wait_for(|n| *n >= wanted).await;
+                });
                 continue;
             }
             let state = if let Some(state) = self.states.get(name) {
@@ -106,6 +116,7 @@ impl Workers {
                 state
             };
             let (setups, setups_rx) = watch::channel(Arc::clone(connection));
+            let (switched_tx, switched) = watch::channel(0);
             let (halt, halt_rx) = watch::channel(Halt::No);
             let (retry, retry_rx) = watch::channel(setup.config.retry.clone());
             let run = WorkerRun {
@@ -113,6 +124,7 @@ impl Workers {
                 shared: self.shared.clone(),
                 state,
                 setups: setups_rx,
+                switched: switched_tx,
                 halt: halt_rx,
                 retry: retry_rx,
             };
@@ -121,11 +133,19 @@ impl Workers {
                 name.clone(),
                 Worker {
                     setups,
+                    switched,
                     halt,
                     retry,
                     task,
                 },
             );
+        }
+        // Once every worker has switched, any event received from now on is mapped by the new
+        // setup.
+        for switch in switching {
+            if tokio::time::timeout(SWITCH_TIMEOUT, switch).await.is_err() {
+                tracing::warn!("a worker is slow to switch to the new mappings");
+            }
         }
         Ok(())
     }
@@ -166,6 +186,7 @@ struct WorkerRun {
     shared: Shared,
     state: SharedState,
     setups: watch::Receiver<Arc<ConnectionSetup>>,
+    switched: watch::Sender<u64>,
     halt: watch::Receiver<Halt>,
     retry: watch::Receiver<Retry>,
 }
@@ -195,12 +216,14 @@ impl WorkerRun {
                 // Closing its input lets the old pipeline finish what it holds, then end.
                 drop(old.events);
                 retired.push((old.halt, old.task));
+                self.switched.send_modify(|n| *n += 1);
             }
             retired.retain(|(_, task)| !task.is_finished());
             if settler.outstanding() >= MAX_OUTSTANDING {
                 tokio::select! {
                     () = settler.room.notified() => {}
                     _ = self.halt.changed() => {}
+                    _ = self.setups.changed() => self.setups.mark_changed(),
                 }
                 continue;
             }
