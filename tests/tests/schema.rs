@@ -1,4 +1,5 @@
-//! The committed JSON Schema matches the mapping language, and describes every property.
+//! The committed JSON Schemas match the mapping language and the server configuration, and
+//! describe every property.
 
 use std::path::Path;
 
@@ -41,6 +42,26 @@ fn undescribed(node: &Value, at: &str, out: &mut Vec<String>) {
 fn every_property_has_a_description() {
     let mut missing = Vec::new();
     undescribed(&ferry_spec::mapping_schema(), "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "properties without a description: {missing:#?}"
+    );
+}
+
+#[test]
+fn committed_config_schema_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/ferry.schema.json");
+    let committed = std::fs::read_to_string(&path).expect("schemas/ferry.schema.json exists");
+    assert!(
+        committed == ferry_spec::config_schema_text(),
+        "schemas/ferry.schema.json is stale: run `cargo run -- schema --config > schemas/ferry.schema.json`"
+    );
+}
+
+#[test]
+fn every_config_property_has_a_description() {
+    let mut missing = Vec::new();
+    undescribed(&ferry_spec::config_schema(), "", &mut missing);
     assert!(
         missing.is_empty(),
         "properties without a description: {missing:#?}"

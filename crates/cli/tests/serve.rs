@@ -336,3 +336,26 @@ fn a_bad_configuration_is_refused_at_start_with_every_problem() {
     assert!(said.contains("ferry.yaml:4:"), "{said}");
     assert!(said.contains("did you mean `segment`?"), "{said}");
 }
+
+#[test]
+fn the_demo_maps_every_sample_through_every_bundled_mapping() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = ferry(&root, &["serve", "--demo"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let requests: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    for connection in ["extole", "promoter", "braze", "amplitude-extole"] {
+        assert!(
+            requests.iter().any(|r| r["connection"] == connection),
+            "no request for `{connection}`: {said}"
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in ["demo-extole-key", "demo-promoter-key", "demo-braze-key"] {
+        assert!(!text.contains(secret), "`{secret}` in the dry-run output");
+    }
+    assert!(said.contains("200 OK"), "{said}");
+}
