@@ -268,7 +268,7 @@ impl Found<'_> {
                 format!(
                     "the mapping `{}` reads {} events, but the source `{}` sends {} events",
                     spec.mapping,
-                    dialect_name(mapping.spec.source),
+                    mapping.spec.source.as_str(),
                     spec.source,
                     kind.as_str()
                 ),
@@ -389,15 +389,6 @@ fn reads(dialect: SourceDialect, kind: SourceKind) -> bool {
             | (SourceDialect::Amplitude, SourceKind::Amplitude)
             | (SourceDialect::Extole, SourceKind::Extole)
     )
-}
-
-fn dialect_name(dialect: SourceDialect) -> &'static str {
-    match dialect {
-        SourceDialect::Segment => "segment",
-        SourceDialect::Amplitude => "amplitude",
-        SourceDialect::Extole => "extole",
-        SourceDialect::Json => "json",
-    }
 }
 
 /// Replaces every `${NAME}` with the environment variable `NAME`; `$$` is a literal `$`.

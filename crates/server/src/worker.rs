@@ -219,6 +219,14 @@ impl WorkerRun {
                 self.switched.send_modify(|n| *n += 1);
             }
             retired.retain(|(_, task)| !task.is_finished());
+            if current.task.is_finished() {
+                // The pipeline could not start (logged): claim nothing until the setup changes.
+                tokio::select! {
+                    _ = self.halt.changed() => {}
+                    _ = self.setups.changed() => self.setups.mark_changed(),
+                }
+                continue;
+            }
             if settler.outstanding() >= MAX_OUTSTANDING {
                 tokio::select! {
                     () = settler.room.notified() => {}

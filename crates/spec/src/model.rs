@@ -55,6 +55,18 @@ pub enum SourceDialect {
     Json,
 }
 
+impl SourceDialect {
+    /// The name used in mapping files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceDialect::Segment => "segment",
+            SourceDialect::Amplitude => "amplitude",
+            SourceDialect::Extole => "extole",
+            SourceDialect::Json => "json",
+        }
+    }
+}
+
 /// A value the user supplies for each connection of this mapping.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

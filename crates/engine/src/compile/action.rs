@@ -16,8 +16,7 @@ use crate::template::Escape;
 
 use super::field::setting_type_name;
 use super::{
-    Compiler, Place, SEGMENT_TYPES, StepScope, check_header_name, dialect_name, list_pointer,
-    settle_steps,
+    Compiler, Place, SEGMENT_TYPES, StepScope, check_header_name, list_pointer, settle_steps,
 };
 
 impl Compiler<'_> {
@@ -237,7 +236,7 @@ impl Compiler<'_> {
                     let near = did_you_mean(kind, allowed.iter().copied());
                     let message = format!(
                         "unknown message type `{kind}` for `source: {}`",
-                        dialect_name(dialect)
+                        dialect.as_str()
                     );
                     let diagnostic = self.problem(
                         &list_pointer(&format!("{pointer}/type"), types, i),

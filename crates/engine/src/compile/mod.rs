@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ferry_spec::model::{self, Mapping, SourceDialect};
+use ferry_spec::model::{self, Mapping};
 use ferry_spec::{Diagnostic, Diagnostics, Document, Target, did_you_mean, escape_segment};
 
 use crate::compiled::{CompiledAction, CompiledMapping};
@@ -213,14 +213,5 @@ fn list_pointer<T>(base: &str, list: &model::OneOrMany<T>, index: usize) -> Stri
     match list {
         model::OneOrMany::One(_) => base.to_owned(),
         model::OneOrMany::Many(_) => format!("{base}/{index}"),
-    }
-}
-
-fn dialect_name(dialect: SourceDialect) -> &'static str {
-    match dialect {
-        SourceDialect::Segment => "segment",
-        SourceDialect::Amplitude => "amplitude",
-        SourceDialect::Extole => "extole",
-        SourceDialect::Json => "json",
     }
 }
