@@ -6,16 +6,14 @@
 //! and pass, so that `cargo test --workspace` needs only Rust, unless
 //! `FERRY_REQUIRE_SDK_TESTS=1` says they must run (CI sets it).
 
-use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+mod serving;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use serving::{Destination, Received, Server};
 
 const WRITE_KEY: &str = "test-write-key";
 const API_KEY: &str = "test-api-key";
@@ -24,10 +22,8 @@ const PROMOTER_KEY: &str = "secret-promoter-key";
 
 /// Deadlines are generous: a loaded two-core machine may be slow to start node or ferry, and
 /// Extole's mapping paces its requests at one every 0.6 s.
-const STARTUP: Duration = Duration::from_mins(1);
 const SDK_RUN: Duration = Duration::from_mins(2);
 const DELIVERY: Duration = Duration::from_secs(90);
-const SHUTDOWN: Duration = Duration::from_mins(1);
 
 /// Headers a destination depends on; the others (user agent, length) are left out of the
 /// comparison.
@@ -61,218 +57,45 @@ fn sdks_installed() -> bool {
     false
 }
 
-/// One request the destination server received.
-struct Received {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Value,
+/// A request as JSON, with only the headers in `HEADERS`, for comparison.
+fn comparable(request: &Received) -> Value {
+    let headers: serde_json::Map<String, Value> = HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = request.header(name)?;
+            Some(((*name).to_owned(), Value::String(value.to_owned())))
+        })
+        .collect();
+    json!({ "method": request.method, "path": request.path, "headers": headers, "body": request.body })
 }
 
-impl Received {
-    /// The request as JSON, with only the headers in `HEADERS`, for comparison.
-    fn to_json(&self) -> Value {
-        let headers: serde_json::Map<String, Value> = HEADERS
-            .iter()
-            .filter_map(|name| {
-                let value = self.headers.get(*name)?;
-                Some(((*name).to_owned(), Value::String(value.clone())))
-            })
-            .collect();
-        json!({ "method": self.method, "path": self.path, "headers": headers, "body": self.body })
-    }
+/// Starts `ferry serve` with `config` and waits until it listens.
+fn start_ferry(config: &Path) -> Server {
+    Server::start(&workspace(), config, &[])
 }
 
-/// A server on loopback that answers 200 to every request and records it.
-struct Destination {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
+/// Stops the server with SIGTERM, as a service manager does, asserts it exits 0, and returns
+/// its log.
+fn stop(ferry: Server) -> String {
+    let (status, log) = ferry.terminate();
+    assert!(
+        status.success(),
+        "ferry serve exited with {status} after SIGTERM; its log:\n{log}"
+    );
+    log
 }
 
-impl Destination {
-    fn start() -> Destination {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let seen = Arc::clone(&seen);
-                std::thread::spawn(move || answer(stream, &seen));
-            }
-        });
-        Destination { url, received }
-    }
-
-    fn count(&self) -> usize {
-        self.received.lock().expect("not poisoned").len()
-    }
-
-    /// Waits until at least `count` requests arrived, or fails after `DELIVERY` with the log.
-    fn wait_for(&self, count: usize, ferry: &Ferry) {
-        let deadline = Instant::now() + DELIVERY;
-        while self.count() < count {
-            assert!(
-                Instant::now() < deadline,
-                "the destination got {} of {count} requests within {DELIVERY:?}; ferry's log:\n{}",
-                self.count(),
-                ferry.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn take(&self) -> Vec<Received> {
-        std::mem::take(&mut *self.received.lock().expect("not poisoned"))
-    }
-}
-
-/// Reads HTTP/1.1 requests with a `content-length` body from one connection and answers each.
-fn answer(stream: TcpStream, received: &Mutex<Vec<Received>>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_owned();
-        let path = parts.next().unwrap_or_default().to_owned();
-        let mut headers = BTreeMap::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).expect("headers");
-            if line.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-            }
-        }
-        let length = headers
-            .get("content-length")
-            .map_or(0, |value| value.parse().expect("a length"));
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("the body");
-        let body = serde_json::from_slice(&body).unwrap_or_else(|error| {
-            Value::String(format!(
-                "not JSON ({error}): {}",
-                String::from_utf8_lossy(&body)
-            ))
-        });
-        received.lock().expect("not poisoned").push(Received {
-            method,
-            path,
-            headers,
-            body,
-        });
-        let text = r#"{"id":"ok"}"#;
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
-            text.len()
-        );
-        if out.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-/// `ferry serve` as a child process; killed when dropped if still running.
-struct Ferry {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Ferry {
-    /// Starts `ferry serve --config CONFIG` on a free port and waits until it listens.
-    fn start(config: &Path) -> Ferry {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .current_dir(workspace())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ferry starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (listening, address) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if let Some((_, rest)) = line.split_once("listening on http://") {
-                    let address: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                    let _ = listening.send(address);
-                }
-                let mut log = lines.lock().expect("not poisoned");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut ferry = Ferry {
-            child,
-            url: String::new(),
-            log,
-        };
-        // Disconnected: ferry exited (its stderr closed) before listening.
-        let Ok(address) = address.recv_timeout(STARTUP) else {
-            panic!(
-                "ferry serve did not listen within {STARTUP:?}; its log:\n{}",
-                ferry.log()
-            )
-        };
-        ferry.url = format!("http://{address}");
-        ferry
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("not poisoned").clone()
-    }
-
-    /// Stops the server with SIGTERM, as a service manager does, and asserts it exits 0.
-    fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + SHUTDOWN;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("ferry's status") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ferry serve did not exit within {SHUTDOWN:?} of SIGTERM; its log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+/// Waits until the destination got `count` requests.
+fn wait_for(destination: &Destination, count: usize, ferry: &Server) {
+    let deadline = Instant::now() + DELIVERY;
+    while destination.received().len() < count {
         assert!(
-            status.success(),
-            "ferry serve exited with {status} after SIGTERM; its log:\n{}",
-            self.log()
+            Instant::now() < deadline,
+            "the destination got {} of {count} requests within {DELIVERY:?}; ferry's log:\n{}",
+            destination.received().len(),
+            ferry.log()
         );
-    }
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -466,7 +289,7 @@ fn segment_sdk_events_reach_extole_and_promoter_as_their_mappings_say() {
     let started = SystemTime::now();
     let dir = tempfile::tempdir().expect("a temp dir");
     let destination = Destination::start();
-    let mut ferry = Ferry::start(&write_config(dir.path(), &destination.url));
+    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
 
     let run = run_sdk("segment.mjs", &ferry.url, WRITE_KEY, dir.path());
     assert!(
@@ -477,10 +300,10 @@ fn segment_sdk_events_reach_extole_and_promoter_as_their_mappings_say() {
         ferry.log()
     );
     let expected = segment_expected();
-    destination.wait_for(expected.len(), &ferry);
-    ferry.stop();
+    wait_for(&destination, expected.len(), &ferry);
+    stop(ferry);
 
-    let mut actual: Vec<Value> = destination.take().iter().map(Received::to_json).collect();
+    let mut actual: Vec<Value> = destination.received().iter().map(comparable).collect();
     check_sdk_time(&mut actual, "Referral Shared", started);
     assert_same_requests(&actual, &expected);
 }
@@ -566,7 +389,7 @@ fn amplitude_sdk_events_reach_extole_as_the_mapping_says() {
     let started = SystemTime::now();
     let dir = tempfile::tempdir().expect("a temp dir");
     let destination = Destination::start();
-    let mut ferry = Ferry::start(&write_config(dir.path(), &destination.url));
+    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
 
     let run = run_sdk("amplitude.mjs", &ferry.url, API_KEY, dir.path());
     assert!(
@@ -577,10 +400,10 @@ fn amplitude_sdk_events_reach_extole_as_the_mapping_says() {
         ferry.log()
     );
     let expected = amplitude_expected();
-    destination.wait_for(expected.len(), &ferry);
-    ferry.stop();
+    wait_for(&destination, expected.len(), &ferry);
+    stop(ferry);
 
-    let mut actual: Vec<Value> = destination.take().iter().map(Received::to_json).collect();
+    let mut actual: Vec<Value> = destination.received().iter().map(comparable).collect();
     check_sdk_time(&mut actual, "Signup", started);
     assert_same_requests(&actual, &expected);
 }
@@ -626,7 +449,7 @@ fn segment_sdk_with_a_wrong_write_key_is_refused_and_nothing_is_delivered() {
     }
     let dir = tempfile::tempdir().expect("a temp dir");
     let destination = Destination::start();
-    let mut ferry = Ferry::start(&write_config(dir.path(), &destination.url));
+    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
 
     let run = run_sdk("segment.mjs", &ferry.url, "not-the-write-key", dir.path());
     assert!(
@@ -639,12 +462,11 @@ fn segment_sdk_with_a_wrong_write_key_is_refused_and_nothing_is_delivered() {
         "the Segment SDK did not report a 401:\n{}",
         run.stderr
     );
-    ferry.stop();
+    let log = stop(ferry);
     assert_eq!(
-        destination.count(),
+        destination.received().len(),
         0,
-        "refused calls were delivered; ferry's log:\n{}",
-        ferry.log()
+        "refused calls were delivered; ferry's log:\n{log}"
     );
 }
 
@@ -655,7 +477,7 @@ fn amplitude_sdk_with_a_wrong_api_key_is_refused_and_nothing_is_delivered() {
     }
     let dir = tempfile::tempdir().expect("a temp dir");
     let destination = Destination::start();
-    let mut ferry = Ferry::start(&write_config(dir.path(), &destination.url));
+    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
 
     let run = run_sdk("amplitude.mjs", &ferry.url, "not-the-api-key", dir.path());
     assert!(
@@ -671,11 +493,10 @@ fn amplitude_sdk_with_a_wrong_api_key_is_refused_and_nothing_is_delivered() {
         "the Amplitude SDK did not report each event refused for its API key:\n{}",
         run.stderr
     );
-    ferry.stop();
+    let log = stop(ferry);
     assert_eq!(
-        destination.count(),
+        destination.received().len(),
         0,
-        "refused events were delivered; ferry's log:\n{}",
-        ferry.log()
+        "refused events were delivered; ferry's log:\n{log}"
     );
 }
