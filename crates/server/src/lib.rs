@@ -47,6 +47,16 @@ use crate::worker::{Shared, Workers};
 /// The store's file name inside the data folder.
 pub const STORE_FILE: &str = "ferry.sqlite";
 
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration or a mapping has problems: every one of them.
+    #[error("{0}")]
+    Setup(ferry_spec::Diagnostics),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 /// How `ferry serve` runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -106,11 +116,12 @@ pub fn open_store(data_dir: &Path, setup: Option<&Setup>) -> anyhow::Result<Sqli
 
 /// Loads the setup, opens the store, starts the workers and listens. Every problem of the
 /// configuration and its mappings is in the error.
-pub async fn start(options: Options) -> anyhow::Result<Running> {
+pub async fn start(options: Options) -> Result<Running, StartError> {
     let loading = options.clone();
     let setup = tokio::task::spawn_blocking(move || loading.load())
-        .await?
-        .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(StartError::Setup)?;
     let queue: Arc<dyn Queue> = Arc::new(open_store(&setup.data_dir, Some(&setup))?);
     let metrics = Arc::new(Metrics::new());
     let dry_run = Arc::new(DryRunLog::new(&setup.data_dir.join("dry-run.ndjson")));
@@ -119,13 +130,13 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         metrics: Arc::clone(&metrics),
         dry_run,
     });
-    workers.apply(&setup).await?;
+    workers.apply(&setup).await.map_err(anyhow::Error::from)?;
     metrics.generation.set(1);
 
     let listener = TcpListener::bind(&setup.config.listen)
         .await
         .with_context(|| format!("cannot listen on `{}`", setup.config.listen))?;
-    let address = listener.local_addr()?;
+    let address = listener.local_addr().map_err(anyhow::Error::from)?;
     let (reloads, requests) = mpsc::channel(4);
     let app = Arc::new(App {
         status: Mutex::new(Status::started(&options.origin)),
@@ -184,7 +195,7 @@ impl Running {
 }
 
 /// Runs until `shutdown` completes (SIGTERM or Ctrl-C in the CLI), then stops gracefully.
-pub async fn serve(options: Options, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let running = start(options).await?;
     shutdown.await;
     tracing::info!("shutting down: no new requests; finishing deliveries in flight");

@@ -247,6 +247,10 @@ impl Found<'_> {
             ));
         }
         let Some(mapping) = self.mappings.get(spec.mapping.as_str()) else {
+            if !self.mappings_dir.is_dir() {
+                // Already reported: the folder cannot be read.
+                return None;
+            }
             problems.push(self.unknown(
                 &format!("{at}/mapping"),
                 format!(
@@ -343,12 +347,19 @@ fn load_mappings(
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) => {
-            problems.push(Diagnostic::at(
-                &dir.display().to_string(),
-                "",
-                None,
-                format!("cannot read the mappings folder: {error}"),
-            ));
+            problems.push(
+                Diagnostic::at(
+                    &dir.display().to_string(),
+                    "",
+                    None,
+                    format!("cannot read the mappings folder: {error}"),
+                )
+                .with_help(
+                    "`mappings` in the configuration names it, relative to the configuration's \
+                     folder (for the embedded configuration, the current folder: run `ferry serve` \
+                     from the ferry repository, or pass `--config`)",
+                ),
+            );
             return mappings;
         }
     };

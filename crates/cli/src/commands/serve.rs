@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use ferry_server::setup::{ConfigOrigin, EMBEDDED_CONFIG};
-use ferry_server::{Options, serve};
+use ferry_server::{Options, StartError, serve};
 
 use crate::demo;
 
@@ -75,8 +75,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         drain: Duration::from_secs(args.drain),
     };
-    runtime.block_on(serve(options, terminated()))?;
-    Ok(ExitCode::SUCCESS)
+    match runtime.block_on(serve(options, terminated())) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(StartError::Setup(problems)) => {
+            eprintln!("{problems}");
+            let count = match problems.0.len() {
+                1 => "a problem".to_owned(),
+                n => format!("{n} problems"),
+            };
+            eprintln!(
+                "ferry serve: {count} in the configuration and its mappings; nothing was started"
+            );
+            Ok(ExitCode::from(2))
+        }
+        Err(StartError::Other(error)) => Err(error),
+    }
 }
 
 /// The configuration named, or `ferry.yaml` when it exists, or the embedded default.
