@@ -359,3 +359,42 @@ fn the_demo_maps_every_sample_through_every_bundled_mapping() {
     }
     assert!(said.contains("200 OK"), "{said}");
 }
+
+#[test]
+fn remembered_values_survive_a_restart() {
+    let destination = Destination::start();
+    let (dir, config) = workspace(&destination.url);
+    // Identify remembers the email; a later track, which carries only the userId, recalls it.
+    let mapping = sink_mapping("v1")
+        .replace(
+            "        version: { value: \"v1\" }\n",
+            "        version: { value: \"v1\" }\n        email: { recall: { name: emails, key: $.userId } }\n",
+        )
+        + "  person:
+    when: { type: identify }
+    request:
+      method: POST
+      path: /people
+      body:
+        user: { from: $.userId }
+    remember:
+      emails: { key: $.userId, value: $.traits.email }
+";
+    std::fs::write(dir.path().join("mappings/sink.yaml"), mapping).unwrap();
+    let server = start(dir.path(), &config);
+    let identify = json!({"type": "identify", "userId": "ann", "messageId": "i-1", "traits": {"email": "ann@example.com"}});
+    assert_eq!(post_batch(&server.url, &[identify]).0, 200);
+    destination.wait_for("the identify", |r| r.len() == 1);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let server = start(dir.path(), &config);
+    assert_eq!(post_batch(&server.url, &[track("t-1", "ann")]).0, 200);
+    let received = destination.wait_for("the track", |r| r.len() == 2);
+    assert_eq!(
+        received[1].body["email"], "ann@example.com",
+        "{:?}",
+        received[1].body
+    );
+    drop(server);
+}
