@@ -32,6 +32,7 @@
 //!
 //! [`SqliteQueue`] is the SQLite implementation; the server only sees [`Queue`].
 
+mod checkpoint;
 mod claim;
 mod dedupe;
 mod error;

@@ -97,6 +97,10 @@ pub(crate) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     let sync = if synchronous_full { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(fail("setting `synchronous`"))?;
+    // Checkpoints run on their own thread (see `checkpoint.rs`); SQLite's own stays as a
+    // safety valve for a WAL that outgrows 64 MB.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_384)
+        .map_err(fail("setting `wal_autocheckpoint`"))?;
     migrate(path, &conn)?;
     Ok(conn)
 }

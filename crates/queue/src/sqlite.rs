@@ -1,6 +1,7 @@
 //! The SQLite backend: a WAL-mode file, one writer thread doing group commits, one read
 //! connection for claims and listings.
 
+use crate::checkpoint::Checkpointer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -63,6 +64,8 @@ pub struct SqliteQueue {
     shared: Arc<Shared>,
     commands: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
+    /// Stopped after the writer (fields drop after `Drop::drop`).
+    _checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteQueue {
@@ -99,6 +102,7 @@ impl SqliteQueue {
             shared,
             commands: Some(commands),
             writer: Some(writer),
+            _checkpointer: Checkpointer::start(path)?,
         })
     }
 

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{GC_CHUNK, GC_INTERVAL, Writer};
+use super::{GC_ALONG_CHUNK, GC_CHUNK, GC_INTERVAL, Writer};
 use crate::{QueueError, now_ms};
 
 impl Writer {
     /// Deletes log events every active connection of their source has settled, and expired
     /// dedupe keys, in bounded chunks. Answers the events deleted and whether more are left.
-    pub(super) fn collect(&self) -> Result<(u64, bool), QueueError> {
+    pub(super) fn collect(&self, chunk: i64) -> Result<(u64, bool), QueueError> {
         let fail = |what| move |source| self.error(what, source);
         let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
         for (name, source) in self.shared.states.active() {
@@ -35,9 +35,9 @@ impl Writer {
                     "DELETE FROM events WHERE id IN \
                      (SELECT id FROM events WHERE source = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)",
                 )
-                .and_then(|mut s| s.execute(params![source, lowest, GC_CHUNK]))
+                .and_then(|mut s| s.execute(params![source, lowest, chunk]))
                 .map_err(fail("deleting delivered events"))?;
-            more |= i64::try_from(n).unwrap_or(i64::MAX) >= GC_CHUNK;
+            more |= i64::try_from(n).unwrap_or(i64::MAX) >= chunk;
             deleted += n as u64;
         }
         let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
@@ -47,9 +47,9 @@ impl Writer {
                 "DELETE FROM dedupe WHERE hash IN \
                  (SELECT hash FROM dedupe WHERE at_ms < ?1 LIMIT ?2)",
             )
-            .and_then(|mut s| s.execute(params![now_ms().saturating_sub(window), GC_CHUNK]))
+            .and_then(|mut s| s.execute(params![now_ms().saturating_sub(window), chunk]))
             .map_err(fail("deleting expired dedupe keys"))?;
-        more |= i64::try_from(expired).unwrap_or(i64::MAX) >= GC_CHUNK;
+        more |= i64::try_from(expired).unwrap_or(i64::MAX) >= chunk;
         Ok((deleted, more))
     }
 
@@ -58,7 +58,7 @@ impl Writer {
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|source| self.error("starting a collection", source))
-            .and_then(|()| self.collect())
+            .and_then(|()| self.collect(GC_CHUNK))
             .and_then(|outcome| {
                 self.conn
                     .execute_batch("COMMIT")
@@ -75,6 +75,28 @@ impl Writer {
             Ok((_, false)) => {}
             Err(err) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
+                tracing::warn!(error = %err, "queue garbage collection failed");
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Deletes a few settled rows inside the group commit being built, in a savepoint so that a
+    /// failure here never costs the commit its own work.
+    pub(super) fn collect_along(&mut self) {
+        self.last_gc = Instant::now();
+        if self.conn.execute_batch("SAVEPOINT collect").is_err() {
+            return;
+        }
+        match self.collect(GC_ALONG_CHUNK) {
+            Ok(_) => {
+                let _ = self.conn.execute_batch("RELEASE collect");
+            }
+            Err(err) => {
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO collect; RELEASE collect");
                 tracing::warn!(error = %err, "queue garbage collection failed");
             }
         }
