@@ -29,6 +29,7 @@ async fn acknowledged_events_survive_sigkill() {
         SetupOptions {
             dry_run: false,
             batch_items: 100,
+            synchronous: "full",
         },
     );
     let address = load::free_address();

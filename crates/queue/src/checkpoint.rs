@@ -13,7 +13,7 @@ use crate::QueueError;
 use crate::schema;
 
 /// How often the WAL is checkpointed.
-const INTERVAL: Duration = Duration::from_millis(250);
+const INTERVAL: Duration = Duration::from_secs(1);
 
 /// The checkpointing thread; stopped when dropped.
 pub(crate) struct Checkpointer {

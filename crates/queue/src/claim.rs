@@ -3,7 +3,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::sqlite::Shared;
-use crate::state::{ConnState, Origin, lock};
+use std::collections::BTreeSet;
+
+use crate::state::{Origin, lock};
 use crate::{Claimed, Depth, EventId, QueueError, now_ms};
 
 /// A row count or limit as SQLite wants it.
@@ -12,8 +14,9 @@ fn limit(n: usize) -> i64 {
 }
 
 /// Due retries first, then events released earlier, then the next events of the source. The
-/// state is only changed once every read succeeded, so a failed read leaves nothing stuck in
-/// flight.
+/// reads run without holding the connection's state, so the writer settling this connection's
+/// events never waits for them; the state is changed only once every read succeeded, so a
+/// failed read leaves nothing stuck in flight.
 pub(crate) fn claim(
     shared: &Shared,
     conn: &Connection,
@@ -24,15 +27,34 @@ pub(crate) fn claim(
     let Some(state) = shared.states.get(connection) else {
         return Ok(Vec::new());
     };
-    let mut state = lock(&state);
-    if !state.active || max == 0 {
-        return Ok(Vec::new());
-    }
-    let mut retries = due_retries(shared, conn, connection, &state, max)?;
+    let (source, claimed_through, released, retrying) = {
+        let state = lock(&state);
+        if !state.active || max == 0 {
+            return Ok(Vec::new());
+        }
+        let retrying: BTreeSet<i64> = state
+            .in_flight
+            .iter()
+            .filter(|(_, origin)| **origin == Origin::Retry)
+            .map(|(id, _)| *id)
+            .collect();
+        (
+            state.source.clone(),
+            state.claimed_through,
+            state
+                .released
+                .iter()
+                .take(max)
+                .copied()
+                .collect::<Vec<i64>>(),
+            retrying,
+        )
+    };
+    let mut retries = due_retries(shared, conn, connection, &retrying, max)?;
 
     let mut from_log = Vec::new();
     let mut gone = Vec::new();
-    for id in state.released.iter().take(max - retries.len()) {
+    for id in released.iter().take(max - retries.len()) {
         let event: Option<(String, i64)> = conn
             .prepare_cached("SELECT body, received_at FROM events WHERE id = ?1")
             .and_then(|mut s| {
@@ -63,12 +85,7 @@ pub(crate) fn claim(
         )
         .and_then(|mut s| {
             s.query_map(
-                params![
-                    state.source,
-                    state.claimed_through,
-                    connection,
-                    limit(wanted)
-                ],
+                params![source, claimed_through, connection, limit(wanted)],
                 |row| {
                     Ok(Claimed {
                         id: EventId(row.get(0)?),
@@ -83,16 +100,22 @@ pub(crate) fn claim(
         .map_err(fail("reading the next events"))?
     };
 
+    // Another claim may have run meanwhile (a connection normally has one claimer): keep only
+    // what is still free to take.
+    let mut state = lock(&state);
+    retries.retain(|claimed| !state.in_flight.contains_key(&claimed.id.0));
     for claimed in &retries {
         state.in_flight.insert(claimed.id.0, Origin::Retry);
     }
     for id in gone {
         state.released.remove(&id);
     }
+    from_log.retain(|claimed| state.released.remove(&claimed.id.0));
     for claimed in &from_log {
-        state.released.remove(&claimed.id.0);
         state.in_flight.insert(claimed.id.0, Origin::Log);
     }
+    let through = state.claimed_through;
+    let next: Vec<Claimed> = next.into_iter().filter(|c| c.id.0 > through).collect();
     for claimed in &next {
         state.in_flight.insert(claimed.id.0, Origin::Log);
         state.claimed_through = state.claimed_through.max(claimed.id.0);
@@ -169,7 +192,7 @@ fn due_retries(
     shared: &Shared,
     conn: &Connection,
     connection: &str,
-    state: &ConnState,
+    in_flight: &BTreeSet<i64>,
     max: usize,
 ) -> Result<Vec<Claimed>, QueueError> {
     let mut retries: Vec<Claimed> = conn
@@ -182,7 +205,7 @@ fn due_retries(
                 params![
                     connection,
                     now_ms(),
-                    limit(max.saturating_add(state.retries_in_flight()))
+                    limit(max.saturating_add(in_flight.len()))
                 ],
                 |row| {
                     Ok(Claimed {
@@ -196,7 +219,7 @@ fn due_retries(
             .collect()
         })
         .map_err(|source| QueueError::sqlite(&shared.path, "reading due retries", source))?;
-    retries.retain(|claimed| !state.in_flight.contains_key(&claimed.id.0));
+    retries.retain(|claimed| !in_flight.contains(&claimed.id.0));
     retries.truncate(max);
 
     Ok(retries)

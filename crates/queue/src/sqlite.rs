@@ -90,7 +90,12 @@ impl SqliteQueue {
             reader: Mutex::new(read),
         });
         let (commands, receiver) = mpsc::channel();
-        let writer = Writer::new(write, Arc::clone(&shared), receiver);
+        let writer = Writer::new(
+            write,
+            Arc::clone(&shared),
+            receiver,
+            options.synchronous_full,
+        );
         let writer = thread::Builder::new()
             .name("ferry-queue-writer".to_owned())
             .spawn(move || writer.run())

@@ -34,6 +34,8 @@ pub struct SetupOptions {
     pub dry_run: bool,
     /// Most events the mapping merges into one destination request (`batch.max_items`).
     pub batch_items: usize,
+    /// `store.synchronous`: `full` or `normal`.
+    pub synchronous: &'static str,
 }
 
 /// A configuration, a mapping and a store in a temporary folder, removed on drop.
@@ -81,7 +83,7 @@ actions:
         )
         .expect("the mapping is written");
         let config = dir.path().join("ferry.yaml");
-        let dry_run = options.dry_run;
+        let (dry_run, synchronous) = (options.dry_run, options.synchronous);
         fs::write(
             &config,
             format!(
@@ -91,6 +93,7 @@ listen: 127.0.0.1:0
 mappings: mappings
 data: data
 dry_run: {dry_run}
+store: {{ synchronous: {synchronous} }}
 # Events whose delivery failed come back quickly, so a test can wait for them.
 retry: {{ first_after_seconds: 1, at_most_every_seconds: 2 }}
 sources:

@@ -1,11 +1,11 @@
 //! Deleting what no active connection needs any more: settled log events, expired dedupe keys.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{GC_ALONG_CHUNK, GC_CHUNK, GC_INTERVAL, Writer};
+use super::{GC_BACKLOG_PAUSE, GC_CHUNK, GC_INTERVAL, Writer};
 use crate::{QueueError, now_ms};
 
 impl Writer {
@@ -54,6 +54,7 @@ impl Writer {
     }
 
     pub(super) fn collect_periodically(&mut self) {
+        self.sync_next_commit(false);
         let result = self
             .conn
             .execute_batch("BEGIN IMMEDIATE")
@@ -66,30 +67,31 @@ impl Writer {
                 Ok(outcome)
             });
         self.last_gc = Instant::now();
-        match result {
-            // Come back soon while a backlog is being collected.
-            Ok((_, true)) => {
-                let soon = GC_INTERVAL.saturating_sub(Duration::from_millis(100));
-                self.last_gc = self.last_gc.checked_sub(soon).unwrap_or(self.last_gc);
-            }
-            Ok((_, false)) => {}
-            Err(err) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                tracing::warn!(error = %err, "queue garbage collection failed");
-            }
-        }
+        self.next_gc = self.last_gc
+            + match result {
+                // Come back soon while a backlog is being collected.
+                Ok((_, true)) => GC_BACKLOG_PAUSE,
+                Ok((_, false)) => GC_INTERVAL,
+                Err(err) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    tracing::warn!(error = %err, "queue garbage collection failed");
+                    GC_INTERVAL
+                }
+            };
     }
 }
 
 impl Writer {
     /// Deletes a few settled rows inside the group commit being built, in a savepoint so that a
     /// failure here never costs the commit its own work.
-    pub(super) fn collect_along(&mut self) {
+    pub(super) fn collect_along(&mut self, chunk: i64) {
         self.last_gc = Instant::now();
+        // The idle collection waits for a pause in the commits.
+        self.next_gc = self.next_gc.max(self.last_gc + GC_BACKLOG_PAUSE);
         if self.conn.execute_batch("SAVEPOINT collect").is_err() {
             return;
         }
-        match self.collect(GC_ALONG_CHUNK) {
+        match self.collect(chunk) {
             Ok(_) => {
                 let _ = self.conn.execute_batch("RELEASE collect");
             }

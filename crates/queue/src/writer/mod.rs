@@ -26,16 +26,23 @@ use crate::{
 
 /// Most commands in one transaction, so one commit never holds callers for long.
 const MAX_BATCH: usize = 512;
-/// How often delivered events and expired dedupe keys are deleted when the writer is idle.
+/// Delivered events and expired dedupe keys are deleted in small chunks, so that no
+/// transaction an acknowledgement waits on grows long:
+/// - while commits flow, each one also deletes a few rows (no extra fsync);
+/// - when the writer is idle, a chunk of its own, again soon while a backlog remains.
+///
+/// How often the idle writer looks for rows to delete.
 const GC_INTERVAL: Duration = Duration::from_secs(1);
-/// Most rows an idle collection deletes per source.
-const GC_CHUNK: i64 = 5_000;
-/// While commits flow, each one also deletes a few settled rows, at most this often: the work
-/// is spread over the commits that happen anyway, with no extra fsync and no long transaction
-/// that acknowledgements would wait behind.
-const GC_ALONG_EVERY: Duration = Duration::from_millis(10);
-/// Most rows a commit deletes per source alongside its own work (up to 50,000 per second).
+/// How soon the idle writer deletes the next chunk while a backlog remains.
+const GC_BACKLOG_PAUSE: Duration = Duration::from_millis(20);
+/// Most rows per source an idle collection (or `collect_garbage`) deletes.
+const GC_CHUNK: i64 = 500;
+/// How often a commit deletes rows alongside its own work.
+const GC_ALONG_EVERY: Duration = Duration::from_millis(4);
+/// Most rows per source a commit deletes alongside its own work: fewer when acknowledgements
+/// wait on it.
 const GC_ALONG_CHUNK: i64 = 500;
+const GC_ALONG_CHUNK_ACKING: i64 = 50;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
@@ -105,22 +112,52 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     rx: Receiver<Command>,
     last_gc: Instant,
+    /// When the idle writer collects next.
+    next_gc: Instant,
+    /// `synchronous=FULL` was asked for: commits that acknowledge something are fsynced.
+    full: bool,
+    /// Whether the connection's `synchronous` is FULL now.
+    syncing: bool,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, shared: Arc<Shared>, rx: Receiver<Command>) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        shared: Arc<Shared>,
+        rx: Receiver<Command>,
+        full: bool,
+    ) -> Self {
         Self {
             conn,
             shared,
             rx,
             last_gc: Instant::now(),
+            next_gc: Instant::now() + GC_INTERVAL,
+            full,
+            syncing: full,
+        }
+    }
+
+    /// Fsyncs the next commit or not. Only commits that answer a promise need it (events
+    /// acknowledged, connections declared, dead letters replayed or purged); settlements and
+    /// collections may be lost in a power cut at the price of a repeated delivery, and the
+    /// next fsynced commit makes them durable too, since the WAL is written in order.
+    fn sync_next_commit(&mut self, sync: bool) {
+        let sync = sync && self.full;
+        if sync == self.syncing {
+            return;
+        }
+        let mode = if sync { "FULL" } else { "NORMAL" };
+        match self.conn.pragma_update(None, "synchronous", mode) {
+            Ok(()) => self.syncing = sync,
+            Err(error) => tracing::warn!("cannot set `synchronous` to {mode}: {error}"),
         }
     }
 
     /// Runs until every sender is dropped.
     pub(crate) fn run(mut self) {
         loop {
-            let wait = GC_INTERVAL.saturating_sub(self.last_gc.elapsed());
+            let wait = self.next_gc.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(first) => {
                     let mut batch = vec![first];
@@ -135,7 +172,7 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if self.last_gc.elapsed() >= GC_INTERVAL {
+            if Instant::now() >= self.next_gc {
                 self.collect_periodically();
             }
         }
@@ -146,6 +183,10 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: Vec<Command>) {
+        let promises = batch
+            .iter()
+            .any(|c| !matches!(c, Command::Settle { .. } | Command::Collect { .. }));
+        self.sync_next_commit(promises);
         if let Err(source) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             let source = Arc::new(source);
             for command in batch {
@@ -189,7 +230,11 @@ impl Writer {
             }
         }
         if broken.is_none() && self.last_gc.elapsed() >= GC_ALONG_EVERY {
-            self.collect_along();
+            self.collect_along(if promises {
+                GC_ALONG_CHUNK_ACKING
+            } else {
+                GC_ALONG_CHUNK
+            });
         }
         let committed = match broken {
             Some(source) => {
