@@ -281,8 +281,9 @@ fn assert_same_requests(actual: &[Value], expected: &[Value]) {
     );
 }
 
-#[test]
-fn segment_sdk_events_reach_extole_and_promoter_as_their_mappings_say() {
+/// Runs the SDK script `script` with `key` against a fresh `ferry serve`, and asserts the
+/// destination received exactly `expected`; `timed` names the event whose time the SDK sets.
+fn delivers(script: &str, key: &str, expected: &[Value], timed: &str) {
     if !sdks_installed() {
         return;
     }
@@ -291,21 +292,54 @@ fn segment_sdk_events_reach_extole_and_promoter_as_their_mappings_say() {
     let destination = Destination::start();
     let ferry = start_ferry(&write_config(dir.path(), &destination.url));
 
-    let run = run_sdk("segment.mjs", &ferry.url, WRITE_KEY, dir.path());
+    let run = run_sdk(script, &ferry.url, key, dir.path());
     assert!(
         run.success,
-        "the Segment SDK reported a failure:\n{}{}\nferry's log:\n{}",
+        "`{script}` reported a failure:\n{}{}\nferry's log:\n{}",
         run.stdout,
         run.stderr,
         ferry.log()
     );
-    let expected = segment_expected();
     wait_for(&destination, expected.len(), &ferry);
     stop(ferry);
 
     let mut actual: Vec<Value> = destination.received().iter().map(comparable).collect();
-    check_sdk_time(&mut actual, "Referral Shared", started);
-    assert_same_requests(&actual, &expected);
+    check_sdk_time(&mut actual, timed, started);
+    assert_same_requests(&actual, expected);
+}
+
+/// Runs the SDK script `script` with a key ferry does not know, checks what the SDK reported
+/// with `reported`, and asserts nothing was delivered.
+fn refused(script: &str, key: &str, reported: impl Fn(&SdkRun)) {
+    if !sdks_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let destination = Destination::start();
+    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
+    let run = run_sdk(script, &ferry.url, key, dir.path());
+    assert!(
+        !run.success,
+        "`{script}` reported success with a wrong key:\n{}",
+        run.stdout
+    );
+    reported(&run);
+    let log = stop(ferry);
+    assert_eq!(
+        destination.received().len(),
+        0,
+        "refused events were delivered; ferry's log:\n{log}"
+    );
+}
+
+#[test]
+fn segment_sdk_events_reach_extole_and_promoter_as_their_mappings_say() {
+    delivers(
+        "segment.mjs",
+        WRITE_KEY,
+        &segment_expected(),
+        "Referral Shared",
+    );
 }
 
 /// What the calls in `tests/sdk/segment.mjs` become; see `mappings/extole.yaml` and
@@ -383,29 +417,7 @@ fn segment_expected() -> Vec<Value> {
 
 #[test]
 fn amplitude_sdk_events_reach_extole_as_the_mapping_says() {
-    if !sdks_installed() {
-        return;
-    }
-    let started = SystemTime::now();
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let destination = Destination::start();
-    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
-
-    let run = run_sdk("amplitude.mjs", &ferry.url, API_KEY, dir.path());
-    assert!(
-        run.success,
-        "the Amplitude SDK reported a failure:\n{}{}\nferry's log:\n{}",
-        run.stdout,
-        run.stderr,
-        ferry.log()
-    );
-    let expected = amplitude_expected();
-    wait_for(&destination, expected.len(), &ferry);
-    stop(ferry);
-
-    let mut actual: Vec<Value> = destination.received().iter().map(comparable).collect();
-    check_sdk_time(&mut actual, "Signup", started);
-    assert_same_requests(&actual, &expected);
+    delivers("amplitude.mjs", API_KEY, &amplitude_expected(), "Signup");
 }
 
 /// What the events in `tests/sdk/amplitude.mjs` become; see `mappings/amplitude-extole.yaml`.
@@ -444,59 +456,25 @@ fn amplitude_expected() -> Vec<Value> {
 
 #[test]
 fn segment_sdk_with_a_wrong_write_key_is_refused_and_nothing_is_delivered() {
-    if !sdks_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let destination = Destination::start();
-    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
-
-    let run = run_sdk("segment.mjs", &ferry.url, "not-the-write-key", dir.path());
-    assert!(
-        !run.success,
-        "the Segment SDK reported success with a wrong write key:\n{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains("[401]"),
-        "the Segment SDK did not report a 401:\n{}",
-        run.stderr
-    );
-    let log = stop(ferry);
-    assert_eq!(
-        destination.received().len(),
-        0,
-        "refused calls were delivered; ferry's log:\n{log}"
-    );
+    refused("segment.mjs", "not-the-write-key", |run| {
+        assert!(
+            run.stderr.contains("[401]"),
+            "the Segment SDK did not report a 401:\n{}",
+            run.stderr
+        );
+    });
 }
 
 #[test]
 fn amplitude_sdk_with_a_wrong_api_key_is_refused_and_nothing_is_delivered() {
-    if !sdks_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let destination = Destination::start();
-    let ferry = start_ferry(&write_config(dir.path(), &destination.url));
-
-    let run = run_sdk("amplitude.mjs", &ferry.url, "not-the-api-key", dir.path());
-    assert!(
-        !run.success,
-        "the Amplitude SDK reported success with a wrong API key:\n{}",
-        run.stdout
-    );
-    // Amplitude answers `{"code": 400, "error": "Invalid API key..."}`; the SDK reports the
-    // code and the error for each event of the upload.
-    assert_eq!(
-        run.stderr.matches(": 400 Invalid API key").count(),
-        3,
-        "the Amplitude SDK did not report each event refused for its API key:\n{}",
-        run.stderr
-    );
-    let log = stop(ferry);
-    assert_eq!(
-        destination.received().len(),
-        0,
-        "refused events were delivered; ferry's log:\n{log}"
-    );
+    refused("amplitude.mjs", "not-the-api-key", |run| {
+        // Amplitude answers `{"code": 400, "error": "Invalid API key..."}`; the SDK reports the
+        // code and the error for each event of the upload.
+        assert_eq!(
+            run.stderr.matches(": 400 Invalid API key").count(),
+            3,
+            "the Amplitude SDK did not report each event refused for its API key:\n{}",
+            run.stderr
+        );
+    });
 }
