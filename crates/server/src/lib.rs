@@ -11,7 +11,8 @@
 //! - [`setup`]: the configuration and mappings, checked together.
 //! - [`ingest`]: Segment, Amplitude and Extole wire formats, as pure functions.
 //! - [`http`]: the axum routes.
-//! - [`worker`]: per-connection delivery from the queue, and the retry schedule.
+//! - [`worker`]: per-connection delivery from the queue.
+//! - [`settle`]: outcomes into queue settlements, and the retry schedule.
 //! - [`reload`]: hot reload.
 //! - [`metrics`]: Prometheus metrics.
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod reload;
+pub mod settle;
 pub mod setup;
 pub mod worker;
 

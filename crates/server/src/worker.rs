@@ -1,26 +1,25 @@
 //! Delivery workers: one per connection. A worker claims the connection's events from the
-//! queue, feeds them to a [`Pipeline`] (map, batch, send, retry), and settles each event in the
-//! queue once its ticket reports the outcome: delivered, retry at a time, or dead.
+//! queue and feeds them to a [`Pipeline`] (map, batch, send, retry); each event is settled in
+//! the queue once its ticket reports the outcome (see [`crate::settle`]).
 //!
 //! On a reload the worker starts a pipeline with the new connection for the events it claims
 //! next, while the old pipeline finishes the events it already has with the mapping they
 //! started with.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_delivery::DeadLetter;
 use ferry_engine::MemoryState;
-use ferry_pipeline::{Halt, Input, Pipeline, Settle, Settled, SharedState, Summary, Ticket};
-use ferry_queue::{Claimed, EventId, Queue, Remember, Settlement};
+use ferry_pipeline::{Halt, Input, Pipeline, SharedState, Summary};
+use ferry_queue::Queue;
 use ferry_spec::config::Retry;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::dry_run::DryRunLog;
 use crate::metrics::{self, Metrics};
+use crate::settle::Settler;
 use crate::setup::{ConnectionSetup, Setup};
 
 /// Most events a worker claims at once.
@@ -158,7 +157,7 @@ impl Workers {
         }
         let (halts, tasks): (Vec<_>, Vec<_>) =
             self.running.into_values().map(|w| (w.halt, w.task)).unzip();
-        let all = futures_join(tasks);
+        let all = join_all(tasks);
         tokio::pin!(all);
         if tokio::time::timeout(drain, &mut all).await.is_err() {
             tracing::warn!(
@@ -172,7 +171,8 @@ impl Workers {
     }
 }
 
-async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+/// Waits for every task, logging any that failed.
+async fn join_all(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         if let Err(error) = task.await {
             tracing::error!("a delivery worker failed: {error}");
@@ -281,7 +281,7 @@ impl WorkerRun {
             p.send_replace(halt);
         }
         // An abort that comes while draining reaches the pipelines too.
-        let wait = futures_join(tasks);
+        let wait = join_all(tasks);
         tokio::pin!(wait);
         loop {
             tokio::select! {
@@ -348,248 +348,5 @@ impl WorkerRun {
             }
         });
         Running { events, halt, task }
-    }
-}
-
-/// What the settler needs to know of a claimed event.
-#[derive(Clone, Copy)]
-struct Meta {
-    received_at_ms: i64,
-    attempt: u32,
-}
-
-/// Turns tickets' outcomes into queue settlements, in batches.
-struct Settler {
-    connection: String,
-    outcomes: mpsc::UnboundedSender<Settled>,
-    meta: Mutex<HashMap<i64, Meta>>,
-    outstanding: AtomicUsize,
-    /// Signalled when settlements made room for more claims.
-    room: Notify,
-}
-
-/// The settler and its task.
-struct SettlerHandle {
-    settler: Arc<Settler>,
-    task: JoinHandle<()>,
-}
-
-impl std::ops::Deref for SettlerHandle {
-    type Target = Settler;
-    fn deref(&self) -> &Settler {
-        &self.settler
-    }
-}
-
-impl Settle for Settler {
-    fn settle(&self, settled: Settled) {
-        // The receiver lives as long as any ticket; a send fails only after shutdown, when the
-        // event stays pending, as it should.
-        let _ = self.outcomes.send(settled);
-    }
-}
-
-impl Settler {
-    fn start(connection: &str, shared: &Shared, retry: watch::Receiver<Retry>) -> SettlerHandle {
-        let (outcomes, rx) = mpsc::unbounded_channel();
-        let settler = Arc::new(Settler {
-            connection: connection.to_owned(),
-            outcomes,
-            meta: Mutex::new(HashMap::new()),
-            outstanding: AtomicUsize::new(0),
-            room: Notify::new(),
-        });
-        let task = tokio::spawn(settle_loop(
-            Arc::downgrade(&settler),
-            rx,
-            shared.clone(),
-            retry,
-        ));
-        SettlerHandle { settler, task }
-    }
-
-    fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
-    }
-}
-
-impl SettlerHandle {
-    /// Hands a claimed event to the pipeline behind `events`.
-    async fn feed(&self, events: &mpsc::Sender<Input>, claimed: Claimed) {
-        self.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.meta
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                claimed.id.0,
-                Meta {
-                    received_at_ms: claimed.received_at_ms,
-                    attempt: claimed.attempt,
-                },
-            );
-        let ticket = Ticket::new(claimed.id.0, Arc::clone(&self.settler) as Arc<dyn Settle>);
-        match serde_json::from_str(&claimed.body) {
-            Ok(event) => {
-                // A closed pipeline returns the input; dropping it settles the event as
-                // interrupted, so it stays pending.
-                let _ = events.send(Input::Queued { ticket, event }).await;
-            }
-            Err(error) => ticket.reject(DeadLetter {
-                at: ferry_delivery::timestamp(std::time::SystemTime::now()),
-                mapping: String::new(),
-                connection: Some(self.connection.clone()),
-                event: serde_json::Value::String(claimed.body),
-                // Events are checked at ingest: this means the store was changed by hand.
-                reason: format!("the stored event is not JSON: {error}"),
-                last_request: None,
-                last_response: None,
-                attempts: 0,
-            }),
-        }
-    }
-
-    /// Waits until every outcome is settled in the queue.
-    async fn close(self) {
-        let SettlerHandle { settler, task } = self;
-        drop(settler);
-        if let Err(error) = task.await {
-            tracing::error!("settling failed: {error}");
-        }
-    }
-}
-
-async fn settle_loop(
-    settler: std::sync::Weak<Settler>,
-    mut outcomes: mpsc::UnboundedReceiver<Settled>,
-    shared: Shared,
-    retry: watch::Receiver<Retry>,
-) {
-    let mut batch = Vec::with_capacity(1024);
-    let Some(connection) = settler.upgrade().map(|s| s.connection.clone()) else {
-        return;
-    };
-    let label = metrics::connection(&connection);
-    while outcomes.recv_many(&mut batch, 1024).await > 0 {
-        let now = now_ms();
-        let policy = retry.borrow().clone();
-        let metas: Vec<Option<Meta>> = match settler.upgrade() {
-            Some(s) => {
-                let mut meta = s.meta.lock().unwrap_or_else(PoisonError::into_inner);
-                batch.iter().map(|o| meta.remove(&o.id)).collect()
-            }
-            None => batch.iter().map(|_| None).collect(),
-        };
-        let mut settlements = Vec::with_capacity(batch.len());
-        let mut released = Vec::new();
-        let mut remembered = Vec::new();
-        for (settled, meta) in batch.drain(..).zip(metas) {
-            let meta = meta.unwrap_or(Meta {
-                received_at_ms: now,
-                attempt: 0,
-            });
-            let id = EventId(settled.id);
-            if settled.interrupted {
-                released.push(id);
-                continue;
-            }
-            remembered.extend(settled.remembered.iter().map(|r| Remember {
-                store: r.store.to_string(),
-                key: r.key.clone(),
-                value: r.value.clone(),
-            }));
-            let settlement = decide(&settled, meta, now, &policy);
-            match &settlement {
-                Settlement::Delivered => {
-                    shared.metrics.delivered.get_or_create(&label).inc();
-                    #[allow(clippy::cast_precision_loss)]
-                    let seconds = (now - meta.received_at_ms).max(0) as f64 / 1000.0;
-                    shared
-                        .metrics
-                        .delivery_seconds
-                        .get_or_create(&label)
-                        .observe(seconds);
-                }
-                Settlement::Retry { reason, .. } => {
-                    shared.metrics.retried.get_or_create(&label).inc();
-                    tracing::warn!(connection = %connection, event = id.0, "will retry: {reason}");
-                }
-                Settlement::Dead { reason, .. } => {
-                    shared.metrics.dead.get_or_create(&label).inc();
-                    tracing::warn!(connection = %connection, event = id.0, "dead-lettered: {reason}");
-                }
-            }
-            settlements.push((id, settlement));
-        }
-        let count = settlements.len() + released.len();
-        if !settlements.is_empty()
-            && let Err(error) = shared
-                .queue
-                .settle(&connection, settlements, remembered)
-                .await
-        {
-            // The events stay claimed until the next start, which delivers them again.
-            tracing::error!(connection = %connection, "cannot record deliveries: {error}");
-        }
-        if !released.is_empty()
-            && let Err(error) = shared.queue.release(&connection, released).await
-        {
-            tracing::error!(connection = %connection, "cannot release events: {error}");
-        }
-        if let Some(s) = settler.upgrade() {
-            s.outstanding.fetch_sub(count, Ordering::AcqRel);
-            s.room.notify_one();
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The settlement of an event that the pipeline finished: delivered; a retry when every
-/// failure may clear later and the event is young enough; dead otherwise.
-fn decide(settled: &Settled, meta: Meta, now_ms: i64, policy: &Retry) -> Settlement {
-    if settled.delivered() {
-        return Settlement::Delivered;
-    }
-    let first = &settled.letters[0].letter;
-    let more = match settled.letters.len() {
-        1 => String::new(),
-        n => format!(" (and {} more requests failed)", n - 1),
-    };
-    let age_ms = now_ms - meta.received_at_ms;
-    let give_up_ms =
-        i64::try_from(policy.give_up_after_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX);
-    if settled.retryable() && age_ms < give_up_ms {
-        let doubled = policy
-            .first_after_seconds
-            .saturating_mul(1u64 << meta.attempt.min(30));
-        let seconds = doubled.min(policy.at_most_every_seconds);
-        // Up to a fifth less, so that events failed together do not come back together.
-        let wait_ms = seconds * 1000 - fastrand::u64(0..=seconds * 200);
-        return Settlement::Retry {
-            at_ms: now_ms + i64::try_from(wait_ms).unwrap_or(i64::MAX / 2),
-            reason: format!("{}{more}", first.reason),
-        };
-    }
-    let reason = if settled.retryable() {
-        format!(
-            "gave up {} hours after the event was received: {}{more}",
-            policy.give_up_after_hours, first.reason
-        )
-    } else {
-        format!("{}{more}", first.reason)
-    };
-    Settlement::Dead {
-        mapping: first.mapping.clone(),
-        reason,
-        letters: settled
-            .letters
-            .iter()
-            .map(|l| serde_json::to_value(&l.letter).unwrap_or_default())
-            .collect(),
     }
 }
