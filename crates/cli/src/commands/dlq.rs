@@ -159,10 +159,12 @@ async fn command(queue: &SqliteQueue, command: &Command) -> anyhow::Result<ExitC
             for (id, why) in &replayed.skipped {
                 eprintln!("dead letter {id} not replayed: {why}");
             }
-            Ok(if replayed.skipped.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            // Asked for one dead letter that cannot be replayed: that is a failure. Asked for
+            // many, the ones refused at ingest are expected to stay.
+            Ok(if id.is_some() && !replayed.skipped.is_empty() {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Purge {
