@@ -1,4 +1,11 @@
-//! The key under which an idempotency key is remembered for the dedupe window.
+//! Dedupe keys: the hash an idempotency key is remembered under, and the keys of the window.
+//!
+//! The keys of the window are looked up in memory and only appended to the store (`dedupe_log`,
+//! in arrival order), from which they are read back at start. An index of random 64-bit keys in
+//! the store would make every acknowledged event write to a random page of a table holding
+//! millions of keys, which halved throughput and stretched commits after a burst.
+
+use std::collections::{HashSet, VecDeque};
 
 /// A 64-bit FNV-1a hash of (source, key): stable across processes and ferry versions (unlike
 /// `std`'s hasher), so a restart still recognizes keys stored before it. At 64 bits a collision
@@ -21,9 +28,80 @@ pub(crate) fn dedupe_key(source: &str, key: &str) -> i64 {
     hash.cast_signed()
 }
 
+/// The dedupe keys seen within the window, newest last, at most `cap` of them: when more keys
+/// arrive within the window than that, the oldest are forgotten early (a repeat of one of them
+/// would then be stored again, which at-least-once delivery allows).
+pub(crate) struct Recent {
+    keys: HashSet<i64>,
+    order: VecDeque<(i64, i64)>,
+    window_ms: i64,
+    cap: usize,
+}
+
+/// Most keys held in memory (about 25 MB): the last 50 s at 10,000 events/s, far longer than
+/// SDKs take to retry a request whose answer they did not get.
+pub(crate) const RECENT_CAP: usize = 500_000;
+
+impl Recent {
+    pub(crate) fn new(window_ms: i64, cap: usize) -> Recent {
+        Recent {
+            keys: HashSet::new(),
+            order: VecDeque::new(),
+            window_ms,
+            cap,
+        }
+    }
+
+    /// Whether `hash` was seen within the window.
+    pub(crate) fn contains(&self, hash: i64) -> bool {
+        self.keys.contains(&hash)
+    }
+
+    /// Remembers `hash`, seen at `at_ms` (keys arrive in time order).
+    pub(crate) fn insert(&mut self, hash: i64, at_ms: i64) {
+        if self.keys.insert(hash) {
+            self.order.push_back((at_ms, hash));
+            while self.order.len() > self.cap {
+                self.forget_oldest();
+            }
+        }
+    }
+
+    /// Forgets the keys older than the window at `now_ms`.
+    pub(crate) fn expire(&mut self, now_ms: i64) {
+        let oldest = now_ms.saturating_sub(self.window_ms);
+        while self.order.front().is_some_and(|(at, _)| *at < oldest) {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, hash)) = self.order.pop_front() {
+            self.keys.remove(&hash);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::dedupe_key;
+    use super::{Recent, dedupe_key};
+
+    #[test]
+    fn keys_are_forgotten_after_the_window_or_beyond_the_cap() {
+        let mut recent = Recent::new(1_000, 3);
+        recent.insert(1, 0);
+        recent.insert(2, 500);
+        assert!(recent.contains(1) && recent.contains(2));
+        recent.expire(1_200);
+        assert!(!recent.contains(1) && recent.contains(2));
+        recent.insert(3, 1_300);
+        recent.insert(4, 1_400);
+        recent.insert(5, 1_450);
+        assert!(!recent.contains(2), "beyond the cap, the oldest goes first");
+        assert!(recent.contains(3) && recent.contains(5));
+        recent.insert(1, 1_500);
+        assert!(recent.contains(1));
+    }
 
     #[test]
     fn source_and_key_are_kept_apart() {

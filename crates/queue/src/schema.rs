@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::QueueError;
 
 /// The schema this code writes; `PRAGMA user_version` holds the version of a file.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// How long a statement waits for another process (`ferry dlq`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,11 +74,12 @@ CREATE TABLE remembered (
     PRIMARY KEY (connection, store, key)
 ) WITHOUT ROWID;
 
-CREATE TABLE dedupe (
-    hash INTEGER PRIMARY KEY,
+-- Dedupe keys in arrival order: read back into memory at start (see `dedupe.rs`).
+CREATE TABLE dedupe_log (
+    id INTEGER PRIMARY KEY,
+    hash INTEGER NOT NULL,
     at_ms INTEGER NOT NULL
 );
-CREATE INDEX dedupe_by_age ON dedupe (at_ms);
 ";
 
 /// Opens the connection that writes: WAL, the requested `synchronous`, and the schema created or
@@ -156,12 +157,24 @@ fn migrate(path: &Path, conn: &Connection) -> Result<(), QueueError> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(fail("locking the file to check its schema"))?;
     let result = (|| {
-        if check_version(path, conn)? == 0 {
-            conn.execute_batch(SCHEMA)
-                .map_err(fail("creating the schema"))?;
-            conn.pragma_update(None, "user_version", VERSION)
-                .map_err(fail("setting the schema version"))?;
+        match check_version(path, conn)? {
+            0 => {
+                conn.execute_batch(SCHEMA)
+                    .map_err(fail("creating the schema"))?;
+            }
+            1 => {
+                conn.execute_batch(
+                    "CREATE TABLE dedupe_log (
+                         id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+                     INSERT INTO dedupe_log (hash, at_ms) SELECT hash, at_ms FROM dedupe ORDER BY at_ms;
+                     DROP TABLE dedupe;",
+                )
+                .map_err(fail("moving dedupe keys to the log of version 2"))?;
+            }
+            _ => return Ok(()),
         }
+        conn.pragma_update(None, "user_version", VERSION)
+            .map_err(fail("setting the schema version"))?;
         Ok(())
     })();
     match result {

@@ -95,7 +95,7 @@ impl SqliteQueue {
             Arc::clone(&shared),
             receiver,
             options.synchronous_full,
-        );
+        )?;
         let writer = thread::Builder::new()
             .name("ferry-queue-writer".to_owned())
             .spawn(move || writer.run())

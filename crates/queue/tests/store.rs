@@ -99,3 +99,32 @@ async fn the_store_is_in_wal_mode() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn a_version_1_file_keeps_its_dedupe_keys() {
+    let store = Store::new();
+    drop(store.open());
+    {
+        // Turn the file back into version 1, whose dedupe keys sat in an indexed table.
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.execute_batch(
+            "DROP TABLE dedupe_log;
+             CREATE TABLE dedupe (hash INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);
+             CREATE INDEX dedupe_by_age ON dedupe (at_ms);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        // The hash of ("segment", "m1").
+        conn.execute(
+            "INSERT INTO dedupe (hash, at_ms) VALUES (?1, ?2)",
+            rusqlite::params![0xc72d_730c_d96c_e471_u64.cast_signed(), common::now_ms()],
+        )
+        .unwrap();
+    }
+    let queue = store.open();
+    let again = queue
+        .enqueue(vec![common::keyed("segment", "m1", "a")], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(again, [ferry_queue::Enqueued::Duplicate]);
+}

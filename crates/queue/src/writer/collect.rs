@@ -41,11 +41,12 @@ impl Writer {
             deleted += n as u64;
         }
         let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        // Keys are logged in arrival order: the oldest rows are the expired ones.
         let expired = self
             .conn
             .prepare_cached(
-                "DELETE FROM dedupe WHERE hash IN \
-                 (SELECT hash FROM dedupe WHERE at_ms < ?1 LIMIT ?2)",
+                "DELETE FROM dedupe_log WHERE id IN \
+                 (SELECT id FROM dedupe_log ORDER BY id LIMIT ?2) AND at_ms < ?1",
             )
             .and_then(|mut s| s.execute(params![now_ms().saturating_sub(window), chunk]))
             .map_err(fail("deleting expired dedupe keys"))?;
@@ -54,6 +55,7 @@ impl Writer {
     }
 
     pub(super) fn collect_periodically(&mut self) {
+        self.recent.expire(now_ms());
         self.sync_next_commit(false);
         let result = self
             .conn

@@ -8,27 +8,27 @@ use super::Writer;
 use crate::dedupe::dedupe_key;
 use crate::{Enqueued, EventId, NewEvent, QueueError, RejectedEvent, now_ms};
 
+/// A dedupe key stored, with the time it was seen.
+pub(super) type Key = (i64, i64);
+
 impl Writer {
     /// Stores each event unless its dedupe key was seen within the window; answers one outcome
-    /// per event. Keys stored earlier in the same transaction count, so duplicates within a call
-    /// and across calls of one group commit are caught too.
+    /// per event, and the keys stored (to remember once the transaction commits). Keys stored
+    /// earlier in the same transaction (`batch`) count, so duplicates within a call and across
+    /// calls of one group commit are caught too.
     pub(super) fn enqueue(
         &self,
         events: &[NewEvent],
         rejected: &[RejectedEvent],
-    ) -> Result<Vec<Enqueued>, QueueError> {
+        batch: &HashSet<i64>,
+    ) -> Result<(Vec<Enqueued>, Vec<Key>), QueueError> {
         let fail = |what| move |source| self.error(what, source);
-        let window = i64::try_from(self.shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
-        // One statement per key: stores it, or refreshes one older than the window; changes
-        // nothing (a duplicate) when the key was stored within the window.
         let mut remember = self
             .conn
-            .prepare_cached(
-                "INSERT INTO dedupe (hash, at_ms) VALUES (?1, ?2) \
-                 ON CONFLICT (hash) DO UPDATE SET at_ms = excluded.at_ms \
-                 WHERE dedupe.at_ms <= excluded.at_ms - ?3",
-            )
+            .prepare_cached("INSERT INTO dedupe_log (hash, at_ms) VALUES (?1, ?2)")
             .map_err(fail("preparing the dedupe insert"))?;
+        let mut keys: Vec<Key> = Vec::new();
+        let mut this_call = HashSet::new();
         let mut insert = self
             .conn
             .prepare_cached("INSERT INTO events (source, received_at, body) VALUES (?1, ?2, ?3)")
@@ -37,13 +37,14 @@ impl Writer {
         for event in events {
             if let Some(key) = &event.dedupe {
                 let hash = dedupe_key(&event.source, key);
-                let stored = remember
-                    .execute(params![hash, event.received_at_ms, window])
-                    .map_err(fail("storing a dedupe key"))?;
-                if stored == 0 {
+                if self.recent.contains(hash) || batch.contains(&hash) || !this_call.insert(hash) {
                     outcome.push(Enqueued::Duplicate);
                     continue;
                 }
+                remember
+                    .execute(params![hash, event.received_at_ms])
+                    .map_err(fail("storing a dedupe key"))?;
+                keys.push((hash, event.received_at_ms));
             }
             insert
                 .execute(params![event.source, event.received_at_ms, event.body])
@@ -71,7 +72,7 @@ impl Writer {
                 .map_err(fail("storing a rejected event"))?;
             }
         }
-        Ok(outcome)
+        Ok((outcome, keys))
     }
 
     /// Records new connections with their starting cursor; answers every declared connection

@@ -9,15 +9,17 @@ mod settle;
 
 pub(crate) use dead_letters::select_filter;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+use crate::dedupe::{RECENT_CAP, Recent};
+use crate::now_ms;
 use crate::sqlite::Shared;
 use crate::state::lock;
 use crate::{
@@ -78,7 +80,8 @@ pub(crate) enum Command {
 
 /// A command that ran inside the open transaction; answered once the commit is known.
 enum Done {
-    Enqueue(Reply<Vec<Enqueued>>, Vec<Enqueued>),
+    /// With the dedupe keys stored, to remember once committed.
+    Enqueue(Reply<Vec<Enqueued>>, Vec<Enqueued>, Vec<enqueue::Key>),
     Declare(Reply<()>, Vec<(String, String, i64)>),
     Settle(Reply<()>, String, Vec<i64>),
     Replay(Reply<Replayed>, Replayed),
@@ -88,7 +91,7 @@ enum Done {
 impl Done {
     fn fail(self, err: QueueError) {
         match self {
-            Self::Enqueue(reply, _) => drop(reply.send(Err(err))),
+            Self::Enqueue(reply, ..) => drop(reply.send(Err(err))),
             Self::Declare(reply, _) | Self::Settle(reply, ..) => drop(reply.send(Err(err))),
             Self::Replay(reply, _) => drop(reply.send(Err(err))),
             Self::Count(reply, _) => drop(reply.send(Err(err))),
@@ -118,6 +121,8 @@ pub(crate) struct Writer {
     full: bool,
     /// Whether the connection's `synchronous` is FULL now.
     syncing: bool,
+    /// The dedupe keys of the window.
+    recent: Recent,
 }
 
 impl Writer {
@@ -126,8 +131,30 @@ impl Writer {
         shared: Arc<Shared>,
         rx: Receiver<Command>,
         full: bool,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, QueueError> {
+        let window = i64::try_from(shared.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        let mut recent = Recent::new(window, RECENT_CAP);
+        let since = now_ms().saturating_sub(window);
+        let stored: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT hash, at_ms FROM (SELECT id, hash, at_ms FROM dedupe_log \
+                 WHERE at_ms >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![since, i64::try_from(RECENT_CAP).unwrap_or(i64::MAX)],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?
+                .collect()
+            })
+            .map_err(|source| {
+                QueueError::sqlite(&shared.path, "reading the dedupe keys", source)
+            })?;
+        for (hash, at_ms) in stored {
+            recent.insert(hash, at_ms);
+        }
+        Ok(Self {
+            recent,
             conn,
             shared,
             rx,
@@ -135,7 +162,7 @@ impl Writer {
             next_gc: Instant::now() + GC_INTERVAL,
             full,
             syncing: full,
-        }
+        })
     }
 
     /// Fsyncs the next commit or not. Only commits that answer a promise need it (events
@@ -187,6 +214,7 @@ impl Writer {
             .iter()
             .any(|c| !matches!(c, Command::Settle { .. } | Command::Collect { .. }));
         self.sync_next_commit(promises);
+        self.recent.expire(now_ms());
         if let Err(source) = self.conn.execute_batch("BEGIN IMMEDIATE") {
             let source = Arc::new(source);
             for command in batch {
@@ -196,6 +224,8 @@ impl Writer {
         }
         let mut done = Vec::with_capacity(batch.len());
         let mut settling: HashMap<String, BTreeSet<i64>> = HashMap::new();
+        // Dedupe keys stored by the commands of this transaction so far.
+        let mut keys: HashSet<i64> = HashSet::new();
         let mut broken = None;
         for command in batch {
             if let Some(source) = &broken {
@@ -207,13 +237,16 @@ impl Writer {
                 command.fail(self.error("starting a savepoint", source));
                 continue;
             }
-            match self.execute(command, &mut settling) {
+            match self.execute(command, &mut settling, &keys) {
                 Ok(finished) => {
                     if let Err(source) = self.conn.execute_batch("RELEASE command") {
                         let source = Arc::new(source);
                         finished.fail(self.shared_error("releasing a savepoint", &source));
                         broken = Some(source);
                         continue;
+                    }
+                    if let Done::Enqueue(_, _, stored) = &finished {
+                        keys.extend(stored.iter().map(|(hash, _)| *hash));
                     }
                     done.push(finished);
                 }
@@ -268,11 +301,14 @@ impl Writer {
     }
 
     /// After a commit: applies the in-memory effects, wakes idle workers, answers callers.
-    fn answer(&self, done: Vec<Done>) {
+    fn answer(&mut self, done: Vec<Done>) {
         let mut wake = false;
         for finished in done {
             match finished {
-                Done::Enqueue(reply, outcome) => {
+                Done::Enqueue(reply, outcome, stored) => {
+                    for (hash, at_ms) in stored {
+                        self.recent.insert(hash, at_ms);
+                    }
                     wake |= outcome.iter().any(|e| matches!(e, Enqueued::Stored(_)));
                     let _ = reply.send(Ok(outcome));
                 }
@@ -310,14 +346,15 @@ impl Writer {
         &self,
         command: Command,
         settling: &mut HashMap<String, BTreeSet<i64>>,
+        keys: &HashSet<i64>,
     ) -> Result<Done, Box<(Command, QueueError)>> {
         match command {
             Command::Enqueue {
                 events,
                 rejected,
                 reply,
-            } => match self.enqueue(&events, &rejected) {
-                Ok(outcome) => Ok(Done::Enqueue(reply, outcome)),
+            } => match self.enqueue(&events, &rejected, keys) {
+                Ok((outcome, stored)) => Ok(Done::Enqueue(reply, outcome, stored)),
                 Err(err) => Err(Box::new((
                     Command::Enqueue {
                         events,
