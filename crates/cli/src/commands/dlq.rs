@@ -40,29 +40,33 @@ enum Command {
     /// Show one dead letter whole: the event, the reason, the last request and response.
     Show { id: i64 },
     /// Queue dead-lettered events again for their connection.
-    Replay {
-        /// The dead letter to replay.
-        #[arg(conflicts_with_all = ["all", "connection"], required_unless_present_any = ["all", "connection"])]
-        id: Option<i64>,
-        /// Replay every dead letter.
-        #[arg(long)]
-        all: bool,
-        /// Replay this connection's dead letters.
-        #[arg(long)]
-        connection: Option<String>,
-    },
+    Replay(Which),
     /// Delete dead letters for good.
-    Purge {
-        /// The dead letter to delete.
-        #[arg(conflicts_with_all = ["all", "connection"], required_unless_present_any = ["all", "connection"])]
-        id: Option<i64>,
-        /// Delete every dead letter.
-        #[arg(long)]
-        all: bool,
-        /// Delete this connection's dead letters.
-        #[arg(long)]
-        connection: Option<String>,
-    },
+    Purge(Which),
+}
+
+/// Which dead letters: one, every one, or a connection's.
+#[derive(clap::Args)]
+struct Which {
+    /// The dead letter's id (from `ferry dlq list`).
+    #[arg(conflicts_with_all = ["all", "connection"], required_unless_present_any = ["all", "connection"])]
+    id: Option<i64>,
+    /// Every dead letter.
+    #[arg(long)]
+    all: bool,
+    /// This connection's dead letters.
+    #[arg(long)]
+    connection: Option<String>,
+}
+
+impl Which {
+    fn select(&self) -> Select {
+        match (self.id, &self.connection) {
+            (Some(id), _) => Select::One(id),
+            (None, Some(connection)) => Select::Connection(connection.clone()),
+            (None, None) => Select::All,
+        }
+    }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -144,14 +148,8 @@ async fn command(queue: &SqliteQueue, command: &Command) -> anyhow::Result<ExitC
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay {
-            id,
-            all,
-            connection,
-        } => {
-            let replayed = queue
-                .replay(select(*id, *all, connection.as_deref()))
-                .await?;
+        Command::Replay(which) => {
+            let replayed = queue.replay(which.select()).await?;
             eprintln!(
                 "{} events queued again; a running `ferry serve` delivers them within a second",
                 replayed.queued
@@ -161,31 +159,17 @@ async fn command(queue: &SqliteQueue, command: &Command) -> anyhow::Result<ExitC
             }
             // Asked for one dead letter that cannot be replayed: that is a failure. Asked for
             // many, the ones refused at ingest are expected to stay.
-            Ok(if id.is_some() && !replayed.skipped.is_empty() {
+            Ok(if which.id.is_some() && !replayed.skipped.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Command::Purge {
-            id,
-            all,
-            connection,
-        } => {
-            let purged = queue
-                .purge(select(*id, *all, connection.as_deref()))
-                .await?;
+        Command::Purge(which) => {
+            let purged = queue.purge(which.select()).await?;
             eprintln!("{purged} dead letters deleted");
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-fn select(id: Option<i64>, all: bool, connection: Option<&str>) -> Select {
-    match (id, all, connection) {
-        (Some(id), _, _) => Select::One(id),
-        (None, _, Some(connection)) => Select::Connection(connection.to_owned()),
-        _ => Select::All,
     }
 }
 
