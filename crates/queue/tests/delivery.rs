@@ -321,9 +321,10 @@ async fn collection_deletes_events_every_active_connection_settled() {
     );
     assert_eq!(store.count("SELECT count(*) FROM events"), 11);
 
-    // globex is removed from the config: it no longer holds the log back.
+    // globex is removed from the config: it no longer holds the log back. Commits also delete
+    // a few rows alongside their own work, so some may be gone before the explicit collection.
     declare(&queue, &[("acme", "segment")]).await;
-    assert_eq!(queue.collect_garbage().await.unwrap(), 10);
+    queue.collect_garbage().await.unwrap();
     assert_eq!(
         store.count("SELECT count(*) FROM events"),
         1,
@@ -347,7 +348,8 @@ async fn ids_are_not_reused_after_the_whole_log_was_collected() {
         .settle("acme", delivered(&ids(&claimed)), Vec::new())
         .await
         .unwrap();
-    assert_eq!(queue.collect_garbage().await.unwrap(), 2);
+    // Possibly already collected alongside the settlement's commit.
+    queue.collect_garbage().await.unwrap();
     assert_eq!(store.count("SELECT count(*) FROM events"), 0);
     drop(queue);
 
