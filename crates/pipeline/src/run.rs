@@ -75,6 +75,9 @@ struct Tracked {
     ticket: Option<Ticket>,
     /// Set when the run is dropped before finishing: what is still held was interrupted.
     cancelled: Arc<AtomicBool>,
+    /// The dedupe keys this event's requests took: given back if any request fails, so that
+    /// the event can be sent again (a retry, a replay) without being dropped as a repeat.
+    deduped: std::sync::Mutex<Vec<(Arc<str>, String)>>,
 }
 
 impl Drop for Tracked {
@@ -145,6 +148,12 @@ impl Seen {
         self.keys.insert(entry.clone());
         self.order.push_back(entry);
         true
+    }
+
+    /// Forgets a key whose request failed, so that sending the event again is not a repeat.
+    /// (Its place in the window's order stays, so a key sent again may leave the window early.)
+    fn forget(&mut self, action: &Arc<str>, key: String) {
+        self.keys.remove(&(Arc::clone(action), key));
     }
 }
 
@@ -407,6 +416,20 @@ impl Run<'_> {
         &self.pipeline.connection
     }
 
+    /// Records that `item` (or part of it) was not delivered, and gives back the dedupe keys
+    /// its requests took.
+    fn fail(&mut self, item: &Tracked, reason: &str, last: Last) -> io::Result<()> {
+        for (action, key) in item
+            .deduped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            self.seen.forget(&action, key);
+        }
+        self.pipeline.dead_letter(item, reason, last)
+    }
+
     fn accept(&mut self, input: Input) -> io::Result<()> {
         self.summary.events += 1;
         let (index, event, ticket) = match input {
@@ -453,6 +476,7 @@ impl Run<'_> {
             event,
             ticket,
             cancelled: Arc::clone(&self.cancelled),
+            deduped: std::sync::Mutex::default(),
         });
         for outcome in plan.outcomes {
             self.outcome(&item, outcome)?;
@@ -478,7 +502,7 @@ impl Run<'_> {
             }
             Outcome::Failed(failure) => {
                 self.summary.dead_lettered += 1;
-                self.pipeline.dead_letter(
+                self.fail(
                     item,
                     &format!(
                         "event {}: action `{}` cannot map it: {}",
@@ -494,10 +518,15 @@ impl Run<'_> {
     fn dispatch(&mut self, item: &Item, request: PlannedRequest) -> io::Result<()> {
         if let Some(key) = &request.dedupe_key
             && request.step.is_none()
-            && !self.seen.first_time(&request.action, key)
         {
-            self.summary.duplicates += 1;
-            return Ok(());
+            if !self.seen.first_time(&request.action, key) {
+                self.summary.duplicates += 1;
+                return Ok(());
+            }
+            item.deduped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((Arc::clone(&request.action), key.clone()));
         }
         if request.batch.is_some() && request.continuation.is_none() {
             match self.batcher.push(Arc::clone(item), request) {
@@ -509,11 +538,7 @@ impl Run<'_> {
                 Err(rejected) => {
                     self.summary.dead_lettered += 1;
                     let last = recorded(&rejected.request, self.connection());
-                    self.pipeline.dead_letter(
-                        &rejected.item,
-                        &rejected.reason,
-                        Last::request(last),
-                    )?;
+                    self.fail(&rejected.item, &rejected.reason, Last::request(last))?;
                 }
             }
             return Ok(());
@@ -574,8 +599,7 @@ impl Run<'_> {
                 if let Some(ticket) = &item.ticket {
                     ticket.interrupt();
                 }
-                self.pipeline
-                    .dead_letter(&item, ABORTED, Last::request(last))
+                self.fail(&item, ABORTED, Last::request(last))
             }
             Done::BatchAborted { merged } => {
                 for index in 0..merged.len() {
@@ -644,7 +668,7 @@ impl Run<'_> {
                     .map(|s| format!(" step `{s}`"))
                     .unwrap_or_default();
                 let last = recorded(request, self.connection());
-                self.pipeline.dead_letter(
+                self.fail(
                     item,
                     &format!("action `{}`{step}: {reason}", request.action),
                     Last {
@@ -789,7 +813,7 @@ impl Run<'_> {
         let request = merged.item_request(index);
         last.request = request.as_ref().map(|r| recorded(r, self.connection()));
         let action = &merged.request.action;
-        self.pipeline.dead_letter(
+        self.fail(
             &merged.items[index],
             &format!("action `{action}`: {reason}"),
             last,

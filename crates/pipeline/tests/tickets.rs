@@ -68,6 +68,7 @@ actions:
         name: { from: $.event, required: true }
         user: { from: $.userId }
         email: { recall: { name: emails, key: $.userId } }
+    dedupe_key: { from: $.messageId }
 "#;
     let mapping = ferry_engine::load_str("simple.yaml", text).unwrap_or_else(|d| panic!("{d}"));
     let mut connection = Connection::new(
@@ -246,7 +247,11 @@ async fn events_a_run_never_finished_are_settled_as_interrupted() {
         "the run should still be waiting for the destination"
     );
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The aborted send task lets go of the event when the runtime next polls it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while settle.count() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let settled = settle.by_id(3);
     assert!(settled.interrupted && !settled.delivered());
 }
@@ -269,4 +274,48 @@ async fn a_dry_run_records_redacted_requests_and_sends_nothing() {
     let text = serde_json::to_string(&*recorded).unwrap();
     assert!(!text.contains(KEY), "{text}");
     assert!(text.contains("Fine"));
+}
+
+#[tokio::test]
+async fn a_failed_event_sent_again_is_not_dropped_as_a_repeat() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let settle = Arc::new(Collected::default());
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+    let event = json!({"type": "track", "event": "Fine", "userId": "u1", "messageId": "m-1"});
+    let (tx, rx) = mpsc::channel(4);
+    let feed = {
+        let settle = Arc::clone(&settle);
+        let event = event.clone();
+        tokio::spawn(async move {
+            tx.send(queued(1, event.clone(), &settle)).await.unwrap();
+            while settle.count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The durable retry of the failed event, in the same run.
+            tx.send(queued(1, event.clone(), &settle)).await.unwrap();
+            while settle.count() == 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // A true repeat of the delivered event.
+            tx.send(queued(2, event, &settle)).await.unwrap();
+        })
+    };
+    let summary = pipeline.run(rx, &mut |_| {}).await.unwrap();
+    feed.await.unwrap();
+    let all = std::mem::take(&mut *settle.0.lock().unwrap());
+    assert!(all[0].retryable(), "{:?}", all[0]);
+    assert!(all[1].delivered(), "the retry was sent: {:?}", all[1]);
+    assert!(all[2].delivered());
+    assert_eq!(summary.duplicates, 1, "{summary:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
 }
