@@ -285,7 +285,8 @@ impl Drop for Server {
 }
 
 /// A test mapping: every track becomes `POST /events` with a bearer key (a secret setting),
-/// the event's id, user and a `version` constant that tests change to see reloads.
+/// the event's id, user and a `version` constant that tests change to see reloads; the
+/// messageId is its dedupe key, as in the bundled mappings.
 pub fn sink_mapping(version: &str) -> String {
     format!(
         r#"version: 1
@@ -309,6 +310,7 @@ actions:
         user: {{ from: $.userId }}
         event: {{ from: $.event }}
         version: {{ value: "{version}" }}
+    dedupe_key: {{ from: $.messageId }}
 "#
     )
 }
