@@ -14,10 +14,9 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::{Target, locate};
-use crate::explain::{
-    duplicate_key, schema_problem, serde_pointer, strip_location, syntax_problem,
-};
-use crate::source_map::{SourceMap, Span};
+use crate::explain::schema_problem;
+use crate::load::{parse_yaml, typed};
+use crate::source_map::SourceMap;
 
 /// The configuration of `ferry serve`. String values may name environment variables as
 /// `${NAME}` (write `$$` for a literal `$`), so that secrets stay out of the file.
@@ -251,31 +250,7 @@ impl ConfigDocument {
 /// Parses the configuration `text` (named `file` in messages); any problem rejects it, and
 /// every problem found is reported.
 pub fn load_config_str(file: &str, text: &str) -> Result<ConfigDocument, Diagnostics> {
-    let source_map = SourceMap::build(text);
-    let duplicates: Vec<Diagnostic> = source_map
-        .duplicates()
-        .iter()
-        .map(|(pointer, span)| duplicate_key(file, text, pointer, *span))
-        .collect();
-    if !duplicates.is_empty() {
-        return Err(Diagnostics(duplicates));
-    }
-    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|error| {
-        let span = error.location().map(|at| Span {
-            line: at.line(),
-            column: at.column(),
-            len: 1,
-        });
-        Diagnostics(vec![syntax_problem(file, text, span, &error.to_string())])
-    })?;
-    let json: Value = serde_json::to_value(&yaml).map_err(|error| {
-        Diagnostics(vec![Diagnostic::at(
-            file,
-            text,
-            None,
-            format!("the configuration must be plain data: {error}"),
-        )])
-    })?;
+    let (_, json, source_map) = parse_yaml(file, text, "the configuration")?;
     let mut problems: Vec<Diagnostic> = VALIDATOR
         .iter_errors(&json)
         .flat_map(|error| {
@@ -294,26 +269,14 @@ pub fn load_config_str(file: &str, text: &str) -> Result<ConfigDocument, Diagnos
         problems.dedup();
         return Err(Diagnostics(problems));
     }
-    match serde_path_to_error::deserialize::<_, Config>(json) {
-        Ok(config) => Ok(ConfigDocument {
-            file: file.to_owned(),
-            config,
-            text: text.to_owned(),
-            source_map,
-        }),
-        Err(error) => {
-            let pointer = serde_pointer(error.path());
-            let message = strip_location(&error.inner().to_string());
-            Err(Diagnostics(vec![locate(
-                file,
-                text,
-                &source_map,
-                &pointer,
-                Target::Value,
-                message,
-            )]))
-        }
-    }
+    let config = typed::<Config, _>(file, text, &source_map, json)
+        .map_err(|problem| Diagnostics(vec![problem]))?;
+    Ok(ConfigDocument {
+        file: file.to_owned(),
+        config,
+        text: text.to_owned(),
+        source_map,
+    })
 }
 
 /// Reads and parses the configuration file at `path`.

@@ -74,42 +74,11 @@ static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
 
 /// Parses `text` (named `file` in messages).
 pub fn read_str(file: &str, text: &str) -> Loaded {
-    let source_map = SourceMap::build(text);
-    let mut problems: Vec<Diagnostic> = source_map
-        .duplicates()
-        .iter()
-        .map(|(pointer, span)| duplicate_key(file, text, pointer, *span))
-        .collect();
-
-    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
-        Ok(value) => value,
-        Err(error) => {
-            if problems.is_empty() || !error.to_string().contains("duplicate") {
-                let span = error.location().map(|at| Span {
-                    line: at.line(),
-                    column: at.column(),
-                    len: 1,
-                });
-                problems.push(syntax_problem(file, text, span, &error.to_string()));
-            }
-            return Loaded::Failed(Diagnostics(problems));
-        }
+    let (yaml, json, source_map) = match parse_yaml(file, text, "the mapping") {
+        Ok(parsed) => parsed,
+        Err(problems) => return Loaded::Failed(problems),
     };
-    if !problems.is_empty() {
-        return Loaded::Failed(Diagnostics(problems));
-    }
-
-    let json: serde_json::Value = match serde_json::to_value(&yaml) {
-        Ok(json) => json,
-        Err(error) => {
-            return Loaded::Failed(Diagnostics(vec![Diagnostic::at(
-                file,
-                text,
-                None,
-                format!("the mapping must be plain data: {error}"),
-            )]));
-        }
-    };
+    let mut problems = Vec::new();
 
     let mut broken_actions = Vec::new();
     let mut outside_actions = false;
@@ -144,7 +113,7 @@ pub fn read_str(file: &str, text: &str) -> Loaded {
             actions.remove(action.as_str());
         }
     }
-    match serde_path_to_error::deserialize::<_, Mapping>(yaml) {
+    match typed::<Mapping, _>(file, text, &source_map, yaml) {
         Ok(mapping) => {
             let document = Document {
                 file: file.to_owned(),
@@ -162,22 +131,68 @@ pub fn read_str(file: &str, text: &str) -> Loaded {
                 }
             }
         }
-        Err(error) => {
+        Err(problem) => {
             if problems.is_empty() {
-                let pointer = serde_pointer(error.path());
-                let message = strip_location(&error.inner().to_string());
-                problems.push(locate(
-                    file,
-                    text,
-                    &source_map,
-                    &pointer,
-                    Target::Value,
-                    message,
-                ));
+                problems.push(problem);
             }
             Loaded::Failed(Diagnostics(problems))
         }
     }
+}
+
+/// Duplicate keys and YAML syntax, then plain data (`what` names the document in messages):
+/// the text as YAML and as JSON with its source map, or every such problem.
+pub(crate) fn parse_yaml(
+    file: &str,
+    text: &str,
+    what: &str,
+) -> Result<(serde_yaml::Value, serde_json::Value, SourceMap), Diagnostics> {
+    let source_map = SourceMap::build(text);
+    let mut problems: Vec<Diagnostic> = source_map
+        .duplicates()
+        .iter()
+        .map(|(pointer, span)| duplicate_key(file, text, pointer, *span))
+        .collect();
+    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
+        Err(error) => {
+            if problems.is_empty() || !error.to_string().contains("duplicate") {
+                let span = error.location().map(|at| Span {
+                    line: at.line(),
+                    column: at.column(),
+                    len: 1,
+                });
+                problems.push(syntax_problem(file, text, span, &error.to_string()));
+            }
+            return Err(Diagnostics(problems));
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems));
+    }
+    let json = serde_json::to_value(&yaml).map_err(|error| {
+        Diagnostics(vec![Diagnostic::at(
+            file,
+            text,
+            None,
+            format!("{what} must be plain data: {error}"),
+        )])
+    })?;
+    Ok((yaml, json, source_map))
+}
+
+/// The typed model of a checked document, or the problem at the place serde stopped.
+pub(crate) fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    file: &str,
+    text: &str,
+    source_map: &SourceMap,
+    value: D,
+) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let pointer = serde_pointer(error.path());
+        let message = strip_location(&error.inner().to_string());
+        locate(file, text, source_map, &pointer, Target::Value, message)
+    })
 }
 
 /// The action a JSON pointer lies in (`/actions/track/...` -> `track`), if any.
