@@ -169,7 +169,7 @@ pub struct HeaderAuth {
 }
 
 /// Delivery rules for this destination, enforced by the delivery layer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// When and how often a failed request is retried.
@@ -189,6 +189,20 @@ pub struct Delivery {
     /// milliseconds; a request that runs out is dead-lettered.
     #[serde(default = "default_max_total_ms")]
     pub max_total_ms: u64,
+}
+
+/// A mapping without `delivery:` gets exactly what `delivery: {}` gives: the serde defaults of
+/// every key (a derived `Default` would make the timeouts 0).
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            retry: Retry::default(),
+            rate_limit: None,
+            concurrency: None,
+            timeout_ms: default_timeout_ms(),
+            max_total_ms: default_max_total_ms(),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {
