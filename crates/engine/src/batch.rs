@@ -10,72 +10,15 @@ use std::fmt;
 use std::hash::{Hash as _, Hasher as _};
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indexmap::IndexMap;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::path::Path;
+use crate::batch_rule::{BatchRule, Merge};
 use crate::plan::{Body, PlannedRequest};
-use crate::template::Template;
-
-/// A step's batching rule, compiled.
-#[derive(Debug)]
-pub struct BatchRule {
-    pub(crate) merge: Merge,
-    pub(crate) max_items: usize,
-    pub(crate) max_bytes: usize,
-    pub(crate) linger: Option<Duration>,
-    pub(crate) key: Option<Template>,
-    pub(crate) item_errors: Option<ItemErrorRule>,
-}
-
-#[derive(Debug)]
-pub(crate) enum Merge {
-    /// Top-level body arrays whose items are concatenated.
-    Concat(Vec<Box<str>>),
-    /// Each body becomes an item of the array under this key.
-    Wrap(Box<str>),
-}
-
-#[derive(Debug)]
-pub(crate) struct ItemErrorRule {
-    pub list: Path,
-    pub index: Path,
-    pub array: Option<Path>,
-    pub reason: Option<Path>,
-}
-
-impl BatchRule {
-    /// Most items per array.
-    pub fn max_items(&self) -> usize {
-        self.max_items
-    }
-
-    /// Largest merged body, in bytes.
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-
-    /// How long an item may wait for its batch to fill.
-    pub fn linger(&self) -> Option<Duration> {
-        self.linger
-    }
-
-    /// Whether a 2xx response can report failed items.
-    pub fn reports_item_errors(&self) -> bool {
-        self.item_errors.is_some()
-    }
-
-    fn arrays(&self) -> &[Box<str>] {
-        match &self.merge {
-            Merge::Concat(names) => names,
-            Merge::Wrap(name) => std::slice::from_ref(name),
-        }
-    }
-}
 
 /// A planned request the batcher cannot take.
 #[derive(Debug)]

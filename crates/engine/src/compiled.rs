@@ -9,7 +9,7 @@ use ferry_spec::model::{
 };
 use serde_json::Value;
 
-use crate::batch::BatchRule;
+use crate::batch_rule::BatchRule;
 use crate::path::Path;
 use crate::template::{Template, Templates};
 

@@ -11,7 +11,7 @@ use ferry_spec::did_you_mean;
 use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
-use crate::compile::check_base_url;
+use crate::checks::{check_base_url, check_header_value, check_setting_type};
 use crate::compiled::{CompiledMapping, HeaderValue};
 use crate::path::Path;
 use crate::template::{RenderError, Template};
@@ -333,14 +333,6 @@ fn setting_path(name: &str, value: &Value) -> Result<Option<Path>, String> {
     })
 }
 
-/// Header values may not contain line breaks or other control characters.
-pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(format!("header `{name}` would contain a control character"));
-    }
-    Ok(())
-}
-
 /// Secrets shorter than this are not searched for in free text (a one-letter "secret" would
 /// redact every occurrence of that letter); headers built from them are still redacted whole.
 const MIN_SCRUBBED_LEN: usize = 4;
@@ -360,40 +352,6 @@ fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_secret_text(v, out)),
         Value::Object(map) => map.values().for_each(|v| collect_secret_text(v, out)),
         _ => {}
-    }
-}
-
-/// Checks that `value` has the setting type `kind`; the error completes "setting `x` ...".
-pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String> {
-    let ok = match kind {
-        SettingType::String => value.is_string(),
-        SettingType::Number => value.is_number(),
-        SettingType::Integer => value.is_i64() || value.is_u64(),
-        SettingType::Boolean => value.is_boolean(),
-        SettingType::List => value.is_array(),
-        SettingType::Map => value.is_object(),
-        SettingType::Path => value.as_str().is_some_and(|s| s.starts_with('$')),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be {}, not {}",
-            type_name(kind),
-            crate::convert::kind(value)
-        ))
-    }
-}
-
-fn type_name(kind: SettingType) -> &'static str {
-    match kind {
-        SettingType::String => "text",
-        SettingType::Number => "a number",
-        SettingType::Integer => "a whole number",
-        SettingType::Boolean => "true or false",
-        SettingType::List => "a list",
-        SettingType::Map => "a map",
-        SettingType::Path => "a JSONPath such as `$.user_id`",
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ferry_spec::model::Method;
 use serde_json::Value;
 
-use crate::batch::BatchRule;
+use crate::batch_rule::BatchRule;
 use crate::connection::Header;
 use crate::state::Remembered;
 

@@ -7,17 +7,17 @@ use ferry_spec::model::{self, BodyFormat, SettingType, SourceDialect};
 use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
 use serde_json::Value;
 
-use crate::batch::{BatchRule, ItemErrorRule, Merge};
+use crate::batch_rule::{BatchRule, ItemErrorRule, Merge};
 use crate::compiled::{
     CompiledAction, CompiledRequest, CompiledStep, Names, Remember, Selector, Source,
 };
 use crate::path::Path;
 use crate::template::Escape;
 
-use super::field::setting_type_name;
 use super::{
     Compiler, Place, SEGMENT_TYPES, StepScope, check_header_name, list_pointer, settle_steps,
 };
+use crate::checks::{check_setting_type, setting_type_name};
 
 impl Compiler<'_> {
     #[allow(clippy::too_many_lines)]
@@ -322,7 +322,7 @@ impl Compiler<'_> {
             for (name, value) in settings {
                 let at = format!("{pointer}/settings/{}", escape_segment(name));
                 if let Some(setting) = self.setting_ref_at(&at, Target::Key, name)
-                    && let Err(why) = crate::connection::check_setting_type(setting.kind, value)
+                    && let Err(why) = check_setting_type(setting.kind, value)
                 {
                     self.problem(
                         &at,

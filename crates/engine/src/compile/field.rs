@@ -8,6 +8,8 @@ use crate::compiled::{Field, Names, Recall, Remap, Rest, Source};
 use crate::path::Path;
 use crate::template::Escape;
 
+use crate::checks::setting_type_name;
+
 use super::{Compiler, Place, list_pointer};
 
 impl<'d> Compiler<'d> {
@@ -444,17 +446,5 @@ impl<'d> Compiler<'d> {
             otherwise: remap.otherwise,
             default: remap.default.clone(),
         })
-    }
-}
-
-pub(super) fn setting_type_name(kind: SettingType) -> &'static str {
-    match kind {
-        SettingType::String => "string",
-        SettingType::Number => "number",
-        SettingType::Integer => "integer",
-        SettingType::Boolean => "boolean",
-        SettingType::List => "list",
-        SettingType::Map => "map",
-        SettingType::Path => "path",
     }
 }

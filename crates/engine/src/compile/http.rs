@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
 
+use crate::checks::check_base_url;
 use crate::compiled::HeaderValue;
 use crate::template::{Escape, Template};
 
@@ -194,24 +195,6 @@ pub(super) fn check_header_name(name: &str) -> Result<(), String> {
         .find(|(reserved, _)| reserved.eq_ignore_ascii_case(name))
     {
         return Err(format!("a mapping cannot set the `{name}` header: {why}"));
-    }
-    Ok(())
-}
-
-/// A base URL must be an absolute http(s) URL with a host and no query or fragment.
-pub(crate) fn check_base_url(text: &str) -> Result<(), String> {
-    let url =
-        url::Url::parse(text).map_err(|e| format!("`{text}` is not a valid base URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("the base URL `{text}` must use http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("the base URL `{text}` has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "the base URL `{text}` must not have a query or fragment"
-        ));
     }
     Ok(())
 }

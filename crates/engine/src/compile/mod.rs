@@ -15,7 +15,6 @@ mod field;
 mod http;
 
 use bucket::{settle_steps, visit_recalled, visit_recalls};
-pub(crate) use http::check_base_url;
 use http::check_header_name;
 
 /// Message types of the Segment spec (plus `delete`, which Segment sends to destinations).
@@ -140,7 +139,7 @@ impl Compiler<'_> {
                 );
             }
             if let Some(default) = &setting.default
-                && let Err(why) = crate::connection::check_setting_type(setting.kind, default)
+                && let Err(why) = crate::checks::check_setting_type(setting.kind, default)
             {
                 self.problem(
                     &format!("{pointer}/default"),

@@ -1,7 +1,8 @@
 //! One action's request: URL, query, headers, body and dedupe key.
 
+use crate::checks::check_header_value;
 use crate::compiled::{CompiledStep, Field};
-use crate::connection::{Header, check_header_value};
+use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 use crate::template::RenderError;
 use ferry_spec::model::BodyFormat;
