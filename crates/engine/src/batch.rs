@@ -373,8 +373,15 @@ impl<T> Open<T> {
     fn takes(&self, request: &PlannedRequest, parts: &Parts) -> bool {
         let head = &self.head;
         let first = &self.parts[0];
-        head.action == request.action
-            && head.step == request.step
+        let same_rule = match (
+            &self.rule.group,
+            request.batch.as_ref().and_then(|r| r.group.as_ref()),
+        ) {
+            (Some(group), Some(other)) => group == other,
+            (None, None) => head.action == request.action && head.step == request.step,
+            _ => false,
+        };
+        same_rule
             && head.method == request.method
             && head.url == request.url
             && head.headers == request.headers
@@ -505,11 +512,17 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
     Ok(parts)
 }
 
-/// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]).
+/// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]): the
+/// action and step, or the shared rule's name.
 fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
-    request.action.hash(&mut hasher);
-    request.step.hash(&mut hasher);
+    // A shared rule merges the requests of every action that names it.
+    if let Some(group) = request.batch.as_ref().and_then(|rule| rule.group.as_ref()) {
+        group.hash(&mut hasher);
+    } else {
+        request.action.hash(&mut hasher);
+        request.step.hash(&mut hasher);
+    }
     request.method.as_str().hash(&mut hasher);
     request.url.hash(&mut hasher);
     for header in &request.headers {

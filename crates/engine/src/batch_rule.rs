@@ -2,6 +2,7 @@
 //! batcher applies. A leaf module, so that plans and the batcher share it without importing
 //! each other.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::path::Path;
@@ -16,6 +17,9 @@ pub struct BatchRule {
     pub(crate) linger: Option<Duration>,
     pub(crate) key: Option<Template>,
     pub(crate) item_errors: Option<ItemErrorRule>,
+    /// The name of a shared rule (`batches:`): requests of every action that names it merge
+    /// together. Without it, only requests of the same action and step do.
+    pub(crate) group: Option<Arc<str>>,
 }
 
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! and header values. A leaf module, so that the compiler and connections share it without
 //! importing each other.
 
-use ferry_spec::model::SettingType;
+use ferry_spec::model::{Setting, SettingType};
 use serde_json::Value;
 
 /// A base URL must be an absolute http(s) URL with a host and no query or fragment.
@@ -27,6 +27,25 @@ pub(crate) fn check_base_url(text: &str) -> Result<(), String> {
 pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
     if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(format!("header `{name}` would contain a control character"));
+    }
+    Ok(())
+}
+
+/// Checks that `value` has the setting's type and is one of its `one_of` choices, if it has
+/// them; the error completes "setting `x` ...".
+pub(crate) fn check_setting_value(setting: &Setting, value: &Value) -> Result<(), String> {
+    check_setting_type(setting.kind, value)?;
+    if !setting.one_of.is_empty() && !setting.one_of.contains(value) {
+        let choices = setting
+            .one_of
+            .iter()
+            .map(|c| format!("`{}`", crate::convert::short(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "is `{}`, which is not one of its choices: {choices}",
+            crate::convert::short(value)
+        ));
     }
     Ok(())
 }

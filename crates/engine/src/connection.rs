@@ -11,7 +11,7 @@ use ferry_spec::did_you_mean;
 use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
-use crate::checks::{check_base_url, check_header_value, check_setting_type};
+use crate::checks::{check_base_url, check_header_value, check_setting_value};
 use crate::compiled::{CompiledMapping, HeaderValue};
 use crate::path::Path;
 use crate::template::{RenderError, Template};
@@ -112,7 +112,7 @@ impl Connection {
             let value = supplied.get(name).or(setting.default.as_ref());
             match value {
                 Some(value) => {
-                    if let Err(why) = check_setting_type(setting.kind, value) {
+                    if let Err(why) = check_setting_value(setting, value) {
                         problems.push(format!("setting `{name}` {why}"));
                     }
                     if setting.secret {

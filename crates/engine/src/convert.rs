@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use ferry_spec::model::{Conversion, TimeUnit, Transform};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use ferry_spec::model::{Conversion, TimeUnit, Transform, ValueType};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
@@ -150,6 +150,20 @@ pub fn convert(
                 time.to_rfc3339_opts(SecondsFormat::Millis, true),
             )))
         }
+        Conversion::Date => {
+            // A plain date is a date already; anything else is read as a time, in UTC.
+            if let Value::String(s) = &*value
+                && let Ok(date) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            {
+                return Ok(Cow::Owned(Value::String(
+                    date.format("%Y-%m-%d").to_string(),
+                )));
+            }
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::String(
+                time.date_naive().format("%Y-%m-%d").to_string(),
+            )))
+        }
         Conversion::UnixSeconds => {
             let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
             Ok(Cow::Owned(Value::from(time.timestamp())))
@@ -206,6 +220,30 @@ fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Whether `value` has the JSON type `want`.
+pub fn has_type(value: &Value, want: ValueType) -> bool {
+    match want {
+        ValueType::String => value.is_string(),
+        ValueType::Number => value.is_number(),
+        ValueType::Integer => value.is_i64() || value.is_u64(),
+        ValueType::Boolean => value.is_boolean(),
+        ValueType::List => value.is_array(),
+        ValueType::Object => value.is_object(),
+    }
+}
+
+/// `text`, `a number`, ... for messages.
+pub fn type_name(want: ValueType) -> &'static str {
+    match want {
+        ValueType::String => "text",
+        ValueType::Number => "a number",
+        ValueType::Integer => "a whole number",
+        ValueType::Boolean => "true or false",
+        ValueType::List => "a list",
+        ValueType::Object => "an object",
+    }
+}
+
 /// A value cut to a readable length for messages.
 pub fn short(value: &Value) -> String {
     let text = match value {
@@ -227,6 +265,20 @@ mod tests {
 
     fn conv(value: Value, to: Conversion) -> Result<Value, String> {
         convert(Cow::Owned(value), to, TimeUnit::Seconds).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn dates_are_calendar_days_in_utc() {
+        assert_eq!(
+            conv(json!("1990-05-17"), Conversion::Date),
+            Ok(json!("1990-05-17"))
+        );
+        assert_eq!(
+            conv(json!("1990-05-17T23:30:00-02:00"), Conversion::Date),
+            Ok(json!("1990-05-18"))
+        );
+        assert_eq!(conv(json!(0), Conversion::Date), Ok(json!("1970-01-01")));
+        assert!(conv(json!("someday"), Conversion::Date).is_err());
     }
 
     #[test]

@@ -23,7 +23,19 @@ pub enum Segment {
 #[derive(Clone)]
 pub struct Path {
     text: Box<str>,
+    root: Root,
     kind: Kind,
+}
+
+/// What `$` of a path stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// The value in scope: the event, or the item inside `each` and `entries`.
+    Scope,
+    /// `$event...`: the whole event, wherever the path is read.
+    Event,
+    /// `$key`: the key of the entry in scope, inside `entries`.
+    Key,
 }
 
 #[derive(Clone)]
@@ -46,6 +58,7 @@ impl fmt::Display for Path {
 
 impl Path {
     /// Compiles `text`; the error says what is wrong with it.
+    /// `$event` and `$key` start paths that read the whole event and the entry's key.
     pub fn parse(text: &str) -> Result<Path, String> {
         if !text.starts_with('$') {
             return Err(format!(
@@ -53,17 +66,37 @@ impl Path {
                 text.trim_start_matches('.')
             ));
         }
-        let kind = if let Some(segments) = parse_plain(text) {
+        let (root, query_text): (Root, Cow<'_, str>) = if let Some(rest) = text
+            .strip_prefix("$event")
+            .filter(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        {
+            (Root::Event, Cow::Owned(format!("${rest}")))
+        } else if text == "$key" {
+            (Root::Key, Cow::Borrowed("$"))
+        } else if text.starts_with("$key") && text[4..].starts_with(['.', '[']) {
+            return Err(format!(
+                "`$key` is the text of the entry's key and has no members: write `$key` alone, not `{text}`"
+            ));
+        } else {
+            (Root::Scope, Cow::Borrowed(text))
+        };
+        let kind = if let Some(segments) = parse_plain(&query_text) {
             Kind::Plain(segments.into_boxed_slice())
         } else {
-            let query =
-                parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+            let query = parse_json_path(&query_text)
+                .map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
             Kind::Query(Box::new(query))
         };
         Ok(Path {
             text: text.into(),
+            root,
             kind,
         })
+    }
+
+    /// What `$` stands for in this path.
+    pub fn root(&self) -> Root {
+        self.root
     }
 
     /// The path as written.
@@ -82,6 +115,19 @@ impl Path {
     /// Whether the path can select several values.
     pub fn is_query(&self) -> bool {
         matches!(self.kind, Kind::Query(_))
+    }
+
+    /// The first value at this path: a plain path's value, or a query's first match. Nothing
+    /// is copied.
+    pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
+        match &self.kind {
+            Kind::Plain(segments) => walk(root, segments),
+            Kind::Query(query) => js_path_process(query, root)
+                .ok()?
+                .into_iter()
+                .next()
+                .map(jsonpath_rust::query::QueryRef::val),
+        }
     }
 
     /// The value at this path. A plain path borrows from `root`; a query yields the list of its
@@ -188,6 +234,22 @@ mod tests {
         assert_eq!(path.get(&event).as_deref(), Some(&json!(["a", "b"])));
         let none = json!({"products": []});
         assert_eq!(path.get(&none), None);
+    }
+
+    #[test]
+    fn reads_the_event_and_the_entry_key_from_named_roots() {
+        let path = Path::parse("$event.userId").unwrap();
+        assert_eq!(path.root(), Root::Event);
+        assert_eq!(path.segments().unwrap(), &[Segment::Key("userId".into())]);
+        assert_eq!(Path::parse("$event").unwrap().segments().unwrap(), &[]);
+        assert_eq!(Path::parse("$key").unwrap().root(), Root::Key);
+        assert_eq!(Path::parse("$.events").unwrap().root(), Root::Scope);
+        assert!(Path::parse("$events").is_err());
+        assert!(Path::parse("$key.x").unwrap_err().contains("no members"));
+        let filter = Path::parse("$event.ids[?(@.type=='b')].id").unwrap();
+        assert_eq!(filter.root(), Root::Event);
+        let event = json!({"ids": [{"type": "a", "id": 1}, {"type": "b", "id": 2}, {"type": "b", "id": 3}]});
+        assert_eq!(filter.first(&event), Some(&json!(2)));
     }
 
     #[test]

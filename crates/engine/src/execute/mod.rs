@@ -6,9 +6,12 @@ use std::sync::Arc;
 use ferry_spec::model::SourceDialect;
 use serde_json::Value;
 
-use crate::compiled::CompiledAction;
+use std::borrow::Cow;
+
+use crate::compiled::{CompiledAction, Selector};
 use crate::connection::Connection;
 use crate::convert::kind;
+use crate::path::{Path, Root};
 use crate::plan::{Continuation, Failure, Outcome, Plan, Skip, StepResponse};
 use crate::state::{Recall, Remembered};
 
@@ -102,6 +105,8 @@ impl Connection {
         let (message_type, event_name) = self.identify(event);
         let subject = Subject {
             event,
+            scope: event,
+            key: None,
             message_type,
             event_name,
             responses: &[],
@@ -183,10 +188,14 @@ impl Connection {
             self.choose_step(action, from, event, state, &responses, trace)?
         };
         let step = &action.steps[at];
+        let (message_type, event_name) = self.identify(event);
         let mut run = Run {
             connection: self,
             state,
             action: &action.name,
+            event,
+            message_type,
+            event_name,
             responses: &responses,
             trace: trace.take(),
         };
@@ -231,6 +240,8 @@ impl Connection {
         let (message_type, event_name) = self.identify(event);
         let subject = Subject {
             event,
+            scope: event,
+            key: None,
             message_type,
             event_name,
             responses,
@@ -305,15 +316,89 @@ struct Run<'a> {
     connection: &'a Connection,
     state: &'a dyn Recall,
     action: &'a Arc<str>,
+    /// The whole event, which `$event` paths read wherever they are.
+    event: &'a Value,
+    message_type: Option<&'a str>,
+    event_name: Option<&'a str>,
     /// Responses of the action's earlier steps, by step index.
     responses: &'a [Option<Arc<Value>>],
     trace: Option<Vec<String>>,
 }
 
-impl Run<'_> {
+/// What `$` reads where a field is evaluated: the event, or an item of `each` or `entries`
+/// (with its key).
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    value: &'a Value,
+    key: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    fn of(value: &'a Value) -> Self {
+        Scope { value, key: None }
+    }
+}
+
+impl<'a> Run<'a> {
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("  {}", line()));
+        }
+    }
+
+    /// The value at `path` in `scope`, or of the whole event, or the entry's key.
+    fn read(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+        match path.root() {
+            Root::Scope => path.get(scope.value),
+            Root::Event => path.get(self.event),
+            Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+        }
+    }
+
+    /// A query's first match (a plain path's value), in `scope` or of the whole event.
+    fn read_first(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+        match path.root() {
+            Root::Scope => path.first(scope.value).map(Cow::Borrowed),
+            Root::Event => path.first(self.event).map(Cow::Borrowed),
+            Root::Key => self.read(path, scope),
+        }
+    }
+
+    /// Whether `selector` holds in `scope`; when tracing, the reason it does not is noted
+    /// under `label`.
+    fn holds(&mut self, selector: &Selector, scope: Scope<'a>, label: &str, what: &str) -> bool {
+        let subject = Subject {
+            event: self.event,
+            scope: scope.value,
+            key: scope.key,
+            message_type: self.message_type,
+            event_name: self.event_name,
+            responses: self.responses,
+            connection: self.connection,
+            state: self.state,
+        };
+        let holds = selector.matches(&subject);
+        if !holds && self.trace.is_some() {
+            let why = selector.explain(&subject);
+            self.note(|| format!("{label}: left out by its `{what}`: {why}"));
+        }
+        holds
+    }
+
+    /// The same run over values that live shorter (items a query copied out of the event).
+    fn scoped<'b>(&self) -> Run<'b>
+    where
+        'a: 'b,
+    {
+        Run {
+            connection: self.connection,
+            state: self.state,
+            action: self.action,
+            event: self.event,
+            message_type: self.message_type,
+            event_name: self.event_name,
+            responses: self.responses,
+            trace: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use ferry_spec::model::BodyFormat;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::{Run, Step, Stop, text_of};
+use super::{Run, Scope, Step, Stop, text_of};
 
 impl<'a> Run<'a> {
     pub(super) fn request(
@@ -74,7 +74,7 @@ impl<'a> Run<'a> {
             (None, _) => None,
             (Some(fields), BodyFormat::Json) => {
                 let mut out = Vec::with_capacity(256);
-                self.object(fields, None, None, event, &mut out)?;
+                self.object(fields, None, Scope::of(event), &mut out)?;
                 let limit = connection.mapping.spec.http.max_body_bytes;
                 if out.len() as u64 > limit {
                     return Err(Stop::Failed(format!(
@@ -86,10 +86,12 @@ impl<'a> Run<'a> {
                     String::from_utf8(out).expect("serde_json writes UTF-8"),
                 ))
             }
-            (Some(fields), BodyFormat::Form) => Some(Body::Form(self.flat_fields(fields, event)?)),
+            (Some(fields), BodyFormat::Form) => {
+                Some(Body::Form(self.flat_fields(&fields.fields, event)?))
+            }
         };
         let dedupe_key = match dedupe_key {
-            Some(field) => self.value(field, event)?.map(|v| text_of(&v)),
+            Some(field) => self.value(field, Scope::of(event))?.map(|v| text_of(&v)),
             None => None,
         };
         let batch_key = match step.batch.as_ref().and_then(|b| b.key.as_ref()) {
@@ -124,7 +126,7 @@ impl<'a> Run<'a> {
     ) -> Step<Vec<(String, String)>> {
         let mut pairs = Vec::with_capacity(fields.len());
         for field in fields {
-            if let Some(value) = self.value(field, event)? {
+            if let Some(value) = self.value(field, Scope::of(event))? {
                 pairs.push((field.key.to_string(), text_of(&value)));
             }
         }

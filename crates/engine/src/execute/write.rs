@@ -1,117 +1,269 @@
-//! Writing objects, lists and buckets straight to the body buffer, in field order.
+//! Writing objects, lists, entries and buckets straight to the body buffer, in field order.
 
-use crate::compiled::{Field, Rest, Source};
-use crate::convert::kind;
-use crate::path::walk;
-use serde_json::Value;
 use std::borrow::Cow;
 
-use super::value::retype;
-use super::{Run, Step, Stop, is_empty, separate, write_value};
+use serde_json::Value;
+
+use crate::compiled::{Field, Object, Rest, Source};
+use crate::convert::kind;
+
+use super::{Run, Scope, Step, Stop, is_empty, separate, text_of, write_value};
+
+/// The names written so far in an object whose members are not all known when it compiles
+/// (computed keys, spread objects, `entries`): none is written twice, the first one wins.
+type Written = Option<Vec<Box<str>>>;
 
 impl<'a> Run<'a> {
     /// Writes `{...}`: the explicit fields, then the bucket.
     pub(super) fn object(
         &mut self,
-        fields: &'a [Field],
-        rest: Option<&'a Rest>,
+        object: &'a Object,
         owner: Option<&'a Field>,
-        root: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
     ) -> Step<()> {
         out.push(b'{');
         let mut first = true;
-        for field in fields {
-            self.field(field, root, out, &mut first)?;
-        }
-        if let (Some(rest), Some(owner)) = (rest, owner) {
-            self.rest(rest, owner, root, out, &mut first)?;
-        }
+        let mut written: Written = object.dynamic.then(Vec::new);
+        self.members(object, owner, scope, out, &mut first, &mut written)?;
         out.push(b'}');
         Ok(())
     }
 
+    /// The members of an object, without its braces: what a spread object adds to its parent.
+    fn members(
+        &mut self,
+        object: &'a Object,
+        owner: Option<&'a Field>,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written,
+    ) -> Step<()> {
+        for field in &object.fields {
+            self.field(field, scope, out, first, written)?;
+        }
+        if let (Some(rest), Some(owner)) = (&object.rest, owner) {
+            self.rest(rest, owner, scope, out, first, written)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one member of an object (nothing when it is left out).
     pub(super) fn field(
         &mut self,
         field: &'a Field,
-        root: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
+        written: &mut Written,
     ) -> Step<()> {
+        if let Some(when) = &field.when
+            && !self.holds(when, scope, &field.label, "when")
+        {
+            return Ok(());
+        }
+        self.member(field, None, scope, out, first, written)
+    }
+
+    /// Writes `field` as a member named by its computed key, else `name`, else its own name.
+    fn member(
+        &mut self,
+        field: &'a Field,
+        name: Option<&str>,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written,
+    ) -> Step<()> {
+        if field.spread {
+            return match &field.source {
+                Source::Object(object) => {
+                    self.members(object, Some(field), scope, out, first, written)
+                }
+                Source::Entries { .. } => self.entries(field, scope, out, first, written),
+                _ => Ok(()),
+            };
+        }
+        let computed;
+        let name: Option<&str> = if let Some(key) = &field.computed_key {
+            let Some(value) = self.value(key, scope)? else {
+                self.note(|| format!("{}: omitted (its key is missing)", field.label));
+                return Ok(());
+            };
+            computed = text_of(&value);
+            Some(&computed)
+        } else {
+            name
+        };
+        if let (Some(names), Some(name)) = (written.as_ref(), name.or(Some(&field.key)))
+            && names.iter().any(|n| **n == *name)
+        {
+            self.note(|| format!("{}: omitted (`{name}` is written already)", field.label));
+            return Ok(());
+        }
         let mark = (out.len(), *first);
+        let key = |out: &mut Vec<u8>, first: &mut bool| {
+            separate(out, first);
+            match name {
+                Some(name) => {
+                    serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
+                    out.push(b':');
+                }
+                None => out.extend_from_slice(&field.key_json),
+            }
+        };
         match &field.source {
-            Source::Object { fields, rest } => {
-                separate(out, first);
-                out.extend_from_slice(&field.key_json);
+            Source::Object(object) => {
+                key(out, first);
                 let start = out.len();
-                self.object(fields, rest.as_ref(), Some(field), root, out)?;
+                self.object(object, Some(field), scope, out)?;
                 self.settle_empty(field, out, start, mark, first)?;
             }
-            Source::Each { path, item } => {
-                let found = path.get(root).filter(|v| !v.is_null());
-                match found {
-                    Some(Cow::Borrowed(Value::Array(items)))
-                        if !(items.is_empty() && field.omit_empty) =>
-                    {
-                        separate(out, first);
-                        out.extend_from_slice(&field.key_json);
-                        out.push(b'[');
-                        let mut first_item = true;
-                        for value in items {
-                            self.item(item, value, out, &mut first_item)?;
-                        }
-                        out.push(b']');
-                        self.note(|| {
-                            format!("{} <- each of {path} ({} items)", field.label, items.len())
-                        });
+            Source::Entries { .. } => {
+                key(out, first);
+                let start = out.len();
+                out.push(b'{');
+                let mut inner_first = true;
+                let mut inner: Written = Some(Vec::new());
+                self.entries(field, scope, out, &mut inner_first, &mut inner)?;
+                out.push(b'}');
+                self.settle_empty(field, out, start, mark, first)?;
+            }
+            Source::Each { .. } | Source::Items(_) => {
+                if !self.list(field, scope, out, first, mark, &key)? {
+                    return Ok(());
+                }
+            }
+            _ => match self.value_of(field, scope)? {
+                Some(value) => {
+                    key(out, first);
+                    write_value(out, &value);
+                }
+                None => return Ok(()),
+            },
+        }
+        if out.len() > mark.0
+            && let Some(names) = written.as_mut()
+        {
+            names.push(name.unwrap_or(&field.key).into());
+        }
+        Ok(())
+    }
+
+    /// Writes a list member (`each` or `items`); `false` when it is left out.
+    fn list(
+        &mut self,
+        field: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        mark: (usize, bool),
+        key: &dyn Fn(&mut Vec<u8>, &mut bool),
+    ) -> Step<bool> {
+        if let Source::Each { path, .. } = &field.source {
+            match self.read(path, scope).filter(|v| !v.is_null()) {
+                Some(found) if found.is_array() => {
+                    if found.as_array().is_some_and(Vec::is_empty) && field.omit_empty {
+                        self.note(|| format!("{}: omitted (empty)", field.label));
+                        return Ok(false);
                     }
-                    Some(Cow::Owned(Value::Array(items)))
-                        if !(items.is_empty() && field.omit_empty) =>
-                    {
-                        separate(out, first);
-                        out.extend_from_slice(&field.key_json);
-                        self.each_owned(item, &items, out)?;
-                        self.note(|| {
-                            format!("{} <- each of {path} ({} items)", field.label, items.len())
-                        });
-                    }
-                    None | Some(Cow::Borrowed(Value::Array(_)) | Cow::Owned(Value::Array(_))) => {
-                        if let Some(value) =
-                            self.missing(field, || format!("`{path}` is missing"))?
-                        {
-                            separate(out, first);
-                            out.extend_from_slice(&field.key_json);
+                }
+                None => {
+                    return match self.missing(field, || format!("`{path}` is missing"))? {
+                        Some(value) => {
+                            key(out, first);
                             write_value(out, &value);
+                            Ok(true)
                         }
+                        None => Ok(false),
+                    };
+                }
+                Some(other) => {
+                    return Err(Stop::Failed(format!(
+                        "`{}`: `{path}` must be a list, not {}",
+                        field.label,
+                        kind(&other)
+                    )));
+                }
+            }
+        }
+        key(out, first);
+        let start = out.len();
+        out.push(b'[');
+        let mut first_item = true;
+        self.list_items(field, scope, out, &mut first_item)?;
+        out.push(b']');
+        self.settle_empty(field, out, start, mark, first)?;
+        Ok(true)
+    }
+
+    /// The items a list field adds: every mapped item of an `each`, or each entry of `items`
+    /// (an entry that is an `each` adds all of its items).
+    fn list_items(
+        &mut self,
+        field: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first_item: &mut bool,
+    ) -> Step<()> {
+        match &field.source {
+            Source::Each { path, item, filter } => {
+                let Some(found) = self.read(path, scope) else {
+                    return Ok(());
+                };
+                let count = match found {
+                    Cow::Borrowed(Value::Array(items)) => {
+                        for value in items {
+                            let item_scope = Scope::of(value);
+                            if let Some(filter) = filter
+                                && !self.holds(filter, item_scope, &item.label, "where")
+                            {
+                                continue;
+                            }
+                            self.item(item, item_scope, out, first_item)?;
+                        }
+                        items.len()
                     }
-                    Some(other) => {
+                    Cow::Owned(Value::Array(items)) => {
+                        let mut scoped = self.scoped();
+                        for value in &items {
+                            let item_scope = Scope::of(value);
+                            if let Some(filter) = filter
+                                && !scoped.holds(filter, item_scope, &item.label, "where")
+                            {
+                                continue;
+                            }
+                            scoped.item(item, item_scope, out, first_item)?;
+                        }
+                        items.len()
+                    }
+                    Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null) => 0,
+                    other => {
                         return Err(Stop::Failed(format!(
                             "`{}`: `{path}` must be a list, not {}",
                             field.label,
                             kind(&other)
                         )));
                     }
+                };
+                self.note(|| format!("{} <- each of {path} ({count} items)", field.label));
+            }
+            Source::Items(entries) => {
+                for entry in entries {
+                    if let Some(when) = &entry.when
+                        && !self.holds(when, scope, &entry.label, "when")
+                    {
+                        continue;
+                    }
+                    if matches!(entry.source, Source::Each { .. }) {
+                        self.list_items(entry, scope, out, first_item)?;
+                    } else {
+                        self.item(entry, scope, out, first_item)?;
+                    }
                 }
             }
-            Source::Items(items) => {
-                separate(out, first);
-                out.extend_from_slice(&field.key_json);
-                let start = out.len();
-                out.push(b'[');
-                let mut first_item = true;
-                for item in items {
-                    self.item(item, root, out, &mut first_item)?;
-                }
-                out.push(b']');
-                self.settle_empty(field, out, start, mark, first)?;
-            }
-            _ => {
-                if let Some(value) = self.value(field, root)? {
-                    separate(out, first);
-                    out.extend_from_slice(&field.key_json);
-                    write_value(out, &value);
-                }
-            }
+            _ => {}
         }
         Ok(())
     }
@@ -140,72 +292,130 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Maps the items of a query result, which this call owns, through a run scoped to them.
-    pub(super) fn each_owned(
-        &mut self,
-        item: &Field,
-        items: &[Value],
-        out: &mut Vec<u8>,
-    ) -> Step<()> {
-        let mut scoped = Run {
-            connection: self.connection,
-            state: self.state,
-            action: self.action,
-            responses: self.responses,
-            trace: None,
-        };
-        out.push(b'[');
-        let mut first_item = true;
-        for value in items {
-            scoped.item(item, value, out, &mut first_item)?;
-        }
-        out.push(b']');
-        Ok(())
-    }
-
+    /// One entry of a list. An object entry whose fields are all left out is dropped.
     pub(super) fn item(
         &mut self,
         item: &'a Field,
-        value: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
     ) -> Step<()> {
-        if let Source::Object { fields, rest } = &item.source {
-            separate(out, first);
-            return self.object(fields, rest.as_ref(), Some(item), value, out);
+        let mark = (out.len(), *first);
+        match &item.source {
+            Source::Object(object) => {
+                separate(out, first);
+                let start = out.len();
+                self.object(object, Some(item), scope, out)?;
+                if out.len() - start == 2 {
+                    self.note(|| format!("{}: dropped (every field is left out)", item.label));
+                    out.truncate(mark.0);
+                    *first = mark.1;
+                }
+            }
+            Source::Each { .. } | Source::Items(_) => {
+                separate(out, first);
+                out.push(b'[');
+                let mut first_item = true;
+                self.list_items(item, scope, out, &mut first_item)?;
+                out.push(b']');
+            }
+            Source::Entries { .. } => {
+                separate(out, first);
+                out.push(b'{');
+                let mut inner_first = true;
+                let mut inner: Written = Some(Vec::new());
+                self.entries(item, scope, out, &mut inner_first, &mut inner)?;
+                out.push(b'}');
+            }
+            _ => {
+                if let Some(v) = self.value_of(item, scope)? {
+                    separate(out, first);
+                    write_value(out, &v);
+                }
+            }
         }
-        if let Some(v) = self.value(item, value)? {
-            separate(out, first);
-            write_value(out, &v);
+        Ok(())
+    }
+
+    /// One member per entry of the first object the field's paths select.
+    fn entries(
+        &mut self,
+        field: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written,
+    ) -> Step<()> {
+        let Source::Entries {
+            paths,
+            item,
+            filter,
+        } = &field.source
+        else {
+            return Ok(());
+        };
+        let found = paths.iter().find_map(|path| match self.read(path, scope) {
+            Some(Cow::Borrowed(Value::Object(map))) => Some(map),
+            _ => None,
+        });
+        let Some(map) = found else {
+            return Ok(());
+        };
+        for (key, value) in map {
+            let entry_scope = Scope {
+                value,
+                key: Some(key),
+            };
+            if let Some(filter) = filter
+                && !self.holds(filter, entry_scope, &item.label, "where")
+            {
+                continue;
+            }
+            self.member(item, Some(key), entry_scope, out, first, written)?;
         }
         Ok(())
     }
 
     /// Writes every key of the bucket's object that nothing else reads.
-    pub(super) fn rest(
+    fn rest(
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
-        root: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
+        written: &mut Written,
     ) -> Step<()> {
-        let segments = rest.path.segments().expect("rest_of paths are plain");
-        let map = match walk(root, segments) {
-            Some(Value::Object(map)) => map,
-            None | Some(Value::Null) => return Ok(()),
-            Some(other) => {
-                return Err(Stop::Failed(format!(
-                    "`{}`: `{}` must be an object, not {}",
-                    owner.label,
-                    rest.path,
-                    kind(other)
-                )));
+        let mut found = None;
+        for path in &rest.paths {
+            match self.read(path, scope) {
+                Some(Cow::Borrowed(Value::Object(map))) => {
+                    found = Some((map, path));
+                    break;
+                }
+                None | Some(Cow::Borrowed(Value::Null)) => {}
+                Some(other) => {
+                    return Err(Stop::Failed(format!(
+                        "`{}`: `{path}` must be an object, not {}",
+                        owner.label,
+                        kind(&other)
+                    )));
+                }
             }
+        }
+        let Some((map, path)) = found else {
+            return Ok(());
         };
-        let mut written = Vec::new();
+        let named: Vec<Cow<'a, Value>> = rest
+            .named
+            .iter()
+            .filter_map(|p| self.read(p, scope))
+            .collect();
+        let mut shown = Vec::new();
         for (key, value) in map {
-            if rest.consumed.contains(key.as_str()) || !rest.only.allows(Some(key), self.connection)
+            if rest.consumed.contains(key.as_str())
+                || !rest.only.allows(Some(key), self.connection)
+                || named.iter().any(|n| n.as_str() == Some(key))
             {
                 continue;
             }
@@ -214,23 +424,16 @@ impl<'a> Run<'a> {
             } else {
                 Cow::Owned(format!("{}{key}", rest.prefix))
             };
-            self.rest_entry(rest, owner, &name, value, out, first, &mut written)?;
+            self.rest_entry(rest, owner, &name, value, out, first, written, &mut shown)?;
         }
-        if !written.is_empty() {
-            self.note(|| {
-                format!(
-                    "{} <- rest of {}: {}",
-                    owner.label,
-                    rest.path,
-                    written.join(", ")
-                )
-            });
+        if !shown.is_empty() {
+            self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn rest_entry(
+    fn rest_entry(
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
@@ -238,41 +441,44 @@ impl<'a> Run<'a> {
         value: &'a Value,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Vec<String>,
+        written: &mut Written,
+        shown: &mut Vec<String>,
     ) -> Step<()> {
         if rest.flatten
             && let Value::Object(inner) = value
         {
             for (key, value) in inner {
-                self.rest_entry(
-                    rest,
-                    owner,
-                    &format!("{name}_{key}"),
-                    value,
-                    out,
-                    first,
-                    written,
-                )?;
+                let name = format!("{name}_{key}");
+                self.rest_entry(rest, owner, &name, value, out, first, written, shown)?;
             }
             return Ok(());
         }
         if rest.siblings.contains(name)
             || (value.is_null() && !owner.keep_null)
             || (owner.omit_empty && is_empty(value))
+            || written
+                .as_ref()
+                .is_some_and(|names| names.iter().any(|n| **n == *name))
         {
             return Ok(());
         }
         let value = if value.is_null() {
             Cow::Borrowed(value)
         } else {
-            retype(owner, Cow::Borrowed(value))?
+            match self.shape(owner, Cow::Borrowed(value), false)? {
+                Some(value) => value,
+                None => return Ok(()),
+            }
         };
         separate(out, first);
         serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
         out.push(b':');
         write_value(out, &value);
+        if let Some(names) = written.as_mut() {
+            names.push(name.into());
+        }
         if self.trace.is_some() {
-            written.push(name.to_owned());
+            shown.push(name.to_owned());
         }
         Ok(())
     }
