@@ -257,10 +257,27 @@ impl Connection {
 
     fn render_constant(&self, template: &Template) -> Result<String, String> {
         self.render(template, None).map_err(|e| match e {
-            RenderError::Undefined(why) | RenderError::Failed(why) => {
-                self.redact(&why).into_owned()
-            }
+            RenderError::Undefined(why) => match self.missing_in(template, &Value::Null) {
+                Some(what) => format!("a template needs {what}"),
+                None => self.redact(&why).into_owned(),
+            },
+            RenderError::Failed(why) => self.redact(&why).into_owned(),
         })
+    }
+
+    /// What `template` reads that neither `event` nor the settings have, for a message:
+    /// ``the event's `event.userId`, which it lacks`` or ``setting `region`, which is not set``.
+    pub(crate) fn missing_in(&self, template: &Template, event: &Value) -> Option<String> {
+        if let Some(setting) = template
+            .settings
+            .iter()
+            .find(|s| self.values.get(s.as_str()).is_none_or(Value::is_null))
+        {
+            return Some(format!("setting `{setting}`, which is not set"));
+        }
+        template
+            .first_missing(event)
+            .map(|path| format!("`{path}`, which the event lacks"))
     }
 
     /// Renders a template with this connection's settings.

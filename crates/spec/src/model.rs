@@ -815,7 +815,9 @@ pub enum Otherwise {
     Default,
     /// Leave this field out; the rest of the request is still sent.
     Omit,
-    /// Send `null` (which some destinations read as "clear this value").
+    /// Send `null` (which some destinations read as "clear this value"). Written
+    /// `send_null`, since a bare `null` in YAML is no value at all.
+    #[serde(rename = "send_null")]
     Null,
 }
 

@@ -20,32 +20,7 @@ impl<'a> Run<'a> {
     ) -> Step<PlannedRequest> {
         let connection = self.connection;
         let action = &step.request;
-        let mut url = if let Some(url) = &connection.paths[step.slot] {
-            url.to_string()
-        } else {
-            let path = connection
-                .render(&action.path, Some(event))
-                .map_err(|e| match e {
-                    RenderError::Undefined(why) => Stop::Failed(format!(
-                        "the request path needs a value the event lacks: {why}"
-                    )),
-                    RenderError::Failed(why) => {
-                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
-                    }
-                })?;
-            format!("{}{path}", connection.base_url)
-        };
-        if !action.query.is_empty() {
-            let pairs = self.flat_fields(&action.query, event)?;
-            if !pairs.is_empty() {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str(
-                    &url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(&pairs)
-                        .finish(),
-                );
-            }
-        }
+        let url = self.url(step, event)?;
         let mut headers: Vec<Header> = connection.headers.to_vec();
         for (name, template) in &action.headers {
             let value = match connection.render(template, Some(event)) {
@@ -97,7 +72,13 @@ impl<'a> Run<'a> {
         let batch_key = match step.batch.as_ref().and_then(|b| b.key.as_ref()) {
             Some(template) => Some(connection.render(template, Some(event)).map_err(
                 |e| match e {
-                    RenderError::Undefined(why) | RenderError::Failed(why) => {
+                    RenderError::Undefined(why) => {
+                        Stop::Failed(match connection.missing_in(template, event) {
+                            Some(what) => format!("the batch key needs {what}"),
+                            None => format!("the batch key cannot be rendered: {why}"),
+                        })
+                    }
+                    RenderError::Failed(why) => {
                         Stop::Failed(format!("the batch key cannot be rendered: {why}"))
                     }
                 },
@@ -116,6 +97,45 @@ impl<'a> Run<'a> {
             batch_key,
             continuation: None,
         })
+    }
+
+    /// The full URL: the base URL, the path (rendered once per connection when it reads no
+    /// event value) and the query.
+    fn url(&mut self, step: &'a CompiledStep, event: &'a Value) -> Step<String> {
+        let connection = self.connection;
+        let action = &step.request;
+        let mut url = if let Some(url) = &connection.paths[step.slot] {
+            url.to_string()
+        } else {
+            let path = connection
+                .render(&action.path, Some(event))
+                .map_err(|e| match e {
+                    RenderError::Undefined(why) => {
+                        Stop::Failed(match connection.missing_in(&action.path, event) {
+                            Some(what) => format!("the request path needs {what}"),
+                            None => {
+                                format!("the request path needs a value the event lacks: {why}")
+                            }
+                        })
+                    }
+                    RenderError::Failed(why) => {
+                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
+                    }
+                })?;
+            format!("{}{path}", connection.base_url)
+        };
+        if !action.query.is_empty() {
+            let pairs = self.flat_fields(&action.query, event)?;
+            if !pairs.is_empty() {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&pairs)
+                        .finish(),
+                );
+            }
+        }
+        Ok(url)
     }
 
     /// Query parameters and form fields: name and text of every present value.
