@@ -54,6 +54,12 @@ impl BatchRule {
         self.linger
     }
 
+    /// The name of the shared rule (`batches:`) whose requests merge across actions, if it is
+    /// one.
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
     /// Whether a 2xx response can report failed items.
     pub fn reports_item_errors(&self) -> bool {
         self.item_errors.is_some()

@@ -196,6 +196,8 @@ pub(crate) struct Recall {
 /// An object: explicit fields (a group's first), then the bucket.
 #[derive(Debug)]
 pub(crate) struct Object {
+    /// `within`: the first of these that selects an object is `$` inside this one.
+    pub within: Vec<Path>,
     pub fields: Vec<Field>,
     pub rest: Option<Rest>,
     /// Some member's name is only known per event (a computed key, `entries`, or a spread

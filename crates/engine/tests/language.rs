@@ -439,3 +439,22 @@ fn a_shared_batch_rule_merges_requests_of_different_actions() {
     );
     assert_eq!(closed[0].items, vec![0, 1, 2]);
 }
+
+#[test]
+fn within_reads_an_object_as_the_scope_of_its_fields() {
+    let fields = "        product:\n          within: [$.properties.product, $.properties]\n          fields: { id: { from: $.sku }, user: { from: $event.userId } }\n        meta: { rest_of: $.properties }\n";
+    assert_eq!(
+        body_of(
+            fields,
+            json!({"type": "track", "userId": "u1", "properties": {"sku": "a", "color": "red"}})
+        ),
+        json!({"product": {"id": "a", "user": "u1"}, "meta": {"color": "red"}})
+    );
+    assert_eq!(
+        body_of(
+            "        product:\n          within: $.properties.product\n          fields: { id: { from: $.sku } }\n",
+            json!({"type": "track", "properties": {}})
+        ),
+        json!({})
+    );
+}

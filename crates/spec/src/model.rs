@@ -614,6 +614,12 @@ pub struct Field {
     /// `fields` given here; a field here with the same name replaces the group's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// With `fields`, `group` or `rest_of`: JSONPath to an object (or a list, the first present
+    /// wins) that `$` means inside this object, e.g. `$.properties` to shape the product a
+    /// `Product Viewed` event carries in its properties like the items of `products`. The object
+    /// is missing when none is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<OneOrMany<String>>,
     /// Write this object's members (its fields, group and bucket) into the enclosing object
     /// instead of under this field's name, e.g. every trait as a top-level attribute.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -36,7 +36,23 @@ impl Compiler<'_> {
             Some(paths) => Some(self.rest(pointer, field, paths, &fields)?),
             None => None,
         };
-        Some(object_of(fields, rest))
+        let mut object = object_of(fields, rest);
+        if let Some(within) = &field.within {
+            for (i, text) in within.as_slice().iter().enumerate() {
+                let at = list_pointer(&format!("{pointer}/within"), within, i);
+                let path = self.path(&at, text)?;
+                if path.is_query() || path.root() == Root::Key {
+                    self.problem(
+                        &at,
+                        Target::Value,
+                        "`within` needs a plain path to one object, without wildcards or filters",
+                    );
+                    return None;
+                }
+                object.within.push(path);
+            }
+        }
+        Some(object)
     }
 
     fn rest(
@@ -89,6 +105,7 @@ pub(super) fn object_of(mut fields: Vec<Field>, rest: Option<Rest>) -> Object {
     }
     let dynamic = fields.iter().any(|f| f.spread || f.computed_key.is_some());
     Object {
+        within: Vec::new(),
         fields,
         rest,
         dynamic,
@@ -214,9 +231,30 @@ fn collect_reads(field: &Field, out: &mut Vec<Read>) {
             keys: keys.to_vec(),
             named: None,
         })),
-        Source::Object(object) => {
+        Source::Object(object) if object.within.is_empty() => {
             for f in &object.fields {
                 collect_reads(f, out);
+            }
+        }
+        // Inside `within`, `$` is the object there: what its fields read, read under it.
+        Source::Object(object) => {
+            let mut inner = Vec::new();
+            for f in &object.fields {
+                collect_reads(f, &mut inner);
+            }
+            for path in &object.within {
+                push(path, None, out);
+                let Some(prefix) = keys(path) else { continue };
+                for read in &inner {
+                    out.push(match read.root {
+                        Root::Scope => Read {
+                            root: path.root(),
+                            keys: prefix.iter().chain(&read.keys).cloned().collect(),
+                            named: read.named.clone(),
+                        },
+                        _ => read.clone(),
+                    });
+                }
             }
         }
         Source::Items(fields) => {
@@ -261,6 +299,21 @@ fn mark_rests(field: &mut Field, scope: &[Read], event: &[Read]) {
             collect_reads(item, &mut item_reads);
             item_reads.retain(|r| r.root == Root::Scope);
             mark_rests(item, &item_reads, event);
+        }
+        Source::Object(object) if !object.within.is_empty() => {
+            // Inside, `$` is the object `within` selects: its bucket leaves out what the
+            // object's own fields read.
+            let mut inner = Vec::new();
+            for f in &object.fields {
+                collect_reads(f, &mut inner);
+            }
+            inner.retain(|r| r.root == Root::Scope);
+            if let Some(rest) = &mut object.rest {
+                consume(rest, &inner, event);
+            }
+            for f in &mut object.fields {
+                mark_rests(f, &inner, event);
+            }
         }
         Source::Object(object) => {
             if let Some(rest) = &mut object.rest {

@@ -300,6 +300,14 @@ impl Compiler<'_> {
                 }
             }
         }
+        if field.within.is_some() && !(has("fields") || has("group") || has("rest_of")) {
+            self.problem(
+                &format!("{pointer}/within"),
+                Target::Key,
+                "`within` says what `$` means inside an object, and this field is not one",
+            )
+            .help = Some("give the object's `fields`, `group` or `rest_of` beside it".into());
+        }
         if field.filter.is_some() && !has("each") && !has("entries") {
             self.problem(
                 &format!("{pointer}/where"),

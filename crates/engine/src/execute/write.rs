@@ -79,6 +79,12 @@ impl<'a> Run<'a> {
         if field.spread {
             return match &field.source {
                 Source::Object(object) => {
+                    let Some(scope) = self.within(object, field, scope)? else {
+                        self.note(|| {
+                            format!("{}: omitted ({})", field.label, describe_within(object))
+                        });
+                        return Ok(());
+                    };
                     self.members(object, Some(field), scope, out, first, written)
                 }
                 Source::Entries { .. } => self.entries(field, scope, out, first, written),
@@ -115,9 +121,16 @@ impl<'a> Run<'a> {
         };
         match &field.source {
             Source::Object(object) => {
+                let Some(inner) = self.within(object, field, scope)? else {
+                    if let Some(value) = self.missing(field, || describe_within(object))? {
+                        key(out, first);
+                        write_value(out, &value);
+                    }
+                    return Ok(());
+                };
                 key(out, first);
                 let start = out.len();
-                self.object(object, Some(field), scope, out)?;
+                self.object(object, Some(field), inner, out)?;
                 self.settle_empty(field, out, start, mark, first)?;
             }
             Source::Entries { .. } => {
@@ -303,6 +316,10 @@ impl<'a> Run<'a> {
         let mark = (out.len(), *first);
         match &item.source {
             Source::Object(object) => {
+                let Some(scope) = self.within(object, item, scope)? else {
+                    self.note(|| format!("{}: dropped ({})", item.label, describe_within(object)));
+                    return Ok(());
+                };
                 separate(out, first);
                 let start = out.len();
                 self.object(object, Some(item), scope, out)?;
@@ -335,6 +352,35 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The scope inside `object`: the first object its `within` selects (`None` when none is
+    /// present), or `scope` itself.
+    fn within(
+        &mut self,
+        object: &'a Object,
+        field: &Field,
+        scope: Scope<'a>,
+    ) -> Step<Option<Scope<'a>>> {
+        if object.within.is_empty() {
+            return Ok(Some(scope));
+        }
+        for path in &object.within {
+            match self.read(path, scope) {
+                Some(Cow::Borrowed(value @ Value::Object(_))) => {
+                    return Ok(Some(Scope::of(value)));
+                }
+                None | Some(Cow::Borrowed(Value::Null)) => {}
+                Some(other) => {
+                    return Err(Stop::Failed(format!(
+                        "`{}`: `{path}` must be an object, not {}",
+                        field.label,
+                        kind(&other)
+                    )));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// One member per entry of the first object the field's paths select.
@@ -482,4 +528,14 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
+}
+
+/// Why an object with `within` is missing.
+fn describe_within(object: &Object) -> String {
+    let list = object
+        .within
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>();
+    format!("none of {} is an object", list.join(", "))
 }
