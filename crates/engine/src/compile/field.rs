@@ -189,7 +189,21 @@ impl Compiler<'_> {
                 );
                 return None;
             }
-            Source::Object(self.object(place, field)?)
+            // A spread object's members are written into the parent: label them as its own.
+            let inner = if field.spread {
+                Place {
+                    pointer: place.pointer.clone(),
+                    label: place
+                        .label
+                        .strip_suffix(key)
+                        .map(|rest| rest.strip_suffix('.').unwrap_or(rest))
+                        .unwrap_or(&place.label)
+                        .to_owned(),
+                }
+            } else {
+                place.clone()
+            };
+            Source::Object(self.object(&inner, field)?)
         } else {
             let source = self.scalar_source(place, field, given[0])?;
             if slot == Slot::Flat
