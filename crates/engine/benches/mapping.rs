@@ -130,15 +130,36 @@ fn main() {
             false,
         ));
     }
+    summaries.extend(destination_benches(
+        &root,
+        &destination_stream,
+        rounds,
+        &wanted,
+    ));
+    println!();
+    for summary in summaries {
+        println!("{summary}");
+    }
+}
+
+/// Segment -> Braze and Segment -> Customer.io, on the stream of identify, track, order and page
+/// calls.
+fn destination_benches(
+    root: &Path,
+    stream: &[Vec<u8>],
+    rounds: usize,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<Summary> {
+    let mut summaries = Vec::new();
     if wanted("segment-braze") {
         let braze = connect(
-            &root,
+            root,
             "segment-braze",
             &json!({"instance_url": "https://rest.iad-01.braze.com", "rest_api_key": "bench-key", "page_events": true}),
         );
         summaries.push(bench(
             "segment-braze",
-            &destination_stream,
+            stream,
             rounds,
             || NoState,
             |_, _| {},
@@ -148,13 +169,13 @@ fn main() {
     }
     if wanted("customerio") {
         let customerio = connect(
-            &root,
+            root,
             "customerio",
             &json!({"site_id": "bench-site", "api_key": "bench-key"}),
         );
         summaries.push(bench(
             "customerio",
-            &destination_stream,
+            stream,
             rounds,
             || NoState,
             |_, _| {},
@@ -163,10 +184,7 @@ fn main() {
         ));
     }
 
-    println!();
-    for summary in summaries {
-        println!("{summary}");
-    }
+    summaries
 }
 
 fn env_number(name: &str, default: usize) -> usize {

@@ -41,7 +41,9 @@ pub enum Root {
 #[derive(Clone)]
 enum Kind {
     Plain(Box<[Segment]>),
-    Query(Box<JpQuery>),
+    /// A query, and the plain member chain it starts with: when that chain is missing the query
+    /// can match nothing, and it is not run.
+    Query(Box<JpQuery>, Box<[Segment]>),
 }
 
 impl fmt::Debug for Path {
@@ -85,7 +87,10 @@ impl Path {
         } else {
             let query = parse_json_path(&query_text)
                 .map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
-            Kind::Query(Box::new(query))
+            Kind::Query(
+                Box::new(query),
+                plain_prefix(&query_text).into_boxed_slice(),
+            )
         };
         Ok(Path {
             text: text.into(),
@@ -108,13 +113,13 @@ impl Path {
     pub fn segments(&self) -> Option<&[Segment]> {
         match &self.kind {
             Kind::Plain(segments) => Some(segments),
-            Kind::Query(_) => None,
+            Kind::Query(..) => None,
         }
     }
 
     /// Whether the path can select several values.
     pub fn is_query(&self) -> bool {
-        matches!(self.kind, Kind::Query(_))
+        matches!(self.kind, Kind::Query(..))
     }
 
     /// The first value at this path: a plain path's value, or a query's first match. Nothing
@@ -122,11 +127,14 @@ impl Path {
     pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
         match &self.kind {
             Kind::Plain(segments) => walk(root, segments),
-            Kind::Query(query) => js_path_process(query, root)
-                .ok()?
-                .into_iter()
-                .next()
-                .map(jsonpath_rust::query::QueryRef::val),
+            Kind::Query(query, prefix) => {
+                walk(root, prefix)?;
+                js_path_process(query, root)
+                    .ok()?
+                    .into_iter()
+                    .next()
+                    .map(jsonpath_rust::query::QueryRef::val)
+            }
         }
     }
 
@@ -135,7 +143,8 @@ impl Path {
     pub fn get<'a>(&self, root: &'a Value) -> Option<Cow<'a, Value>> {
         match &self.kind {
             Kind::Plain(segments) => walk(root, segments).map(Cow::Borrowed),
-            Kind::Query(query) => {
+            Kind::Query(query, prefix) => {
+                walk(root, prefix)?;
                 let found = js_path_process(query, root).ok()?;
                 if found.is_empty() {
                     None
@@ -160,6 +169,22 @@ pub fn walk<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
         };
     }
     Some(node)
+}
+
+/// The plain steps a query starts with (`$.a.b[?...]` -> `a`, `b`): up to the first step that
+/// is not a plain member or index.
+fn plain_prefix(text: &str) -> Vec<Segment> {
+    let mut end = text.len();
+    loop {
+        if let Some(segments) = parse_plain(&text[..end]) {
+            return segments;
+        }
+        // Cut the last step: everything from the last `.` or `[` outside quotes is dropped.
+        match text[..end].rfind(['.', '[']) {
+            Some(at) if at > 0 => end = at,
+            _ => return Vec::new(),
+        }
+    }
 }
 
 /// Parses `$`, `.name`, `['name']`, `["name"]` and `[N]` steps; `None` for anything else.
@@ -250,6 +275,29 @@ mod tests {
         assert_eq!(filter.root(), Root::Event);
         let event = json!({"ids": [{"type": "a", "id": 1}, {"type": "b", "id": 2}, {"type": "b", "id": 3}]});
         assert_eq!(filter.first(&event), Some(&json!(2)));
+    }
+
+    #[test]
+    fn a_query_is_not_run_when_its_plain_start_is_missing() {
+        assert_eq!(
+            plain_prefix("$.context.externalId[?(@.type=='b')].id"),
+            vec![
+                Segment::Key("context".into()),
+                Segment::Key("externalId".into())
+            ]
+        );
+        assert_eq!(plain_prefix("$..traits"), Vec::<Segment>::new());
+        assert_eq!(
+            plain_prefix("$['a.b'][*]"),
+            vec![Segment::Key("a.b".into())]
+        );
+        let path = Path::parse("$.context.ids[?(@.t=='b')].id").unwrap();
+        assert_eq!(path.get(&json!({"context": {}})), None);
+        assert_eq!(
+            path.get(&json!({"context": {"ids": [{"t": "b", "id": 1}]}}))
+                .as_deref(),
+            Some(&json!([1]))
+        );
     }
 
     #[test]

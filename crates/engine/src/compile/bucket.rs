@@ -92,34 +92,64 @@ impl Compiler<'_> {
     }
 }
 
-/// An object of `fields` and a bucket. A spread object's bucket leaves out the names written
-/// beside it, too; and an object with members named per event tracks the names it writes.
-pub(super) fn object_of(mut fields: Vec<Field>, rest: Option<Rest>) -> Object {
-    let names: Vec<Box<str>> = fields
-        .iter()
-        .filter(|f| !f.spread && f.computed_key.is_none())
-        .map(|f| f.key.clone())
-        .collect();
-    for child in fields.iter_mut().filter(|f| f.spread) {
-        add_siblings(child, &names);
+/// An object of `fields` and a bucket. Every bucket of the object, its own or a spread child's,
+/// leaves out every name the object writes that is known when it compiles; names are tracked
+/// per event only when some are not known (computed keys, spread `entries`) or when two buckets
+/// could write the same one.
+pub(super) fn object_of(mut fields: Vec<Field>, mut rest: Option<Rest>) -> Object {
+    let mut names = Vec::new();
+    static_names(&fields, &mut names);
+    let mut rests = usize::from(rest.is_some());
+    let mut unknown = false;
+    for field in &mut fields {
+        if field.computed_key.is_some() {
+            unknown = true;
+        }
+        if field.spread {
+            spread_buckets(field, &names, &mut rests, &mut unknown);
+        }
     }
-    let dynamic = fields.iter().any(|f| f.spread || f.computed_key.is_some());
+    if let Some(rest) = &mut rest {
+        rest.siblings.extend(names.iter().cloned());
+    }
     Object {
         within: Vec::new(),
         fields,
         rest,
-        dynamic,
+        dynamic: unknown || rests > 1,
     }
 }
 
-fn add_siblings(field: &mut Field, names: &[Box<str>]) {
-    if let Source::Object(object) = &mut field.source {
-        if let Some(rest) = &mut object.rest {
-            rest.siblings.extend(names.iter().cloned());
+/// The names written by `fields` that are known when they compile, spread children's included.
+fn static_names(fields: &[Field], out: &mut Vec<Box<str>>) {
+    for field in fields {
+        match &field.source {
+            Source::Object(object) if field.spread => static_names(&object.fields, out),
+            _ if field.spread || field.computed_key.is_some() => {}
+            _ => out.push(field.key.clone()),
         }
-        for child in object.fields.iter_mut().filter(|f| f.spread) {
-            add_siblings(child, names);
+    }
+}
+
+/// Counts the buckets of a spread child (and its spread children), adding `names` to each, and
+/// notes names only known per event.
+fn spread_buckets(field: &mut Field, names: &[Box<str>], rests: &mut usize, unknown: &mut bool) {
+    match &mut field.source {
+        Source::Object(object) => {
+            if let Some(rest) = &mut object.rest {
+                rest.siblings.extend(names.iter().cloned());
+                *rests += 1;
+            }
+            for child in &mut object.fields {
+                if child.computed_key.is_some() {
+                    *unknown = true;
+                }
+                if child.spread {
+                    spread_buckets(child, names, rests, unknown);
+                }
+            }
         }
+        _ => *unknown = true,
     }
 }
 

@@ -196,8 +196,9 @@ impl Compiler<'_> {
                     label: place
                         .label
                         .strip_suffix(key)
-                        .map(|rest| rest.strip_suffix('.').unwrap_or(rest))
-                        .unwrap_or(&place.label)
+                        .map_or(place.label.as_str(), |rest| {
+                            rest.strip_suffix('.').unwrap_or(rest)
+                        })
                         .to_owned(),
                 }
             } else {

@@ -11,7 +11,7 @@ use super::{Run, Scope, Step, Stop, is_empty, separate, text_of, write_value};
 
 /// The names written so far in an object whose members are not all known when it compiles
 /// (computed keys, spread objects, `entries`): none is written twice, the first one wins.
-type Written = Option<Vec<Box<str>>>;
+type Written<'a> = Option<Vec<Cow<'a, str>>>;
 
 impl<'a> Run<'a> {
     /// Writes `{...}`: the explicit fields, then the bucket.
@@ -24,7 +24,7 @@ impl<'a> Run<'a> {
     ) -> Step<()> {
         out.push(b'{');
         let mut first = true;
-        let mut written: Written = object.dynamic.then(Vec::new);
+        let mut written: Written<'a> = object.dynamic.then(Vec::new);
         self.members(object, owner, scope, out, &mut first, &mut written)?;
         out.push(b'}');
         Ok(())
@@ -38,7 +38,7 @@ impl<'a> Run<'a> {
         scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
     ) -> Step<()> {
         for field in &object.fields {
             self.field(field, scope, out, first, written)?;
@@ -56,7 +56,7 @@ impl<'a> Run<'a> {
         scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
     ) -> Step<()> {
         if let Some(when) = &field.when
             && !self.holds(when, scope, &field.label, "when")
@@ -70,11 +70,11 @@ impl<'a> Run<'a> {
     fn member(
         &mut self,
         field: &'a Field,
-        name: Option<&str>,
+        name: Option<&'a str>,
         scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
     ) -> Step<()> {
         if field.spread {
             return match &field.source {
@@ -91,18 +91,17 @@ impl<'a> Run<'a> {
                 _ => Ok(()),
             };
         }
-        let computed;
-        let name: Option<&str> = if let Some(key) = &field.computed_key {
+        let name: Option<Cow<'a, str>> = if let Some(key) = &field.computed_key {
             let Some(value) = self.value(key, scope)? else {
                 self.note(|| format!("{}: omitted (its key is missing)", field.label));
                 return Ok(());
             };
-            computed = text_of(&value);
-            Some(&computed)
+            Some(Cow::Owned(text_of(&value)))
         } else {
-            name
+            name.map(Cow::Borrowed)
         };
-        if let (Some(names), Some(name)) = (written.as_ref(), name.or(Some(&field.key)))
+        if let Some(names) = written.as_ref()
+            && let Some(name) = name.as_deref().or(Some(&field.key))
             && names.iter().any(|n| **n == *name)
         {
             self.note(|| format!("{}: omitted (`{name}` is written already)", field.label));
@@ -111,7 +110,7 @@ impl<'a> Run<'a> {
         let mark = (out.len(), *first);
         let key = |out: &mut Vec<u8>, first: &mut bool| {
             separate(out, first);
-            match name {
+            match name.as_deref() {
                 Some(name) => {
                     serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
                     out.push(b':');
@@ -138,7 +137,7 @@ impl<'a> Run<'a> {
                 let start = out.len();
                 out.push(b'{');
                 let mut inner_first = true;
-                let mut inner: Written = Some(Vec::new());
+                let mut inner: Written<'a> = Some(Vec::new());
                 self.entries(field, scope, out, &mut inner_first, &mut inner)?;
                 out.push(b'}');
                 self.settle_empty(field, out, start, mark, first)?;
@@ -159,7 +158,7 @@ impl<'a> Run<'a> {
         if out.len() > mark.0
             && let Some(names) = written.as_mut()
         {
-            names.push(name.unwrap_or(&field.key).into());
+            names.push(name.unwrap_or(Cow::Borrowed(&field.key)));
         }
         Ok(())
     }
@@ -340,7 +339,7 @@ impl<'a> Run<'a> {
                 separate(out, first);
                 out.push(b'{');
                 let mut inner_first = true;
-                let mut inner: Written = Some(Vec::new());
+                let mut inner: Written<'a> = Some(Vec::new());
                 self.entries(item, scope, out, &mut inner_first, &mut inner)?;
                 out.push(b'}');
             }
@@ -390,7 +389,7 @@ impl<'a> Run<'a> {
         scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
     ) -> Step<()> {
         let Source::Entries {
             paths,
@@ -430,7 +429,7 @@ impl<'a> Run<'a> {
         scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
     ) -> Step<()> {
         let mut found = None;
         for path in &rest.paths {
@@ -465,12 +464,12 @@ impl<'a> Run<'a> {
             {
                 continue;
             }
-            let name: Cow<'_, str> = if rest.prefix.is_empty() {
+            let name: Cow<'a, str> = if rest.prefix.is_empty() {
                 Cow::Borrowed(key)
             } else {
                 Cow::Owned(format!("{}{key}", rest.prefix))
             };
-            self.rest_entry(rest, owner, &name, value, out, first, written, &mut shown)?;
+            self.rest_entry(rest, owner, name, value, out, first, written, &mut shown)?;
         }
         if !shown.is_empty() {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
@@ -483,28 +482,26 @@ impl<'a> Run<'a> {
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
-        name: &str,
+        name: Cow<'a, str>,
         value: &'a Value,
         out: &mut Vec<u8>,
         first: &mut bool,
-        written: &mut Written,
+        written: &mut Written<'a>,
         shown: &mut Vec<String>,
     ) -> Step<()> {
         if rest.flatten
             && let Value::Object(inner) = value
         {
             for (key, value) in inner {
-                let name = format!("{name}_{key}");
-                self.rest_entry(rest, owner, &name, value, out, first, written, shown)?;
+                let name = Cow::Owned(format!("{name}_{key}"));
+                self.rest_entry(rest, owner, name, value, out, first, written, shown)?;
             }
             return Ok(());
         }
-        if rest.siblings.contains(name)
+        if rest.siblings.contains(&*name)
             || (value.is_null() && !owner.keep_null)
             || (owner.omit_empty && is_empty(value))
-            || written
-                .as_ref()
-                .is_some_and(|names| names.iter().any(|n| **n == *name))
+            || written.as_ref().is_some_and(|names| names.contains(&name))
         {
             return Ok(());
         }
@@ -517,14 +514,14 @@ impl<'a> Run<'a> {
             }
         };
         separate(out, first);
-        serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
+        serde_json::to_writer(&mut *out, &*name).expect("writing to memory cannot fail");
         out.push(b':');
         write_value(out, &value);
-        if let Some(names) = written.as_mut() {
-            names.push(name.into());
-        }
         if self.trace.is_some() {
-            shown.push(name.to_owned());
+            shown.push(name.to_string());
+        }
+        if let Some(names) = written.as_mut() {
+            names.push(name);
         }
         Ok(())
     }
