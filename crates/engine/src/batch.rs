@@ -17,7 +17,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::batch_rule::{BatchRule, Merge};
+use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
 use crate::plan::{Body, PlannedRequest};
 
 /// A planned request the batcher cannot take.
@@ -57,12 +57,6 @@ impl Parts {
     fn envelope_value(&self, index: usize) -> &str {
         &self.text[self.envelope[index].1.clone()]
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Envelope(usize),
-    Array(usize),
 }
 
 /// Planned requests merged into one HTTP request.
@@ -456,6 +450,7 @@ fn assemble<T>(
     request.body = Some(Body::Json(out));
     request.dedupe_key = None;
     request.batch_key = None;
+    request.layout = None;
     MergedRequest {
         request,
         items,
@@ -485,6 +480,14 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         parts.layout.push(Slot::Array(0));
         return Ok(parts);
     }
+    // The engine records where the members are as it writes them: no parse needed.
+    if let Some(layout) = request
+        .layout
+        .as_deref()
+        .filter(|l| l.len == text.len() && l.arrays.len() == names.len())
+    {
+        return Ok(parts_of(layout, parts));
+    }
     let base = text.as_ptr() as usize;
     let range = |raw: &str| {
         let start = raw.as_ptr() as usize - base;
@@ -510,6 +513,27 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         }
     }
     Ok(parts)
+}
+
+/// Parts from a layout the engine recorded while writing the body.
+fn parts_of(layout: &BodyLayout, mut parts: Parts) -> Parts {
+    for slot in &layout.slots {
+        match *slot {
+            Slot::Array(a) => {
+                let items = &layout.arrays[a];
+                parts.bytes += items.iter().map(|i| i.len() + 1).sum::<usize>();
+                parts.arrays[a].clone_from(items);
+                parts.layout.push(Slot::Array(a));
+            }
+            Slot::Envelope(e) => {
+                let (key, range) = &layout.envelope[e];
+                parts.envelope_bytes += key.len() + 4 + range.len();
+                parts.layout.push(Slot::Envelope(parts.envelope.len()));
+                parts.envelope.push((key.clone(), range.clone()));
+            }
+        }
+    }
+    parts
 }
 
 /// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]): the
@@ -628,5 +652,72 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
             }
         }
         deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Connection, NoState, Outcome};
+    use serde_json::json;
+
+    /// The layout the engine records while writing a body splits it exactly as parsing does.
+    #[test]
+    fn a_recorded_layout_splits_a_body_as_parsing_it_does() {
+        let text = r#"version: 1
+name: t
+source: segment
+http: { base_url: "https://x.example" }
+actions:
+  track:
+    when: {}
+    request:
+      method: POST
+      path: /track
+      body:
+        api: { value: 2 }
+        events:
+          items:
+            - { each: $.products, fields: { id: { from: $.id }, tags: { each: $.tags } } }
+            - { fields: { name: { from: $.event } } }
+        fixed: { value: [1, 2] }
+        empty: { items: [] }
+        last: { fields: { x: { value: "a,]" } } }
+    batch: { concat: [events, empty], max_items: 10 }
+"#;
+        let mapping = std::sync::Arc::new(crate::load_str("t.yaml", text).unwrap());
+        let connection = Connection::new(mapping, &serde_json::Map::new()).unwrap();
+        for event in [
+            json!({"event": "e", "products": [{"id": 1, "tags": ["a", "b"]}, {"id": 2}]}),
+            json!({"event": "e"}),
+        ] {
+            let plan = connection.plan(&event, &NoState);
+            let Some(Outcome::Request(request)) = plan.outcomes.into_iter().next() else {
+                panic!("a request");
+            };
+            let rule = request.batch.clone().unwrap();
+            assert!(request.layout.is_some(), "the layout is recorded");
+            let recorded = split_body(&request, &rule).unwrap();
+            let mut parsed_from = request.clone();
+            parsed_from.layout = None;
+            let parsed = split_body(&parsed_from, &rule).unwrap();
+            assert_eq!(recorded.envelope, parsed.envelope);
+            assert_eq!(recorded.arrays, parsed.arrays);
+            assert_eq!(recorded.layout, parsed.layout);
+            assert_eq!(
+                (recorded.bytes, recorded.envelope_bytes),
+                (parsed.bytes, parsed.envelope_bytes)
+            );
+        }
+        // A merged array written whole (a list `value`) has no recorded items: the batcher
+        // reads the body itself.
+        let whole = text.replace("[events, empty]", "[events, fixed]");
+        let mapping = std::sync::Arc::new(crate::load_str("t.yaml", &whole).unwrap());
+        let connection = Connection::new(mapping, &serde_json::Map::new()).unwrap();
+        let plan = connection.plan(&json!({"event": "e"}), &NoState);
+        let Some(Outcome::Request(request)) = plan.outcomes.into_iter().next() else {
+            panic!("a request");
+        };
+        assert!(request.layout.is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! batcher applies. A leaf module, so that plans and the batcher share it without importing
 //! each other.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,4 +72,26 @@ impl BatchRule {
             Merge::Wrap(name) => std::slice::from_ref(name),
         }
     }
+}
+
+/// Where a planned JSON body's top-level members and the items of its merged arrays are,
+/// recorded while the body is written, so that the batcher need not parse it again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BodyLayout {
+    /// The length of the body the ranges index into.
+    pub len: usize,
+    /// Members that are not merged: name and value range.
+    pub envelope: Vec<(Box<str>, Range<usize>)>,
+    /// Per merged array of the rule: the ranges of its items.
+    pub arrays: Vec<Vec<Range<usize>>>,
+    /// The members in the order written.
+    pub slots: Vec<Slot>,
+}
+
+/// A top-level member of a body: not merged (by index among those), or a merged array (by
+/// index in the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Envelope(usize),
+    Array(usize),
 }

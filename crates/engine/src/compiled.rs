@@ -2,6 +2,7 @@
 //! immutable afterwards and shared by every connection and every event.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use ferry_spec::model::{
@@ -210,11 +211,11 @@ pub(crate) struct Rest {
     /// The first of these that selects an object is bucketed.
     pub paths: Vec<Path>,
     /// Source keys read by other fields of the action, or listed in `except`.
-    pub consumed: HashSet<Box<str>>,
+    pub consumed: KeySet,
     /// Paths (in the bucket's scope) whose text names a key another field reads (`member`).
     pub named: Vec<Path>,
     /// Output names of the explicit fields beside the bucket: they win over bucketed keys.
-    pub siblings: HashSet<Box<str>>,
+    pub siblings: KeySet,
     pub prefix: Box<str>,
     pub flatten: bool,
     pub only: Names,
@@ -251,5 +252,33 @@ impl CompiledMapping {
                 })
             })
             .collect()
+    }
+}
+
+/// A set of object keys, looked up once per bucketed key of every event: hashed with FNV-1a,
+/// which is several times faster than the default SipHash on short keys, and needs no protection
+/// against flooding since its keys come from the mapping, not from events.
+pub(crate) type KeySet = HashSet<Box<str>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64 bits.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }

@@ -198,6 +198,7 @@ impl Connection {
             event_name,
             responses: &responses,
             trace: trace.take(),
+            capture: None,
         };
         if let (Some(lines), Some(name)) = (run.trace.as_mut(), &step.name) {
             lines.push(format!("  step `{name}`: runs"));
@@ -323,6 +324,19 @@ struct Run<'a> {
     /// Responses of the action's earlier steps, by step index.
     responses: &'a [Option<Arc<Value>>],
     trace: Option<Vec<String>>,
+    /// While a merged array of a batched body is written: where its items are.
+    capture: Option<Capture>,
+}
+
+/// The item ranges of the list being written at `depth` 1.
+struct Capture {
+    /// How many lists deep the writer is: 1 inside the captured list itself.
+    depth: usize,
+    items: Vec<std::ops::Range<usize>>,
+    /// Whether the captured list was entered: a list written whole (a list `value`) was not.
+    entered: bool,
+    /// False once an item was written where its range could not be recorded.
+    valid: bool,
 }
 
 /// What `$` reads where a field is evaluated: the event, or an item of `each` or `entries`
@@ -399,6 +413,7 @@ impl<'a> Run<'a> {
             event_name: self.event_name,
             responses: self.responses,
             trace: None,
+            capture: None,
         }
     }
 }

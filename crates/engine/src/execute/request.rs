@@ -1,7 +1,8 @@
 //! One action's request: URL, query, headers, body and dedupe key.
 
+use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
 use crate::checks::check_header_value;
-use crate::compiled::{CompiledStep, Field};
+use crate::compiled::{CompiledStep, Field, Object};
 use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 use crate::template::RenderError;
@@ -9,7 +10,7 @@ use ferry_spec::model::BodyFormat;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::{Run, Scope, Step, Stop, text_of};
+use super::{Capture, Run, Scope, Step, Stop, text_of};
 
 impl<'a> Run<'a> {
     pub(super) fn request(
@@ -45,11 +46,20 @@ impl<'a> Run<'a> {
                 redacted,
             });
         }
+        let mut layout = None;
         let body = match (&action.body, action.format) {
             (None, _) => None,
             (Some(fields), BodyFormat::Json) => {
                 let mut out = Vec::with_capacity(256);
-                self.object(fields, None, Scope::of(event), &mut out)?;
+                layout = match step.batch.as_deref() {
+                    Some(rule) if recordable(fields, rule) => {
+                        self.body_with_layout(fields, rule, event, &mut out)?
+                    }
+                    _ => {
+                        self.object(fields, None, Scope::of(event), &mut out)?;
+                        None
+                    }
+                };
                 let limit = connection.mapping.spec.http.max_body_bytes;
                 if out.len() as u64 > limit {
                     return Err(Stop::Failed(format!(
@@ -96,6 +106,7 @@ impl<'a> Run<'a> {
             batch: step.batch.clone(),
             batch_key,
             continuation: None,
+            layout,
         })
     }
 
@@ -138,6 +149,59 @@ impl<'a> Run<'a> {
         Ok(url)
     }
 
+    /// Writes a body whose requests merge by concatenating arrays, recording where its members
+    /// and the items of those arrays are (`None` when an item could not be recorded: the
+    /// batcher then reads the body itself).
+    fn body_with_layout(
+        &mut self,
+        body: &'a Object,
+        rule: &BatchRule,
+        event: &'a Value,
+        out: &mut Vec<u8>,
+    ) -> Step<Option<Box<BodyLayout>>> {
+        let names = rule.arrays();
+        let mut layout = BodyLayout {
+            arrays: vec![Vec::new(); names.len()],
+            ..BodyLayout::default()
+        };
+        let mut valid = true;
+        out.push(b'{');
+        let mut first = true;
+        let mut written = None;
+        for field in &body.fields {
+            let array = names.iter().position(|n| **n == *field.key);
+            if array.is_some() {
+                self.capture = Some(Capture {
+                    depth: 0,
+                    items: Vec::new(),
+                    entered: false,
+                    valid: true,
+                });
+            }
+            let (start, was_first) = (out.len(), first);
+            let result = self.field(field, Scope::of(event), out, &mut first, &mut written);
+            let capture = self.capture.take();
+            result?;
+            if out.len() == start {
+                continue;
+            }
+            let value = start + usize::from(!was_first) + field.key_json.len()..out.len();
+            if let (Some(a), Some(capture)) = (array, capture) {
+                valid &= capture.valid
+                    && out.get(value.start) == Some(&b'[')
+                    && (capture.entered || &out[value.clone()] == b"[]");
+                layout.arrays[a] = capture.items;
+                layout.slots.push(Slot::Array(a));
+            } else {
+                layout.slots.push(Slot::Envelope(layout.envelope.len()));
+                layout.envelope.push((field.key.clone(), value));
+            }
+        }
+        out.push(b'}');
+        layout.len = out.len();
+        Ok(valid.then(|| Box::new(layout)))
+    }
+
     /// Query parameters and form fields: name and text of every present value.
     pub(super) fn flat_fields(
         &mut self,
@@ -152,4 +216,15 @@ impl<'a> Run<'a> {
         }
         Ok(pairs)
     }
+}
+
+/// Whether the writer can record a body's layout for `rule`: its arrays are concatenated, and
+/// every top-level member has a name known when the mapping compiled.
+fn recordable(body: &Object, rule: &BatchRule) -> bool {
+    matches!(rule.merge, Merge::Concat(_))
+        && !body.dynamic
+        && body
+            .fields
+            .iter()
+            .all(|f| !f.spread && f.computed_key.is_none())
 }

@@ -204,10 +204,36 @@ impl<'a> Run<'a> {
         let start = out.len();
         out.push(b'[');
         let mut first_item = true;
-        self.list_items(field, scope, out, &mut first_item)?;
+        self.enter_list();
+        let written = self.list_items(field, scope, out, &mut first_item);
+        self.leave_list();
+        written?;
         out.push(b']');
         self.settle_empty(field, out, start, mark, first)?;
         Ok(true)
+    }
+
+    fn enter_list(&mut self) {
+        if let Some(capture) = &mut self.capture {
+            capture.depth += 1;
+            capture.entered |= capture.depth == 1;
+        }
+    }
+
+    fn leave_list(&mut self) {
+        if let Some(capture) = &mut self.capture {
+            capture.depth -= 1;
+        }
+    }
+
+    /// Records the range of an item just written into the captured list.
+    fn captured(&mut self, range: std::ops::Range<usize>) {
+        if let Some(capture) = &mut self.capture
+            && capture.depth == 1
+            && !range.is_empty()
+        {
+            capture.items.push(range);
+        }
     }
 
     /// The items a list field adds: every mapped item of an `each`, or each entry of `items`
@@ -238,6 +264,13 @@ impl<'a> Run<'a> {
                         items.len()
                     }
                     Cow::Owned(Value::Array(items)) => {
+                        // Items copied out by a query are written by a shorter-lived run that
+                        // records no ranges.
+                        if let Some(capture) = &mut self.capture
+                            && capture.depth == 1
+                        {
+                            capture.valid = false;
+                        }
                         let mut scoped = self.scoped();
                         for value in &items {
                             let item_scope = Scope::of(value);
@@ -313,6 +346,22 @@ impl<'a> Run<'a> {
         first: &mut bool,
     ) -> Step<()> {
         let mark = (out.len(), *first);
+        self.item_unrecorded(item, scope, out, first)?;
+        if out.len() > mark.0 {
+            let start = mark.0 + usize::from(!mark.1);
+            self.captured(start..out.len());
+        }
+        Ok(())
+    }
+
+    fn item_unrecorded(
+        &mut self,
+        item: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+    ) -> Step<()> {
+        let mark = (out.len(), *first);
         match &item.source {
             Source::Object(object) => {
                 let Some(scope) = self.within(object, item, scope)? else {
@@ -332,7 +381,10 @@ impl<'a> Run<'a> {
                 separate(out, first);
                 out.push(b'[');
                 let mut first_item = true;
-                self.list_items(item, scope, out, &mut first_item)?;
+                self.enter_list();
+                let written = self.list_items(item, scope, out, &mut first_item);
+                self.leave_list();
+                written?;
                 out.push(b']');
             }
             Source::Entries { .. } => {
