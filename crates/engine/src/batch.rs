@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash as _, Hasher as _};
+use std::hash::{BuildHasherDefault, Hash as _, Hasher as _};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
+use crate::compiled::Fnv;
+use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 
 /// A planned request the batcher cannot take.
@@ -190,13 +192,13 @@ struct Open<T> {
 /// Collects planned requests that declare a batch rule into merged requests.
 pub struct Batcher<T> {
     /// Open batches by a hash of their batch key, oldest first.
-    open: IndexMap<u64, Open<T>>,
+    open: IndexMap<u64, Open<T>, BuildHasherDefault<Fnv>>,
 }
 
 impl<T> Default for Batcher<T> {
     fn default() -> Self {
         Batcher {
-            open: IndexMap::new(),
+            open: IndexMap::default(),
         }
     }
 }
@@ -236,7 +238,8 @@ impl<T> Batcher<T> {
                 reason,
             });
         };
-        let mut parts = match split_body(&request, &rule) {
+        let layout = request.layout.take();
+        let mut parts = match split_body(&request, layout, &rule) {
             Ok(parts) => parts,
             Err(reason) => {
                 return Err(Rejected {
@@ -378,7 +381,7 @@ impl<T> Open<T> {
         same_rule
             && head.method == request.method
             && head.url == request.url
-            && head.headers == request.headers
+            && same_headers(&head.headers, &request.headers)
             && head.batch_key == request.batch_key
             && first.envelope.len() == parts.envelope.len()
             && (0..parts.envelope.len()).all(|i| {
@@ -461,7 +464,11 @@ fn assemble<T>(
 
 /// Splits a JSON body into envelope members and the items of the arrays the rule merges, in
 /// one pass that borrows from the body text.
-fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, String> {
+fn split_body(
+    request: &PlannedRequest,
+    layout: Option<Box<BodyLayout>>,
+    rule: &BatchRule,
+) -> Result<Parts, String> {
     let Some(Body::Json(text)) = &request.body else {
         return Err("only JSON bodies can be batched".to_owned());
     };
@@ -481,12 +488,8 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
         return Ok(parts);
     }
     // The engine records where the members are as it writes them: no parse needed.
-    if let Some(layout) = request
-        .layout
-        .as_deref()
-        .filter(|l| l.len == text.len() && l.arrays.len() == names.len())
-    {
-        return Ok(parts_of(layout, parts));
+    if let Some(layout) = layout.filter(|l| l.len == text.len() && l.arrays.len() == names.len()) {
+        return Ok(parts_of(*layout, parts));
     }
     let base = text.as_ptr() as usize;
     let range = |raw: &str| {
@@ -515,31 +518,41 @@ fn split_body(request: &PlannedRequest, rule: &BatchRule) -> Result<Parts, Strin
     Ok(parts)
 }
 
+/// Headers equal: those of one connection share their text, so most compare by pointer.
+fn same_headers(a: &[Header], b: &[Header]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (Arc::ptr_eq(&x.name, &y.name) || x.name == y.name)
+                && (Arc::ptr_eq(&x.value, &y.value) || x.value == y.value)
+        })
+}
+
 /// Parts from a layout the engine recorded while writing the body.
-fn parts_of(layout: &BodyLayout, mut parts: Parts) -> Parts {
-    for slot in &layout.slots {
-        match *slot {
-            Slot::Array(a) => {
-                let items = &layout.arrays[a];
-                parts.bytes += items.iter().map(|i| i.len() + 1).sum::<usize>();
-                parts.arrays[a].clone_from(items);
-                parts.layout.push(Slot::Array(a));
-            }
-            Slot::Envelope(e) => {
-                let (key, range) = &layout.envelope[e];
-                parts.envelope_bytes += key.len() + 4 + range.len();
-                parts.layout.push(Slot::Envelope(parts.envelope.len()));
-                parts.envelope.push((key.clone(), range.clone()));
-            }
+fn parts_of(layout: BodyLayout, mut parts: Parts) -> Parts {
+    let BodyLayout {
+        envelope,
+        mut arrays,
+        slots,
+        ..
+    } = layout;
+    for (key, range) in &envelope {
+        parts.envelope_bytes += key.len() + 4 + range.len();
+    }
+    for slot in &slots {
+        if let Slot::Array(a) = *slot {
+            parts.bytes += arrays[a].iter().map(|i| i.len() + 1).sum::<usize>();
+            parts.arrays[a] = std::mem::take(&mut arrays[a]);
         }
     }
+    parts.envelope = envelope;
+    parts.layout = slots;
     parts
 }
 
 /// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]): the
 /// action and step, or the shared rule's name.
 fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
+    let mut hasher = Fnv::default();
     // A shared rule merges the requests of every action that names it.
     if let Some(group) = request.batch.as_ref().and_then(|rule| rule.group.as_ref()) {
         group.hash(&mut hasher);
@@ -697,10 +710,9 @@ actions:
             };
             let rule = request.batch.clone().unwrap();
             assert!(request.layout.is_some(), "the layout is recorded");
-            let recorded = split_body(&request, &rule).unwrap();
-            let mut parsed_from = request.clone();
-            parsed_from.layout = None;
-            let parsed = split_body(&parsed_from, &rule).unwrap();
+            let layout = request.layout.clone();
+            let recorded = split_body(&request, layout, &rule).unwrap();
+            let parsed = split_body(&request, None, &rule).unwrap();
             assert_eq!(recorded.envelope, parsed.envelope);
             assert_eq!(recorded.arrays, parsed.arrays);
             assert_eq!(recorded.layout, parsed.layout);

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -12,9 +13,19 @@ use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
 use crate::checks::{check_base_url, check_header_value, check_setting_value};
-use crate::compiled::{CompiledMapping, HeaderValue};
+use crate::compiled::{CompiledMapping, Fnv, HeaderValue, KeySet};
 use crate::path::Path;
 use crate::template::{RenderError, Template};
+
+/// A list setting's texts, looked up by `event: { setting: ... }` and `only: { setting: ... }`.
+#[derive(Debug, Default)]
+pub(crate) struct NameList {
+    /// The list holds `"*"`.
+    pub all: bool,
+    pub exact: KeySet,
+    /// Trimmed and in lower case, for loose matching.
+    pub loose: KeySet,
+}
 
 /// What secrets are replaced with wherever ferry shows them.
 pub const REDACTED: &str = "[redacted]";
@@ -49,6 +60,8 @@ pub struct Connection {
     pub(crate) paths: Vec<Option<Box<str>>>,
     /// The paths held by `path` settings, compiled once.
     pub(crate) setting_paths: HashMap<Box<str>, Path>,
+    /// The texts of `list` settings, as sets, for selectors that match names against them.
+    pub(crate) name_lists: HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>>,
     secret_names: Vec<String>,
     secrets: Vec<String>,
 }
@@ -153,6 +166,7 @@ impl Connection {
                 redacted_values.insert(name.clone(), Value::String(REDACTED.into()));
             }
         }
+        let name_lists = name_lists(&values);
         let settings = minijinja::Value::from(minijinja::value::Serde(&values));
         let redacted_settings = minijinja::Value::from(minijinja::value::Serde(&redacted_values));
         let name = mapping.name.to_string();
@@ -169,6 +183,7 @@ impl Connection {
             headers: Arc::from(Vec::new()),
             paths: Vec::new(),
             setting_paths,
+            name_lists,
             secret_names,
             secrets,
         };
@@ -335,6 +350,25 @@ impl Connection {
             redacted: redacted.map(Into::into),
         })
     }
+}
+
+/// The texts of every list setting, as sets.
+fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>> {
+    values
+        .iter()
+        .filter_map(|(name, value)| {
+            let list = value.as_array()?;
+            let texts = || list.iter().filter_map(Value::as_str);
+            Some((
+                Box::from(name.as_str()),
+                NameList {
+                    all: texts().any(|t| t == "*"),
+                    exact: texts().map(Into::into).collect(),
+                    loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Compiles the JSONPath a `path` setting holds.

@@ -58,12 +58,18 @@ impl Names {
             Names::Setting {
                 name: setting,
                 loose,
-            } => match connection.values.get(&**setting) {
-                Some(Value::Array(list)) => list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|x| hit(x, *loose)),
-                _ => true,
+            } => match connection.name_lists.get(&**setting) {
+                Some(list) => {
+                    list.all
+                        || (!name.is_empty()
+                            && if *loose {
+                                list.loose.contains(name.trim().to_lowercase().as_str())
+                            } else {
+                                list.exact.contains(name)
+                            })
+                }
+                // A connection that leaves the setting unset allows every name.
+                None => true,
             },
         }
     }
