@@ -22,6 +22,9 @@ use select::Subject;
 mod value;
 mod write;
 
+/// An event's message type and event name, read once per event.
+type Identity<'e> = (Option<&'e str>, Option<&'e str>);
+
 /// Why an action stopped.
 enum Stop {
     /// The event cannot be mapped: a per-event error.
@@ -73,7 +76,7 @@ impl Connection {
         self.next_step(
             continuation.action,
             continuation.step + 1,
-            event,
+            (event, self.identify(event)),
             state,
             responses,
             &mut None,
@@ -131,7 +134,14 @@ impl Connection {
             } else {
                 Vec::new()
             };
-            let outcome = self.next_step(index, 0, event, state, responses, &mut trace);
+            let outcome = self.next_step(
+                index,
+                0,
+                (event, (message_type, event_name)),
+                state,
+                responses,
+                &mut trace,
+            );
             if let Some(lines) = trace {
                 plan.trace
                     .push(format!("action `{}`: selected", action.name));
@@ -171,24 +181,25 @@ impl Connection {
     }
 
     /// Plans the first step from `from` on whose `when` holds; `None` when none does.
+    /// `subject` is the event with its message type and name.
     fn next_step(
         &self,
         index: usize,
         from: usize,
-        event: &Value,
+        subject: (&Value, Identity<'_>),
         state: &dyn Recall,
         responses: Vec<Option<Arc<Value>>>,
         trace: &mut Option<Vec<String>>,
     ) -> Option<Outcome> {
+        let (event, (message_type, event_name)) = subject;
         let action = &self.mapping.actions[index];
         let (at, more) = if action.steps.len() == 1 && action.steps[0].when.is_none() {
             // A plain `request`: nothing to choose, nothing waits.
             (0, false)
         } else {
-            self.choose_step(action, from, event, state, &responses, trace)?
+            self.choose_step(action, from, subject, state, &responses, trace)?
         };
         let step = &action.steps[at];
-        let (message_type, event_name) = self.identify(event);
         let mut run = Run {
             connection: self,
             state,
@@ -233,12 +244,12 @@ impl Connection {
         &self,
         action: &CompiledAction,
         from: usize,
-        event: &Value,
+        subject: (&Value, Identity<'_>),
         state: &dyn Recall,
         responses: &[Option<Arc<Value>>],
         trace: &mut Option<Vec<String>>,
     ) -> Option<(usize, bool)> {
-        let (message_type, event_name) = self.identify(event);
+        let (event, (message_type, event_name)) = subject;
         let subject = Subject {
             event,
             scope: event,
@@ -273,7 +284,7 @@ impl Connection {
     }
 
     /// The message type and event name, read where the mapping's dialect keeps them.
-    fn identify<'e>(&self, event: &'e Value) -> (Option<&'e str>, Option<&'e str>) {
+    fn identify<'e>(&self, event: &'e Value) -> Identity<'e> {
         let text = |key: &str| event.get(key).and_then(Value::as_str);
         match self.mapping.spec.source {
             SourceDialect::Segment => (text("type").or_else(|| text("action")), text("event")),

@@ -50,7 +50,8 @@ impl<'a> Run<'a> {
         let body = match (&action.body, action.format) {
             (None, _) => None,
             (Some(fields), BodyFormat::Json) => {
-                let mut out = Vec::with_capacity(256);
+                // Most bodies fit: one allocation, no copy as it grows.
+                let mut out = Vec::with_capacity(1024);
                 layout = match step.batch.as_deref() {
                     Some(rule) if recordable(fields, rule) => {
                         self.body_with_layout(fields, rule, event, &mut out)?
@@ -162,6 +163,7 @@ impl<'a> Run<'a> {
         let names = rule.arrays();
         let mut layout = BodyLayout {
             arrays: vec![Vec::new(); names.len()],
+            slots: Vec::with_capacity(body.fields.len()),
             ..BodyLayout::default()
         };
         let mut valid = true;
@@ -173,7 +175,7 @@ impl<'a> Run<'a> {
             if array.is_some() {
                 self.capture = Some(Capture {
                     depth: 0,
-                    items: Vec::new(),
+                    items: Vec::with_capacity(4),
                     entered: false,
                     valid: true,
                 });
