@@ -403,7 +403,13 @@ fn assemble<T>(
 ) -> MergedRequest<T> {
     let names = rule.arrays();
     let first = &parts[0];
-    let mut out = String::with_capacity(parts.iter().map(|p| p.bytes).sum::<usize>() + 16);
+    // Exactly what is written, so the body is allocated once: braces, the envelope once, each
+    // array's key and brackets, and the items with their separators.
+    let capacity = 2
+        + first.envelope_bytes
+        + names.iter().map(|name| name.len() + 6).sum::<usize>()
+        + parts.iter().map(|p| p.bytes).sum::<usize>();
+    let mut out = String::with_capacity(capacity);
     out.push('{');
     let mut written = vec![false; names.len()];
     let mut any = false;
