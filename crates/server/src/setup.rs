@@ -505,7 +505,14 @@ mod tests {
         mappings.sort_unstable();
         assert_eq!(
             mappings,
-            ["amplitude-extole", "braze", "extole", "promoter"]
+            [
+                "amplitude-extole",
+                "braze",
+                "customerio",
+                "extole",
+                "promoter",
+                "segment-braze"
+            ]
         );
         assert!(setup.connections.values().all(|c| c.dry_run));
     }
