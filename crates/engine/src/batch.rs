@@ -479,6 +479,20 @@ fn split_body(
         return Err("only JSON bodies can be batched".to_owned());
     };
     let names = rule.arrays();
+    if let Merge::Wrap(_) = rule.merge {
+        return Ok(Parts {
+            text: String::new(),
+            envelope: Vec::new(),
+            arrays: vec![vec![0..text.len()]],
+            layout: vec![Slot::Array(0)],
+            bytes: text.len() + 1,
+            envelope_bytes: 0,
+        });
+    }
+    // The engine records where the members are as it writes them: no parse needed.
+    if let Some(layout) = layout.filter(|l| l.len == text.len() && l.arrays.len() == names.len()) {
+        return Ok(parts_of(*layout));
+    }
     let mut parts = Parts {
         text: String::new(),
         envelope: Vec::new(),
@@ -487,16 +501,6 @@ fn split_body(
         bytes: 0,
         envelope_bytes: 0,
     };
-    if let Merge::Wrap(_) = rule.merge {
-        parts.bytes = text.len() + 1;
-        parts.arrays[0].push(0..text.len());
-        parts.layout.push(Slot::Array(0));
-        return Ok(parts);
-    }
-    // The engine records where the members are as it writes them: no parse needed.
-    if let Some(layout) = layout.filter(|l| l.len == text.len() && l.arrays.len() == names.len()) {
-        return Ok(parts_of(*layout, parts));
-    }
     let base = text.as_ptr() as usize;
     let range = |raw: &str| {
         let start = raw.as_ptr() as usize - base;
@@ -534,25 +538,24 @@ fn same_headers(a: &[Header], b: &[Header]) -> bool {
 }
 
 /// Parts from a layout the engine recorded while writing the body.
-fn parts_of(layout: BodyLayout, mut parts: Parts) -> Parts {
+fn parts_of(layout: BodyLayout) -> Parts {
     let BodyLayout {
         envelope,
-        mut arrays,
+        arrays,
         slots,
         ..
     } = layout;
-    for (key, range) in &envelope {
-        parts.envelope_bytes += key.len() + 4 + range.len();
+    Parts {
+        text: String::new(),
+        envelope_bytes: envelope
+            .iter()
+            .map(|(key, range)| key.len() + 4 + range.len())
+            .sum(),
+        bytes: arrays.iter().flatten().map(|item| item.len() + 1).sum(),
+        envelope,
+        arrays,
+        layout: slots,
     }
-    for slot in &slots {
-        if let Slot::Array(a) = *slot {
-            parts.bytes += arrays[a].iter().map(|i| i.len() + 1).sum::<usize>();
-            parts.arrays[a] = std::mem::take(&mut arrays[a]);
-        }
-    }
-    parts.envelope = envelope;
-    parts.layout = slots;
-    parts
 }
 
 /// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]): the
