@@ -15,6 +15,8 @@ use crate::path::{Path, Root};
 use crate::plan::{Continuation, Failure, Outcome, Plan, Skip, StepResponse};
 use crate::state::{Recall, Remembered};
 
+mod bucket;
+mod list;
 mod request;
 mod select;
 
