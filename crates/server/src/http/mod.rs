@@ -15,6 +15,8 @@
 mod ingest;
 mod listener;
 mod ops;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -81,7 +81,9 @@ fn a_connection_whose_mapping_failed_to_load_says_so() {
         "version: 1\nsources:\n  web: { type: segment, keys: [k1] }\nconnections:\n  a: { source: web, mapping: acme }\n",
     )
     .unwrap();
-    let shown = Setup::load(&ConfigOrigin::File(file)).unwrap_err().to_string();
+    let shown = Setup::load(&ConfigOrigin::File(file))
+        .unwrap_err()
+        .to_string();
     assert!(shown.contains("PUSH"), "{shown}");
     assert!(
         shown.contains("the mapping `acme` failed to load"),
