@@ -169,7 +169,7 @@ connections:
 
     /// `ferry dlq list --json`, parsed.
     pub fn dead_letters(&self) -> Vec<serde_json::Value> {
-        let listed = self.ferry(&["dlq", "list", "--json"]);
+        let listed = self.ferry(&["dlq", "list", "--json", "--limit", "1000000"]);
         assert!(
             listed.status.success(),
             "ferry dlq list failed: {}",
