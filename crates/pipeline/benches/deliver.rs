@@ -798,19 +798,16 @@ async fn handle(request: Request<Incoming>, counts: &Counts) -> Response<Full<By
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/// A small deterministic generator (xorshift64*), so every run sends the same events.
-struct Rng(u64);
+/// Deterministic choices, so every run sends the same events.
+struct Rng(fastrand::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.u64(..)
     }
 
     fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).expect("below a usize")
+        self.0.usize(..n)
     }
 
     fn chance(&mut self, percent: usize) -> bool {
@@ -849,7 +846,7 @@ const EXTOLE_EVENT_NAMES: [&str; 7] = [
 /// Extole events of known users (an `external_id` each), every one sent by braze.yaml's
 /// `track` action: a mix of event names, optional person fields and `data` of a few shapes.
 fn braze_events(count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x00B5_A2E0_BE4C_0001);
+    let mut rng = Rng(fastrand::Rng::with_seed(0x00B5_A2E0_BE4C_0001));
     let users = count / 4 + 1;
     (0..count)
         .map(|_| {
@@ -916,7 +913,7 @@ fn extole_events(samples: &Path, count: usize) -> Vec<Vec<u8>> {
         .filter(|v: &Value| v["type"] == "identify" || v["type"] == "track")
         .collect();
     assert!(!samples.is_empty(), "no identify or track sample");
-    let mut rng = Rng(0x00E7_01E0_BE4C_0002);
+    let mut rng = Rng(fastrand::Rng::with_seed(0x00E7_01E0_BE4C_0002));
     let users = count / 5 + 1;
     (0..count)
         .map(|n| {

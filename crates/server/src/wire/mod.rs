@@ -12,7 +12,8 @@
 pub mod amplitude;
 pub mod extole;
 mod outcome;
+mod readable;
 pub mod segment;
 mod splice;
 
-pub use outcome::{Accepted, Ingested, MAX_REJECTED_TEXT_BYTES, Rejected, WireError};
+pub use outcome::{Accepted, Ingested, Rejected, WireError};

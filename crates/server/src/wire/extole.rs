@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::readable::unreadable;
 use super::splice::{as_str, is_null, present};
 use super::{Accepted, Ingested, Rejected, WireError};
 
@@ -39,7 +40,7 @@ pub fn authenticate(headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .is_some_and(|(_, token)| same(token.trim().as_bytes(), secret.as_bytes()));
+        .is_some_and(|(_, token)| same_secret(token.trim().as_bytes(), secret.as_bytes()));
     if bearer {
         return true;
     }
@@ -58,7 +59,7 @@ pub fn authenticate(headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
 
 /// Compares two byte strings in constant time: their SHA-256 digests are compared byte by byte,
 /// so neither where they differ nor the secret's length shows in the time taken.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
     a.iter()
         .zip(b.iter())
@@ -146,6 +147,10 @@ fn accept(text: &str) -> Result<Accepted, String> {
         return Err("is not a JSON object".to_owned());
     }
     let probe: Probe = serde_json::from_str(text).map_err(|e| format!("cannot be read: {e}"))?;
+    // Stored as sent, so it must read as a delivery worker reads it.
+    if let Some(e) = unreadable(text) {
+        return Err(format!("cannot be read: {e}"));
+    }
     let named = probe
         .event_name
         .and_then(as_str)
