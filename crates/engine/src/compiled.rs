@@ -2,14 +2,16 @@
 //! immutable afterwards and shared by every connection and every event.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use ferry_spec::model::{
-    BodyFormat, Conversion, Mapping, Method, Otherwise, SourceDialect, TimeUnit, Transform,
+    BodyFormat, Conversion, Mapping, Method, OnInvalid, Otherwise, SourceDialect, TimeUnit,
+    Transform, ValueType,
 };
 use serde_json::Value;
 
-use crate::batch::BatchRule;
+use crate::batch_rule::BatchRule;
 use crate::path::Path;
 use crate::template::{Template, Templates};
 
@@ -67,7 +69,7 @@ pub(crate) struct CompiledRequest {
     pub path: Template,
     pub query: Vec<Field>,
     pub headers: Vec<(Arc<str>, Template)>,
-    pub body: Option<Vec<Field>>,
+    pub body: Option<Object>,
     pub format: BodyFormat,
 }
 
@@ -77,6 +79,9 @@ pub(crate) struct Selector {
     pub events: Names,
     pub exists: Vec<Path>,
     pub missing: Vec<Path>,
+    pub filled: Vec<Path>,
+    pub blank: Vec<Path>,
+    /// With `loose`, texts are compared trimmed and without regard to case.
     pub equals: Vec<(Path, Value)>,
     pub settings: Vec<(Box<str>, Value)>,
     pub recalled: Option<Recall>,
@@ -84,6 +89,9 @@ pub(crate) struct Selector {
     pub response: Option<usize>,
     pub statuses: Vec<u16>,
     pub not: Option<Box<Selector>>,
+    pub any: Vec<Selector>,
+    pub all: Vec<Selector>,
+    pub loose: bool,
 }
 
 /// Names written in the mapping, or held by a list setting (`"*"` allows every name).
@@ -92,8 +100,15 @@ pub(crate) enum Names {
     /// No condition.
     #[default]
     Any,
-    Listed(Vec<Box<str>>),
-    Setting(Box<str>),
+    /// Names as written; with `loose`, written trimmed and in lower case.
+    Listed {
+        names: Vec<Box<str>>,
+        loose: bool,
+    },
+    Setting {
+        name: Box<str>,
+        loose: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -110,15 +125,30 @@ pub(crate) struct Field {
     pub key: Box<str>,
     /// Dotted output path for messages, e.g. `data.email`.
     pub label: Box<str>,
+    /// The output name computed per event (`key:`), instead of `key`.
+    pub computed_key: Option<Box<Field>>,
+    /// Written only when this holds.
+    pub when: Option<Selector>,
+    /// An object whose members go into the enclosing object.
+    pub spread: bool,
     pub source: Source,
     pub default: Option<Value>,
     pub required: bool,
     pub keep_null: bool,
     pub omit_empty: bool,
-    pub remap: Option<Remap>,
-    pub transforms: Vec<Transform>,
-    pub convert: Option<Conversion>,
+    /// Remaps, transforms and conversions, in the order they apply.
+    pub ops: Vec<Op>,
+    pub on_invalid: OnInvalid,
+    pub must_be: Option<ValueType>,
     pub time_unit: TimeUnit,
+}
+
+/// One operation on a present value.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Remap(Remap),
+    Transform(Transform),
+    Convert(Conversion),
 }
 
 #[derive(Debug)]
@@ -126,19 +156,28 @@ pub(crate) enum Source {
     Paths {
         paths: Vec<Path>,
         recall: Option<Recall>,
+        /// `member`: the member of the selected object named by the text here.
+        member: Option<Path>,
+        /// `first`: a query's first match instead of the list of matches.
+        first: bool,
     },
     Recall(Recall),
     Value(Value),
     Template(Template),
     Setting(Box<str>),
-    Object {
-        fields: Vec<Field>,
-        rest: Option<Rest>,
-    },
+    Object(Object),
     Each {
         path: Path,
         item: Box<Field>,
+        filter: Option<Selector>,
     },
+    /// One member per entry of the first object the paths select.
+    Entries {
+        paths: Vec<Path>,
+        item: Box<Field>,
+        filter: Option<Selector>,
+    },
+    /// A list: one entry per field, or every item of a field that is an `each`.
     Items(Vec<Field>),
     /// `response` + `from`: paths into an earlier step's response.
     Response {
@@ -155,13 +194,28 @@ pub(crate) struct Recall {
     pub key: Path,
 }
 
+/// An object: explicit fields (a group's first), then the bucket.
+#[derive(Debug)]
+pub(crate) struct Object {
+    /// `within`: the first of these that selects an object is `$` inside this one.
+    pub within: Vec<Path>,
+    pub fields: Vec<Field>,
+    pub rest: Option<Rest>,
+    /// Some member's name is only known per event (a computed key, `entries`, or a spread
+    /// object's bucket): names written are tracked so that none is written twice.
+    pub dynamic: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Rest {
-    pub path: Path,
+    /// The first of these that selects an object is bucketed.
+    pub paths: Vec<Path>,
     /// Source keys read by other fields of the action, or listed in `except`.
-    pub consumed: HashSet<Box<str>>,
+    pub consumed: KeySet,
+    /// Paths (in the bucket's scope) whose text names a key another field reads (`member`).
+    pub named: Vec<Path>,
     /// Output names of the explicit fields beside the bucket: they win over bucketed keys.
-    pub siblings: HashSet<Box<str>>,
+    pub siblings: KeySet,
     pub prefix: Box<str>,
     pub flatten: bool,
     pub only: Names,
@@ -198,5 +252,33 @@ impl CompiledMapping {
                 })
             })
             .collect()
+    }
+}
+
+/// A set of object keys, looked up once per bucketed key of every event: hashed with FNV-1a,
+/// which is several times faster than the default SipHash on short keys, and needs no protection
+/// against flooding since its keys come from the mapping, not from events.
+pub(crate) type KeySet = HashSet<Box<str>, BuildHasherDefault<Fnv>>;
+
+/// FNV-1a, 64 bits.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }

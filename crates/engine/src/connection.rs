@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -11,10 +12,20 @@ use ferry_spec::did_you_mean;
 use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
-use crate::compile::check_base_url;
-use crate::compiled::{CompiledMapping, HeaderValue};
+use crate::checks::{check_base_url, check_header_value, check_setting_value};
+use crate::compiled::{CompiledMapping, Fnv, HeaderValue, KeySet};
 use crate::path::Path;
 use crate::template::{RenderError, Template};
+
+/// A list setting's texts, looked up by `event: { setting: ... }` and `only: { setting: ... }`.
+#[derive(Debug, Default)]
+pub(crate) struct NameList {
+    /// The list holds `"*"`.
+    pub all: bool,
+    pub exact: KeySet,
+    /// Trimmed and in lower case, for loose matching.
+    pub loose: KeySet,
+}
 
 /// What secrets are replaced with wherever ferry shows them.
 pub const REDACTED: &str = "[redacted]";
@@ -49,6 +60,8 @@ pub struct Connection {
     pub(crate) paths: Vec<Option<Box<str>>>,
     /// The paths held by `path` settings, compiled once.
     pub(crate) setting_paths: HashMap<Box<str>, Path>,
+    /// The texts of `list` settings, as sets, for selectors that match names against them.
+    pub(crate) name_lists: HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>>,
     secret_names: Vec<String>,
     secrets: Vec<String>,
 }
@@ -112,7 +125,7 @@ impl Connection {
             let value = supplied.get(name).or(setting.default.as_ref());
             match value {
                 Some(value) => {
-                    if let Err(why) = check_setting_type(setting.kind, value) {
+                    if let Err(why) = check_setting_value(setting, value) {
                         problems.push(format!("setting `{name}` {why}"));
                     }
                     if setting.secret {
@@ -153,6 +166,7 @@ impl Connection {
                 redacted_values.insert(name.clone(), Value::String(REDACTED.into()));
             }
         }
+        let name_lists = name_lists(&values);
         let settings = crate::template::template_object(&values);
         let redacted_settings = crate::template::template_object(&redacted_values);
         let name = mapping.name.to_string();
@@ -169,6 +183,7 @@ impl Connection {
             headers: Arc::from(Vec::new()),
             paths: Vec::new(),
             setting_paths,
+            name_lists,
             secret_names,
             secrets,
         };
@@ -257,10 +272,27 @@ impl Connection {
 
     fn render_constant(&self, template: &Template) -> Result<String, String> {
         self.render(template, None).map_err(|e| match e {
-            RenderError::Undefined(why) | RenderError::Failed(why) => {
-                self.redact(&why).into_owned()
-            }
+            RenderError::Undefined(why) => match self.missing_in(template, &Value::Null) {
+                Some(what) => format!("a template needs {what}"),
+                None => self.redact(&why).into_owned(),
+            },
+            RenderError::Failed(why) => self.redact(&why).into_owned(),
         })
+    }
+
+    /// What `template` reads that neither `event` nor the settings have, for a message:
+    /// ``the event's `event.userId`, which it lacks`` or ``setting `region`, which is not set``.
+    pub(crate) fn missing_in(&self, template: &Template, event: &Value) -> Option<String> {
+        if let Some(setting) = template
+            .settings
+            .iter()
+            .find(|s| self.values.get(s.as_str()).is_none_or(Value::is_null))
+        {
+            return Some(format!("setting `{setting}`, which is not set"));
+        }
+        template
+            .first_missing(event)
+            .map(|path| format!("`{path}`, which the event lacks"))
     }
 
     /// Renders a template with this connection's settings.
@@ -320,6 +352,25 @@ impl Connection {
     }
 }
 
+/// The texts of every list setting, as sets.
+fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>> {
+    values
+        .iter()
+        .filter_map(|(name, value)| {
+            let list = value.as_array()?;
+            let texts = || list.iter().filter_map(Value::as_str);
+            Some((
+                Box::from(name.as_str()),
+                NameList {
+                    all: texts().any(|t| t == "*"),
+                    exact: texts().map(Into::into).collect(),
+                    loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Compiles the JSONPath a `path` setting holds.
 fn setting_path(name: &str, value: &Value) -> Result<Option<Path>, String> {
     let Some(text) = value.as_str() else {
@@ -331,14 +382,6 @@ fn setting_path(name: &str, value: &Value) -> Result<Option<Path>, String> {
             why.lines().next().unwrap_or_default()
         )
     })
-}
-
-/// Header values may not contain line breaks or other control characters.
-pub(crate) fn check_header_value(name: &str, value: &str) -> Result<(), String> {
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(format!("header `{name}` would contain a control character"));
-    }
-    Ok(())
 }
 
 /// Secrets shorter than this are not searched for in free text (a one-letter "secret" would
@@ -360,40 +403,6 @@ fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_secret_text(v, out)),
         Value::Object(map) => map.values().for_each(|v| collect_secret_text(v, out)),
         _ => {}
-    }
-}
-
-/// Checks that `value` has the setting type `kind`; the error completes "setting `x` ...".
-pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String> {
-    let ok = match kind {
-        SettingType::String => value.is_string(),
-        SettingType::Number => value.is_number(),
-        SettingType::Integer => value.is_i64() || value.is_u64(),
-        SettingType::Boolean => value.is_boolean(),
-        SettingType::List => value.is_array(),
-        SettingType::Map => value.is_object(),
-        SettingType::Path => value.as_str().is_some_and(|s| s.starts_with('$')),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be {}, not {}",
-            type_name(kind),
-            crate::convert::kind(value)
-        ))
-    }
-}
-
-fn type_name(kind: SettingType) -> &'static str {
-    match kind {
-        SettingType::String => "text",
-        SettingType::Number => "a number",
-        SettingType::Integer => "a whole number",
-        SettingType::Boolean => "true or false",
-        SettingType::List => "a list",
-        SettingType::Map => "a map",
-        SettingType::Path => "a JSONPath such as `$.user_id`",
     }
 }
 

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use ferry_spec::model::{Conversion, TimeUnit, Transform};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use ferry_spec::model::{Conversion, TimeUnit, Transform, ValueType};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
@@ -144,10 +144,30 @@ pub fn convert(
             _ => fail(&value, "a boolean"),
         },
         Conversion::Iso8601 => {
+            // Segment's SDKs already write this form: keep the text, without a copy.
+            if let Value::String(text) = &*value
+                && is_canonical_time(text)
+            {
+                return Ok(value);
+            }
             let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
             // `%Y-%m-%dT%H:%M:%S%.3fZ`, written without parsing a format string per value.
             Ok(Cow::Owned(Value::String(
                 time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            )))
+        }
+        Conversion::Date => {
+            // A plain date is a date already; anything else is read as a time, in UTC.
+            if let Value::String(s) = &*value
+                && let Ok(date) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            {
+                return Ok(Cow::Owned(Value::String(
+                    date.format("%Y-%m-%d").to_string(),
+                )));
+            }
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::String(
+                time.date_naive().format("%Y-%m-%d").to_string(),
             )))
         }
         Conversion::UnixSeconds => {
@@ -159,6 +179,50 @@ pub fn convert(
             Ok(Cow::Owned(Value::from(time.timestamp_millis())))
         }
     }
+}
+
+/// Whether `text` is a valid time already written as `as: iso8601` writes it:
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn is_canonical_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() != 24 {
+        return false;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0_u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if punctuation.iter().any(|&(at, c)| b[at] != c) {
+        return false;
+    }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second), Some(_)) = (
+        digits(0..4),
+        digits(5..7),
+        digits(8..10),
+        digits(11..13),
+        digits(14..16),
+        digits(17..19),
+        digits(20..23),
+    ) else {
+        return false;
+    };
+    hour < 24
+        && minute < 60
+        && second < 60
+        && i32::try_from(year)
+            .ok()
+            .and_then(|year| NaiveDate::from_ymd_opt(year, month, day))
+            .is_some()
 }
 
 fn time_error(value: &Value) -> String {
@@ -206,6 +270,30 @@ fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Whether `value` has the JSON type `want`.
+pub fn has_type(value: &Value, want: ValueType) -> bool {
+    match want {
+        ValueType::String => value.is_string(),
+        ValueType::Number => value.is_number(),
+        ValueType::Integer => value.is_i64() || value.is_u64(),
+        ValueType::Boolean => value.is_boolean(),
+        ValueType::List => value.is_array(),
+        ValueType::Object => value.is_object(),
+    }
+}
+
+/// `text`, `a number`, ... for messages.
+pub fn type_name(want: ValueType) -> &'static str {
+    match want {
+        ValueType::String => "text",
+        ValueType::Number => "a number",
+        ValueType::Integer => "a whole number",
+        ValueType::Boolean => "true or false",
+        ValueType::List => "a list",
+        ValueType::Object => "an object",
+    }
+}
+
 /// A value cut to a readable length for messages.
 pub fn short(value: &Value) -> String {
     let text = match value {
@@ -227,6 +315,36 @@ mod tests {
 
     fn conv(value: Value, to: Conversion) -> Result<Value, String> {
         convert(Cow::Owned(value), to, TimeUnit::Seconds).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn canonical_times_are_kept_and_others_normalised() {
+        let iso = |text: &str| conv(json!(text), Conversion::Iso8601);
+        assert_eq!(
+            iso("2026-11-02T09:17:00.000Z"),
+            Ok(json!("2026-11-02T09:17:00.000Z"))
+        );
+        assert_eq!(
+            iso("2026-11-02T09:17:00Z"),
+            Ok(json!("2026-11-02T09:17:00.000Z"))
+        );
+        assert!(iso("2026-02-30T09:17:00.000Z").is_err());
+        assert!(iso("2026-11-02T24:17:00.000Z").is_err());
+        assert!(!is_canonical_time("2026-11-02T09:17:00.000+00:00"));
+    }
+
+    #[test]
+    fn dates_are_calendar_days_in_utc() {
+        assert_eq!(
+            conv(json!("1990-05-17"), Conversion::Date),
+            Ok(json!("1990-05-17"))
+        );
+        assert_eq!(
+            conv(json!("1990-05-17T23:30:00-02:00"), Conversion::Date),
+            Ok(json!("1990-05-18"))
+        );
+        assert_eq!(conv(json!(0), Conversion::Date), Ok(json!("1970-01-01")));
+        assert!(conv(json!("someday"), Conversion::Date).is_err());
     }
 
     #[test]

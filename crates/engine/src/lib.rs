@@ -6,25 +6,27 @@
 //! Connection::plan(event, remembered state) -> Plan { requests | skips | failures, remember }
 //! ```
 
-pub mod batch;
+mod batch;
+mod batch_rule;
 mod canned;
+mod checks;
 mod compile;
 mod compiled;
 mod connection;
 mod convert;
 mod execute;
-pub mod path;
+mod path;
 mod plan;
 mod state;
 mod template;
 
-pub use batch::{BatchRule, Batcher, ItemFailures, MergedRequest, Rejected};
+pub use batch::{Batcher, ItemFailures, MergedRequest, Rejected};
+pub use batch_rule::BatchRule;
 pub use canned::{CannedResponses, Followed};
+pub use checks::check_setting_type;
 pub use compile::compile;
 pub use compiled::CompiledMapping;
-pub use connection::{
-    Connection, Header, REDACTED, SettingsError, check_setting_type, setting_from_text,
-};
+pub use connection::{Connection, Header, REDACTED, SettingsError, setting_from_text};
 pub use convert::snake_case;
 pub use plan::{Body, Continuation, Failure, Outcome, Plan, PlannedRequest, Skip, StepResponse};
 pub use state::{MemoryState, NoState, Recall, Remembered};

@@ -23,13 +23,27 @@ pub enum Segment {
 #[derive(Clone)]
 pub struct Path {
     text: Box<str>,
+    root: Root,
     kind: Kind,
+}
+
+/// What `$` of a path stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// The value in scope: the event, or the item inside `each` and `entries`.
+    Scope,
+    /// `$event...`: the whole event, wherever the path is read.
+    Event,
+    /// `$key`: the key of the entry in scope, inside `entries`.
+    Key,
 }
 
 #[derive(Clone)]
 enum Kind {
     Plain(Box<[Segment]>),
-    Query(Box<JpQuery>),
+    /// A query, and the plain member chain it starts with: when that chain is missing the query
+    /// can match nothing, and it is not run.
+    Query(Box<JpQuery>, Box<[Segment]>),
 }
 
 impl fmt::Debug for Path {
@@ -46,6 +60,7 @@ impl fmt::Display for Path {
 
 impl Path {
     /// Compiles `text`; the error says what is wrong with it.
+    /// `$event` and `$key` start paths that read the whole event and the entry's key.
     pub fn parse(text: &str) -> Result<Path, String> {
         if !text.starts_with('$') {
             return Err(format!(
@@ -53,17 +68,40 @@ impl Path {
                 text.trim_start_matches('.')
             ));
         }
-        let kind = if let Some(segments) = parse_plain(text) {
+        let (root, query_text): (Root, Cow<'_, str>) = if let Some(rest) = text
+            .strip_prefix("$event")
+            .filter(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        {
+            (Root::Event, Cow::Owned(format!("${rest}")))
+        } else if text == "$key" {
+            (Root::Key, Cow::Borrowed("$"))
+        } else if text.starts_with("$key") && text[4..].starts_with(['.', '[']) {
+            return Err(format!(
+                "`$key` is the text of the entry's key and has no members: write `$key` alone, not `{text}`"
+            ));
+        } else {
+            (Root::Scope, Cow::Borrowed(text))
+        };
+        let kind = if let Some(segments) = parse_plain(&query_text) {
             Kind::Plain(segments.into_boxed_slice())
         } else {
-            let query =
-                parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
-            Kind::Query(Box::new(query))
+            let query = parse_json_path(&query_text)
+                .map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+            Kind::Query(
+                Box::new(query),
+                plain_prefix(&query_text).into_boxed_slice(),
+            )
         };
         Ok(Path {
             text: text.into(),
+            root,
             kind,
         })
+    }
+
+    /// What `$` stands for in this path.
+    pub fn root(&self) -> Root {
+        self.root
     }
 
     /// The path as written.
@@ -75,13 +113,29 @@ impl Path {
     pub fn segments(&self) -> Option<&[Segment]> {
         match &self.kind {
             Kind::Plain(segments) => Some(segments),
-            Kind::Query(_) => None,
+            Kind::Query(..) => None,
         }
     }
 
     /// Whether the path can select several values.
     pub fn is_query(&self) -> bool {
-        matches!(self.kind, Kind::Query(_))
+        matches!(self.kind, Kind::Query(..))
+    }
+
+    /// The first value at this path: a plain path's value, or a query's first match. Nothing
+    /// is copied.
+    pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
+        match &self.kind {
+            Kind::Plain(segments) => walk(root, segments),
+            Kind::Query(query, prefix) => {
+                walk(root, prefix)?;
+                js_path_process(query, root)
+                    .ok()?
+                    .into_iter()
+                    .next()
+                    .map(jsonpath_rust::query::QueryRef::val)
+            }
+        }
     }
 
     /// The value at this path. A plain path borrows from `root`; a query yields the list of its
@@ -89,7 +143,8 @@ impl Path {
     pub fn get<'a>(&self, root: &'a Value) -> Option<Cow<'a, Value>> {
         match &self.kind {
             Kind::Plain(segments) => walk(root, segments).map(Cow::Borrowed),
-            Kind::Query(query) => {
+            Kind::Query(query, prefix) => {
+                walk(root, prefix)?;
                 let found = js_path_process(query, root).ok()?;
                 if found.is_empty() {
                     None
@@ -114,6 +169,22 @@ pub fn walk<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
         };
     }
     Some(node)
+}
+
+/// The plain steps a query starts with (`$.a.b[?...]` -> `a`, `b`): up to the first step that
+/// is not a plain member or index.
+fn plain_prefix(text: &str) -> Vec<Segment> {
+    let mut end = text.len();
+    loop {
+        if let Some(segments) = parse_plain(&text[..end]) {
+            return segments;
+        }
+        // Cut the last step: everything from the last `.` or `[` outside quotes is dropped.
+        match text[..end].rfind(['.', '[']) {
+            Some(at) if at > 0 => end = at,
+            _ => return Vec::new(),
+        }
+    }
 }
 
 /// Parses `$`, `.name`, `['name']`, `["name"]` and `[N]` steps; `None` for anything else.
@@ -188,6 +259,45 @@ mod tests {
         assert_eq!(path.get(&event).as_deref(), Some(&json!(["a", "b"])));
         let none = json!({"products": []});
         assert_eq!(path.get(&none), None);
+    }
+
+    #[test]
+    fn reads_the_event_and_the_entry_key_from_named_roots() {
+        let path = Path::parse("$event.userId").unwrap();
+        assert_eq!(path.root(), Root::Event);
+        assert_eq!(path.segments().unwrap(), &[Segment::Key("userId".into())]);
+        assert_eq!(Path::parse("$event").unwrap().segments().unwrap(), &[]);
+        assert_eq!(Path::parse("$key").unwrap().root(), Root::Key);
+        assert_eq!(Path::parse("$.events").unwrap().root(), Root::Scope);
+        assert!(Path::parse("$events").is_err());
+        assert!(Path::parse("$key.x").unwrap_err().contains("no members"));
+        let filter = Path::parse("$event.ids[?(@.type=='b')].id").unwrap();
+        assert_eq!(filter.root(), Root::Event);
+        let event = json!({"ids": [{"type": "a", "id": 1}, {"type": "b", "id": 2}, {"type": "b", "id": 3}]});
+        assert_eq!(filter.first(&event), Some(&json!(2)));
+    }
+
+    #[test]
+    fn a_query_is_not_run_when_its_plain_start_is_missing() {
+        assert_eq!(
+            plain_prefix("$.context.externalId[?(@.type=='b')].id"),
+            vec![
+                Segment::Key("context".into()),
+                Segment::Key("externalId".into())
+            ]
+        );
+        assert_eq!(plain_prefix("$..traits"), Vec::<Segment>::new());
+        assert_eq!(
+            plain_prefix("$['a.b'][*]"),
+            vec![Segment::Key("a.b".into())]
+        );
+        let path = Path::parse("$.context.ids[?(@.t=='b')].id").unwrap();
+        assert_eq!(path.get(&json!({"context": {}})), None);
+        assert_eq!(
+            path.get(&json!({"context": {"ids": [{"t": "b", "id": 1}]}}))
+                .as_deref(),
+            Some(&json!([1]))
+        );
     }
 
     #[test]

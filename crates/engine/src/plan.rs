@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ferry_spec::model::Method;
 use serde_json::Value;
 
-use crate::batch::BatchRule;
+use crate::batch_rule::{BatchRule, BodyLayout};
 use crate::connection::Header;
 use crate::state::Remembered;
 
@@ -55,6 +55,8 @@ pub struct PlannedRequest {
     /// Set when later steps of the action wait for this request's response: hand the response
     /// to [`Connection::resume`](crate::Connection::resume).
     pub continuation: Option<Continuation>,
+    /// Where the JSON body's members and merged items are, when the engine recorded it.
+    pub(crate) layout: Option<Box<BodyLayout>>,
 }
 
 /// Where a multi-step action stands: which step was planned and the responses so far.

@@ -172,6 +172,24 @@ impl Template {
         !self.event_paths.is_empty()
     }
 
+    /// The first value the template reads that `event` lacks, as `event.a.b`: what a message
+    /// names when the template could not be rendered for want of it.
+    pub fn first_missing(&self, event: &Value) -> Option<String> {
+        self.event_paths.iter().find_map(|path| {
+            let mut node = event;
+            for (depth, key) in path.iter().enumerate() {
+                match node.get(&**key) {
+                    Some(next) if !next.is_null() => node = next,
+                    _ => {
+                        let shown: Vec<&str> = path[..=depth].iter().map(|k| &**k).collect();
+                        return Some(format!("event.{}", shown.join(".")));
+                    }
+                }
+            }
+            None
+        })
+    }
+
     /// The event key paths the template reads (for bucketing: those keys count as mapped).
     pub fn event_paths(&self) -> impl Iterator<Item = &[Box<str>]> {
         self.event_paths.iter().map(Vec::as_slice)

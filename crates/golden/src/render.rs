@@ -72,7 +72,12 @@ pub fn render_merged(
     let on = connection_name
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
-    let _ = writeln!(out, "## batch {number}{on} -> {}", label(&merged.request));
+    // A shared rule merges the requests of several actions: name the rule.
+    let target = merged
+        .rule()
+        .group()
+        .map_or_else(|| label(&merged.request), str::to_owned);
+    let _ = writeln!(out, "## batch {number}{on} -> {target}");
     let _ = writeln!(
         out,
         "(merges {}: {})",

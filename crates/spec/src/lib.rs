@@ -2,6 +2,7 @@
 //! mapping file with every problem located by file, line and column.
 
 pub mod config;
+mod depth;
 mod diagnostic;
 mod document;
 mod explain;
@@ -14,6 +15,7 @@ mod suggest;
 pub use config::{
     ConfigDocument, config_schema, config_schema_text, load_config_file, load_config_str,
 };
+pub use depth::MAX_DEPTH;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use document::{Document, Target};
 pub use load::{Loaded, load_file, load_str, read_file, read_str};

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
+use crate::depth::{MAX_DEPTH, too_deep};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::document::{Document, Target, locate};
 use crate::explain::{
@@ -147,6 +148,9 @@ pub(crate) fn parse_yaml(
     text: &str,
     what: &str,
 ) -> Result<(serde_yaml::Value, serde_json::Value, SourceMap), Diagnostics> {
+    if let Some(span) = too_deep(text) {
+        return Err(Diagnostics(vec![nested_too_deep(file, text, span, what)]));
+    }
     let source_map = SourceMap::build(text);
     let mut problems: Vec<Diagnostic> = source_map
         .duplicates()
@@ -179,6 +183,32 @@ pub(crate) fn parse_yaml(
         )])
     })?;
     Ok((yaml, json, source_map))
+}
+
+/// The problem of a document nested deeper than [`MAX_DEPTH`], with the snippet cut to the
+/// characters around the place (a deep document is often one very long line).
+fn nested_too_deep(file: &str, text: &str, span: Span, what: &str) -> Diagnostic {
+    const AROUND: usize = 40;
+    let mut diagnostic = Diagnostic::at(
+        file,
+        text,
+        Some(span),
+        format!("{what} nests more than {MAX_DEPTH} levels of mappings and lists"),
+    )
+    .with_help(format!(
+        "ferry reads documents nested at most {MAX_DEPTH} levels deep; a real mapping needs far fewer"
+    ));
+    let skip = diagnostic.column.saturating_sub(AROUND + 1);
+    if skip > 0 || diagnostic.snippet.chars().count() > diagnostic.column + AROUND {
+        diagnostic.snippet = diagnostic
+            .snippet
+            .chars()
+            .skip(skip)
+            .take(2 * AROUND + 1)
+            .collect();
+        diagnostic.column -= skip;
+    }
+    diagnostic
 }
 
 /// The typed model of a checked document, or the problem at the place serde stopped.

@@ -36,6 +36,15 @@ pub struct Mapping {
     /// How delivery treats this destination: retries, rate limits, batching.
     #[serde(default)]
     pub delivery: Delivery,
+    /// Named groups of fields, written once and used by any object of any action with
+    /// `group: NAME`, e.g. the user identifier every Braze object carries.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub groups: Ordered<Ordered<Field>>,
+    /// Named batch rules: actions and steps that name the same rule in `batch: NAME` merge their
+    /// requests into one HTTP request, e.g. Braze's attributes, events and purchases to
+    /// `/users/track`.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub batches: Ordered<Batch>,
     /// What to send, keyed by action name. Every action whose `when` matches an event runs,
     /// in the order written here.
     pub actions: Ordered<Action>,
@@ -85,6 +94,9 @@ pub struct Setting {
     /// Redact the value everywhere ferry prints or records it (dry runs, logs, errors, snapshots).
     #[serde(default)]
     pub secret: bool,
+    /// The only values allowed, e.g. `[us, eu]`; checked when a connection is made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_of: Vec<Value>,
 }
 
 /// The type of a setting's value.
@@ -169,7 +181,7 @@ pub struct HeaderAuth {
 }
 
 /// Delivery rules for this destination, enforced by the delivery layer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// When and how often a failed request is retried.
@@ -189,6 +201,20 @@ pub struct Delivery {
     /// milliseconds; a request that runs out is dead-lettered.
     #[serde(default = "default_max_total_ms")]
     pub max_total_ms: u64,
+}
+
+/// A mapping without `delivery:` gets exactly what `delivery: {}` gives: the serde defaults of
+/// every key (a derived `Default` would make the timeouts 0).
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            retry: Retry::default(),
+            rate_limit: None,
+            concurrency: None,
+            timeout_ms: default_timeout_ms(),
+            max_total_ms: default_max_total_ms(),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {
@@ -286,9 +312,10 @@ pub struct Action {
     /// Key the destination or delivery layer may use to drop duplicates, e.g. `$.messageId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe_key: Option<Field>,
-    /// How planned requests of this action may be merged into one HTTP request.
+    /// How planned requests of this action may be merged into one HTTP request: a rule written
+    /// here, or the name of a rule under `batches` shared with other actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<Batch>,
+    pub batch: Option<BatchRef>,
 }
 
 /// One step of a multi-step action.
@@ -305,9 +332,21 @@ pub struct Step {
     pub when: Option<Selector>,
     /// The request this step makes.
     pub request: Request,
-    /// How requests of this step merge into one HTTP request.
+    /// How requests of this step merge into one HTTP request: a rule, or the name of one under
+    /// `batches`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<Batch>,
+    pub batch: Option<BatchRef>,
+}
+
+/// A batch rule written in place, or the name of a shared one.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BatchRef {
+    /// The name of a rule under the mapping's `batches`: requests of every action that names it
+    /// merge together.
+    Named(String),
+    /// A rule for this action's (or step's) requests only.
+    Rule(Batch),
 }
 
 /// How planned requests merge into one HTTP request. Requests merge only when their method, URL,
@@ -396,9 +435,28 @@ pub struct Selector {
     /// step that names a non-2xx status handles it, so that status is not a delivery failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<OneOrMany<u16>>,
+    /// JSONPath (or list of them) that must each select a value that is not null, `""`, `[]`
+    /// or `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled: Option<OneOrMany<String>>,
+    /// JSONPath (or list of them) that must each select nothing, null, `""`, `[]` or `{}`, e.g.
+    /// an empty `userId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blank: Option<OneOrMany<String>>,
     /// Conditions that must not all hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not: Option<Box<Selector>>,
+    /// Selectors of which at least one must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<Selector>,
+    /// Selectors that must all hold (for grouping inside `any` and `not`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub all: Vec<Selector>,
+    /// Match `event` names and `equals` texts without regard to letter case and surrounding
+    /// white space (`order completed ` matches `Order Completed`), here and in every nested
+    /// selector.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loose: bool,
 }
 
 /// Names, written in the mapping or taken from a setting.
@@ -516,10 +574,22 @@ pub enum BodyFormat {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
+    /// The field is written only when these conditions hold (read in the field's own scope: the
+    /// event, or the item inside `each`); otherwise it is left out as if it were missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Selector>,
     /// JSONPath into the event, or a list of them: the first that selects a non-null value wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.traits.email")]
     pub from: Option<OneOrMany<String>>,
+    /// With `from`: take, from the object selected, the member named by the text at this path,
+    /// e.g. `{ from: $, member: $.identifier }` reads `2` from `{identifier: id, id: 2}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// With `from`: a query (filter, wildcard) gives its first match instead of the list of its
+    /// matches, e.g. `$.context.externalId[?(@.type=='brazeExternalId')].id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first: bool,
     /// With `from`: read the response of this earlier step (`$.status`, `$.headers`, `$.body`)
     /// instead of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -540,11 +610,39 @@ pub struct Field {
     /// A nested object with these fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Ordered<Field>>,
-    /// JSONPath to an object: every key of it that no other field of this action reads goes
-    /// into this object (the catch-all bucket).
+    /// A nested object with the fields of this group (from the mapping's `groups`), before any
+    /// `fields` given here; a field here with the same name replaces the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// With `fields`, `group` or `rest_of`: JSONPath to an object (or a list, the first present
+    /// wins) that `$` means inside this object, e.g. `$.properties` to shape the product a
+    /// `Product Viewed` event carries in its properties like the items of `products`. The object
+    /// is missing when none is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<OneOrMany<String>>,
+    /// Write this object's members (its fields, group and bucket) into the enclosing object
+    /// instead of under this field's name, e.g. every trait as a top-level attribute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
+    /// JSONPath to an object, or a list of them (the first that selects an object wins): one
+    /// output member per entry of it, named by `key` (the entry's own key by default) and shaped
+    /// by the other keys of this field, where `$` is the entry's value and `$key` its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<OneOrMany<String>>,
+    /// With `each` or `entries`: only the items (or entries) for which these conditions hold,
+    /// read with `$` as the item.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Box<Selector>>,
+    /// The output name, computed: a text field such as `{ from: $key, transform: [snake_case] }`
+    /// or `{ template: "group_{{ event.groupId }}" }`, instead of the name written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Box<Field>>,
+    /// JSONPath to an object, or a list of them (the first that selects an object wins): every
+    /// key of it that no other field of this action reads goes into this object (the catch-all
+    /// bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.traits")]
-    pub rest_of: Option<String>,
+    pub rest_of: Option<OneOrMany<String>>,
     /// With `rest_of`: only these keys go into the bucket, written here or `{ setting: NAME }`;
     /// `"*"` allows every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,13 +687,74 @@ pub struct Field {
     /// Text transforms applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transform: Vec<Transform>,
-    /// Convert the value to this type; a value that cannot be converted is a per-event error.
+    /// Convert the value to this type; a value that cannot be converted is a per-event error
+    /// unless `on_invalid` says otherwise.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// Remaps, transforms and conversions in the order written, instead of `remap`, `transform`
+    /// and `as` (which apply in that fixed order), e.g.
+    /// `[{ transform: [trim, lower] }, { remap: {...} }]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apply: Vec<Operation>,
+    /// What a value that cannot be converted or transformed becomes: `fail` the action (the
+    /// default), `omit` the field, or `keep` it unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_invalid: Option<OnInvalid>,
+    /// The type the value must have, checked after shaping: an event whose value has another
+    /// type fails this action with a reason naming the field, e.g. `email: 123`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub must_be: Option<ValueType>,
     /// How `as: iso8601`, `unix_seconds` and `unix_millis` read a number: as unix seconds
     /// (the default) or milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_unit: Option<TimeUnit>,
+}
+
+/// One operation of `apply`: give exactly one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct Operation {
+    /// Replace the value through a lookup table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remap: Option<Remap>,
+    /// Text transforms, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<OneOrMany<Transform>>,
+    /// Convert the value to this type.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Conversion>,
+}
+
+/// What happens to a value that cannot be converted or transformed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Fail this action for the event, naming the field.
+    #[default]
+    Fail,
+    /// Leave the field out; the rest of the request is sent.
+    Omit,
+    /// Send the value as it was before the operation that could not handle it.
+    Keep,
+}
+
+/// A JSON type a value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// Text.
+    String,
+    /// Any number.
+    Number,
+    /// A whole number.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// A list.
+    List,
+    /// An object.
+    Object,
 }
 
 /// The unit of a unix time number.
@@ -662,6 +821,10 @@ pub enum Otherwise {
     Default,
     /// Leave this field out; the rest of the request is still sent.
     Omit,
+    /// Send `null` (which some destinations read as "clear this value"). Written
+    /// `send_null`, since a bare `null` in YAML is no value at all.
+    #[serde(rename = "send_null")]
+    Null,
 }
 
 /// A text transform.
@@ -694,6 +857,8 @@ pub enum Conversion {
     Boolean,
     /// An ISO-8601 time in UTC, from ISO-8601 text or unix seconds/milliseconds.
     Iso8601,
+    /// A calendar date `YYYY-MM-DD` (UTC), from a date, ISO-8601 text or a unix number.
+    Date,
     /// Unix time in seconds, from ISO-8601 text or a unix number.
     UnixSeconds,
     /// Unix time in milliseconds, from ISO-8601 text or a unix number.

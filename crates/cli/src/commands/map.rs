@@ -297,6 +297,13 @@ impl Shown<'_> {
         }
         out.write_all(b",\"action\":")?;
         serde_json::to_writer(&mut *out, &*request.action)?;
+        // A shared batch rule merges requests of several actions: name it too.
+        if events.len() > 1
+            && let Some(group) = request.batch.as_ref().and_then(|rule| rule.group())
+        {
+            out.write_all(b",\"batch\":")?;
+            serde_json::to_writer(&mut *out, group)?;
+        }
         if let Some(step) = &request.step {
             out.write_all(b",\"step\":")?;
             serde_json::to_writer(&mut *out, &**step)?;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
 
+use crate::checks::check_base_url;
 use crate::compiled::HeaderValue;
 use crate::template::{Escape, Template};
 
@@ -159,32 +160,41 @@ impl Compiler<'_> {
     }
 }
 
+/// Headers a mapping may not set, with why. `Host` would let a template route the request (and
+/// its credentials) through a proxy or CDN to another host than `http.base_url`'s; the framing
+/// headers are the HTTP client's to write; the hop-by-hop headers (RFC 9110 section 7.6.1, plus
+/// the non-standard `Proxy-Connection` and the proxy's own `Proxy-Authorization` and
+/// `Proxy-Authenticate`) are consumed by the next proxy rather than the destination.
+const RESERVED_HEADERS: &[(&str, &str)] = &[
+    ("host", "the host comes from `http.base_url`"),
+    ("content-length", "ferry sets the body length"),
+    ("transfer-encoding", "ferry sets the body framing"),
+    ("connection", "it is a hop-by-hop header"),
+    ("keep-alive", "it is a hop-by-hop header"),
+    ("proxy-connection", "it is a hop-by-hop header"),
+    ("te", "it is a hop-by-hop header"),
+    ("trailer", "it is a hop-by-hop header"),
+    ("upgrade", "it is a hop-by-hop header"),
+    (
+        "proxy-authorization",
+        "it is a credential for a proxy, not the destination",
+    ),
+    ("proxy-authenticate", "it is a hop-by-hop header"),
+];
+
 pub(super) fn check_header_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(format!("`{name}` is not a valid header name"))
+    if !valid {
+        return Err(format!("`{name}` is not a valid header name"));
     }
-}
-
-/// A base URL must be an absolute http(s) URL with a host and no query or fragment.
-pub(crate) fn check_base_url(text: &str) -> Result<(), String> {
-    let url =
-        url::Url::parse(text).map_err(|e| format!("`{text}` is not a valid base URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("the base URL `{text}` must use http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("the base URL `{text}` has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "the base URL `{text}` must not have a query or fragment"
-        ));
+    if let Some((_, why)) = RESERVED_HEADERS
+        .iter()
+        .find(|(reserved, _)| reserved.eq_ignore_ascii_case(name))
+    {
+        return Err(format!("a mapping cannot set the `{name}` header: {why}"));
     }
     Ok(())
 }

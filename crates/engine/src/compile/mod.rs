@@ -6,17 +6,27 @@ use std::collections::HashSet;
 use ferry_spec::model::{self, Mapping};
 use ferry_spec::{Diagnostic, Diagnostics, Document, Target, did_you_mean, escape_segment};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::batch_rule::BatchRule;
 use crate::compiled::{CompiledAction, CompiledMapping};
 use crate::template::Templates;
 
 mod action;
+mod batch;
 mod bucket;
 mod field;
 mod http;
+mod jsonpath;
+mod list;
+mod recall;
+mod selector;
+mod source;
 
-use bucket::{settle_steps, visit_recalled, visit_recalls};
-pub(crate) use http::check_base_url;
+use bucket::settle_steps;
 use http::check_header_name;
+use recall::{visit_recalled, visit_recalls};
 
 /// Message types of the Segment spec (plus `delete`, which Segment sends to destinations).
 const SEGMENT_TYPES: &[&str] = &[
@@ -30,9 +40,13 @@ pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
         problems: Vec::new(),
         templates: Templates::default(),
         steps_in_scope: None,
+        batches: HashMap::new(),
+        groups_in_use: Vec::new(),
+        entries_depth: 0,
     };
     let mapping = &document.mapping;
     compiler.check_settings();
+    compiler.named_batches();
     let base_url =
         compiler.settings_template("/http/base_url", &mapping.http.base_url, "http.base_url");
     let headers = compiler.mapping_headers();
@@ -73,6 +87,12 @@ struct Compiler<'d> {
     templates: Templates,
     /// While compiling a step: where it stands among its action's steps.
     steps_in_scope: Option<StepScope>,
+    /// The named batch rules (`None` for one with problems, already reported).
+    batches: HashMap<String, Option<Arc<BatchRule>>>,
+    /// The groups being expanded, innermost last, to report a group that uses itself.
+    groups_in_use: Vec<String>,
+    /// How many `entries` the field being compiled sits in (`$key` needs one).
+    entries_depth: usize,
 }
 
 /// The steps around the one being compiled.
@@ -139,8 +159,17 @@ impl Compiler<'_> {
                         .into(),
                 );
             }
+            for (i, allowed) in setting.one_of.iter().enumerate() {
+                if let Err(why) = crate::checks::check_setting_type(setting.kind, allowed) {
+                    self.problem(
+                        &format!("{pointer}/one_of/{i}"),
+                        Target::Value,
+                        format!("a choice of setting `{name}` {why}"),
+                    );
+                }
+            }
             if let Some(default) = &setting.default
-                && let Err(why) = crate::connection::check_setting_type(setting.kind, default)
+                && let Err(why) = crate::checks::check_setting_value(&setting, default)
             {
                 self.problem(
                     &format!("{pointer}/default"),
@@ -182,6 +211,10 @@ impl Compiler<'_> {
                 visit_recalls(&format!("{base}/body"), request.body.as_ref(), &mut missing);
                 visit_recalls(&format!("{base}/query"), Some(&request.query), &mut missing);
             }
+        }
+        for (name, group) in &self.mapping().groups {
+            let base = format!("/groups/{}", escape_segment(name));
+            visit_recalls(&base, Some(group), &mut missing);
         }
         if actions.len() < self.mapping().actions.len() || !self.document.pruned_actions.is_empty()
         {

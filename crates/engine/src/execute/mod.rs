@@ -6,18 +6,26 @@ use std::sync::Arc;
 use ferry_spec::model::SourceDialect;
 use serde_json::Value;
 
-use crate::compiled::CompiledAction;
+use std::borrow::Cow;
+
+use crate::compiled::{CompiledAction, Selector};
 use crate::connection::Connection;
 use crate::convert::kind;
+use crate::path::{Path, Root};
 use crate::plan::{Continuation, Failure, Outcome, Plan, Skip, StepResponse};
 use crate::state::{Recall, Remembered};
 
+mod bucket;
+mod list;
 mod request;
 mod select;
 
 use select::Subject;
 mod value;
 mod write;
+
+/// An event's message type and event name, read once per event.
+type Identity<'e> = (Option<&'e str>, Option<&'e str>);
 
 /// Why an action stopped.
 enum Stop {
@@ -70,7 +78,7 @@ impl Connection {
         self.next_step(
             continuation.action,
             continuation.step + 1,
-            event,
+            (event, self.identify(event)),
             state,
             responses,
             &mut None,
@@ -102,6 +110,8 @@ impl Connection {
         let (message_type, event_name) = self.identify(event);
         let subject = Subject {
             event,
+            scope: event,
+            key: None,
             message_type,
             event_name,
             responses: &[],
@@ -126,7 +136,14 @@ impl Connection {
             } else {
                 Vec::new()
             };
-            let outcome = self.next_step(index, 0, event, state, responses, &mut trace);
+            let outcome = self.next_step(
+                index,
+                0,
+                (event, (message_type, event_name)),
+                state,
+                responses,
+                &mut trace,
+            );
             if let Some(lines) = trace {
                 plan.trace
                     .push(format!("action `{}`: selected", action.name));
@@ -166,29 +183,35 @@ impl Connection {
     }
 
     /// Plans the first step from `from` on whose `when` holds; `None` when none does.
+    /// `subject` is the event with its message type and name.
     fn next_step(
         &self,
         index: usize,
         from: usize,
-        event: &Value,
+        subject: (&Value, Identity<'_>),
         state: &dyn Recall,
         responses: Vec<Option<Arc<Value>>>,
         trace: &mut Option<Vec<String>>,
     ) -> Option<Outcome> {
+        let (event, (message_type, event_name)) = subject;
         let action = &self.mapping.actions[index];
         let (at, more) = if action.steps.len() == 1 && action.steps[0].when.is_none() {
             // A plain `request`: nothing to choose, nothing waits.
             (0, false)
         } else {
-            self.choose_step(action, from, event, state, &responses, trace)?
+            self.choose_step(action, from, subject, state, &responses, trace)?
         };
         let step = &action.steps[at];
         let mut run = Run {
             connection: self,
             state,
             action: &action.name,
+            event,
+            message_type,
+            event_name,
             responses: &responses,
             trace: trace.take(),
+            capture: None,
         };
         if let (Some(lines), Some(name)) = (run.trace.as_mut(), &step.name) {
             lines.push(format!("  step `{name}`: runs"));
@@ -223,14 +246,16 @@ impl Connection {
         &self,
         action: &CompiledAction,
         from: usize,
-        event: &Value,
+        subject: (&Value, Identity<'_>),
         state: &dyn Recall,
         responses: &[Option<Arc<Value>>],
         trace: &mut Option<Vec<String>>,
     ) -> Option<(usize, bool)> {
-        let (message_type, event_name) = self.identify(event);
+        let (event, (message_type, event_name)) = subject;
         let subject = Subject {
             event,
+            scope: event,
+            key: None,
             message_type,
             event_name,
             responses,
@@ -261,7 +286,7 @@ impl Connection {
     }
 
     /// The message type and event name, read where the mapping's dialect keeps them.
-    fn identify<'e>(&self, event: &'e Value) -> (Option<&'e str>, Option<&'e str>) {
+    fn identify<'e>(&self, event: &'e Value) -> Identity<'e> {
         let text = |key: &str| event.get(key).and_then(Value::as_str);
         match self.mapping.spec.source {
             SourceDialect::Segment => (text("type").or_else(|| text("action")), text("event")),
@@ -305,15 +330,103 @@ struct Run<'a> {
     connection: &'a Connection,
     state: &'a dyn Recall,
     action: &'a Arc<str>,
+    /// The whole event, which `$event` paths read wherever they are.
+    event: &'a Value,
+    message_type: Option<&'a str>,
+    event_name: Option<&'a str>,
     /// Responses of the action's earlier steps, by step index.
     responses: &'a [Option<Arc<Value>>],
     trace: Option<Vec<String>>,
+    /// While a merged array of a batched body is written: where its items are.
+    capture: Option<Capture>,
 }
 
-impl Run<'_> {
+/// The item ranges of the list being written at `depth` 1.
+struct Capture {
+    /// How many lists deep the writer is: 1 inside the captured list itself.
+    depth: usize,
+    items: Vec<std::ops::Range<usize>>,
+    /// Whether the captured list was entered: a list written whole (a list `value`) was not.
+    entered: bool,
+    /// False once an item was written where its range could not be recorded.
+    valid: bool,
+}
+
+/// What `$` reads where a field is evaluated: the event, or an item of `each` or `entries`
+/// (with its key).
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    value: &'a Value,
+    key: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    fn of(value: &'a Value) -> Self {
+        Scope { value, key: None }
+    }
+}
+
+impl<'a> Run<'a> {
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("  {}", line()));
+        }
+    }
+
+    /// The value at `path` in `scope`, or of the whole event, or the entry's key.
+    fn read(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+        match path.root() {
+            Root::Scope => path.get(scope.value),
+            Root::Event => path.get(self.event),
+            Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+        }
+    }
+
+    /// A query's first match (a plain path's value), in `scope` or of the whole event.
+    fn read_first(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+        match path.root() {
+            Root::Scope => path.first(scope.value).map(Cow::Borrowed),
+            Root::Event => path.first(self.event).map(Cow::Borrowed),
+            Root::Key => self.read(path, scope),
+        }
+    }
+
+    /// Whether `selector` holds in `scope`; when tracing, the reason it does not is noted
+    /// under `label`.
+    fn holds(&mut self, selector: &Selector, scope: Scope<'a>, label: &str, what: &str) -> bool {
+        let subject = Subject {
+            event: self.event,
+            scope: scope.value,
+            key: scope.key,
+            message_type: self.message_type,
+            event_name: self.event_name,
+            responses: self.responses,
+            connection: self.connection,
+            state: self.state,
+        };
+        let holds = selector.matches(&subject);
+        if !holds && self.trace.is_some() {
+            let why = selector.explain(&subject);
+            self.note(|| format!("{label}: left out by its `{what}`: {why}"));
+        }
+        holds
+    }
+
+    /// The same run over values that live shorter (items a query copied out of the event).
+    fn scoped<'b>(&self) -> Run<'b>
+    where
+        'a: 'b,
+    {
+        Run {
+            connection: self.connection,
+            state: self.state,
+            action: self.action,
+            event: self.event,
+            message_type: self.message_type,
+            event_name: self.event_name,
+            responses: self.responses,
+            trace: None,
+            capture: None,
         }
     }
 }

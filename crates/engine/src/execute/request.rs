@@ -1,14 +1,16 @@
 //! One action's request: URL, query, headers, body and dedupe key.
 
-use crate::compiled::{CompiledStep, Field};
-use crate::connection::{Header, check_header_value};
+use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
+use crate::checks::check_header_value;
+use crate::compiled::{CompiledStep, Field, Object};
+use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 use crate::template::RenderError;
 use ferry_spec::model::BodyFormat;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::{Run, Step, Stop, text_of};
+use super::{Capture, Run, Scope, Step, Stop, text_of};
 
 impl<'a> Run<'a> {
     pub(super) fn request(
@@ -19,32 +21,7 @@ impl<'a> Run<'a> {
     ) -> Step<PlannedRequest> {
         let connection = self.connection;
         let action = &step.request;
-        let mut url = if let Some(url) = &connection.paths[step.slot] {
-            url.to_string()
-        } else {
-            let path = connection
-                .render(&action.path, Some(event))
-                .map_err(|e| match e {
-                    RenderError::Undefined(why) => Stop::Failed(format!(
-                        "the request path needs a value the event lacks: {why}"
-                    )),
-                    RenderError::Failed(why) => {
-                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
-                    }
-                })?;
-            format!("{}{path}", connection.base_url)
-        };
-        if !action.query.is_empty() {
-            let pairs = self.flat_fields(&action.query, event)?;
-            if !pairs.is_empty() {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str(
-                    &url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(&pairs)
-                        .finish(),
-                );
-            }
-        }
+        let url = self.url(step, event)?;
         let mut headers: Vec<Header> = connection.headers.to_vec();
         for (name, template) in &action.headers {
             let value = match connection.render(template, Some(event)) {
@@ -69,11 +46,21 @@ impl<'a> Run<'a> {
                 redacted,
             });
         }
+        let mut layout = None;
         let body = match (&action.body, action.format) {
             (None, _) => None,
             (Some(fields), BodyFormat::Json) => {
-                let mut out = Vec::with_capacity(256);
-                self.object(fields, None, None, event, &mut out)?;
+                // Most bodies fit: one allocation, no copy as it grows.
+                let mut out = Vec::with_capacity(1024);
+                layout = match step.batch.as_deref() {
+                    Some(rule) if recordable(fields, rule) => {
+                        self.body_with_layout(fields, rule, event, &mut out)?
+                    }
+                    _ => {
+                        self.object(fields, None, Scope::of(event), &mut out)?;
+                        None
+                    }
+                };
                 let limit = connection.mapping.spec.http.max_body_bytes;
                 if out.len() as u64 > limit {
                     return Err(Stop::Failed(format!(
@@ -85,16 +72,24 @@ impl<'a> Run<'a> {
                     String::from_utf8(out).expect("serde_json writes UTF-8"),
                 ))
             }
-            (Some(fields), BodyFormat::Form) => Some(Body::Form(self.flat_fields(fields, event)?)),
+            (Some(fields), BodyFormat::Form) => {
+                Some(Body::Form(self.flat_fields(&fields.fields, event)?))
+            }
         };
         let dedupe_key = match dedupe_key {
-            Some(field) => self.value(field, event)?.map(|v| text_of(&v)),
+            Some(field) => self.value(field, Scope::of(event))?.map(|v| text_of(&v)),
             None => None,
         };
         let batch_key = match step.batch.as_ref().and_then(|b| b.key.as_ref()) {
             Some(template) => Some(connection.render(template, Some(event)).map_err(
                 |e| match e {
-                    RenderError::Undefined(why) | RenderError::Failed(why) => {
+                    RenderError::Undefined(why) => {
+                        Stop::Failed(match connection.missing_in(template, event) {
+                            Some(what) => format!("the batch key needs {what}"),
+                            None => format!("the batch key cannot be rendered: {why}"),
+                        })
+                    }
+                    RenderError::Failed(why) => {
                         Stop::Failed(format!("the batch key cannot be rendered: {why}"))
                     }
                 },
@@ -112,7 +107,101 @@ impl<'a> Run<'a> {
             batch: step.batch.clone(),
             batch_key,
             continuation: None,
+            layout,
         })
+    }
+
+    /// The full URL: the base URL, the path (rendered once per connection when it reads no
+    /// event value) and the query.
+    fn url(&mut self, step: &'a CompiledStep, event: &'a Value) -> Step<String> {
+        let connection = self.connection;
+        let action = &step.request;
+        let mut url = if let Some(url) = &connection.paths[step.slot] {
+            url.to_string()
+        } else {
+            let path = connection
+                .render(&action.path, Some(event))
+                .map_err(|e| match e {
+                    RenderError::Undefined(why) => {
+                        Stop::Failed(match connection.missing_in(&action.path, event) {
+                            Some(what) => format!("the request path needs {what}"),
+                            None => {
+                                format!("the request path needs a value the event lacks: {why}")
+                            }
+                        })
+                    }
+                    RenderError::Failed(why) => {
+                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
+                    }
+                })?;
+            format!("{}{path}", connection.base_url)
+        };
+        if !action.query.is_empty() {
+            let pairs = self.flat_fields(&action.query, event)?;
+            if !pairs.is_empty() {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&pairs)
+                        .finish(),
+                );
+            }
+        }
+        Ok(url)
+    }
+
+    /// Writes a body whose requests merge by concatenating arrays, recording where its members
+    /// and the items of those arrays are (`None` when an item could not be recorded: the
+    /// batcher then reads the body itself).
+    fn body_with_layout(
+        &mut self,
+        body: &'a Object,
+        rule: &BatchRule,
+        event: &'a Value,
+        out: &mut Vec<u8>,
+    ) -> Step<Option<Box<BodyLayout>>> {
+        let names = rule.arrays();
+        let mut layout = BodyLayout {
+            arrays: vec![Vec::new(); names.len()],
+            slots: Vec::with_capacity(body.fields.len()),
+            ..BodyLayout::default()
+        };
+        let mut valid = true;
+        out.push(b'{');
+        let mut first = true;
+        let mut written = None;
+        for field in &body.fields {
+            let array = names.iter().position(|n| **n == *field.key);
+            if array.is_some() {
+                self.capture = Some(Capture {
+                    depth: 0,
+                    items: Vec::with_capacity(4),
+                    entered: false,
+                    valid: true,
+                });
+            }
+            let (start, was_first) = (out.len(), first);
+            let result = self.field(field, Scope::of(event), out, &mut first, &mut written);
+            let capture = self.capture.take();
+            result?;
+            if out.len() == start {
+                continue;
+            }
+            let value = start + usize::from(!was_first) + field.key_json.len()..out.len();
+            if let (Some(a), Some(capture)) = (array, capture) {
+                valid &= capture.valid
+                    && out.get(value.start) == Some(&b'[')
+                    && (capture.entered || &out[value.clone()] == b"[]");
+                layout.arrays[a] = capture.items;
+                layout.slots.push(Slot::Array(a));
+            } else {
+                layout.slots.push(Slot::Envelope(layout.envelope.len()));
+                layout.envelope.push((field.key.clone(), value));
+            }
+        }
+        out.push(b'}');
+        layout.len = out.len();
+        Ok(valid.then(|| Box::new(layout)))
     }
 
     /// Query parameters and form fields: name and text of every present value.
@@ -123,10 +212,21 @@ impl<'a> Run<'a> {
     ) -> Step<Vec<(String, String)>> {
         let mut pairs = Vec::with_capacity(fields.len());
         for field in fields {
-            if let Some(value) = self.value(field, event)? {
+            if let Some(value) = self.value(field, Scope::of(event))? {
                 pairs.push((field.key.to_string(), text_of(&value)));
             }
         }
         Ok(pairs)
     }
+}
+
+/// Whether the writer can record a body's layout for `rule`: its arrays are concatenated, and
+/// every top-level member has a name known when the mapping compiled.
+fn recordable(body: &Object, rule: &BatchRule) -> bool {
+    matches!(rule.merge, Merge::Concat(_))
+        && !body.dynamic
+        && body
+            .fields
+            .iter()
+            .all(|f| !f.spread && f.computed_key.is_none())
 }

@@ -1,63 +1,67 @@
 //! One field's value: its source, the missing-value rules, remap, transforms and `as`.
 
-use crate::compiled::{Field, Recall as RecallRule, Source};
+use crate::compiled::{Field, Op, Recall as RecallRule, Remap, Source};
 use crate::connection::Connection;
 use crate::convert::{self, kind, short};
+use crate::path::Path;
 use crate::template::RenderError;
-use ferry_spec::model::Otherwise;
+use ferry_spec::model::{OnInvalid, Otherwise};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 
-use super::{Run, Step, Stop, is_empty, key_text};
+use super::{Run, Scope, Step, Stop, is_empty, key_text};
 
 impl<'a> Run<'a> {
-    /// The value of a field that is not an object or list, after defaults and shaping; `None`
-    /// when it is omitted.
+    /// The value of a field that is not an object or list, after its `when`, defaults and
+    /// shaping; `None` when it is left out.
     pub(super) fn value(
         &mut self,
         field: &'a Field,
-        root: &'a Value,
+        scope: Scope<'a>,
+    ) -> Step<Option<Cow<'a, Value>>> {
+        if let Some(when) = &field.when
+            && !self.holds(when, scope, &field.label, "when")
+        {
+            return Ok(None);
+        }
+        self.value_of(field, scope)
+    }
+
+    /// [`Run::value`] once the field's `when` holds.
+    pub(super) fn value_of(
+        &mut self,
+        field: &'a Field,
+        scope: Scope<'a>,
     ) -> Step<Option<Cow<'a, Value>>> {
         let (raw, from) = match &field.source {
-            Source::Paths { paths, recall } => {
-                let mut saw_null = false;
-                let mut found = None;
-                for path in paths {
-                    match path.get(root) {
-                        Some(v) if v.is_null() => saw_null = true,
-                        Some(v) => {
-                            found = Some((v, path.as_str()));
-                            break;
-                        }
-                        None => {}
-                    }
-                }
-                match found {
-                    Some((v, path)) => (Some(v), Origin::Path(path)),
-                    None => match recall {
-                        Some(rule) => match self.recall(rule, root) {
-                            Some(v) => (Some(Cow::Owned(v)), Origin::Recalled(&rule.store)),
-                            None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
-                            None => (None, Origin::Nothing),
-                        },
-                        None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
-                        None => (None, Origin::Nothing),
-                    },
-                }
-            }
+            Source::Paths {
+                paths,
+                recall,
+                member,
+                first,
+            } => self.read_paths(
+                field,
+                scope,
+                paths,
+                recall.as_ref(),
+                member.as_ref(),
+                *first,
+            ),
             Source::Recall(rule) => (
-                self.recall(rule, root).map(Cow::Owned),
+                self.recall(rule).map(Cow::Owned),
                 Origin::Recalled(&rule.store),
             ),
             Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal),
-            Source::Template(template) => match self.connection.render(template, Some(root)) {
-                Ok(text) => (Some(Cow::Owned(Value::String(text))), Origin::Template),
-                Err(RenderError::Undefined(_)) => (None, Origin::Nothing),
-                Err(RenderError::Failed(why)) => {
-                    return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
+            Source::Template(template) => {
+                match self.connection.render(template, Some(scope.value)) {
+                    Ok(text) => (Some(Cow::Owned(Value::String(text))), Origin::Template),
+                    Err(RenderError::Undefined(_)) => (None, Origin::Nothing),
+                    Err(RenderError::Failed(why)) => {
+                        return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
+                    }
                 }
-            },
+            }
             Source::Setting(name) => (
                 self.connection.values.get(&**name).map(Cow::Borrowed),
                 Origin::Setting(name),
@@ -75,10 +79,13 @@ impl<'a> Run<'a> {
                 }
             }
             Source::SettingPath(name) => match self.connection.setting_paths.get(&**name) {
-                Some(path) => (path.get(root), Origin::Path(path.as_str())),
+                Some(path) => (self.read(path, scope), Origin::Path(path.as_str())),
                 None => (None, Origin::Nothing),
             },
-            Source::Object { .. } | Source::Each { .. } | Source::Items(_) => {
+            Source::Object { .. }
+            | Source::Each { .. }
+            | Source::Entries { .. }
+            | Source::Items(_) => {
                 return Err(Stop::Failed(format!(
                     "`{}` must be a single value",
                     field.label
@@ -91,15 +98,82 @@ impl<'a> Run<'a> {
             other => other,
         };
         let Some(value) = value else {
-            let connection = self.connection;
-            return self.missing(field, || field.source.describe_missing(root, connection));
+            let (connection, event) = (self.connection, self.event);
+            return self.missing(field, || {
+                field.source.describe_missing(scope, event, connection)
+            });
         };
-        let Some(shaped) = self.shape(field, value)? else {
-            self.note(|| format!("{}: omitted (not in the remap table)", field.label));
+        let Some(shaped) = self.shape(field, value, true)? else {
             return Ok(None);
         };
         self.note(|| format!("{} <- {from}", field.label));
         Ok(Some(shaped))
+    }
+
+    /// The value of `from` (with `member`, `first` and `recall`), and where it came from.
+    fn read_paths(
+        &self,
+        field: &Field,
+        scope: Scope<'a>,
+        paths: &'a [Path],
+        recall: Option<&'a RecallRule>,
+        member: Option<&Path>,
+        first: bool,
+    ) -> (Option<Cow<'a, Value>>, Origin<'a>) {
+        let mut saw_null = false;
+        let mut found = None;
+        for path in paths {
+            let got = if first {
+                self.read_first(path, scope)
+            } else {
+                self.read(path, scope)
+            };
+            let got = match (got, member) {
+                (Some(object), Some(member)) => self.member_of(object, member, scope),
+                (got, _) => got,
+            };
+            match got {
+                Some(v) if v.is_null() => saw_null = true,
+                // With `omit_empty`, an empty value does not win over a later path.
+                Some(v) if field.omit_empty && is_empty(&v) => {}
+                Some(v) => {
+                    found = Some((v, path.as_str()));
+                    break;
+                }
+                None => {}
+            }
+        }
+        match found {
+            Some((v, path)) => (Some(v), Origin::Path(path)),
+            None => match recall {
+                Some(rule) => match self.recall(rule) {
+                    Some(v) => (Some(Cow::Owned(v)), Origin::Recalled(&rule.store)),
+                    None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
+                    None => (None, Origin::Nothing),
+                },
+                None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
+                None => (None, Origin::Nothing),
+            },
+        }
+    }
+
+    /// The member of `object` named by the text at `name`.
+    fn member_of(
+        &self,
+        object: Cow<'a, Value>,
+        name: &Path,
+        scope: Scope<'a>,
+    ) -> Option<Cow<'a, Value>> {
+        let name = self.read(name, scope)?;
+        let name = match &*name {
+            Value::String(s) => Cow::Borrowed(s.as_str()),
+            Value::Number(n) => Cow::Owned(n.to_string()),
+            _ => return None,
+        };
+        match object {
+            Cow::Borrowed(object) => object.get(&*name).map(Cow::Borrowed),
+            Cow::Owned(object) => object.get(&*name).cloned().map(Cow::Owned),
+        }
     }
 
     /// What a missing value becomes: the default, an error when required, or omission.
@@ -126,74 +200,135 @@ impl<'a> Run<'a> {
         Ok(None)
     }
 
-    /// Applies remap, transforms and `as`; `None` when a remap omits the value.
-    pub(super) fn shape(
-        &self,
+    /// Applies the field's operations (without remaps for `remaps: false`, as for bucketed
+    /// values) and its `must_be`; `None` when an operation leaves the field out.
+    pub(super) fn shape<'v>(
+        &mut self,
         field: &'a Field,
-        value: Cow<'a, Value>,
-    ) -> Step<Option<Cow<'a, Value>>> {
+        value: Cow<'v, Value>,
+        remaps: bool,
+    ) -> Step<Option<Cow<'v, Value>>>
+    where
+        'a: 'v,
+    {
         let mut value = value;
-        if let Some(remap) = &field.remap {
-            let text: Cow<'_, str> = match &*value {
-                Value::String(s) => Cow::Borrowed(s.as_str()),
-                Value::Number(n) => Cow::Owned(n.to_string()),
-                Value::Bool(b) => Cow::Owned(b.to_string()),
-                other => {
-                    return Err(Stop::Failed(format!(
-                        "`{}`: a remap needs text, not {}",
-                        field.label,
-                        kind(other)
-                    )));
+        for op in &field.ops {
+            let result = match op {
+                Op::Remap(remap) if remaps => match self.remap(field, remap, value)? {
+                    Some(v) if v.is_null() => return Ok(Some(v)),
+                    Some(v) => {
+                        value = v;
+                        continue;
+                    }
+                    None => {
+                        self.note(|| format!("{}: omitted (not in the remap table)", field.label));
+                        return Ok(None);
+                    }
+                },
+                Op::Remap(_) => continue,
+                Op::Transform(transform) => match convert::transform(&value, *transform) {
+                    Ok(v) => {
+                        value = Cow::Owned(v);
+                        continue;
+                    }
+                    Err(why) => (why, value),
+                },
+                Op::Convert(to) => {
+                    let kept = (field.on_invalid == OnInvalid::Keep).then(|| value.clone());
+                    match convert::convert(value, *to, field.time_unit) {
+                        Ok(v) => {
+                            value = v;
+                            continue;
+                        }
+                        Err(why) => (why, kept.unwrap_or(Cow::Owned(Value::Null))),
+                    }
                 }
             };
-            let from_setting = remap
-                .setting
-                .as_deref()
-                .and_then(|s| self.connection.values.get(s))
-                .and_then(|table| table.get(&*text));
-            let found = from_setting.or_else(|| remap.table.get(&*text));
-            value = match (found, remap.otherwise) {
-                (Some(mapped), _) => Cow::Borrowed(mapped),
-                (None, Otherwise::Keep) => value,
-                (None, Otherwise::Omit) => return Ok(None),
-                (None, Otherwise::Default) => {
-                    Cow::Borrowed(remap.default.as_ref().expect("checked when compiled"))
+            let (why, before) = result;
+            match field.on_invalid {
+                OnInvalid::Fail => {
+                    return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
                 }
-                (None, Otherwise::Drop) => {
-                    return Err(Stop::Drop(format!(
-                        "`{}`: `{}` is not in the remap table (`otherwise: drop`)",
-                        field.label,
-                        short(&value)
-                    )));
+                OnInvalid::Omit => {
+                    self.note(|| format!("{}: omitted ({why})", field.label));
+                    return Ok(None);
                 }
-                (None, Otherwise::Error) => {
-                    return Err(Stop::Failed(format!(
-                        "`{}`: `{}` is not in the remap table",
-                        field.label,
-                        short(&value)
-                    )));
+                OnInvalid::Keep => {
+                    self.note(|| format!("{}: kept as it was ({why})", field.label));
+                    value = before;
                 }
-            };
+            }
         }
-        retype(field, value).map(Some)
+        if let Some(want) = field.must_be
+            && !convert::has_type(&value, want)
+        {
+            return Err(Stop::Failed(format!(
+                "`{}` must be {}, not {} (`{}`)",
+                field.label,
+                convert::type_name(want),
+                kind(&value),
+                short(&value)
+            )));
+        }
+        Ok(Some(value))
     }
 
-    pub(super) fn recall(&self, rule: &RecallRule, root: &Value) -> Option<Value> {
-        let key = rule.key.get(root).and_then(|k| key_text(&k))?;
+    /// The value through `remap`: `None` when the remap omits it.
+    fn remap<'v>(
+        &self,
+        field: &Field,
+        remap: &'a Remap,
+        value: Cow<'v, Value>,
+    ) -> Step<Option<Cow<'v, Value>>>
+    where
+        'a: 'v,
+    {
+        let text: Cow<'_, str> = match &*value {
+            Value::String(s) => Cow::Borrowed(s.as_str()),
+            Value::Number(n) => Cow::Owned(n.to_string()),
+            Value::Bool(b) => Cow::Owned(b.to_string()),
+            other => {
+                return Err(Stop::Failed(format!(
+                    "`{}`: a remap needs text, not {}",
+                    field.label,
+                    kind(other)
+                )));
+            }
+        };
+        let from_setting = remap
+            .setting
+            .as_deref()
+            .and_then(|s| self.connection.values.get(s))
+            .and_then(|table| table.get(&*text));
+        let found = from_setting.or_else(|| remap.table.get(&*text));
+        Ok(Some(match (found, remap.otherwise) {
+            (Some(mapped), _) => Cow::Borrowed(mapped),
+            (None, Otherwise::Keep) => value,
+            (None, Otherwise::Omit) => return Ok(None),
+            (None, Otherwise::Null) => Cow::Owned(Value::Null),
+            (None, Otherwise::Default) => {
+                Cow::Borrowed(remap.default.as_ref().expect("checked when compiled"))
+            }
+            (None, Otherwise::Drop) => {
+                return Err(Stop::Drop(format!(
+                    "`{}`: `{}` is not in the remap table (`otherwise: drop`)",
+                    field.label,
+                    short(&value)
+                )));
+            }
+            (None, Otherwise::Error) => {
+                return Err(Stop::Failed(format!(
+                    "`{}`: `{}` is not in the remap table",
+                    field.label,
+                    short(&value)
+                )));
+            }
+        }))
+    }
+
+    pub(super) fn recall(&self, rule: &RecallRule) -> Option<Value> {
+        let key = rule.key.get(self.event).and_then(|k| key_text(&k))?;
         self.state.recall(&rule.store, &key)
-    }
-}
-
-/// Applies a field's `transform`s, then its `as` conversion.
-pub(super) fn retype<'v>(field: &Field, value: Cow<'v, Value>) -> Step<Cow<'v, Value>> {
-    let fail = |why: String| Stop::Failed(format!("`{}`: {why}", field.label));
-    let mut value = value;
-    for transform in &field.transforms {
-        value = Cow::Owned(convert::transform(&value, *transform).map_err(fail)?);
-    }
-    match field.convert {
-        Some(to) => convert::convert(value, to, field.time_unit).map_err(fail),
-        None => Ok(value),
     }
 }
 
@@ -225,9 +360,14 @@ impl fmt::Display for Origin<'_> {
 }
 
 impl Source {
-    pub(super) fn describe_missing(&self, root: &Value, connection: &Connection) -> String {
+    pub(super) fn describe_missing(
+        &self,
+        scope: Scope<'_>,
+        event: &Value,
+        connection: &Connection,
+    ) -> String {
         match self {
-            Source::Paths { paths, recall } => {
+            Source::Paths { paths, recall, .. } => {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
                 let mut text = match list.len() {
                     0 => String::from("nothing is read"),
@@ -236,12 +376,15 @@ impl Source {
                 };
                 if let Some(rule) = recall {
                     text.push_str(", and ");
-                    text.push_str(&rule.describe_unknown(root));
+                    text.push_str(&rule.describe_unknown(event));
                 }
                 text
             }
-            Source::Recall(rule) => rule.describe_unknown(root),
-            Source::Template(_) => "the template reads a value the event lacks".to_owned(),
+            Source::Recall(rule) => rule.describe_unknown(event),
+            Source::Template(template) => match template.first_missing(scope.value) {
+                Some(path) => format!("the template reads `{path}`, which is missing"),
+                None => "the template reads a value the event lacks".to_owned(),
+            },
             Source::Setting(name) => format!("setting `{name}` is not set"),
             Source::SettingPath(name) => match connection.setting_paths.get(&**name) {
                 Some(path) => format!("`{path}` (setting `{name}`) is missing"),
@@ -251,9 +394,12 @@ impl Source {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
                 format!("the response has no {}", list.join(" or "))
             }
-            Source::Value(_) | Source::Object { .. } | Source::Each { .. } | Source::Items(_) => {
-                "it is empty".to_owned()
+            Source::Each { path, .. } => format!("`{path}` is missing"),
+            Source::Entries { paths, .. } => {
+                let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
+                format!("none of {} is an object", list.join(", "))
             }
+            Source::Value(_) | Source::Object { .. } | Source::Items(_) => "it is empty".to_owned(),
         }
     }
 }

@@ -1,124 +1,172 @@
-//! Writing objects, lists and buckets straight to the body buffer, in field order.
+//! Writing objects and their members straight to the body buffer, in field order; lists and
+//! entries are in `list.rs`, buckets in `bucket.rs`.
 
-use crate::compiled::{Field, Rest, Source};
-use crate::convert::kind;
-use crate::path::walk;
-use serde_json::Value;
 use std::borrow::Cow;
 
-use super::value::retype;
-use super::{Run, Step, Stop, is_empty, separate, write_value};
+use serde_json::Value;
+
+use crate::compiled::{Field, Object, Source};
+use crate::convert::kind;
+
+use super::{Run, Scope, Step, Stop, separate, text_of, write_value};
+
+/// The names written so far in an object whose members are not all known when it compiles
+/// (computed keys, spread objects, `entries`): none is written twice, the first one wins.
+pub(super) type Written<'a> = Option<Vec<Cow<'a, str>>>;
 
 impl<'a> Run<'a> {
     /// Writes `{...}`: the explicit fields, then the bucket.
     pub(super) fn object(
         &mut self,
-        fields: &'a [Field],
-        rest: Option<&'a Rest>,
+        object: &'a Object,
         owner: Option<&'a Field>,
-        root: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
     ) -> Step<()> {
         out.push(b'{');
         let mut first = true;
-        for field in fields {
-            self.field(field, root, out, &mut first)?;
-        }
-        if let (Some(rest), Some(owner)) = (rest, owner) {
-            self.rest(rest, owner, root, out, &mut first)?;
-        }
+        let mut written: Written<'a> = object.dynamic.then(Vec::new);
+        self.members(object, owner, scope, out, &mut first, &mut written)?;
         out.push(b'}');
         Ok(())
     }
 
+    /// The members of an object, without its braces: what a spread object adds to its parent.
+    pub(super) fn members(
+        &mut self,
+        object: &'a Object,
+        owner: Option<&'a Field>,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written<'a>,
+    ) -> Step<()> {
+        for field in &object.fields {
+            self.field(field, scope, out, first, written)?;
+        }
+        if let (Some(rest), Some(owner)) = (&object.rest, owner) {
+            self.rest(rest, owner, scope, out, first, written)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one member of an object (nothing when it is left out).
     pub(super) fn field(
         &mut self,
         field: &'a Field,
-        root: &'a Value,
+        scope: Scope<'a>,
         out: &mut Vec<u8>,
         first: &mut bool,
+        written: &mut Written<'a>,
     ) -> Step<()> {
+        if let Some(when) = &field.when
+            && !self.holds(when, scope, &field.label, "when")
+        {
+            return Ok(());
+        }
+        self.member(field, None, scope, out, first, written)
+    }
+
+    /// Writes `field` as a member named by its computed key, else `name`, else its own name.
+    pub(super) fn member(
+        &mut self,
+        field: &'a Field,
+        name: Option<&'a str>,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written<'a>,
+    ) -> Step<()> {
+        if field.spread {
+            return match &field.source {
+                Source::Object(object) => {
+                    let Some(scope) = self.within(object, field, scope)? else {
+                        self.note(|| {
+                            format!("{}: omitted ({})", field.label, describe_within(object))
+                        });
+                        return Ok(());
+                    };
+                    self.members(object, Some(field), scope, out, first, written)
+                }
+                Source::Entries { .. } => self.entries(field, scope, out, first, written),
+                _ => Ok(()),
+            };
+        }
+        let name: Option<Cow<'a, str>> = if let Some(key) = &field.computed_key {
+            let Some(value) = self.value(key, scope)? else {
+                self.note(|| format!("{}: omitted (its key is missing)", field.label));
+                return Ok(());
+            };
+            Some(Cow::Owned(text_of(&value)))
+        } else {
+            name.map(Cow::Borrowed)
+        };
+        if let Some(names) = written.as_ref()
+            && let Some(name) = name.as_deref().or(Some(&field.key))
+            && names.iter().any(|n| **n == *name)
+        {
+            self.note(|| format!("{}: omitted (`{name}` is written already)", field.label));
+            return Ok(());
+        }
         let mark = (out.len(), *first);
+        let key = |out: &mut Vec<u8>, first: &mut bool| {
+            separate(out, first);
+            match name.as_deref() {
+                Some(name) => {
+                    serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
+                    out.push(b':');
+                }
+                None => out.extend_from_slice(&field.key_json),
+            }
+        };
         match &field.source {
-            Source::Object { fields, rest } => {
-                separate(out, first);
-                out.extend_from_slice(&field.key_json);
+            Source::Object(object) => {
+                let Some(inner) = self.within(object, field, scope)? else {
+                    if let Some(value) = self.missing(field, || describe_within(object))? {
+                        key(out, first);
+                        write_value(out, &value);
+                    }
+                    return Ok(());
+                };
+                key(out, first);
                 let start = out.len();
-                self.object(fields, rest.as_ref(), Some(field), root, out)?;
+                self.object(object, Some(field), inner, out)?;
                 self.settle_empty(field, out, start, mark, first)?;
             }
-            Source::Each { path, item } => {
-                let found = path.get(root).filter(|v| !v.is_null());
-                match found {
-                    Some(Cow::Borrowed(Value::Array(items)))
-                        if !(items.is_empty() && field.omit_empty) =>
-                    {
-                        separate(out, first);
-                        out.extend_from_slice(&field.key_json);
-                        out.push(b'[');
-                        let mut first_item = true;
-                        for value in items {
-                            self.item(item, value, out, &mut first_item)?;
-                        }
-                        out.push(b']');
-                        self.note(|| {
-                            format!("{} <- each of {path} ({} items)", field.label, items.len())
-                        });
-                    }
-                    Some(Cow::Owned(Value::Array(items)))
-                        if !(items.is_empty() && field.omit_empty) =>
-                    {
-                        separate(out, first);
-                        out.extend_from_slice(&field.key_json);
-                        self.each_owned(item, &items, out)?;
-                        self.note(|| {
-                            format!("{} <- each of {path} ({} items)", field.label, items.len())
-                        });
-                    }
-                    None | Some(Cow::Borrowed(Value::Array(_)) | Cow::Owned(Value::Array(_))) => {
-                        if let Some(value) =
-                            self.missing(field, || format!("`{path}` is missing"))?
-                        {
-                            separate(out, first);
-                            out.extend_from_slice(&field.key_json);
-                            write_value(out, &value);
-                        }
-                    }
-                    Some(other) => {
-                        return Err(Stop::Failed(format!(
-                            "`{}`: `{path}` must be a list, not {}",
-                            field.label,
-                            kind(&other)
-                        )));
-                    }
-                }
-            }
-            Source::Items(items) => {
-                separate(out, first);
-                out.extend_from_slice(&field.key_json);
+            Source::Entries { .. } => {
+                key(out, first);
                 let start = out.len();
-                out.push(b'[');
-                let mut first_item = true;
-                for item in items {
-                    self.item(item, root, out, &mut first_item)?;
-                }
-                out.push(b']');
+                out.push(b'{');
+                let mut inner_first = true;
+                let mut inner: Written<'a> = Some(Vec::new());
+                self.entries(field, scope, out, &mut inner_first, &mut inner)?;
+                out.push(b'}');
                 self.settle_empty(field, out, start, mark, first)?;
             }
-            _ => {
-                if let Some(value) = self.value(field, root)? {
-                    separate(out, first);
-                    out.extend_from_slice(&field.key_json);
+            Source::Each { .. } | Source::Items(_) => {
+                if !self.list(field, scope, out, first, mark, &key)? {
+                    return Ok(());
+                }
+            }
+            _ => match self.value_of(field, scope)? {
+                Some(value) => {
+                    key(out, first);
                     write_value(out, &value);
                 }
-            }
+                None => return Ok(()),
+            },
+        }
+        if out.len() > mark.0
+            && let Some(names) = written.as_mut()
+        {
+            names.push(name.unwrap_or(Cow::Borrowed(&field.key)));
         }
         Ok(())
     }
 
     /// An object or list written from `start` that came out empty (`{}` or `[]`): an error when
     /// the field is required, taken back out with `omit_empty`, kept otherwise.
-    fn settle_empty(
+    pub(super) fn settle_empty(
         &mut self,
         field: &Field,
         out: &mut Vec<u8>,
@@ -140,140 +188,42 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Maps the items of a query result, which this call owns, through a run scoped to them.
-    pub(super) fn each_owned(
+    /// The scope inside `object`: the first object its `within` selects (`None` when none is
+    /// present), or `scope` itself.
+    pub(super) fn within(
         &mut self,
-        item: &Field,
-        items: &[Value],
-        out: &mut Vec<u8>,
-    ) -> Step<()> {
-        let mut scoped = Run {
-            connection: self.connection,
-            state: self.state,
-            action: self.action,
-            responses: self.responses,
-            trace: None,
-        };
-        out.push(b'[');
-        let mut first_item = true;
-        for value in items {
-            scoped.item(item, value, out, &mut first_item)?;
+        object: &'a Object,
+        field: &Field,
+        scope: Scope<'a>,
+    ) -> Step<Option<Scope<'a>>> {
+        if object.within.is_empty() {
+            return Ok(Some(scope));
         }
-        out.push(b']');
-        Ok(())
-    }
-
-    pub(super) fn item(
-        &mut self,
-        item: &'a Field,
-        value: &'a Value,
-        out: &mut Vec<u8>,
-        first: &mut bool,
-    ) -> Step<()> {
-        if let Source::Object { fields, rest } = &item.source {
-            separate(out, first);
-            return self.object(fields, rest.as_ref(), Some(item), value, out);
-        }
-        if let Some(v) = self.value(item, value)? {
-            separate(out, first);
-            write_value(out, &v);
-        }
-        Ok(())
-    }
-
-    /// Writes every key of the bucket's object that nothing else reads.
-    pub(super) fn rest(
-        &mut self,
-        rest: &'a Rest,
-        owner: &'a Field,
-        root: &'a Value,
-        out: &mut Vec<u8>,
-        first: &mut bool,
-    ) -> Step<()> {
-        let segments = rest.path.segments().expect("rest_of paths are plain");
-        let map = match walk(root, segments) {
-            Some(Value::Object(map)) => map,
-            None | Some(Value::Null) => return Ok(()),
-            Some(other) => {
-                return Err(Stop::Failed(format!(
-                    "`{}`: `{}` must be an object, not {}",
-                    owner.label,
-                    rest.path,
-                    kind(other)
-                )));
+        for path in &object.within {
+            match self.read(path, scope) {
+                Some(Cow::Borrowed(value @ Value::Object(_))) => {
+                    return Ok(Some(Scope::of(value)));
+                }
+                None | Some(Cow::Borrowed(Value::Null)) => {}
+                Some(other) => {
+                    return Err(Stop::Failed(format!(
+                        "`{}`: `{path}` must be an object, not {}",
+                        field.label,
+                        kind(&other)
+                    )));
+                }
             }
-        };
-        let mut written = Vec::new();
-        for (key, value) in map {
-            if rest.consumed.contains(key.as_str()) || !rest.only.allows(Some(key), self.connection)
-            {
-                continue;
-            }
-            let name: Cow<'_, str> = if rest.prefix.is_empty() {
-                Cow::Borrowed(key)
-            } else {
-                Cow::Owned(format!("{}{key}", rest.prefix))
-            };
-            self.rest_entry(rest, owner, &name, value, out, first, &mut written)?;
         }
-        if !written.is_empty() {
-            self.note(|| {
-                format!(
-                    "{} <- rest of {}: {}",
-                    owner.label,
-                    rest.path,
-                    written.join(", ")
-                )
-            });
-        }
-        Ok(())
+        Ok(None)
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn rest_entry(
-        &mut self,
-        rest: &'a Rest,
-        owner: &'a Field,
-        name: &str,
-        value: &'a Value,
-        out: &mut Vec<u8>,
-        first: &mut bool,
-        written: &mut Vec<String>,
-    ) -> Step<()> {
-        if rest.flatten
-            && let Value::Object(inner) = value
-        {
-            for (key, value) in inner {
-                self.rest_entry(
-                    rest,
-                    owner,
-                    &format!("{name}_{key}"),
-                    value,
-                    out,
-                    first,
-                    written,
-                )?;
-            }
-            return Ok(());
-        }
-        if rest.siblings.contains(name)
-            || (value.is_null() && !owner.keep_null)
-            || (owner.omit_empty && is_empty(value))
-        {
-            return Ok(());
-        }
-        let value = if value.is_null() {
-            Cow::Borrowed(value)
-        } else {
-            retype(owner, Cow::Borrowed(value))?
-        };
-        separate(out, first);
-        serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
-        out.push(b':');
-        write_value(out, &value);
-        if self.trace.is_some() {
-            written.push(name.to_owned());
-        }
-        Ok(())
-    }
+/// Why an object with `within` is missing.
+pub(super) fn describe_within(object: &Object) -> String {
+    let list = object
+        .within
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>();
+    format!("none of {} is an object", list.join(", "))
 }

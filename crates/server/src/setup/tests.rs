@@ -21,7 +21,14 @@ fn the_embedded_configuration_serves_every_bundled_mapping() {
     mappings.sort_unstable();
     assert_eq!(
         mappings,
-        ["amplitude-extole", "braze", "extole", "promoter"]
+        [
+            "amplitude-extole",
+            "braze",
+            "customerio",
+            "extole",
+            "promoter",
+            "segment-braze"
+        ]
     );
     assert!(setup.connections.values().all(|c| c.dry_run));
 }

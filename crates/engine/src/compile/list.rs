@@ -1,0 +1,141 @@
+//! Lists and entries: `each` (one entry per item of a list), `items` (one entry per field given,
+//! where an entry with `each` adds every item), and `entries` (one member per entry of an
+//! object, with a computed key).
+
+use ferry_spec::Target;
+use ferry_spec::model::{self, OneOrMany};
+
+use crate::compiled::Source;
+use crate::path::Root;
+
+use super::field::Slot;
+use super::{Compiler, Place, list_pointer};
+
+impl Compiler<'_> {
+    /// `each`: the other keys of the field shape each item; `alone` copies the items.
+    pub(super) fn each(
+        &mut self,
+        place: &Place,
+        key: &str,
+        field: &model::Field,
+        alone: bool,
+    ) -> Option<Source> {
+        let pointer = place.pointer.as_str();
+        let path = self.path(
+            &format!("{pointer}/each"),
+            field.each.as_deref().expect("`each` is given"),
+        );
+        if path.as_ref().is_some_and(|p| p.root() == Root::Key) {
+            self.problem(
+                &format!("{pointer}/each"),
+                Target::Value,
+                "`each` needs a path to a list; `$key` is text",
+            );
+            return None;
+        }
+        let filter = field
+            .filter
+            .as_deref()
+            .map(|w| self.selector(&format!("{pointer}/where"), w));
+        let item_spec = item_of(field, alone);
+        let item_place = Place {
+            pointer: place.pointer.clone(),
+            label: format!("{}[]", place.label),
+        };
+        let item = self.field(&item_place, key, &item_spec, Slot::ListEntry);
+        Some(Source::Each {
+            path: path?,
+            item: Box::new(item?),
+            filter,
+        })
+    }
+
+    /// `entries`: one member per entry of the first object the paths select, named by `key`
+    /// (the entry's key by default) and shaped by the other keys of the field.
+    pub(super) fn entries(
+        &mut self,
+        place: &Place,
+        key: &str,
+        field: &model::Field,
+        alone: bool,
+    ) -> Option<Source> {
+        let pointer = place.pointer.as_str();
+        let given = field.entries.as_ref().expect("`entries` is given");
+        let mut paths = Vec::new();
+        for (i, text) in given.as_slice().iter().enumerate() {
+            let at = list_pointer(&format!("{pointer}/entries"), given, i);
+            if let Some(path) = self.path(&at, text) {
+                if path.is_query() || path.root() == Root::Key {
+                    self.problem(
+                        &at,
+                        Target::Value,
+                        "`entries` needs a plain path to one object, without wildcards or filters",
+                    );
+                } else {
+                    paths.push(path);
+                }
+            }
+        }
+        let filter = field
+            .filter
+            .as_deref()
+            .map(|w| self.selector(&format!("{pointer}/where"), w));
+        self.entries_depth += 1;
+        let mut item_spec = item_of(field, alone);
+        item_spec.key.clone_from(&field.key);
+        let item_place = Place {
+            pointer: place.pointer.clone(),
+            label: format!("{}.*", place.label),
+        };
+        let item = self.field(&item_place, key, &item_spec, Slot::Member);
+        self.entries_depth -= 1;
+        if paths.len() < given.as_slice().len() {
+            return None;
+        }
+        Some(Source::Entries {
+            paths,
+            item: Box::new(item?),
+            filter,
+        })
+    }
+
+    /// `items`: one entry per field given.
+    pub(super) fn items(&mut self, place: &Place, key: &str, field: &model::Field) -> Source {
+        let items = field.items.as_deref().expect("`items` is given");
+        let mut compiled = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_place = Place {
+                pointer: format!("{}/items/{i}", place.pointer),
+                label: format!("{}[{i}]", place.label),
+            };
+            compiled.extend(self.field(&item_place, key, item, Slot::ListEntry));
+        }
+        Source::Items(compiled)
+    }
+}
+
+/// What shapes each item of a list (or entry of an object): the field without the keys that
+/// describe the container. Alone, the container's key copies the items.
+fn item_of(field: &model::Field, alone: bool) -> model::Field {
+    let item = model::Field {
+        each: None,
+        entries: None,
+        when: None,
+        filter: None,
+        spread: false,
+        key: None,
+        default: None,
+        required: false,
+        omit_empty: false,
+        keep_null: field.keep_null,
+        ..field.clone()
+    };
+    if alone {
+        model::Field {
+            from: Some(OneOrMany::One("$".into())),
+            ..item
+        }
+    } else {
+        item
+    }
+}

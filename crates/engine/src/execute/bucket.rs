@@ -1,0 +1,119 @@
+//! Buckets: every key of a `rest_of` object that no other field reads, written after the
+//! explicit fields of its object.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::compiled::{Field, Rest};
+use crate::convert::kind;
+
+use super::write::Written;
+use super::{Run, Scope, Step, Stop, is_empty, separate, write_value};
+
+impl<'a> Run<'a> {
+    /// Writes every key of the bucket's object that nothing else reads.
+    pub(super) fn rest(
+        &mut self,
+        rest: &'a Rest,
+        owner: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written<'a>,
+    ) -> Step<()> {
+        let mut found = None;
+        for path in &rest.paths {
+            match self.read(path, scope) {
+                Some(Cow::Borrowed(Value::Object(map))) => {
+                    found = Some((map, path));
+                    break;
+                }
+                None | Some(Cow::Borrowed(Value::Null)) => {}
+                Some(other) => {
+                    return Err(Stop::Failed(format!(
+                        "`{}`: `{path}` must be an object, not {}",
+                        owner.label,
+                        kind(&other)
+                    )));
+                }
+            }
+        }
+        let Some((map, path)) = found else {
+            return Ok(());
+        };
+        let named: Vec<Cow<'a, Value>> = rest
+            .named
+            .iter()
+            .filter_map(|p| self.read(p, scope))
+            .collect();
+        let mut shown = Vec::new();
+        for (key, value) in map {
+            if rest.consumed.contains(key.as_str())
+                || !rest.only.allows(Some(key), self.connection)
+                || named.iter().any(|n| n.as_str() == Some(key))
+            {
+                continue;
+            }
+            let name: Cow<'a, str> = if rest.prefix.is_empty() {
+                Cow::Borrowed(key)
+            } else {
+                Cow::Owned(format!("{}{key}", rest.prefix))
+            };
+            self.rest_entry(rest, owner, name, value, out, first, written, &mut shown)?;
+        }
+        if !shown.is_empty() {
+            self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rest_entry(
+        &mut self,
+        rest: &'a Rest,
+        owner: &'a Field,
+        name: Cow<'a, str>,
+        value: &'a Value,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written<'a>,
+        shown: &mut Vec<String>,
+    ) -> Step<()> {
+        if rest.flatten
+            && let Value::Object(inner) = value
+        {
+            for (key, value) in inner {
+                let name = Cow::Owned(format!("{name}_{key}"));
+                self.rest_entry(rest, owner, name, value, out, first, written, shown)?;
+            }
+            return Ok(());
+        }
+        if rest.siblings.contains(&*name)
+            || (value.is_null() && !owner.keep_null)
+            || (owner.omit_empty && is_empty(value))
+            || written.as_ref().is_some_and(|names| names.contains(&name))
+        {
+            return Ok(());
+        }
+        let value = if value.is_null() {
+            Cow::Borrowed(value)
+        } else {
+            match self.shape(owner, Cow::Borrowed(value), false)? {
+                Some(value) => value,
+                None => return Ok(()),
+            }
+        };
+        separate(out, first);
+        serde_json::to_writer(&mut *out, &*name).expect("writing to memory cannot fail");
+        out.push(b':');
+        write_value(out, &value);
+        if self.trace.is_some() {
+            shown.push(name.to_string());
+        }
+        if let Some(names) = written.as_mut() {
+            names.push(name);
+        }
+        Ok(())
+    }
+}
