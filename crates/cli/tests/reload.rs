@@ -38,8 +38,8 @@ fn reading_files_or_saving_them_unchanged_does_not_reload() {
     assert!(validated.status.success());
     assert!(workspace.ferry(&["dlq", "list"]).status.success());
     // Saved again as it was.
-    std::fs::write(&mapping, std::fs::read(&mapping).unwrap()).unwrap();
-    std::fs::write(&workspace.config, workspace.config_text()).unwrap();
+    support::workspace::save(&mapping, &std::fs::read_to_string(&mapping).unwrap());
+    workspace.write_config(&workspace.config_text());
     std::thread::sleep(QUIET);
     assert_eq!(generation(&ferry), 1, "{}", ferry.log());
 

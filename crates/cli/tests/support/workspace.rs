@@ -53,6 +53,15 @@ actions:
     text
 }
 
+/// Writes `text` to `path` as editors save: a new file renamed over the old one, so that a
+/// running server never reads it half-written.
+pub fn save(path: &Path, text: &str) {
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(".draft");
+    std::fs::write(&draft, text).expect("the file is written");
+    std::fs::rename(&draft, path).expect("the file is replaced");
+}
+
 /// What the generated configuration says beyond its one source and connection.
 #[derive(Debug, Clone)]
 pub struct WorkspaceOptions {
@@ -149,13 +158,16 @@ connections:
         )
     }
 
+    /// Replaces `ferry.yaml` at once (see [`Workspace::write_mapping`]).
     pub fn write_config(&self, text: &str) {
-        std::fs::write(&self.config, text).expect("the configuration is written");
+        save(&self.config, text);
     }
 
     /// Replaces `mappings/sink.yaml`.
+    /// Replaces `mappings/sink.yaml` at once, as editors save (a new file renamed over the
+    /// old one), so that a running server never reads it half-written.
     pub fn write_mapping(&self, text: &str) {
-        std::fs::write(self.path().join("mappings/sink.yaml"), text).expect("the mapping");
+        save(&self.path().join("mappings/sink.yaml"), text);
     }
 
     /// Runs `ferry ARGS...` in the folder (e.g. `dlq list`), to its end.
