@@ -37,6 +37,7 @@ mod claim;
 mod dedupe;
 mod error;
 mod model;
+mod nats;
 mod queue;
 mod schema;
 mod sqlite;
@@ -48,6 +49,7 @@ pub use model::{
     Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, RejectedEvent, Remember,
     Replayed, Select, Settlement,
 };
+pub use nats::{NatsCredentials, NatsOptions, NatsQueue};
 pub use queue::{BoxFuture, Queue};
 pub use sqlite::{SqliteOptions, SqliteQueue};
 
