@@ -65,6 +65,7 @@ impl Destination {
                     kind: FailureKind::InvalidRequest,
                     reason,
                     last_response: None,
+                    retry_after: None,
                 }),
                 attempts: 0,
                 history: Vec::new(),
@@ -90,6 +91,8 @@ impl Destination {
         let mut budget_start: Option<Instant> = None;
         // What went wrong with the last attempt, for the reason of a failure.
         let mut problem = String::new();
+        // The wait the last answer asked for, if it asked.
+        let mut asked: Option<Duration> = None;
 
         loop {
             let attempt = run.attempts() + 1;
@@ -105,7 +108,7 @@ impl Destination {
                             human(rules.max_total),
                             attempts(run.attempts())
                         );
-                        return run.fail(FailureKind::BudgetExhausted, reason);
+                        return run.fail(FailureKind::BudgetExhausted, reason, asked);
                     };
                     admission
                 }
@@ -134,18 +137,20 @@ impl Destination {
                             tracing::warn!(%method, target, attempt, status, "rejected");
                             let reason = response.status_line();
                             run.last_response = Some(response);
-                            return run.fail(FailureKind::Rejected, reason);
+                            return run.fail(FailureKind::Rejected, reason, None);
                         }
                         Verdict::Retryable => {
                             problem = response.status_line();
                             let hint = server_hint(status, &response.headers, SystemTime::now());
                             run.last_response = Some(response);
+                            asked = hint.map(|hint| hint.wait);
                             hint
                         }
                     }
                 }
                 Err(error) => {
                     problem = error.to_string();
+                    asked = None;
                     run.history.push(AttemptRecord {
                         status: None,
                         error: Some(error),
@@ -158,14 +163,14 @@ impl Destination {
             if attempt >= rules.max_attempts {
                 tracing::warn!(%method, target, attempt, problem, "giving up: attempts exhausted");
                 let reason = format!("{problem} after {}", attempts(attempt));
-                return run.fail(FailureKind::AttemptsExhausted, reason);
+                return run.fail(FailureKind::AttemptsExhausted, reason, asked);
             }
             let wait = choose_wait(hint, rules.respect_retry_after, backoff.delay(attempt));
             let remaining = rules.max_total.saturating_sub(start.elapsed());
             if wait.duration >= remaining {
                 tracing::warn!(%method, target, attempt, problem, "giving up: total budget exhausted");
                 let reason = over_budget(&problem, wait, remaining, rules, attempt);
-                return run.fail(FailureKind::BudgetExhausted, reason);
+                return run.fail(FailureKind::BudgetExhausted, reason, asked);
             }
             let wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX);
             tracing::info!(%method, target, attempt, problem, wait_ms, "retrying");
@@ -214,12 +219,18 @@ impl Run {
         }
     }
 
-    fn fail(mut self, kind: FailureKind, reason: String) -> Delivery {
+    fn fail(
+        mut self,
+        kind: FailureKind,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> Delivery {
         let last_response = self.last_response.take();
         self.finish(Outcome::Failed(Failure {
             kind,
             reason,
             last_response,
+            retry_after,
         }))
     }
 }

@@ -42,11 +42,6 @@ mod rules;
 
 use std::time::Duration;
 
-pub use backoff::{
-    Backoff, HintSource, ServerHint, Wait, WaitSource, choose_wait, parse_rate_limit_reset,
-    parse_retry_after, server_hint,
-};
-pub use classify::{Verdict, classify_status};
 pub use client::{MAX_RESPONSE_BYTES, TransportError};
 pub use dead_letter::{
     DeadLetter, DeadLetterReader, DeadLetterWriter, Entry, ReadError, RecordedRequest,

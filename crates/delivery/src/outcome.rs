@@ -56,6 +56,10 @@ pub struct Failure {
     pub reason: String,
     /// The response of the last attempt that got one, if any did.
     pub last_response: Option<Response>,
+    /// How long the destination asked to wait (`Retry-After`, or `X-RateLimit-Reset` on a 429)
+    /// before the request is sent again, when its last answer asked. A caller that sends it
+    /// again later (a durable retry) waits at least this long.
+    pub retry_after: Option<Duration>,
 }
 
 impl Failure {

@@ -186,6 +186,22 @@ async fn retry_after_beyond_the_total_budget_stops_at_once_and_says_why() {
         failure.last_response.as_ref().unwrap().body_text(),
         "quota exceeded"
     );
+    // A durable retry later must wait at least as long as the server asked.
+    assert_eq!(failure.retry_after, Some(Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn a_failure_without_a_server_wait_asks_for_none() {
+    let server = server_failing(ResponseTemplate::new(503), 10).await;
+    let destination = Destination::new(fast_rules()).unwrap();
+
+    let delivery = destination.send(&track(&server.uri())).await;
+
+    let Outcome::Failed(failure) = &delivery.outcome else {
+        panic!("{:?}", delivery.outcome);
+    };
+    assert_eq!(failure.kind, FailureKind::AttemptsExhausted);
+    assert_eq!(failure.retry_after, None);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use ferry_delivery::{
     AttemptRecord, DeadLetter, DeadLetterWriter, Delivery, Destination, FailureKind,
@@ -206,20 +207,33 @@ impl Pipeline {
         connection: Arc<Connection>,
         dead_letters: DeadLetterWriter,
     ) -> Result<Pipeline, SetupError> {
-        Pipeline::build(connection, Some(dead_letters))
+        Pipeline::build(connection, Some(dead_letters), None)
     }
 
     /// A pipeline for events taken from a durable queue ([`Input::Queued`]): their dead letters
     /// go to their tickets, so there is no dead-letter file.
-    pub fn queued(connection: Arc<Connection>) -> Result<Pipeline, SetupError> {
-        Pipeline::build(connection, None)
+    ///
+    /// The queue retries later and durably, so a request is retried in memory only while its
+    /// waits fit in `inline_retry` beyond one attempt's timeout (within the mapping's own
+    /// attempts and total budget): a destination that is down for longer hands its events back
+    /// to the queue as retryable failures, instead of holding them, and the slots they take,
+    /// in flight. A wait the destination asks for is kept on the failure.
+    pub fn queued(
+        connection: Arc<Connection>,
+        inline_retry: Duration,
+    ) -> Result<Pipeline, SetupError> {
+        Pipeline::build(connection, None, Some(inline_retry))
     }
 
     fn build(
         connection: Arc<Connection>,
         dead_letters: Option<DeadLetterWriter>,
+        inline_retry: Option<Duration>,
     ) -> Result<Pipeline, SetupError> {
-        let rules = rules_for(&connection.mapping().spec.delivery);
+        let mut rules = rules_for(&connection.mapping().spec.delivery);
+        if let Some(inline) = inline_retry {
+            rules.max_total = rules.max_total.min(rules.timeout.saturating_add(inline));
+        }
         let in_flight = rules
             .concurrency
             .map_or(64, |c| c as usize * 4)
@@ -355,7 +369,10 @@ impl Pipeline {
         );
         match &item.ticket {
             Some(ticket) => {
-                ticket.fail(letter, last.retryable);
+                let not_before = last
+                    .retry_after
+                    .map(|wait| std::time::SystemTime::now() + wait);
+                ticket.fail(letter, last.retryable, not_before);
                 Ok(())
             }
             None => self.write_dead_letter(&letter),
@@ -400,6 +417,8 @@ struct Last {
     attempts: u32,
     /// Whether sending it again later may succeed.
     retryable: bool,
+    /// How long the destination asked to wait before it is sent again.
+    retry_after: Option<Duration>,
 }
 
 impl Last {
@@ -636,6 +655,7 @@ impl Run<'_> {
             }
             Sent::Failed(failure) => Err((
                 failure.retryable(),
+                failure.retry_after,
                 failure.reason,
                 failure
                     .last_response
@@ -643,6 +663,7 @@ impl Run<'_> {
             )),
             Sent::TooLarge(response) => Err((
                 false,
+                None,
                 format!(
                     "{} for a single request, which cannot be split",
                     response.status_line()
@@ -660,7 +681,7 @@ impl Run<'_> {
                     Ok(())
                 }
             }
-            Err((retryable, reason, last_response)) => {
+            Err((retryable, retry_after, reason, last_response)) => {
                 self.summary.dead_lettered += 1;
                 let step = request
                     .step
@@ -676,6 +697,7 @@ impl Run<'_> {
                         response: last_response,
                         attempts,
                         retryable,
+                        retry_after,
                     },
                 )
             }
@@ -793,6 +815,7 @@ impl Run<'_> {
                             response: response.clone(),
                             attempts,
                             retryable: failure.retryable(),
+                            retry_after: failure.retry_after,
                             ..Last::default()
                         },
                     )?;
@@ -837,9 +860,9 @@ impl Sender {
                     history: vec![AttemptRecord {
                         status: Some(200),
                         error: None,
-                        took: std::time::Duration::ZERO,
+                        took: Duration::ZERO,
                     }],
-                    elapsed: std::time::Duration::ZERO,
+                    elapsed: Duration::ZERO,
                 }
             }
         }

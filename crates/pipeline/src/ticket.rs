@@ -45,6 +45,8 @@ pub struct Letter {
     pub letter: DeadLetter,
     /// Whether sending it again later may succeed.
     pub retryable: bool,
+    /// Not before this time: the destination asked to wait (`Retry-After`).
+    pub not_before: Option<std::time::SystemTime>,
 }
 
 /// Receives the outcome of each ticket.
@@ -95,11 +97,20 @@ impl Ticket {
     /// read, say).
     pub fn reject(self, letter: DeadLetter) {
         self.start();
-        self.fail(letter, false);
+        self.fail(letter, false, None);
     }
 
-    pub(crate) fn fail(&self, letter: DeadLetter, retryable: bool) {
-        self.lock().letters.push(Letter { letter, retryable });
+    pub(crate) fn fail(
+        &self,
+        letter: DeadLetter,
+        retryable: bool,
+        not_before: Option<std::time::SystemTime>,
+    ) {
+        self.lock().letters.push(Letter {
+            letter,
+            retryable,
+            not_before,
+        });
     }
 
     pub(crate) fn interrupt(&self) {

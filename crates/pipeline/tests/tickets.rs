@@ -13,6 +13,8 @@ use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "api-SECRET-key-456";
+/// How long queued pipelines retry in memory in these tests.
+const INLINE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Collected(Mutex<Vec<Settled>>);
@@ -39,6 +41,13 @@ impl Collected {
 }
 
 fn connection(base_url: &str) -> Connection {
+    connection_with(
+        base_url,
+        "{ retry: { max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 2 } }",
+    )
+}
+
+fn connection_with(base_url: &str, delivery: &str) -> Connection {
     let text = r#"version: 1
 name: simple
 source: segment
@@ -47,8 +56,7 @@ settings:
 http:
   base_url: https://api.example.com
   auth: { bearer: "{{ settings.key }}" }
-delivery:
-  retry: { max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 2 }
+delivery: DELIVERY
 actions:
   person:
     when: { type: identify }
@@ -70,7 +78,8 @@ actions:
         email: { recall: { name: emails, key: $.userId } }
     dedupe_key: { from: $.messageId }
 "#;
-    let mapping = ferry_engine::load_str("simple.yaml", text).unwrap_or_else(|d| panic!("{d}"));
+    let text = text.replace("DELIVERY", delivery);
+    let mapping = ferry_engine::load_str("simple.yaml", &text).unwrap_or_else(|d| panic!("{d}"));
     let mut connection = Connection::new(
         Arc::new(mapping),
         json!({ "key": KEY }).as_object().unwrap(),
@@ -124,7 +133,7 @@ async fn each_ticket_is_settled_once_with_its_outcome() {
         .mount(&server)
         .await;
     let settle = Arc::new(Collected::default());
-    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY).unwrap();
     run(
         &pipeline,
         vec![
@@ -165,7 +174,7 @@ async fn remembered_values_travel_with_the_event_that_remembered_them() {
         .await;
     let settle = Arc::new(Collected::default());
     let state = ferry_pipeline::SharedState::default();
-    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())))
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY)
         .unwrap()
         .with_state(Arc::clone(&state));
     run(
@@ -209,7 +218,7 @@ async fn events_a_run_never_finished_are_settled_as_interrupted() {
         .mount(&server)
         .await;
     let settle = Arc::new(Collected::default());
-    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY).unwrap();
 
     // Never taken by a run: the channel is dropped with the event in it.
     let (tx, rx) = mpsc::channel(4);
@@ -262,7 +271,7 @@ async fn a_dry_run_records_redacted_requests_and_sends_nothing() {
     let recorded: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
     let sink = Arc::clone(&recorded);
     let settle = Arc::new(Collected::default());
-    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())))
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY)
         .unwrap()
         .dry_run(Arc::new(move |request| sink.lock().unwrap().push(request)));
     run(&pipeline, vec![queued(1, track("u1", "Fine"), &settle)]).await;
@@ -290,7 +299,7 @@ async fn a_failed_event_sent_again_is_not_dropped_as_a_repeat() {
         .mount(&server)
         .await;
     let settle = Arc::new(Collected::default());
-    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri()))).unwrap();
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY).unwrap();
     let event = json!({"type": "track", "event": "Fine", "userId": "u1", "messageId": "m-1"});
     let (tx, rx) = mpsc::channel(4);
     let feed = {
@@ -318,4 +327,59 @@ async fn a_failed_event_sent_again_is_not_dropped_as_a_repeat() {
     assert!(all[2].delivered());
     assert_eq!(summary.duplicates, 1, "{summary:?}");
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_destination_down_for_long_hands_events_back_to_the_queue_soon() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    // On its own the mapping would keep retrying for two minutes.
+    let delivery = "{ timeout_ms: 500, max_total_ms: 120000, \
+                    retry: { max_attempts: 100, initial_backoff_ms: 50, max_backoff_ms: 200 } }";
+    let connection = Arc::new(connection_with(&server.uri(), delivery));
+    let pipeline = Pipeline::queued(connection, INLINE_RETRY).unwrap();
+    let settle = Arc::new(Collected::default());
+    let started = std::time::Instant::now();
+
+    run(&pipeline, vec![queued(1, track("u1", "Flaky"), &settle)]).await;
+
+    let held = started.elapsed();
+    assert!(
+        held < Duration::from_secs(10),
+        "held in memory for {held:?}"
+    );
+    let settled = settle.by_id(1);
+    assert!(settled.retryable(), "{settled:?}");
+    let attempts = server.received_requests().await.unwrap().len();
+    assert!(
+        attempts > 1,
+        "retried in memory first ({attempts} attempts)"
+    );
+}
+
+#[tokio::test]
+async fn a_wait_the_destination_asks_for_is_kept_for_the_queue() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "90"))
+        .mount(&server)
+        .await;
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY).unwrap();
+    let settle = Arc::new(Collected::default());
+    let before = std::time::SystemTime::now();
+
+    run(&pipeline, vec![queued(1, track("u1", "Busy"), &settle)]).await;
+
+    let settled = settle.by_id(1);
+    assert!(settled.retryable(), "{settled:?}");
+    let not_before = settled.letters[0].not_before.expect("the server's wait");
+    let wait = not_before.duration_since(before).unwrap();
+    assert!(
+        (Duration::from_secs(89)..Duration::from_secs(95)).contains(&wait),
+        "{wait:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }

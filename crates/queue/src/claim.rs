@@ -2,10 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::sqlite::Shared;
+use crate::shared::Shared;
 use std::collections::BTreeSet;
 
-use crate::state::{Origin, lock};
+use crate::state::{Origin, Position, lock};
 use crate::{Claimed, Depth, EventId, QueueError, now_ms};
 
 /// A row count or limit as SQLite wants it.
@@ -144,19 +144,20 @@ pub(crate) fn depth(
                 state.retries_in_flight(),
             )
         } else {
-            {
-                let known: Option<(String, i64)> = conn
-                    .prepare_cached("SELECT source, cursor FROM connections WHERE name = ?1")
-                    .and_then(|mut s| {
-                        s.query_row([connection], |row| Ok((row.get(0)?, row.get(1)?)))
-                            .optional()
+            let known: Option<(String, i64, Vec<u8>)> = conn
+                .prepare_cached("SELECT source, through, holes FROM connections WHERE name = ?1")
+                .and_then(|mut s| {
+                    s.query_row([connection], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                     })
-                    .map_err(fail("reading a connection"))?;
-                let Some((source, cursor)) = known else {
-                    return Ok(Depth::default());
-                };
-                (source, cursor, 0, 0, 0)
-            }
+                    .optional()
+                })
+                .map_err(fail("reading a connection"))?;
+            let Some((source, through, holes)) = known else {
+                return Ok(Depth::default());
+            };
+            let holes = Position::decode_holes(through, &holes).map_or(0, |p| p.holes.len());
+            (source, through, holes, 0, 0)
         };
     let count = |sql: &str, what, args: &[&dyn rusqlite::ToSql]| -> Result<u64, QueueError> {
         conn.prepare_cached(sql)

@@ -44,6 +44,9 @@ pub enum QueueError {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored value ferry wrote in its own binary form is damaged.
+    #[error("queue store `{path}`: the stored {what} is damaged")]
+    Damaged { path: PathBuf, what: &'static str },
     /// `settle` named an event that this connection has not claimed (or already settled).
     #[error("event `{id}` is not claimed by connection `{connection}`")]
     NotClaimed { connection: String, id: i64 },

@@ -15,20 +15,21 @@
 //! ```
 //!
 //! - The log holds each accepted event once, whatever the number of connections. Per connection
-//!   a persisted *cursor* says "every event of my source at or below this id is settled".
-//! - *In flight* lives in memory: what a connection claimed and has not settled. Settling moves
-//!   the cursor to just below the lowest event still unsettled, in the same transaction as the
-//!   outcome and any remembered values.
+//!   a persisted *position* says "every event of my source at or below this id is settled,
+//!   except these holes".
+//! - *In flight* lives in memory: what a connection claimed and has not settled. Settling
+//!   records the position, holes included, in the same transaction as the outcome and any
+//!   remembered values, so events settled out of order stay settled.
 //! - *Retry* and *dead* are their own tables holding a copy of the event, so the log is
-//!   collected (deleted) once every active connection of a source is past an event.
+//!   collected (deleted) once every active connection of a source has settled everything up to
+//!   an event.
 //! - Events refused at ingest are dead letters with no connection: kept, listed, never replayed.
 //!
 //! # At least once
 //!
-//! Nothing acknowledged is lost, but an event may be delivered twice: events settled out of
-//! order above the cursor, and events in flight, are delivered again after a crash, because
-//! only the cursor is persisted for the log. Destinations should be fed idempotent requests
-//! where they allow it.
+//! Nothing acknowledged is lost, but an event may be delivered twice: a crash repeats what
+//! was in flight (claimed and not yet settled) at that moment, and nothing else. Destinations
+//! should be fed idempotent requests where they allow it.
 //!
 //! [`SqliteQueue`] is the SQLite implementation; the server only sees [`Queue`].
 
@@ -40,6 +41,7 @@ mod model;
 mod nats;
 mod queue;
 mod schema;
+mod shared;
 mod sqlite;
 mod state;
 mod writer;

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::QueueError;
 
 /// The schema this code writes; `PRAGMA user_version` holds the version of a file.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
 /// How long a statement waits for another process (`ferry dlq`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,10 +26,15 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_source ON events (source);
 
+-- A connection's position: every event of its source at or below `through` is settled except
+-- the `holes` (varint runs, see `state.rs`); `cursor` is the highest id with everything at or
+-- below it settled, what collection may delete.
 CREATE TABLE connections (
     name TEXT PRIMARY KEY,
     source TEXT NOT NULL,
-    cursor INTEGER NOT NULL
+    cursor INTEGER NOT NULL,
+    through INTEGER NOT NULL,
+    holes BLOB NOT NULL DEFAULT x''
 ) WITHOUT ROWID;
 CREATE INDEX connections_by_source ON connections (source);
 
@@ -157,21 +162,30 @@ fn migrate(path: &Path, conn: &Connection) -> Result<(), QueueError> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(fail("locking the file to check its schema"))?;
     let result = (|| {
-        match check_version(path, conn)? {
-            0 => {
-                conn.execute_batch(SCHEMA)
-                    .map_err(fail("creating the schema"))?;
-            }
-            1 => {
-                conn.execute_batch(
-                    "CREATE TABLE dedupe_log (
-                         id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, at_ms INTEGER NOT NULL);
-                     INSERT INTO dedupe_log (hash, at_ms) SELECT hash, at_ms FROM dedupe ORDER BY at_ms;
-                     DROP TABLE dedupe;",
-                )
-                .map_err(fail("moving dedupe keys to the log of version 2"))?;
-            }
-            _ => return Ok(()),
+        let found = check_version(path, conn)?;
+        if found == VERSION {
+            return Ok(());
+        }
+        if found == 0 {
+            conn.execute_batch(SCHEMA)
+                .map_err(fail("creating the schema"))?;
+        }
+        if found == 1 {
+            conn.execute_batch(
+                "CREATE TABLE dedupe_log (
+                     id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+                 INSERT INTO dedupe_log (hash, at_ms) SELECT hash, at_ms FROM dedupe ORDER BY at_ms;
+                 DROP TABLE dedupe;",
+            )
+            .map_err(fail("moving dedupe keys to the log of version 2"))?;
+        }
+        if (1..=2).contains(&found) {
+            conn.execute_batch(
+                "ALTER TABLE connections ADD COLUMN through INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE connections ADD COLUMN holes BLOB NOT NULL DEFAULT x'';
+                 UPDATE connections SET through = cursor;",
+            )
+            .map_err(fail("adding settled positions for version 3"))?;
         }
         conn.pragma_update(None, "user_version", VERSION)
             .map_err(fail("setting the schema version"))?;

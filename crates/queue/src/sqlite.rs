@@ -2,7 +2,7 @@
 //! connection for claims and listings.
 
 use crate::checkpoint::Checkpointer;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{Notify, oneshot};
 
+use crate::shared::Shared;
 use crate::state::{States, lock};
 use crate::writer::{Command, Reply, Writer, select_filter};
 use crate::{
@@ -42,16 +43,6 @@ impl Default for SqliteOptions {
             dedupe_window: Duration::from_hours(24),
         }
     }
-}
-
-/// What the handle, its blocking reads and the writer thread share.
-pub(crate) struct Shared {
-    pub(crate) path: PathBuf,
-    pub(crate) dedupe_window: Duration,
-    pub(crate) states: States,
-    pub(crate) notify: Notify,
-    pub(crate) commits: AtomicU64,
-    reader: Mutex<Connection>,
 }
 
 /// The [`Queue`] in a SQLite file.

@@ -25,32 +25,119 @@ pub(crate) struct ConnState {
     pub(crate) released: BTreeSet<i64>,
 }
 
-impl ConnState {
-    pub(crate) fn new(source: String, cursor: i64) -> Self {
+/// A connection's persisted delivery position: every log event of its source at or below
+/// `through` is settled, except the `holes` (ascending), which are pending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) through: i64,
+    pub(crate) holes: Vec<i64>,
+}
+
+impl Position {
+    /// A position with nothing unsettled at or below `through`.
+    pub(crate) fn at(through: i64) -> Self {
         Self {
-            source,
-            active: true,
-            claimed_through: cursor,
-            in_flight: BTreeMap::new(),
-            released: BTreeSet::new(),
+            through,
+            holes: Vec::new(),
         }
     }
 
-    /// The cursor to persist: everything at or below it is settled, counting `settling` (settled
-    /// in the transaction being built) as done. Just below the lowest log event still unsettled,
-    /// or the claimed-through id when nothing is.
-    pub(crate) fn cursor(&self, settling: &BTreeSet<i64>) -> i64 {
-        let lowest_claimed = self
+    /// Everything at or below this id is settled: what collection may delete.
+    pub(crate) fn floor(&self) -> i64 {
+        self.holes.first().map_or(self.through, |lowest| lowest - 1)
+    }
+
+    /// The holes as stored: runs of consecutive ids, each as two varints (the gap from the end
+    /// of the previous run, and the run's length), so a claim of a few thousand events costs a
+    /// few bytes.
+    pub(crate) fn encode_holes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut previous = 0_i64;
+        let mut runs = self.holes.iter().peekable();
+        while let Some(&start) = runs.next() {
+            let mut end = start;
+            while runs.peek() == Some(&&(end + 1)) {
+                end += 1;
+                runs.next();
+            }
+            put_varint(&mut out, start.saturating_sub(previous).cast_unsigned());
+            put_varint(&mut out, (end - start).cast_unsigned());
+            previous = end;
+        }
+        out
+    }
+
+    /// Reads holes written by [`Position::encode_holes`]; `None` when the bytes are damaged.
+    pub(crate) fn decode_holes(through: i64, bytes: &[u8]) -> Option<Self> {
+        let mut holes = Vec::new();
+        let mut previous = 0_i64;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let gap = take_varint(&mut rest)?;
+            let len = take_varint(&mut rest)?;
+            let start = previous.checked_add(i64::try_from(gap).ok()?)?;
+            let end = start.checked_add(i64::try_from(len).ok()?)?;
+            if end > through || len > (1 << 24) {
+                return None;
+            }
+            holes.extend(start..=end);
+            previous = end;
+        }
+        Some(Self { through, holes })
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(u8::try_from(value & 0x7f).unwrap_or(0) | 0x80);
+        value >>= 7;
+    }
+    out.push(u8::try_from(value).unwrap_or(0));
+}
+
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0_u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+impl ConnState {
+    /// A connection resuming at `position`: its holes are pending again.
+    pub(crate) fn new(source: String, position: Position) -> Self {
+        Self {
+            source,
+            active: true,
+            claimed_through: position.through,
+            in_flight: BTreeMap::new(),
+            released: position.holes.into_iter().collect(),
+        }
+    }
+
+    /// What to persist so that a restart repeats only what is unsettled, counting `settling`
+    /// (settled in the transaction being built) as done: every log event of the source at or
+    /// below the claimed-through id is settled except the holes (claimed and not settled, or
+    /// released). Events settled out of order above an unsettled one are thus never delivered
+    /// again after a crash.
+    pub(crate) fn position(&self, settling: &BTreeSet<i64>) -> Position {
+        let mut holes: Vec<i64> = self
             .in_flight
             .iter()
             .filter(|(id, origin)| **origin == Origin::Log && !settling.contains(id))
             .map(|(id, _)| *id)
-            .next();
-        let lowest_released = self.released.first().copied();
-        match (lowest_claimed, lowest_released) {
-            (None, None) => self.claimed_through,
-            (Some(a), None) | (None, Some(a)) => a - 1,
-            (Some(a), Some(b)) => a.min(b) - 1,
+            .collect();
+        holes.extend(self.released.iter().copied());
+        holes.sort_unstable();
+        holes.dedup();
+        Position {
+            through: self.claimed_through,
+            holes,
         }
     }
 
@@ -85,12 +172,12 @@ impl States {
 
     /// Applies a committed `declare`: keeps the state of a connection declared again on the same
     /// source, starts the others at `cursor`, and marks every connection not listed inactive.
-    pub(crate) fn declare(&self, declared: Vec<(String, String, i64)>) {
+    pub(crate) fn declare(&self, declared: Vec<(String, String, Position)>) {
         let mut map = lock(&self.map);
         for state in map.values() {
             lock(state).active = false;
         }
-        for (name, source, cursor) in declared {
+        for (name, source, position) in declared {
             if let Some(state) = map.get(&name) {
                 let mut state = lock(state);
                 if state.source == source {
@@ -98,7 +185,7 @@ impl States {
                     continue;
                 }
             }
-            map.insert(name, Arc::new(Mutex::new(ConnState::new(source, cursor))));
+            map.insert(name, Arc::new(Mutex::new(ConnState::new(source, position))));
         }
     }
 
@@ -124,7 +211,7 @@ mod tests {
     use super::*;
 
     fn claimed(ids: &[i64], through: i64) -> ConnState {
-        let mut state = ConnState::new("s".into(), 0);
+        let mut state = ConnState::new("s".into(), Position::at(0));
         state.claimed_through = through;
         for id in ids {
             state.in_flight.insert(*id, Origin::Log);
@@ -133,25 +220,60 @@ mod tests {
     }
 
     #[test]
-    fn cursor_stops_below_the_lowest_unsettled_claim() {
+    fn the_position_keeps_what_is_settled_above_an_unsettled_claim() {
         let state = claimed(&[3, 4, 5], 5);
-        assert_eq!(state.cursor(&BTreeSet::from([4, 5])), 2);
-        assert_eq!(state.cursor(&BTreeSet::from([3])), 3);
-        assert_eq!(state.cursor(&BTreeSet::from([3, 4, 5])), 5);
+        let position = state.position(&BTreeSet::from([4, 5]));
+        assert_eq!((position.through, position.holes.clone()), (5, vec![3]));
+        assert_eq!(position.floor(), 2);
+        assert_eq!(state.position(&BTreeSet::from([3])).holes, [4, 5]);
+        let all = state.position(&BTreeSet::from([3, 4, 5]));
+        assert_eq!((all.holes.len(), all.floor()), (0, 5));
     }
 
     #[test]
-    fn cursor_ignores_retries_in_flight() {
+    fn the_position_ignores_retries_in_flight() {
         let mut state = claimed(&[], 7);
         state.in_flight.insert(2, Origin::Retry);
-        assert_eq!(state.cursor(&BTreeSet::new()), 7);
+        assert_eq!(state.position(&BTreeSet::new()), Position::at(7));
     }
 
     #[test]
-    fn released_events_hold_the_cursor_back() {
+    fn released_events_are_holes() {
         let mut state = claimed(&[3, 4], 4);
         state.release([3]);
-        assert_eq!(state.cursor(&BTreeSet::from([4])), 2);
+        assert_eq!(state.position(&BTreeSet::from([4])).holes, [3]);
         assert!(!state.in_flight.contains_key(&3));
+    }
+
+    #[test]
+    fn holes_round_trip_through_their_encoding() {
+        let cases: [&[i64]; 5] = [
+            &[],
+            &[1],
+            &[5, 6, 7, 8, 20, 22, 23, 1_000_000],
+            &[i64::from(u32::MAX), i64::from(u32::MAX) + 1],
+            &[2, 4, 6, 8, 10],
+        ];
+        for holes in cases {
+            let through = holes.last().copied().unwrap_or(0) + 3;
+            let position = Position {
+                through,
+                holes: holes.to_vec(),
+            };
+            let bytes = position.encode_holes();
+            assert_eq!(Position::decode_holes(through, &bytes), Some(position));
+        }
+        let run = Position {
+            through: 10_000,
+            holes: (1000..9000).collect(),
+        };
+        assert!(run.encode_holes().len() <= 6, "a run is a few bytes");
+    }
+
+    #[test]
+    fn damaged_holes_are_refused() {
+        assert_eq!(Position::decode_holes(10, &[0x80]), None);
+        assert_eq!(Position::decode_holes(3, &[5, 0]), None, "beyond `through`");
+        assert_eq!(Position::decode_holes(i64::MAX, &[0xff; 12]), None);
     }
 }

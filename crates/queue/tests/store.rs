@@ -109,6 +109,8 @@ async fn a_version_1_file_keeps_its_dedupe_keys() {
         let conn = rusqlite::Connection::open(store.path()).unwrap();
         conn.execute_batch(
             "DROP TABLE dedupe_log;
+             ALTER TABLE connections DROP COLUMN holes;
+             ALTER TABLE connections DROP COLUMN through;
              CREATE TABLE dedupe (hash INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);
              CREATE INDEX dedupe_by_age ON dedupe (at_ms);
              PRAGMA user_version = 1;",
@@ -127,4 +129,34 @@ async fn a_version_1_file_keeps_its_dedupe_keys() {
         .await
         .unwrap();
     assert_eq!(again, [ferry_queue::Enqueued::Duplicate]);
+}
+
+#[tokio::test]
+async fn a_version_2_file_resumes_at_its_cursor() {
+    let store = Store::new();
+    let queue = store.open();
+    common::declare(&queue, &[("acme", "segment")]).await;
+    let id = common::enqueue(&queue, "segment", &["a", "b", "c"]).await;
+    drop(queue);
+    {
+        // Turn the file back into version 2, whose position was only a cursor.
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE connections DROP COLUMN holes;
+             ALTER TABLE connections DROP COLUMN through;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE connections SET cursor = ?1 WHERE name = 'acme'",
+            [id[0].0],
+        )
+        .unwrap();
+    }
+    let queue = store.open();
+    common::declare(&queue, &[("acme", "segment")]).await;
+    assert_eq!(
+        common::bodies(&queue.claim("acme", 10).await.unwrap()),
+        ["b", "c"]
+    );
 }

@@ -212,10 +212,14 @@ async fn settle_loop(
 }
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
+    unix_ms(std::time::SystemTime::now())
+}
+
+fn unix_ms(time: std::time::SystemTime) -> i64 {
+    let since = time
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The settlement of an event that the pipeline finished: delivered; a retry when every
@@ -239,8 +243,17 @@ fn decide(settled: &Settled, meta: Meta, now_ms: i64, policy: &Retry) -> Settlem
         let seconds = doubled.min(policy.at_most_every_seconds);
         // Up to a fifth less, so that events failed together do not come back together.
         let wait_ms = seconds * 1000 - fastrand::u64(0..=seconds * 200);
+        let scheduled = now_ms.saturating_add(i64::try_from(wait_ms).unwrap_or(i64::MAX / 2));
+        // Never sooner than a destination asked (`Retry-After`).
+        let asked = settled
+            .letters
+            .iter()
+            .filter_map(|l| l.not_before)
+            .map(unix_ms)
+            .max()
+            .unwrap_or(0);
         return Settlement::Retry {
-            at_ms: now_ms + i64::try_from(wait_ms).unwrap_or(i64::MAX / 2),
+            at_ms: scheduled.max(asked),
             reason: format!("{}{more}", first.reason),
         };
     }
@@ -290,6 +303,7 @@ mod tests {
                 .map(|(reason, retryable)| Letter {
                     letter: letter(reason),
                     retryable: *retryable,
+                    not_before: None,
                 })
                 .collect(),
             remembered: Vec::new(),
@@ -301,6 +315,7 @@ mod tests {
         first_after_seconds: 30,
         at_most_every_seconds: 3600,
         give_up_after_hours: 24,
+        inline_seconds: 5,
     };
 
     fn meta(age_ms: i64, attempt: u32) -> (Meta, i64) {
@@ -342,6 +357,19 @@ mod tests {
             );
             assert_eq!(reason, "503 after 3 attempts");
         }
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_as_long_as_the_destination_asked() {
+        let (meta, now) = meta(1_000, 0);
+        let mut busy = settled(&[("429 Too Many Requests", true)]);
+        let asked = std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(now).unwrap() + 600_000);
+        busy.letters[0].not_before = Some(asked);
+        let Settlement::Retry { at_ms, .. } = decide(&busy, meta, now, &POLICY) else {
+            panic!("a 429 is retried");
+        };
+        assert_eq!(at_ms, now + 600_000);
     }
 
     #[test]

@@ -307,7 +307,8 @@ impl WorkerRun {
         let (halt, halt_rx) = watch::channel(Halt::No);
         let name = self.name.clone();
         let metrics = Arc::clone(&self.shared.metrics);
-        let pipeline = Pipeline::queued(Arc::clone(&setup.connection)).map(|p| {
+        let inline = Duration::from_secs(self.retry.borrow().inline_seconds);
+        let pipeline = Pipeline::queued(Arc::clone(&setup.connection), inline).map(|p| {
             let p = p.named(&name).with_state(Arc::clone(&self.state));
             if setup.dry_run {
                 let log = Arc::clone(&self.shared.dry_run);

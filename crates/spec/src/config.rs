@@ -105,6 +105,13 @@ pub struct Retry {
     #[serde(default = "default_give_up")]
     #[schemars(range(min = 0))]
     pub give_up_after_hours: u64,
+    /// How long a failing request may be retried in memory (with the mapping's backoff and
+    /// attempts) beyond one request timeout, before its event goes back to the store to be
+    /// retried on the schedule above. Keeps a destination that is down from holding events,
+    /// and delivery slots, in flight.
+    #[serde(default = "default_inline_retry")]
+    #[schemars(range(min = 0))]
+    pub inline_seconds: u64,
 }
 
 impl Default for Retry {
@@ -113,6 +120,7 @@ impl Default for Retry {
             first_after_seconds: default_first_retry(),
             at_most_every_seconds: default_longest_retry(),
             give_up_after_hours: default_give_up(),
+            inline_seconds: default_inline_retry(),
         }
     }
 }
@@ -197,6 +205,10 @@ fn default_longest_retry() -> u64 {
 
 fn default_give_up() -> u64 {
     24
+}
+
+fn default_inline_retry() -> u64 {
+    5
 }
 
 /// The JSON Schema (draft-07) of `ferry.yaml`.

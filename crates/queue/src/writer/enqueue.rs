@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::Writer;
 use crate::dedupe::dedupe_key;
+use crate::state::Position;
 use crate::{Enqueued, EventId, NewEvent, QueueError, RejectedEvent, now_ms};
 
 /// A dedupe key stored, with the time it was seen.
@@ -75,12 +76,12 @@ impl Writer {
         Ok((outcome, keys))
     }
 
-    /// Records new connections with their starting cursor; answers every declared connection
-    /// with its cursor, for the in-memory state applied after the commit.
+    /// Records new connections with their starting position; answers every declared connection
+    /// with its position, for the in-memory state applied after the commit.
     pub(super) fn declare(
         &self,
         connections: &[(String, String)],
-    ) -> Result<Vec<(String, String, i64)>, QueueError> {
+    ) -> Result<Vec<(String, String, Position)>, QueueError> {
         let fail = |what| move |source| self.error(what, source);
         let end: i64 = self
             .conn
@@ -107,37 +108,42 @@ impl Writer {
         }
         let mut declared = Vec::with_capacity(connections.len());
         for (name, source) in connections {
-            let known: Option<(String, i64)> = self
+            let known: Option<(String, i64, Vec<u8>)> = self
                 .conn
                 .query_row(
-                    "SELECT source, cursor FROM connections WHERE name = ?1",
+                    "SELECT source, through, holes FROM connections WHERE name = ?1",
                     [name],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                 )
                 .optional()
                 .map_err(fail("reading a connection"))?;
-            let cursor = match known {
-                Some((known_source, cursor)) if known_source == *source => cursor,
+            let position = match known {
+                Some((known_source, through, holes)) if known_source == *source => {
+                    Position::decode_holes(through, &holes).ok_or_else(|| QueueError::Damaged {
+                        path: self.shared.path.clone(),
+                        what: "position of a connection",
+                    })?
+                }
                 _ => {
-                    let cursor = if known_sources.contains(source.as_str()) {
+                    let position = Position::at(if known_sources.contains(source.as_str()) {
                         end
                     } else {
                         0
-                    };
+                    });
                     self.conn
                         .execute("INSERT OR IGNORE INTO sources (name) VALUES (?1)", [source])
                         .map_err(fail("recording a source"))?;
                     self.conn
                         .execute(
-                            "INSERT OR REPLACE INTO connections (name, source, cursor) \
-                             VALUES (?1, ?2, ?3)",
-                            params![name, source, cursor],
+                            "INSERT OR REPLACE INTO connections (name, source, cursor, through) \
+                             VALUES (?1, ?2, ?3, ?3)",
+                            params![name, source, position.through],
                         )
                         .map_err(fail("recording a connection"))?;
-                    cursor
+                    position
                 }
             };
-            declared.push((name.clone(), source.clone(), cursor));
+            declared.push((name.clone(), source.clone(), position));
         }
         Ok(declared)
     }

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 
 use crate::dedupe::{RECENT_CAP, Recent};
 use crate::now_ms;
-use crate::sqlite::Shared;
-use crate::state::lock;
+use crate::shared::Shared;
+use crate::state::{Position, lock};
 use crate::{
     Enqueued, EventId, NewEvent, QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
 };
@@ -82,7 +82,7 @@ pub(crate) enum Command {
 enum Done {
     /// With the dedupe keys stored, to remember once committed.
     Enqueue(Reply<Vec<Enqueued>>, Vec<Enqueued>, Vec<enqueue::Key>),
-    Declare(Reply<()>, Vec<(String, String, i64)>),
+    Declare(Reply<()>, Vec<(String, String, Position)>),
     Settle(Reply<()>, String, Vec<i64>),
     Replay(Reply<Replayed>, Replayed),
     Count(Reply<u64>, u64),

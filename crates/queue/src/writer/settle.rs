@@ -1,4 +1,4 @@
-//! Recording delivery outcomes and moving a connection's cursor.
+//! Recording delivery outcomes and a connection's position.
 
 use std::collections::BTreeSet;
 
@@ -9,8 +9,9 @@ use crate::state::{Origin, lock};
 use crate::{EventId, QueueError, Remember, Settlement, now_ms};
 
 impl Writer {
-    /// Writes the outcomes and remembered values, then moves the connection's cursor to just
-    /// below its lowest event still unsettled. Answers the ids settled.
+    /// Writes the outcomes and remembered values, then the connection's position (what is
+    /// settled, including out of order), so that a restart repeats only what was unsettled.
+    /// Answers the ids settled.
     pub(super) fn settle(
         &self,
         connection: &str,
@@ -63,13 +64,22 @@ impl Writer {
         let ids: Vec<i64> = settled.iter().map(|(id, _)| id.0).collect();
         let mut done = already.clone();
         done.extend(ids.iter().copied());
-        // Without a state there were no claims (only remembered values): the cursor stays.
+        // Without a state there were no claims (only remembered values): the position stays.
         if let Some(state) = &state {
-            let cursor = lock(state).cursor(&done);
+            let position = lock(state).position(&done);
             self.conn
-                .prepare_cached("UPDATE connections SET cursor = max(cursor, ?1) WHERE name = ?2")
-                .and_then(|mut s| s.execute(params![cursor, connection]))
-                .map_err(fail("moving a connection's cursor"))?;
+                .prepare_cached(
+                    "UPDATE connections SET cursor = ?1, through = ?2, holes = ?3 WHERE name = ?4",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        position.floor(),
+                        position.through,
+                        position.encode_holes(),
+                        connection
+                    ])
+                })
+                .map_err(fail("recording a connection's position"))?;
         }
         Ok(ids)
     }
