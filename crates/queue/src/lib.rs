@@ -39,11 +39,13 @@ mod dedupe;
 mod error;
 mod model;
 mod nats;
+mod order;
 mod queue;
 mod schema;
 mod shared;
 mod sqlite;
 mod state;
+mod wake;
 mod writer;
 
 pub use error::QueueError;
@@ -52,6 +54,7 @@ pub use model::{
     Replayed, Select, Settlement,
 };
 pub use nats::{NatsCredentials, NatsOptions, NatsQueue};
+pub use order::OrderKey;
 pub use queue::{BoxFuture, Queue};
 pub use sqlite::{SqliteOptions, SqliteQueue};
 

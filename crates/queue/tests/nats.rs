@@ -265,3 +265,87 @@ async fn credentials_are_used_and_never_shown() {
     let stored = queue.enqueue(events("x", 1), Vec::new()).await.unwrap();
     assert!(matches!(stored[0], Enqueued::Stored(EventId(_))));
 }
+
+fn key_before_colon() -> ferry_queue::OrderKey {
+    Arc::new(|body: &str| body.split_once(':').map(|(key, _)| key.to_owned()))
+}
+
+async fn enqueue_bodies(queue: &NatsQueue, bodies: &[String]) {
+    let events = bodies
+        .iter()
+        .map(|body| NewEvent {
+            source: "segment".to_owned(),
+            dedupe: None,
+            received_at_ms: 0,
+            body: body.clone(),
+        })
+        .collect();
+    queue.enqueue(events, Vec::new()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_connection_moves_to_another_node_in_order_when_its_node_stops() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    for queue in [&a, &b] {
+        declare(queue).await;
+        queue.order("acme", Some(key_before_colon())).await.unwrap();
+    }
+    let bodies: Vec<String> = (0..20)
+        .flat_map(|i| [format!("u:{i:02}"), format!("v:{i:02}")])
+        .collect();
+    enqueue_bodies(&a, &bodies).await;
+
+    let first = a.claim("acme", 100).await.unwrap();
+    let mut firsts: Vec<&str> = first.iter().map(|c| c.body.as_str()).collect();
+    firsts.sort_unstable();
+    assert_eq!(firsts, ["u:00", "v:00"], "one event per key");
+    assert!(
+        b.claim("acme", 100).await.unwrap().is_empty(),
+        "a delivers the ordered connection"
+    );
+    deliver(&a, &first).await;
+    let second = a.claim("acme", 100).await.unwrap();
+    assert_eq!(second.len(), 2);
+    drop(a); // stops with u:01 and v:01 claimed, the rest kept back for order
+
+    let mut done: Vec<String> = vec!["u:00".to_owned(), "v:00".to_owned()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while done.len() < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b took over only {done:?}"
+        );
+        let claimed = b.claim("acme", 100).await.unwrap();
+        if claimed.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let mut keys: Vec<char> = claimed
+            .iter()
+            .map(|c| c.body.as_bytes()[0] as char)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            claimed.len(),
+            "one event per key at a time: {claimed:?}"
+        );
+        done.extend(claimed.iter().map(|c| c.body.clone()));
+        deliver(&b, &claimed).await;
+    }
+    for key in ["u", "v"] {
+        let order: Vec<&String> = done.iter().filter(|b| b.starts_with(key)).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "{key}'s events in acceptance order");
+        assert_eq!(order.len(), 20);
+    }
+}

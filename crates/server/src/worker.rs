@@ -254,7 +254,7 @@ impl WorkerRun {
             };
             if claimed.is_empty() {
                 tokio::select! {
-                    () = self.shared.queue.work_available() => {}
+                    () = self.shared.queue.work_available(&self.name) => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
                     _ = self.halt.changed() => {}
                     _ = self.setups.changed() => {

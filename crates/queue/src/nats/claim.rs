@@ -13,8 +13,12 @@ use async_nats::jetstream::{self};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+
 use super::Inner;
-use super::names::header;
+use super::lease::{self, Lease};
+use super::names::{header, retry_subject};
+use crate::order::{OrderKey, Sequencer};
 use crate::state::lock;
 use crate::{Claimed, EventId, QueueError, now_ms};
 
@@ -51,9 +55,162 @@ pub(crate) struct Connection {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) active: bool,
+    /// For a connection with per-key order: what this node keeps back, and its lease.
+    pub(crate) order: Option<Ordered>,
     pub(crate) in_flight: HashMap<i64, Flight>,
     /// Events this node gave back and has not claimed again (pending, for `depth`).
     pub(crate) released: HashSet<i64>,
+}
+
+/// An ordered connection on this node.
+pub(crate) struct Ordered {
+    pub(crate) sequencer: Sequencer,
+    /// Held while this node is the one delivering the connection.
+    pub(crate) lease: Option<Lease>,
+    /// Whether the keys of the connection's waiting retries were read since the lease was taken.
+    pub(crate) primed: bool,
+}
+
+/// Starts or stops keeping events of one key in order (see [`crate::Queue::order`]).
+pub(crate) async fn set_order(
+    inner: &Inner,
+    name: &str,
+    key: Option<OrderKey>,
+) -> Result<(), QueueError> {
+    let Some(connection) = inner.connection(name) else {
+        return Ok(());
+    };
+    let given_back = {
+        let mut state = lock(&connection.state);
+        match (key, state.order.take()) {
+            (Some(key), Some(mut ordered)) => {
+                ordered.sequencer.set_key(key);
+                state.order = Some(ordered);
+                Vec::new()
+            }
+            (Some(key), None) => {
+                state.order = Some(Ordered {
+                    sequencer: Sequencer::new(key),
+                    lease: None,
+                    primed: false,
+                });
+                Vec::new()
+            }
+            (None, Some(ordered)) => take_flights(&mut state, &ordered.sequencer.into_kept()),
+            (None, None) => Vec::new(),
+        }
+    };
+    give_back(inner, given_back).await;
+    Ok(())
+}
+
+/// Takes the flights of `events` out of this node's claims.
+fn take_flights(state: &mut State, events: &[Claimed]) -> Vec<Arc<Acker>> {
+    events
+        .iter()
+        .filter_map(|event| state.in_flight.remove(&event.id.0))
+        .map(|flight| flight.acker)
+        .collect()
+}
+
+/// Hands messages back to JetStream at once.
+async fn give_back(inner: &Inner, ackers: Vec<Arc<Acker>>) {
+    for acker in &ackers {
+        if let Err(error) = acker.ack_with(AckKind::Nak(None)).await {
+            tracing::debug!("cannot give back an event: {error}");
+        }
+    }
+    if !ackers.is_empty() {
+        inner.wake.notify();
+    }
+}
+
+/// Whether this node may claim the ordered `connection` now: it holds the lease, whatever the
+/// previous holder claimed is back, and the keys of waiting retries are known.
+async fn may_claim_ordered(inner: &Inner, connection: &Connection) -> Result<bool, QueueError> {
+    let lease = lock(&connection.state)
+        .order
+        .as_ref()
+        .map(|o| (o.lease, o.primed));
+    let Some((lease, primed)) = lease else {
+        return Ok(true);
+    };
+    let lease = if let Some(lease) = lease {
+        lease
+    } else {
+        let Some(mut lease) = lease::acquire(inner, &connection.name).await? else {
+            return Ok(false);
+        };
+        if nothing_claimed(connection).await {
+            lease.claim_from = Instant::now();
+        }
+        if let Some(ordered) = &mut lock(&connection.state).order {
+            ordered.lease = Some(lease);
+            ordered.primed = false;
+        }
+        lease
+    };
+    if Instant::now() < lease.claim_from {
+        return Ok(false);
+    }
+    if !primed {
+        let retries = waiting_retries(inner, &connection.name).await?;
+        if let Some(ordered) = &mut lock(&connection.state).order {
+            ordered
+                .sequencer
+                .hold_for_retries(retries.iter().map(|(id, body)| (*id, body.as_str())));
+            ordered.primed = true;
+        }
+    }
+    Ok(true)
+}
+
+/// Whether no node holds a claim on the connection's events or retries.
+async fn nothing_claimed(connection: &Connection) -> bool {
+    let (events, retries) =
+        tokio::join!(connection.events.get_info(), connection.retries.get_info());
+    matches!((events, retries), (Ok(e), Ok(r)) if e.num_ack_pending == 0 && r.num_ack_pending == 0)
+}
+
+/// The event ids and bodies of the connection's retries in JetStream.
+async fn waiting_retries(inner: &Inner, name: &str) -> Result<Vec<(i64, String)>, QueueError> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| {
+        QueueError::nats("reading the keys of waiting retries", source)
+    };
+    let reader = inner
+        .nats
+        .retries
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: retry_subject(name),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|source| fail(Box::new(source)))?;
+    let count = reader.cached_info().num_pending;
+    let mut retries = Vec::new();
+    if count == 0 {
+        return Ok(retries);
+    }
+    let mut messages = reader
+        .messages()
+        .await
+        .map_err(|source| fail(Box::new(source)))?;
+    for _ in 0..count {
+        let Some(message) = messages.next().await else {
+            break;
+        };
+        let message = message.map_err(|source| fail(Box::new(source)))?;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(header::EVENT))
+            .and_then(|v| v.as_str().parse::<i64>().ok());
+        if let Some(id) = id {
+            retries.push((id, body_text(&message.payload)));
+        }
+    }
+    Ok(retries)
 }
 
 pub(crate) async fn claim(
@@ -67,7 +224,20 @@ pub(crate) async fn claim(
     if max == 0 || !lock(&connection.state).active {
         return Ok(Vec::new());
     }
-    let mut claimed = due_retries(&connection, max).await?;
+    if !may_claim_ordered(inner, &connection).await? {
+        return Ok(Vec::new());
+    }
+    let asked = max;
+    let ready = lock(&connection.state)
+        .order
+        .as_ref()
+        .map_or(0, |o| o.sequencer.ready_soon());
+    let max = max.saturating_sub(ready);
+    let mut claimed = if max == 0 {
+        Vec::new()
+    } else {
+        due_retries(&connection, max).await?
+    };
     let wanted = max - claimed.len().min(max);
     if wanted > 0 {
         claimed.extend(next_events(&connection, wanted).await?);
@@ -88,7 +258,16 @@ pub(crate) async fn claim(
     if answer.len() < max {
         state.released.clear();
     }
-    Ok(answer)
+    Ok(match &mut state.order {
+        Some(ordered) => {
+            let mut out = ordered
+                .sequencer
+                .ready(asked.saturating_sub(answer.len()).max(ready));
+            out.extend(ordered.sequencer.admit(answer));
+            out
+        }
+        None => answer,
+    })
 }
 
 /// Retries due now, each with the flight to record; those not yet due are handed back to
@@ -231,6 +410,9 @@ pub(crate) async fn keep_claimed(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let connections: Vec<Arc<Connection>> =
             lock(&inner.connections).values().cloned().collect();
+        for connection in &connections {
+            renew_lease(&inner, connection).await;
+        }
         for connection in connections {
             let due: Vec<Arc<Acker>> = {
                 let mut state = lock(&connection.state);
@@ -251,4 +433,27 @@ pub(crate) async fn keep_claimed(inner: Weak<Inner>) {
             }
         }
     }
+}
+
+/// Rewrites this node's lease on an ordered connection; when another node took it, gives back
+/// the events kept for order (the handed-out ones finish here) and stops claiming.
+async fn renew_lease(inner: &Inner, connection: &Connection) {
+    let lease = lock(&connection.state).order.as_ref().and_then(|o| o.lease);
+    let Some(mut lease) = lease else { return };
+    let kept = lease::renew(inner, &connection.name, &mut lease).await;
+    let given_back = {
+        let mut state = lock(&connection.state);
+        let Some(ordered) = &mut state.order else {
+            return;
+        };
+        if kept {
+            ordered.lease = Some(lease);
+            return;
+        }
+        ordered.lease = None;
+        ordered.primed = false;
+        let events = ordered.sequencer.reset();
+        take_flights(&mut state, &events)
+    };
+    give_back(inner, given_back).await;
 }

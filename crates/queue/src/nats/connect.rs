@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::{ConnectOptions, ServerAddr};
 
-use super::names::{DEAD, EVENTS, REMEMBERED, RETRIES};
+use super::names::{DEAD, EVENTS, LEASES, REMEMBERED, RETRIES};
 use super::{NatsCredentials, NatsOptions};
 use crate::QueueError;
 
@@ -22,6 +22,7 @@ pub(crate) struct Connected {
     pub(crate) retries: stream::Stream,
     pub(crate) dead: stream::Stream,
     pub(crate) remembered: kv::Store,
+    pub(crate) leases: kv::Store,
 }
 
 pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, QueueError> {
@@ -66,6 +67,13 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, QueueErr
         .build(client.clone());
 
     let (events, retries, dead, remembered) = ensure_streams(&js, options).await?;
+    let leases = ensure_bucket(
+        &js,
+        LEASES,
+        "ferry: which node delivers each ordered connection",
+        options.replicas.max(1),
+    )
+    .await?;
     Ok(Connected {
         client,
         js,
@@ -73,6 +81,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, QueueErr
         retries,
         dead,
         remembered,
+        leases,
     })
 }
 
@@ -128,21 +137,36 @@ async fn ensure_streams(
         },
     )
     .await?;
-    let remembered = match js.get_key_value(REMEMBERED).await {
-        Ok(store) => store,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: REMEMBERED.to_owned(),
-                description: "ferry: values mappings remember, per connection".to_owned(),
-                history: 1,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|source| QueueError::nats("creating the remembered-values bucket", source))?,
-    };
+    let remembered = ensure_bucket(
+        js,
+        REMEMBERED,
+        "ferry: values mappings remember, per connection",
+        replicas,
+    )
+    .await?;
     Ok((events, retries, dead, remembered))
+}
+
+/// Gets the key-value bucket, or creates it with one value per key.
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store, QueueError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: bucket.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|source| QueueError::nats("creating a key-value bucket", source))
 }
 
 /// Gets the stream, or creates it as `config` says. An existing stream keeps its settings.

@@ -57,7 +57,7 @@ pub(crate) async fn declare(
         map.insert(connection.name.clone(), connection);
     }
     drop(map);
-    inner.wake.notify_waiters();
+    inner.wake.notify();
     Ok(())
 }
 

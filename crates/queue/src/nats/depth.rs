@@ -27,7 +27,12 @@ pub(crate) async fn depth(inner: &Inner, name: &str) -> Result<Depth, QueueError
                 .values()
                 .filter(|flight| flight.origin == Origin::Retry)
                 .count();
-            (state.in_flight.len(), retries, state.released.len())
+            let kept = state.order.as_ref().map_or(0, |o| o.sequencer.kept());
+            (
+                state.in_flight.len() - kept,
+                retries,
+                state.released.len() + kept,
+            )
         }
         None => (0, 0, 0),
     };

@@ -8,7 +8,8 @@
 //! - `settle.rs`: acknowledgements, retries, dead letters, releases;
 //! - `dead_letters.rs`: listing, showing, replaying and purging dead letters;
 //! - `remembered.rs`: remembered values in a key-value bucket;
-//! - `depth.rs`: queue depths from consumer and stream state.
+//! - `depth.rs`: queue depths from consumer and stream state;
+//! - `lease.rs`: which node delivers an ordered connection.
 //!
 //! How the queue's promises map onto JetStream:
 //!
@@ -27,6 +28,8 @@
 //!   sequence is their id, the same on every node.
 //! - **Remembered values** live in a key-value bucket, written before the events that
 //!   remembered them are acknowledged.
+//! - **Per-key order**: an ordered connection is claimed by one node at a time (a lease), which
+//!   keeps back later events of a key until the one before is settled (`crate::order`).
 
 mod claim;
 mod connect;
@@ -34,6 +37,7 @@ mod consumers;
 mod dead_letters;
 mod depth;
 mod enqueue;
+mod lease;
 mod names;
 mod options;
 mod remembered;
@@ -45,16 +49,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::wake::Wake;
 use futures_util::StreamExt as _;
-use tokio::sync::Notify;
 
 use crate::state::lock;
 use crate::{
-    BoxFuture, Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, Queue,
-    QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
+    BoxFuture, Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, OrderKey,
+    Queue, QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
 };
 use claim::Connection;
 use connect::Connected;
+
+/// Handles made by this process, to tell them apart in leases.
+static NODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How often an idle worker looks again without a wake-up (a retry fell due).
 const POLL: Duration = Duration::from_secs(1);
@@ -71,7 +78,9 @@ pub(crate) struct Inner {
     /// The connections declared on this node, by name.
     pub(crate) connections: Mutex<HashMap<String, Arc<Connection>>>,
     /// Signalled when any node enqueued, scheduled a retry or replayed.
-    pub(crate) wake: Notify,
+    pub(crate) wake: Wake,
+    /// This node's name in leases: unique per handle.
+    pub(crate) node: String,
 }
 
 impl std::fmt::Debug for NatsQueue {
@@ -96,7 +105,13 @@ impl NatsQueue {
             nats,
             options,
             connections: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
+            wake: Wake::default(),
+            node: format!(
+                "{}-{}-{}",
+                std::process::id(),
+                crate::now_ms(),
+                NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
         });
         let tasks = vec![
             tokio::spawn(listen_for_wakes(Arc::downgrade(&inner), wakes)),
@@ -125,7 +140,7 @@ impl Drop for NatsQueue {
 async fn listen_for_wakes(inner: Weak<Inner>, mut wakes: async_nats::Subscriber) {
     while wakes.next().await.is_some() {
         let Some(inner) = inner.upgrade() else { return };
-        inner.wake.notify_waiters();
+        inner.wake.notify();
     }
 }
 
@@ -140,7 +155,7 @@ impl Inner {
         {
             tracing::debug!("cannot announce new work: {error}");
         }
-        self.wake.notify_waiters();
+        self.wake.notify();
     }
 
     pub(crate) fn connection(&self, name: &str) -> Option<Arc<Connection>> {
@@ -161,11 +176,21 @@ impl Queue for NatsQueue {
         Box::pin(consumers::declare(&self.inner, connections))
     }
 
+    fn order(
+        &self,
+        connection: &str,
+        key: Option<OrderKey>,
+    ) -> BoxFuture<'_, Result<(), QueueError>> {
+        let connection = connection.to_owned();
+        Box::pin(async move { claim::set_order(&self.inner, &connection, key).await })
+    }
+
     fn claim(
         &self,
         connection: &str,
         max: usize,
     ) -> BoxFuture<'_, Result<Vec<Claimed>, QueueError>> {
+        self.inner.wake.claiming(connection);
         let connection = connection.to_owned();
         Box::pin(async move { claim::claim(&self.inner, &connection, max).await })
     }
@@ -200,11 +225,8 @@ impl Queue for NatsQueue {
     }
 
     /// Also resolves after at most a second: a retry may have fallen due.
-    fn work_available(&self) -> BoxFuture<'_, ()> {
-        let notified = self.inner.wake.notified();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(POLL, notified).await;
-        })
+    fn work_available(&self, connection: &str) -> BoxFuture<'_, ()> {
+        Box::pin(self.inner.wake.wait(connection, POLL))
     }
 
     fn dead_letters(

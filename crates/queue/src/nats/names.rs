@@ -10,6 +10,7 @@
 //! FERRY_DEAD     ferry.dead.c.<connection>    dead letters (kept until purged)
 //!                ferry.dead.ingest.<source>   events refused at ingest
 //! KV ferry_remembered  <connection>.<store>.<key>   remembered values
+//! KV ferry_leases      order.<connection>         the node delivering an ordered connection
 //! ferry.wake     (core NATS, not stored)      "there is new work": wakes idle workers on every node
 //! ```
 
@@ -19,6 +20,7 @@ pub(crate) const EVENTS: &str = "FERRY_EVENTS";
 pub(crate) const RETRIES: &str = "FERRY_RETRIES";
 pub(crate) const DEAD: &str = "FERRY_DEAD";
 pub(crate) const REMEMBERED: &str = "ferry_remembered";
+pub(crate) const LEASES: &str = "ferry_leases";
 pub(crate) const WAKE: &str = "ferry.wake";
 
 /// Headers ferry writes on its messages.

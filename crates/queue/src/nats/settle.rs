@@ -60,7 +60,9 @@ pub(crate) async fn settle(
     remembered::store(inner, name, &remembered_values).await?;
     let mut first_error = None;
     let mut scheduled = false;
+    let mut settled_ids: Vec<(i64, bool)> = Vec::with_capacity(flights.len());
     for ((id, settlement), flight) in settled.into_iter().zip(flights) {
+        let done = !matches!(settlement, Settlement::Retry { .. });
         let written = match settlement {
             Settlement::Delivered => flight
                 .acker
@@ -77,14 +79,26 @@ pub(crate) async fn settle(
                 letters,
             } => dead(inner, name, id, &flight, &mapping, &reason, &letters).await,
         };
-        if let Err(error) = written {
-            tracing::warn!(
-                connection = name,
-                event = id.0,
-                "cannot settle an event: {error}"
-            );
-            first_error.get_or_insert(error);
+        match written {
+            Ok(()) => settled_ids.push((id.0, done)),
+            Err(error) => {
+                tracing::warn!(
+                    connection = name,
+                    event = id.0,
+                    "cannot settle an event: {error}"
+                );
+                first_error.get_or_insert(error);
+            }
         }
+    }
+    // Later events of the keys these events held may go (an ordered connection).
+    if let Some(connection) = &connection
+        && let Some(ordered) = &mut lock(&connection.state).order
+    {
+        for (id, done) in settled_ids {
+            ordered.sequencer.settled(id, done);
+        }
+        inner.wake.notify();
     }
     if let Err(error) = inner.nats.client.flush().await {
         tracing::debug!("cannot flush acknowledgements: {error}");
@@ -221,6 +235,6 @@ pub(crate) async fn release(
     if let Err(error) = inner.nats.client.flush().await {
         tracing::debug!("cannot flush releases: {error}");
     }
-    inner.wake.notify_waiters();
+    inner.wake.notify();
     Ok(())
 }

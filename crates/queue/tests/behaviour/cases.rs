@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_queue::{
-    Claimed, Depth, Enqueued, EventId, NewEvent, Queue, RejectedEvent, Remember, Replayed, Select,
-    Settlement,
+    Claimed, Depth, Enqueued, EventId, NewEvent, OrderKey, Queue, RejectedEvent, Remember,
+    Replayed, Select, Settlement,
 };
 use serde_json::json;
 
@@ -520,7 +520,7 @@ pub async fn a_second_handle_lists_and_replays_while_the_server_runs(backend: &B
     let waiting = {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
-            server.work_available().await;
+            server.work_available("acme").await;
             claim_until(&*server, "acme", 1).await
         })
     };
@@ -734,7 +734,7 @@ pub async fn idle_workers_are_woken_by_new_events(backend: &Backend) {
         let queue = Arc::clone(&queue);
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            queue.work_available().await;
+            queue.work_available("acme").await;
             started.elapsed()
         })
     };
@@ -745,4 +745,176 @@ pub async fn idle_workers_are_woken_by_new_events(backend: &Backend) {
         waited < Duration::from_millis(900),
         "woken by the enqueue, not by the poll: {waited:?}"
     );
+}
+
+/// Ordering keys for the order cases: the part of the body before `:`, if any.
+pub fn key_before_colon() -> OrderKey {
+    Arc::new(|body: &str| body.split_once(':').map(|(key, _)| key.to_owned()))
+}
+
+async fn ordered(queue: &dyn Queue) {
+    declare(queue, &[("acme", "segment")]).await;
+    queue.order("acme", Some(key_before_colon())).await.unwrap();
+}
+
+async fn settle_all(queue: &dyn Queue, claimed: &[Claimed], how: impl Fn(&Claimed) -> Settlement) {
+    let settled = claimed.iter().map(|c| (c.id, how(c))).collect();
+    queue.settle("acme", settled, Vec::new()).await.unwrap();
+}
+
+pub async fn ordered_events_of_one_key_go_out_one_after_another(backend: &Backend) {
+    let queue = backend.open().await;
+    ordered(&*queue).await;
+    enqueue(
+        &*queue,
+        "segment",
+        &["u:1", "v:1", "u:2", "u:3", "v:2", "none"],
+    )
+    .await;
+
+    let first = claim_until(&*queue, "acme", 3).await;
+    assert_eq!(bodies(&first), ["u:1", "v:1", "none"]);
+    nothing_more(&*queue, "acme", "u:2 and v:2 wait for u:1 and v:1").await;
+    let depth = queue.depth("acme").await.unwrap();
+    assert_eq!(
+        (depth.in_flight, depth.pending),
+        (3, 3),
+        "kept back counts as pending"
+    );
+
+    settle_all(&*queue, &first[..1], |_| Settlement::Delivered).await;
+    assert_eq!(bodies(&claim_until(&*queue, "acme", 1).await), ["u:2"]);
+    settle_all(&*queue, &first[1..], |_| Settlement::Delivered).await;
+    let next = claim_until(&*queue, "acme", 1).await;
+    assert_eq!(bodies(&next), ["v:2"]);
+}
+
+pub async fn a_retry_holds_back_only_its_keys_later_events_and_a_dead_letter_frees_them(
+    backend: &Backend,
+) {
+    let queue = backend.open().await;
+    ordered(&*queue).await;
+    enqueue(&*queue, "segment", &["u:1", "u:2", "v:1"]).await;
+    let first = claim_until(&*queue, "acme", 2).await;
+    assert_eq!(bodies(&first), ["u:1", "v:1"]);
+    settle_all(&*queue, &first, |c| {
+        if c.body == "u:1" {
+            retry(now_ms() + 500, "503")
+        } else {
+            Settlement::Delivered
+        }
+    })
+    .await;
+    enqueue(&*queue, "segment", &["v:2", "u:3"]).await;
+    assert_eq!(
+        bodies(&claim_until(&*queue, "acme", 1).await),
+        ["v:2"],
+        "v flows while u waits for its retry"
+    );
+    nothing_more(&*queue, "acme", "u:2 and u:3 wait").await;
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = claim_until(&*queue, "acme", 1).await;
+    assert_eq!((bodies(&again), again[0].attempt), (vec!["u:1"], 1));
+    settle_all(&*queue, &again, |_| dead("gave up")).await;
+    let freed = claim_until(&*queue, "acme", 1).await;
+    assert_eq!(
+        bodies(&freed),
+        ["u:2"],
+        "a dead letter lets the next event of its key go"
+    );
+    settle_all(&*queue, &freed, |_| Settlement::Delivered).await;
+    assert_eq!(bodies(&claim_until(&*queue, "acme", 1).await), ["u:3"]);
+}
+
+pub async fn a_waiting_retry_still_holds_its_key_after_a_restart(backend: &Backend) {
+    let queue = backend.open().await;
+    ordered(&*queue).await;
+    enqueue(&*queue, "segment", &["u:1"]).await;
+    let first = claim_until(&*queue, "acme", 1).await;
+    settle_all(&*queue, &first, |_| retry(now_ms() + 1_500, "429")).await;
+    drop(queue);
+
+    let queue = backend.open().await;
+    ordered(&*queue).await;
+    enqueue(&*queue, "segment", &["u:2", "v:1"]).await;
+    assert_eq!(bodies(&claim_until(&*queue, "acme", 1).await), ["v:1"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nothing_more(&*queue, "acme", "u:2 waits for the retry of u:1").await;
+    let again = claim_until(&*queue, "acme", 1).await;
+    assert_eq!(bodies(&again), ["u:1"]);
+    settle_all(&*queue, &again, |_| Settlement::Delivered).await;
+    assert_eq!(bodies(&claim_until(&*queue, "acme", 1).await), ["u:2"]);
+}
+
+/// 1,000 events of one user among 10,000 of others, settled at random as delivered (most),
+/// retried soon, or dead: the user's events are each handed out only once the one before is
+/// done, and finish in the order they were accepted.
+pub async fn one_users_events_finish_in_acceptance_order_among_many(backend: &Backend) {
+    let queue = backend.open().await;
+    ordered(&*queue).await;
+    let mut bodies = Vec::with_capacity(11_000);
+    for i in 0..11_000 {
+        bodies.push(if i % 11 == 5 {
+            format!("user:{i:05}")
+        } else {
+            format!("other-{}:{i:05}", i % 997)
+        });
+    }
+    for chunk in bodies.chunks(500) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        enqueue(&*queue, "segment", &chunk).await;
+    }
+
+    let mut outstanding: Option<String> = None;
+    let mut done_in_order: Vec<String> = Vec::new();
+    let mut finished = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(2);
+    while finished < 11_000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {finished} of 11000 finished"
+        );
+        let claimed = queue.claim("acme", 512).await.unwrap();
+        if claimed.is_empty() {
+            queue.work_available("acme").await;
+            continue;
+        }
+        let mut settled = Vec::with_capacity(claimed.len());
+        for event in claimed {
+            let user = event.body.starts_with("user:");
+            if user {
+                assert!(
+                    outstanding.is_none() || outstanding.as_deref() == Some(&event.body),
+                    "{} handed out while {:?} is not done",
+                    event.body,
+                    outstanding
+                );
+                outstanding = Some(event.body.clone());
+            }
+            let roll = fastrand::u32(0..100);
+            let settlement = if roll < 8 {
+                retry(now_ms(), "503")
+            } else if roll < 9 {
+                dead("400")
+            } else {
+                Settlement::Delivered
+            };
+            if !matches!(settlement, Settlement::Retry { .. }) {
+                finished += 1;
+                if user {
+                    done_in_order.push(event.body.clone());
+                    outstanding = None;
+                }
+            }
+            settled.push((event.id, settlement));
+        }
+        queue.settle("acme", settled, Vec::new()).await.unwrap();
+    }
+    let expected: Vec<String> = bodies
+        .into_iter()
+        .filter(|b| b.starts_with("user:"))
+        .collect();
+    assert_eq!(done_in_order.len(), 1_000);
+    assert_eq!(done_in_order, expected);
 }

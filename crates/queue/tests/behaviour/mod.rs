@@ -58,6 +58,10 @@ macro_rules! every_case {
             remembered_values_are_written_with_the_settlement_and_survive_a_restart,
             values_can_be_remembered_without_settling_an_event,
             idle_workers_are_woken_by_new_events,
+            ordered_events_of_one_key_go_out_one_after_another,
+            a_retry_holds_back_only_its_keys_later_events_and_a_dead_letter_frees_them,
+            a_waiting_retry_still_holds_its_key_after_a_restart,
+            one_users_events_finish_in_acceptance_order_among_many,
         );
     };
 }
