@@ -63,6 +63,14 @@ pub trait Queue: Send + Sync + 'static {
     /// Every value remembered for `connection`, to seed a worker.
     fn remembered(&self, connection: &str) -> BoxFuture<'_, Result<Vec<Remember>, QueueError>>;
 
+    /// Values other nodes sharing this queue remembered for `connection` since the last call,
+    /// oldest first, for a worker to apply before it plans the events it claimed. Empty for a
+    /// store that only one process delivers from.
+    fn remembered_changes(&self, connection: &str) -> Vec<Remember> {
+        let _ = connection;
+        Vec::new()
+    }
+
     /// Counts for metrics; cheap enough to call every few seconds.
     fn depth(&self, connection: &str) -> BoxFuture<'_, Result<Depth, QueueError>>;
 

@@ -349,3 +349,38 @@ async fn an_ordered_connection_moves_to_another_node_in_order_when_its_node_stop
         assert_eq!(order.len(), 20);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_one_node_remembers_reach_the_others() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    declare(&a).await;
+    declare(&b).await;
+    let value = ferry_queue::Remember {
+        store: "emails".to_owned(),
+        key: "u1".to_owned(),
+        value: serde_json::json!("ada@example.com"),
+    };
+    a.settle("acme", Vec::new(), vec![value.clone()])
+        .await
+        .unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while seen.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = b.remembered_changes("acme");
+    }
+    assert_eq!(seen, [value.clone()]);
+    assert!(
+        a.remembered_changes("acme").is_empty(),
+        "a node knows its own values"
+    );
+    assert_eq!(b.remembered("acme").await.unwrap(), [value]);
+}

@@ -50,6 +50,8 @@ pub(crate) struct Connection {
     pub(crate) events: PullConsumer,
     pub(crate) retries: PullConsumer,
     pub(crate) state: Mutex<State>,
+    /// Values other nodes remembered for it, not yet taken by its worker.
+    pub(crate) changes: Arc<Mutex<Vec<crate::Remember>>>,
 }
 
 #[derive(Default)]

@@ -9,9 +9,9 @@ use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, PullConsum
 use async_nats::jetstream::stream;
 use futures_util::TryStreamExt as _;
 
-use super::Inner;
 use super::claim::{Connection, State};
 use super::names::{event_subject, events_consumer, retries_consumer, retry_subject};
+use super::{Inner, remembered};
 use crate::QueueError;
 use crate::state::lock;
 
@@ -40,12 +40,20 @@ pub(crate) async fn declare(
             inner,
         )
         .await?;
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let watch = remembered::watch(inner, &name).await?;
+        tokio::spawn(remembered::follow(
+            inner.weak(),
+            watch,
+            Arc::clone(&changes),
+        ));
         declared.push(Arc::new(Connection {
             name,
             source,
             events,
             retries,
             state: Mutex::new(State::default()),
+            changes,
         }));
     }
     let mut map = lock(&inner.connections);

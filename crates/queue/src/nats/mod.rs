@@ -79,8 +79,10 @@ pub(crate) struct Inner {
     pub(crate) connections: Mutex<HashMap<String, Arc<Connection>>>,
     /// Signalled when any node enqueued, scheduled a retry or replayed.
     pub(crate) wake: Wake,
-    /// This node's name in leases: unique per handle.
+    /// This node's name in leases and remembered values: unique per handle.
     pub(crate) node: String,
+    /// Itself, for tasks that must not keep it alive.
+    me: Weak<Inner>,
 }
 
 impl std::fmt::Debug for NatsQueue {
@@ -101,7 +103,8 @@ impl NatsQueue {
             .subscribe(names::WAKE)
             .await
             .map_err(|source| QueueError::nats("subscribing to wake-ups", source))?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             nats,
             options,
             connections: Mutex::new(HashMap::new()),
@@ -156,6 +159,10 @@ impl Inner {
             tracing::debug!("cannot announce new work: {error}");
         }
         self.wake.notify();
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Inner> {
+        self.me.clone()
     }
 
     pub(crate) fn connection(&self, name: &str) -> Option<Arc<Connection>> {
@@ -217,6 +224,13 @@ impl Queue for NatsQueue {
     fn remembered(&self, connection: &str) -> BoxFuture<'_, Result<Vec<Remember>, QueueError>> {
         let connection = connection.to_owned();
         Box::pin(async move { remembered::list(&self.inner, &connection).await })
+    }
+
+    fn remembered_changes(&self, connection: &str) -> Vec<Remember> {
+        self.inner
+            .connection(connection)
+            .map(|c| std::mem::take(&mut *lock(&c.changes)))
+            .unwrap_or_default()
     }
 
     fn depth(&self, connection: &str) -> BoxFuture<'_, Result<Depth, QueueError>> {
