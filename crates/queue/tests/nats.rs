@@ -377,7 +377,7 @@ async fn values_one_node_remembers_reach_the_others() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         seen = b.remembered_changes("acme");
     }
-    assert_eq!(seen, [value.clone()]);
+    assert_eq!(seen, std::slice::from_ref(&value));
     assert!(
         a.remembered_changes("acme").is_empty(),
         "a node knows its own values"
