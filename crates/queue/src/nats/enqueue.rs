@@ -17,8 +17,9 @@ pub(crate) async fn enqueue(
     events: Vec<NewEvent>,
     rejected: Vec<RejectedEvent>,
 ) -> Result<Vec<Enqueued>, QueueError> {
-    let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(events.len() + rejected.len());
-    for event in &events {
+    let accepted = events.len();
+    let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(accepted + rejected.len());
+    for event in events {
         let mut headers = HeaderMap::new();
         if let Some(key) = &event.dedupe {
             let hash = dedupe_key(&event.source, key).cast_unsigned();
@@ -34,7 +35,7 @@ pub(crate) async fn enqueue(
             .publish_with_headers(
                 names::event_subject(&event.source),
                 headers,
-                Bytes::from(event.body.clone()),
+                Bytes::from(event.body),
             )
             .await
             .map_err(|source| QueueError::nats("publishing an event", source))?;
@@ -59,12 +60,12 @@ pub(crate) async fn enqueue(
             .map_err(|source| QueueError::nats("publishing an event refused at ingest", source))?;
         pending.push(published);
     }
-    let mut outcome = Vec::with_capacity(events.len());
+    let mut outcome = Vec::with_capacity(accepted);
     for (index, published) in pending.into_iter().enumerate() {
         let ack = published
             .await
             .map_err(|source| QueueError::nats("storing an event", source))?;
-        if index < events.len() {
+        if index < accepted {
             outcome.push(if ack.duplicate {
                 Enqueued::Duplicate
             } else {
