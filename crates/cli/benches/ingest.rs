@@ -18,15 +18,17 @@
 //! `FERRY_BENCH_SECONDS` (default 10) sets the length of each phase, `FERRY_BENCH_ROUNDS`
 //! (default 3) the rounds of the throughput phase.
 
-#[path = "../tests/load/mod.rs"]
-mod load;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use load::{Batches, Ferry, Setup, SetupOptions, Target};
+use support::destination::Keep;
+use support::ferry::Start;
+use support::load::{self, Batches, Target};
+use support::{Destination, Ferry, Workspace, WorkspaceOptions};
 
 const EVENTS_PER_BATCH: usize = 100;
 const CONNECTIONS: usize = 32;
@@ -55,21 +57,22 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 #[allow(clippy::cast_precision_loss)]
 async fn bench(phase: Duration, rounds: u64) {
-    let binary = Path::new(env!("CARGO_BIN_EXE_ferry"));
     let synchronous = match std::env::var("FERRY_BENCH_SYNCHRONOUS").as_deref() {
         Ok("normal") => "normal",
         _ => "full",
     };
-    let (sink, received) = load::sink(false, 0).await;
-    let setup = Setup::write(
-        &format!("http://{sink}"),
-        SetupOptions {
-            dry_run: false,
-            batch_items: 500,
-            synchronous,
-        },
-    );
-    let ferry = Ferry::start(binary, &setup, load::free_address()).await;
+    let received = Destination::keeping(Keep::Counts);
+    let workspace = Workspace::with(WorkspaceOptions {
+        synchronous,
+        batch_items: Some(500),
+        delivery: ", concurrency: 64".to_owned(),
+        ..WorkspaceOptions::to(&received.url)
+    });
+    let mut how = Start::of(&workspace);
+    "warn".clone_into(&mut how.log_level);
+    let ferry = tokio::task::spawn_blocking(move || Ferry::start_with(how))
+        .await
+        .expect("ferry serve starts");
     let floor = load::floor().await;
     let batches = Arc::new(Batches::new("bench", EVENTS_PER_BATCH));
     let next = Arc::new(AtomicU64::new(0));
@@ -149,7 +152,7 @@ async fn bench(phase: Duration, rounds: u64) {
 }
 
 /// Waits (at most two minutes) until the sink received `events`; answers how long it took.
-async fn delivered(received: &load::Received, events: u64) -> Duration {
+async fn delivered(received: &Destination, events: u64) -> Duration {
     let started = Instant::now();
     while received.events() < events && started.elapsed() < Duration::from_mins(2) {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -6,14 +6,15 @@
 //! and pass, so that `cargo test --workspace` needs only Rust, unless
 //! `FERRY_REQUIRE_SDK_TESTS=1` says they must run (CI sets it).
 
-mod serving;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use serving::{Destination, Received, Server};
+use support::ferry::{Start, free_address};
+use support::{Destination, Ferry, Received};
 
 const WRITE_KEY: &str = "test-write-key";
 const API_KEY: &str = "test-api-key";
@@ -69,14 +70,24 @@ fn comparable(request: &Received) -> Value {
     json!({ "method": request.method, "path": request.path, "headers": headers, "body": request.body })
 }
 
-/// Starts `ferry serve` with `config` and waits until it listens.
-fn start_ferry(config: &Path) -> Server {
-    Server::start(&workspace(), config, &[])
+/// Starts `ferry serve` with `config` (in a folder of its own, which also gets the log) and
+/// waits until it is ready.
+fn start_ferry(config: &Path) -> Ferry {
+    Ferry::start_with(Start {
+        binary: support::ferry::binary().to_path_buf(),
+        dir: workspace(),
+        config: config.to_path_buf(),
+        log: config.with_file_name("ferry.log"),
+        address: free_address(),
+        args: Vec::new(),
+        env: Vec::new(),
+        log_level: "info".to_owned(),
+    })
 }
 
 /// Stops the server with SIGTERM, as a service manager does, asserts it exits 0, and returns
 /// its log.
-fn stop(ferry: Server) -> String {
+fn stop(ferry: Ferry) -> String {
     let (status, log) = ferry.terminate();
     assert!(
         status.success(),
@@ -86,7 +97,7 @@ fn stop(ferry: Server) -> String {
 }
 
 /// Waits until the destination got `count` requests.
-fn wait_for(destination: &Destination, count: usize, ferry: &Server) {
+fn wait_for(destination: &Destination, count: usize, ferry: &Ferry) {
     let deadline = Instant::now() + DELIVERY;
     while destination.received().len() < count {
         assert!(

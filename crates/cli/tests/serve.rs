@@ -1,7 +1,7 @@
 //! `ferry serve` as a process: ingest, delivery to a destination on loopback, dead letters and
 //! `ferry dlq`, hot reload under load, metrics, and graceful shutdown.
 
-mod serving;
+mod support;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -9,27 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use serving::{Destination, SINK_KEY, Server, http, post_batch, sink_mapping, track, workspace};
-
-fn ferry(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ferry runs")
-}
-
-fn start(dir: &std::path::Path, config: &std::path::Path) -> Server {
-    // The connection's key comes from the environment, as the configuration says.
-    Server::start_with_env(dir, config, &[], &[("SINK_KEY", SINK_KEY)])
-}
+use support::ferry::Start;
+use support::{Destination, Ferry, SINK_KEY, Workspace, http, post_batch, sink_mapping, track};
 
 #[test]
 fn events_are_acknowledged_stored_delivered_and_dead_lettered() {
     let destination = Destination::start();
     destination.refuse(true);
-    let (dir, config) = workspace(&destination.url);
-    let server = start(dir.path(), &config);
+    let workspace = Workspace::new(&destination.url);
+    let server = Ferry::start(&workspace);
 
     let (status, body) = post_batch(
         &server.url,
@@ -65,7 +53,7 @@ fn events_are_acknowledged_stored_delivered_and_dead_lettered() {
     }
 
     // The refused event and the event without ids are dead letters.
-    let listed = wait_for_dead_letters(dir.path(), 2);
+    let listed = wait_for_dead_letters(&workspace, 2);
     let reasons: Vec<&str> = listed.iter().filter_map(|l| l["reason"].as_str()).collect();
     assert!(reasons.iter().any(|r| r.contains("400")), "{reasons:?}");
     assert!(
@@ -79,7 +67,7 @@ fn events_are_acknowledged_stored_delivered_and_dead_lettered() {
         .find(|l| l["connection"] == "sink")
         .expect("the refused delivery");
     let id = refused["id"].to_string();
-    let shown = ferry(dir.path(), &["dlq", "show", &id]);
+    let shown = workspace.ferry(&["dlq", "show", &id]);
     assert!(shown.status.success());
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("refuse-me"), "{shown}");
@@ -90,14 +78,14 @@ fn events_are_acknowledged_stored_delivered_and_dead_lettered() {
 
     // Fixed at the destination: replaying delivers it, and the server picks it up by itself.
     destination.refuse(false);
-    let replayed = ferry(dir.path(), &["dlq", "replay", "--all"]);
+    let replayed = workspace.ferry(&["dlq", "replay", "--all"]);
     let said = String::from_utf8_lossy(&replayed.stderr);
     assert!(said.contains("1 events queued again"), "{said}");
     assert!(said.contains("not replayed"), "{said}");
     destination.wait_for("the replayed event", |r| {
         r.iter().filter(|r| r.body["id"] == "m-2").count() == 2
     });
-    let left = wait_for_dead_letters(dir.path(), 1);
+    let left = wait_for_dead_letters(&workspace, 1);
     assert_eq!(left[0]["connection"], Value::Null);
 
     let (status, log) = server.terminate();
@@ -105,14 +93,10 @@ fn events_are_acknowledged_stored_delivered_and_dead_lettered() {
     assert!(!log.contains(SINK_KEY), "a secret in the log:\n{log}");
 }
 
-fn wait_for_dead_letters(dir: &std::path::Path, count: usize) -> Vec<Value> {
+fn wait_for_dead_letters(workspace: &Workspace, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listed = ferry(dir, &["dlq", "list", "--json"]);
-        let letters: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON line"))
-            .collect();
+        let letters = workspace.dead_letters();
         if letters.len() == count {
             return letters;
         }
@@ -127,8 +111,8 @@ fn wait_for_dead_letters(dir: &std::path::Path, count: usize) -> Vec<Value> {
 #[test]
 fn a_changed_mapping_is_served_without_a_failed_request_and_a_broken_one_is_refused() {
     let destination = Destination::start();
-    let (dir, config) = workspace(&destination.url);
-    let server = start(dir.path(), &config);
+    let workspace = Workspace::new(&destination.url);
+    let server = Ferry::start(&workspace);
 
     // Load: batches of 10 events, as fast as they are acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
@@ -159,7 +143,7 @@ fn a_changed_mapping_is_served_without_a_failed_request_and_a_broken_one_is_refu
     destination.wait_for("deliveries under load", |r| r.len() >= 100);
 
     // A valid change, picked up by the file watcher.
-    std::fs::write(dir.path().join("mappings/sink.yaml"), sink_mapping("v2")).unwrap();
+    workspace.write_mapping(&sink_mapping("v2"));
     wait_for_generation(&server.url, 2);
     let after_swap = sent.load(Ordering::SeqCst);
     destination.wait_for("events mapped by the new mapping", |r| {
@@ -167,11 +151,7 @@ fn a_changed_mapping_is_served_without_a_failed_request_and_a_broken_one_is_refu
     });
 
     // A broken change: refused whole, every problem shown, the last good mapping serves on.
-    std::fs::write(
-        dir.path().join("mappings/sink.yaml"),
-        sink_mapping("v3").replace("method: POST", "method: PUSH"),
-    )
-    .unwrap();
+    workspace.write_mapping(&sink_mapping("v3").replace("method: POST", "method: PUSH"));
     let (status, body) = http("POST", &format!("{}/admin/reload", server.url), &[], "");
     assert_eq!(status, 422, "{body}");
     let outcome: Value = serde_json::from_str(&body).unwrap();
@@ -243,8 +223,8 @@ fn wait_for_generation(url: &str, generation: u64) {
 #[test]
 fn sighup_reloads_and_metrics_and_health_answer() {
     let destination = Destination::start();
-    let (dir, config) = workspace(&destination.url);
-    let server = start(dir.path(), &config);
+    let workspace = Workspace::new(&destination.url);
+    let server = Ferry::start(&workspace);
     assert_eq!(
         http("GET", &format!("{}/healthz", server.url), &[], "").0,
         200
@@ -278,7 +258,7 @@ fn sighup_reloads_and_metrics_and_health_answer() {
         assert!(metrics.contains(expected), "no `{expected}` in:\n{metrics}");
     }
 
-    std::fs::write(dir.path().join("mappings/sink.yaml"), sink_mapping("v2")).unwrap();
+    workspace.write_mapping(&sink_mapping("v2"));
     server.signal("HUP");
     wait_for_generation(&server.url, 2);
     let (status, log) = server.terminate();
@@ -289,13 +269,8 @@ fn sighup_reloads_and_metrics_and_health_answer() {
 fn sigterm_leaves_unfinished_deliveries_pending_for_the_next_start() {
     let destination = Destination::start();
     destination.delay(Duration::from_secs(5));
-    let (dir, config) = workspace(&destination.url);
-    let server = Server::start_with_env(
-        dir.path(),
-        &config,
-        &["--drain", "1"],
-        &[("SINK_KEY", SINK_KEY)],
-    );
+    let workspace = Workspace::new(&destination.url);
+    let server = Ferry::start_with(Start::of(&workspace).arg("--drain").arg("1"));
     let events: Vec<Value> = (0..3).map(|i| track(&format!("t-{i}"), "ann")).collect();
     assert_eq!(post_batch(&server.url, &events).0, 200);
     destination.wait_for("the first attempts", |r| !r.is_empty());
@@ -309,7 +284,7 @@ fn sigterm_leaves_unfinished_deliveries_pending_for_the_next_start() {
     // not have reached the destination: at least once).
     destination.delay(Duration::ZERO);
     let before = destination.received().len();
-    let server = start(dir.path(), &config);
+    let server = Ferry::start(&workspace);
     destination.wait_for("every event after the restart", |r| {
         let mut ids: Vec<&str> = r[before..]
             .iter()
@@ -324,13 +299,11 @@ fn sigterm_leaves_unfinished_deliveries_pending_for_the_next_start() {
 
 #[test]
 fn a_bad_configuration_is_refused_at_start_with_every_problem() {
-    let (dir, config) = workspace("http://127.0.0.1:9");
-    std::fs::write(
-        &config,
+    let workspace = Workspace::new("http://127.0.0.1:9");
+    workspace.write_config(
         "version: 1\nmappings: mappings\nsources:\n  web: { type: segmnt, keys: [k] }\nconnections:\n  sink: { source: web, mapping: snk }\n",
-    )
-    .unwrap();
-    let out = ferry(dir.path(), &["serve", "--config", "ferry.yaml"]);
+    );
+    let out = workspace.ferry(&["serve", "--config", "ferry.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("ferry.yaml:4:"), "{said}");
@@ -340,7 +313,11 @@ fn a_bad_configuration_is_refused_at_start_with_every_problem() {
 #[test]
 fn the_demo_maps_every_sample_through_every_bundled_mapping() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = ferry(&root, &["serve", "--demo"]);
+    let out = Command::new(support::ferry::binary())
+        .args(["serve", "--demo"])
+        .current_dir(&root)
+        .output()
+        .expect("ferry runs");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     let requests: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -363,7 +340,7 @@ fn the_demo_maps_every_sample_through_every_bundled_mapping() {
 #[test]
 fn remembered_values_survive_a_restart() {
     let destination = Destination::start();
-    let (dir, config) = workspace(&destination.url);
+    let workspace = Workspace::new(&destination.url);
     // Identify remembers the email; a later track, which carries only the userId, recalls it.
     let mapping = sink_mapping("v1")
         .replace(
@@ -380,15 +357,15 @@ fn remembered_values_survive_a_restart() {
     remember:
       emails: { key: $.userId, value: $.traits.email }
 ";
-    std::fs::write(dir.path().join("mappings/sink.yaml"), mapping).unwrap();
-    let server = start(dir.path(), &config);
+    workspace.write_mapping(&mapping);
+    let server = Ferry::start(&workspace);
     let identify = json!({"type": "identify", "userId": "ann", "messageId": "i-1", "traits": {"email": "ann@example.com"}});
     assert_eq!(post_batch(&server.url, &[identify]).0, 200);
     destination.wait_for("the identify", |r| r.len() == 1);
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 
-    let server = start(dir.path(), &config);
+    let server = Ferry::start(&workspace);
     assert_eq!(post_batch(&server.url, &[track("t-1", "ann")]).0, 200);
     let received = destination.wait_for("the track", |r| r.len() == 2);
     assert_eq!(

@@ -153,8 +153,8 @@ impl Connection {
                 redacted_values.insert(name.clone(), Value::String(REDACTED.into()));
             }
         }
-        let settings = minijinja::Value::from(minijinja::value::Serde(&values));
-        let redacted_settings = minijinja::Value::from(minijinja::value::Serde(&redacted_values));
+        let settings = crate::template::template_object(&values);
+        let redacted_settings = crate::template::template_object(&redacted_values);
         let name = mapping.name.to_string();
         let fail = |problem: String| SettingsError {
             mapping: name.clone(),

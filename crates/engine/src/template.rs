@@ -181,13 +181,46 @@ impl Template {
 /// The part of `event` a template reads, as a template value.
 fn event_context(event: &Value, paths: &[Vec<Box<str>>]) -> minijinja::Value {
     if paths.iter().any(Vec::is_empty) {
-        return minijinja::Value::from(minijinja::value::Serde(event));
+        return template_value(event);
     }
     let mut root = Map::new();
     for path in paths {
         copy_path(&mut root, event, path);
     }
-    minijinja::Value::from(minijinja::value::Serde(&root))
+    template_object(&root)
+}
+
+/// A JSON value as a template value. Numbers are kept as written (serde_json's arbitrary
+/// precision), which minijinja's serde bridge does not understand, so they are converted here:
+/// integers as integers (up to 128 bits), anything else as the nearest float.
+pub(crate) fn template_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                minijinja::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                minijinja::Value::from(u)
+            } else if let Ok(i) = n.as_str().parse::<i128>() {
+                minijinja::Value::from(i)
+            } else {
+                minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => items.iter().map(template_value).collect(),
+        Value::Object(map) => template_object(map),
+    }
+}
+
+/// An object as a template map, keys in the object's order.
+pub(crate) fn template_object(map: &Map<String, Value>) -> minijinja::Value {
+    minijinja::Value::from_object(
+        map.iter()
+            .map(|(k, v)| (minijinja::Value::from(k.as_str()), template_value(v)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
 }
 
 /// Copies the value at `path` of `source` into `target`, creating the objects on the way. When the

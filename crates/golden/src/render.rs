@@ -159,14 +159,84 @@ pub fn render_request(request: &PlannedRequest, connection: &Connection) -> Stri
 
 /// Pretty-prints JSON text keeping its key order.
 fn pretty(text: &str) -> String {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut buffer = Vec::with_capacity(text.len() * 2);
-    let mut serializer = serde_json::Serializer::with_formatter(
-        &mut buffer,
-        serde_json::ser::PrettyFormatter::with_indent(b"  "),
-    );
-    match serde_transcode::transcode(&mut deserializer, &mut serializer) {
-        Ok(()) => String::from_utf8(buffer).unwrap_or_else(|_| text.to_owned()),
-        Err(_) => text.to_owned(),
+    // Checked first, so that only well-formed JSON is re-indented.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return text.to_owned();
+    }
+    indent(text)
+}
+
+/// Re-indents well-formed compact or spaced JSON text by two spaces, as serde_json's pretty
+/// printer does, keeping every token (numbers included) exactly as written and keys in order.
+fn indent(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(char::is_ascii_whitespace) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    out.push(chars.next().unwrap_or_default());
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pretty;
+
+    #[test]
+    fn pretty_keeps_tokens_and_order() {
+        let text = r#"{"b":123456789012345678901234567890,"a":[],"c":{"d":"x\"}","e":[1.50,{}]}}"#;
+        assert_eq!(
+            pretty(text),
+            "{\n  \"b\": 123456789012345678901234567890,\n  \"a\": [],\n  \"c\": {\n    \"d\": \"x\\\"}\",\n    \"e\": [\n      1.50,\n      {}\n    ]\n  }\n}"
+        );
+        assert_eq!(pretty("not json {"), "not json {");
     }
 }

@@ -14,7 +14,8 @@
 //!   without regard to case;
 //! - `time`, when present, must be an integer (epoch milliseconds); `insert_id`, a string;
 //! - a body of [`PAYLOAD_LIMIT_BYTES`] or more, or with [`EVENTS_LIMIT`] events or more, is 413;
-//! - an event that is not a JSON object, or repeats a checked field, makes the body invalid JSON.
+//! - an event that is not a JSON object, repeats a checked field, or cannot be read as a delivery
+//!   worker reads it (nested over 128 deep, a lone surrogate escape) makes the body invalid JSON.
 //!
 //! Events are stored exactly as sent: the Amplitude mappings read Amplitude event objects.
 
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::readable::unreadable;
 use super::splice::{as_str, is_null, present};
 use super::{Accepted, Ingested, WireError};
 
@@ -128,6 +130,10 @@ pub fn parse(body: &[u8]) -> Result<AmplitudeParsed, WireError> {
             return Err(invalid_json());
         }
         let probe: Probe = serde_json::from_str(text).map_err(|_| invalid_json())?;
+        // Stored as sent, so it must read as a delivery worker reads it.
+        if unreadable(text).is_some() {
+            return Err(invalid_json());
+        }
         let before = faults.count();
         let dedupe = check(&probe, index, min_id_length, &mut faults);
         if faults.count() == before {

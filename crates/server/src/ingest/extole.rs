@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::readable::unreadable;
 use super::splice::{as_str, is_null, present};
 use super::{Accepted, Ingested, Rejected, WireError};
 
@@ -146,6 +147,10 @@ fn accept(text: &str) -> Result<Accepted, String> {
         return Err("is not a JSON object".to_owned());
     }
     let probe: Probe = serde_json::from_str(text).map_err(|e| format!("cannot be read: {e}"))?;
+    // Stored as sent, so it must read as a delivery worker reads it.
+    if let Some(e) = unreadable(text) {
+        return Err(format!("cannot be read: {e}"));
+    }
     let named = probe
         .event_name
         .and_then(as_str)

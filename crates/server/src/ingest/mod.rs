@@ -12,6 +12,7 @@
 pub mod amplitude;
 pub mod extole;
 mod outcome;
+mod readable;
 pub mod segment;
 mod splice;
 

@@ -16,8 +16,14 @@
 //! - a batch item has neither `type` nor its old name `action` (`missing_type`): Segment
 //!   requires `type` on every batch item, and without it ferry cannot tell which call it is.
 //!
+//! The batch's events as stored (its `context` and `integrations` merged into each) are held to
+//! limits too: over [`MAX_STORED_FACTOR`] times the request's size in all is
+//! `payload_too_large`, so that one request cannot store many times its own size. A batch `context`, `integrations` or `sentAt` that a
+//! delivery worker could not read (see below) is `invalid_json`.
+//!
 //! One event is [`Rejected`] (the rest are accepted) when it is over [`MAX_CALL_BYTES`] inside a
-//! batch, is not a JSON object, repeats a field ferry checks, has a `type` other than identify,
+//! batch or once the batch's `context` and `integrations` are merged in, is not a JSON object,
+//! cannot be read as a delivery worker reads it (nested over 128 deep, a lone surrogate escape), repeats a field ferry checks, has a `type` other than identify,
 //! track, page, screen, group, alias or delete, has neither `userId` nor `anonymousId` (a delete
 //! needs `userId`), is a track without `event`, or has a `messageId` that is not a string of at
 //! most [`MAX_MESSAGE_ID_CHARS`] characters.
@@ -28,8 +34,9 @@
 //! single call, or from `action`), `receivedAt` (the server's time), and from a batch its
 //! `sentAt`, `context` and `integrations`. A batch's `context` and `integrations` are merged one
 //! level deep: the item's own keys win. The path's call wins over a single call's own `type`, as
-//! it does at Segment. `timestamp`, `originalTimestamp` and `sentAt` are kept as sent. A `writeKey`
-//! in a single call's body stays in the stored event: write keys are public (browsers embed them).
+//! it does at Segment. `timestamp`, `originalTimestamp` and `sentAt` are kept as sent, and numbers
+//! keep every digit. A `writeKey` in the body is dropped: it is the source's credential, not
+//! part of the event, so no mapping forwards it and `ferry dlq` never shows it.
 
 use std::borrow::Cow;
 
@@ -41,6 +48,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use self::event::{Probe, Refusal, Shared, build};
+use super::readable::unreadable;
 use super::splice::{as_str, is_null, is_object, json_string, present};
 use super::{Accepted, Ingested, Rejected, WireError};
 
@@ -54,6 +62,12 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 pub const MAX_BATCH_EVENTS: usize = 2_500;
 /// The longest `messageId`, in characters.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
+/// What one batch may store, as a multiple of its own size: its `context` and `integrations` are
+/// copied into each of its events.
+pub const MAX_STORED_FACTOR: usize = 8;
+/// What the fields ferry adds to an event (`type`, `receivedAt`, `sentAt`) may take beyond the
+/// sender's limits.
+pub const SERVER_FIELDS_BYTES: usize = 256;
 
 /// A Tracking API call, named by the last segment of its path (`/v1/<call>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +223,13 @@ fn parse_single(
     match build(text, &probe, Some(kind), &shared, "the event") {
         Ok(accepted) => ingested.accepted.push(accepted),
         Err(Refusal::Item(reason)) => ingested.rejected.push(Rejected::new(1, reason, text)),
-        Err(Refusal::MissingType) => unreachable!("a single call's type comes from its path"),
+        // A single call's type comes from its path, so this does not happen; were it to, the
+        // event would still be kept, refused, rather than dropped.
+        Err(Refusal::MissingType) => {
+            ingested
+                .rejected
+                .push(Rejected::new(1, "the event has no `type`".to_owned(), text));
+        }
     }
     Ok(Parsed {
         write_key,
@@ -261,7 +281,7 @@ fn parse_batch(body: &[u8], received_at: &RawValue) -> Result<Parsed, WireError>
         received_at,
         context: shared_object(envelope.context, "context")?,
         integrations: shared_object(envelope.integrations, "integrations")?,
-        sent_at: envelope.sent_at.filter(|raw| !is_null(raw)),
+        sent_at: shared_value(envelope.sent_at.filter(|raw| !is_null(raw)), "sentAt")?,
     };
     let mut ingested = Ingested::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -279,17 +299,48 @@ fn parse_batch(body: &[u8], received_at: &RawValue) -> Result<Parsed, WireError>
             }
         }
     }
+    // A shared `context` copied into every event must not multiply what one request stores.
+    let stored: usize = ingested.accepted.iter().map(|a| a.body.len()).sum();
+    let allowed = MAX_STORED_FACTOR * body.len();
+    if stored > allowed {
+        return Err(bad_request(
+            "payload_too_large",
+            &format!(
+                "the batch's {} events are {stored} bytes once its `context` and `integrations` \
+                 are merged into each, over {MAX_STORED_FACTOR} times the request's {} bytes; \
+                 send the context with each event, or fewer events per batch",
+                ingested.accepted.len(),
+                body.len()
+            ),
+        ));
+    }
     Ok(Parsed {
         write_key: envelope.write_key,
         ingested,
     })
 }
 
-/// A batch's `context` or `integrations`: `None` when absent, null or empty; 400 when not an object.
+/// A batch field copied into each event (`sentAt`): 400 when a worker could not read it.
+fn shared_value<'a>(
+    raw: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<&'a RawValue>, WireError> {
+    if let Some(e) = raw.and_then(|raw| unreadable(raw.get())) {
+        return Err(bad_request(
+            "invalid_json",
+            &format!("the batch's `{name}` cannot be read: {e}"),
+        ));
+    }
+    Ok(raw)
+}
+
+/// A batch's `context` or `integrations`: `None` when absent, null or empty; 400 when not an
+/// object, or when a worker could not read it.
 fn shared_object<'a>(
     raw: Option<&'a RawValue>,
     name: &str,
 ) -> Result<Option<&'a RawValue>, WireError> {
+    let raw = shared_value(raw, name)?;
     match raw {
         None => Ok(None),
         Some(raw) if is_null(raw) => Ok(None),

@@ -266,3 +266,21 @@ fn responses_have_amplitude_shapes() {
             .starts_with("Invalid API key")
     );
 }
+
+#[test]
+fn an_event_a_worker_could_not_read_refuses_the_request_and_numbers_keep_their_digits() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for event in [
+        format!(r#"{{"event_type":"e","user_id":"user-1","event_properties":{{"d":{deep}}}}}"#),
+        r#"{"event_type":"e","user_id":"user-1","event_properties":{"s":"\ud800"}}"#.to_owned(),
+    ] {
+        let body = format!(r#"{{"api_key":"k","events":[{event}]}}"#);
+        let err = parse(body.as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST, "{event}");
+    }
+    let body = r#"{"api_key":"k","events":[{"event_type":"e","user_id":"user-1","revenue":123456789012345678901234567890,"event_properties":{"x":1e400}}]}"#;
+    let parsed = parse(body.as_bytes()).unwrap();
+    let text = &parsed.ingested.accepted[0].body;
+    assert!(text.contains("123456789012345678901234567890"), "{text}");
+    serde_json::from_str::<Value>(text).expect("a worker reads it");
+}

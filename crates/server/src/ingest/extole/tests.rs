@@ -246,3 +246,31 @@ fn unauthorized_is_a_401_with_an_error() {
     assert_eq!(err.status, StatusCode::UNAUTHORIZED);
     assert!(err.body["error"].is_string());
 }
+
+#[test]
+fn an_item_a_worker_could_not_read_is_rejected_and_the_others_kept() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let body = format!(
+        r#"[{{"event_name":"a","data":{deep}}},{{"event_name":"b","s":"\ud800"}},{{"event_name":"c","n":1e400}}]"#
+    );
+    let ingested = parse(body.as_bytes()).unwrap();
+    let kept: Vec<String> = ingested
+        .accepted
+        .iter()
+        .map(|a| stored(a)["event_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, ["c"]);
+    let reasons: Vec<&str> = ingested
+        .rejected
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert!(
+        reasons[0].starts_with("item 1 cannot be read: "),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("item 2 cannot be read: "),
+        "{reasons:?}"
+    );
+}

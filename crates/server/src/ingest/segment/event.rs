@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::MAX_MESSAGE_ID_CHARS;
+use super::{MAX_CALL_BYTES, MAX_MESSAGE_ID_CHARS, SERVER_FIELDS_BYTES};
 use crate::ingest::Accepted;
+use crate::ingest::readable::unreadable;
 use crate::ingest::splice::{as_str, is_null, is_object, json_string, prepend, present};
 
 /// The event types an event may have once stored.
@@ -106,37 +107,7 @@ pub(super) fn build(
 ) -> Result<Accepted, Refusal> {
     let refuse = |reason: String| Err(Refusal::Item(reason));
     let mut fields: Vec<(&'static str, Cow<'_, RawValue>, How)> = Vec::with_capacity(6);
-
-    let own_type = probe.kind.filter(|raw| !is_null(raw));
-    let kind: Cow<'_, str> = if let Some(kind) = path_type {
-        if probe.kind.and_then(as_str).as_deref() != Some(kind) {
-            let how = if probe.kind.is_some() {
-                How::Replace
-            } else {
-                How::Add
-            };
-            fields.push(("type", Cow::Owned(json_string(kind)), how));
-        }
-        Cow::Borrowed(kind)
-    } else if let Some(raw) = own_type {
-        match as_str(raw) {
-            Some(kind) => kind,
-            None => return refuse(format!("{who} has a `type` that is not a string")),
-        }
-    } else if let Some(raw) = probe.action.filter(|raw| !is_null(raw)) {
-        let Some(kind) = as_str(raw) else {
-            return refuse(format!("{who} has an `action` that is not a string"));
-        };
-        let how = if probe.kind.is_some() {
-            How::Replace
-        } else {
-            How::Add
-        };
-        fields.push(("type", Cow::Owned(json_string(&kind)), how));
-        kind
-    } else {
-        return Err(Refusal::MissingType);
-    };
+    let kind = event_type(probe, path_type, who, &mut fields)?;
     if !EVENT_TYPES.contains(&kind.as_ref()) {
         return refuse(format!(
             "{who} has type `{kind}`, which is not one of {}",
@@ -197,10 +168,66 @@ pub(super) fn build(
         &mut fields,
     );
 
-    Ok(Accepted {
-        dedupe,
-        body: apply(text, &fields),
-    })
+    // A write key is a credential of the source, not part of the event: never stored, so never
+    // forwarded by a mapping or shown by `ferry dlq`.
+    let drop_write_key = probe.write_key.is_some();
+    let body = apply(text, &fields, drop_write_key)
+        .map_err(|e| Refusal::Item(format!("{who} cannot be read: {e}")))?;
+    if let Some(e) = unreadable(&body) {
+        return refuse(format!("{who} cannot be read: {e}"));
+    }
+    // The limit of one event applies to it as stored, the batch's `context` and
+    // `integrations` merged in, so that a shared context cannot multiply what a request stores.
+    if body.len() > MAX_CALL_BYTES + SERVER_FIELDS_BYTES {
+        return refuse(format!(
+            "{who} is {} bytes once the batch's `context` and `integrations` are merged in, \
+             over the {MAX_CALL_BYTES}-byte limit for one event",
+            body.len()
+        ));
+    }
+    Ok(Accepted { dedupe, body })
+}
+
+/// The event's type, from the path of a single call, its own `type`, or the old name `action`;
+/// plans the `type` field to store when the event's own differs.
+fn event_type<'a>(
+    probe: &Probe<'a>,
+    path_type: Option<&'static str>,
+    who: &str,
+    fields: &mut Vec<(&'static str, Cow<'a, RawValue>, How)>,
+) -> Result<Cow<'a, str>, Refusal> {
+    let refuse = |reason: String| Err(Refusal::Item(reason));
+    let own_type = probe.kind.filter(|raw| !is_null(raw));
+    let kind = if let Some(kind) = path_type {
+        if probe.kind.and_then(as_str).as_deref() != Some(kind) {
+            let how = if probe.kind.is_some() {
+                How::Replace
+            } else {
+                How::Add
+            };
+            fields.push(("type", Cow::Owned(json_string(kind)), how));
+        }
+        Cow::Borrowed(kind)
+    } else if let Some(raw) = own_type {
+        match as_str(raw) {
+            Some(kind) => kind,
+            None => return refuse(format!("{who} has a `type` that is not a string")),
+        }
+    } else if let Some(raw) = probe.action.filter(|raw| !is_null(raw)) {
+        let Some(kind) = as_str(raw) else {
+            return refuse(format!("{who} has an `action` that is not a string"));
+        };
+        let how = if probe.kind.is_some() {
+            How::Replace
+        } else {
+            How::Add
+        };
+        fields.push(("type", Cow::Owned(json_string(&kind)), how));
+        kind
+    } else {
+        return Err(Refusal::MissingType);
+    };
+    Ok(kind)
 }
 
 /// Plans how `given` (the server's or the batch's value) reaches an event whose own value is `own`.
@@ -221,19 +248,26 @@ fn fill<'a>(
     fields.push((key, Cow::Borrowed(given), how));
 }
 
-/// The stored text: spliced when every field is new, else rebuilt through a `Map`.
-fn apply(text: &str, fields: &[(&'static str, Cow<'_, RawValue>, How)]) -> String {
-    if fields.iter().all(|(_, _, how)| *how == How::Add) {
+/// The stored text: spliced when every field is new, else rebuilt through a `Map` (which also
+/// drops `writeKey` when asked). Numbers keep their digits either way.
+fn apply(
+    text: &str,
+    fields: &[(&'static str, Cow<'_, RawValue>, How)],
+    drop_write_key: bool,
+) -> Result<String, serde_json::Error> {
+    if !drop_write_key && fields.iter().all(|(_, _, how)| *how == How::Add) {
         let adds: Vec<(&'static str, &RawValue)> = fields
             .iter()
             .map(|(key, value, _)| (*key, value.as_ref()))
             .collect();
-        return prepend(text, &adds);
+        return Ok(prepend(text, &adds));
     }
-    let mut event: Map<String, Value> =
-        serde_json::from_str(text).expect("the probe already read this object");
+    let mut event: Map<String, Value> = serde_json::from_str(text)?;
+    if drop_write_key {
+        event.remove("writeKey");
+    }
     for (key, value, how) in fields {
-        let value: Value = serde_json::from_str(value.get()).expect("a raw value is valid JSON");
+        let value: Value = serde_json::from_str(value.get())?;
         match (how, event.get_mut(*key), value) {
             (How::Merge, Some(Value::Object(own)), Value::Object(given)) => {
                 for (name, item) in given {
@@ -245,5 +279,5 @@ fn apply(text: &str, fields: &[(&'static str, Cow<'_, RawValue>, How)]) -> Strin
             }
         }
     }
-    serde_json::to_string(&event).expect("a map of values always serialises")
+    serde_json::to_string(&event)
 }

@@ -481,3 +481,156 @@ fn responses_have_segment_shapes() {
     assert_eq!(err.status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&err), "unauthorized");
 }
+
+/// Every accepted event must read as a delivery worker reads it.
+fn worker_reads(parsed: &Parsed) {
+    for accepted in &parsed.ingested.accepted {
+        serde_json::from_str::<Value>(&accepted.body)
+            .unwrap_or_else(|e| panic!("a worker cannot read {}: {e}", accepted.body));
+    }
+}
+
+#[test]
+fn a_path_type_that_differs_from_the_body_never_panics_on_what_the_probe_skipped() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for body in [
+        r#"{"type":"identify","event":"e","userId":"u","properties":{"x":1e400}}"#.to_owned(),
+        format!(r#"{{"userId":"u","event":"e","receivedAt":null,"properties":{{"d":{deep}}}}}"#),
+        r#"{"type":"identify","event":"e","userId":"u","properties":{"s":"\ud800"}}"#.to_owned(),
+    ] {
+        let parsed = parse(Call::Track, body.as_bytes(), AT).expect("a 200 either way");
+        worker_reads(&parsed);
+        let accepted = parsed.ingested.accepted.len();
+        let rejected = parsed.ingested.rejected.len();
+        assert_eq!(accepted + rejected, 1, "{body}");
+    }
+    // 1e400 is a number: kept exactly; the others cannot be read, and say why.
+    let kept = parse(
+        Call::Track,
+        br#"{"type":"identify","event":"e","userId":"u","properties":{"x":1e400}}"#,
+        AT,
+    )
+    .unwrap();
+    assert_eq!(only(&kept)["properties"]["x"].to_string(), "1e+400");
+    let surrogate = parse(
+        Call::Track,
+        br#"{"event":"e","userId":"u","properties":{"s":"\ud800"}}"#,
+        AT,
+    )
+    .unwrap();
+    let reason = &surrogate.ingested.rejected[0].reason;
+    assert!(reason.starts_with("the event cannot be read: "), "{reason}");
+}
+
+#[test]
+fn a_batch_with_an_unreadable_item_stores_the_others() {
+    let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+    let body = format!(
+        r#"{{"context":{{"ip":"1e400","n":1e400}},"batch":[
+            {{"type":"track","event":"ok","userId":"u1","context":{{"own":1}}}},
+            {{"type":"track","event":"deep","userId":"u2","receivedAt":null,"properties":{deep}}},
+            {{"type":"track","event":"lone","userId":"u3","properties":{{"s":"\ud800"}}}},
+            {{"type":"track","event":"ok2","userId":"u4"}}
+        ]}}"#
+    );
+    let parsed = parse(Call::Batch, body.as_bytes(), AT).expect("the batch is accepted");
+    worker_reads(&parsed);
+    let kept: Vec<String> = parsed
+        .ingested
+        .accepted
+        .iter()
+        .map(|a| stored(a)["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, ["ok", "ok2"]);
+    let positions: Vec<usize> = parsed
+        .ingested
+        .rejected
+        .iter()
+        .map(|r| r.position)
+        .collect();
+    assert_eq!(positions, [2, 3]);
+    // The item's own context merged with the batch's, whose number keeps its digits.
+    let first = stored(&parsed.ingested.accepted[0]);
+    assert_eq!(first["context"]["n"].to_string(), "1e+400");
+    assert_eq!(first["context"]["own"], 1);
+}
+
+#[test]
+fn an_unreadable_batch_context_refuses_the_request() {
+    let body = r#"{"context":{"s":"\udc00"},"batch":[{"type":"track","event":"e","userId":"u"}]}"#;
+    let err = parse(Call::Batch, body.as_bytes(), AT).unwrap_err();
+    assert_eq!(code(&err), "invalid_json");
+}
+
+#[test]
+fn numbers_are_stored_with_every_digit() {
+    let body = br#"{"event":"Order","userId":"u","properties":{"cart_value":123456789012345678901234567890,"p":0.1000000000000000055511151231257827}}"#;
+    let parsed = parse(Call::Track, body, AT).unwrap();
+    let text = &parsed.ingested.accepted[0].body;
+    assert!(text.contains("123456789012345678901234567890"), "{text}");
+    assert!(
+        text.contains("0.1000000000000000055511151231257827"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_shared_context_cannot_multiply_what_a_request_stores() {
+    // 2,400 page calls of ~50 bytes and a 40 KB context: each event alone is over the limit
+    // once the context is merged in.
+    let page = json!({"type": "page", "userId": "u"});
+    let context = json!({"pad": "x".repeat(40 * 1024)});
+    let body = json!({"context": context, "batch": vec![page.clone(); 2_400]}).to_string();
+    let parsed = parse(Call::Batch, body.as_bytes(), AT).unwrap();
+    assert!(parsed.ingested.accepted.is_empty());
+    assert_eq!(parsed.ingested.rejected.len(), 2_400);
+    assert!(
+        parsed.ingested.rejected[0]
+            .reason
+            .contains("once the batch's `context` and `integrations` are merged in"),
+        "{}",
+        parsed.ingested.rejected[0].reason
+    );
+    // A 10 KB context on 2,400 events fits each event but not the batch.
+    let context = json!({"pad": "x".repeat(10 * 1024)});
+    let body = json!({"context": context, "batch": vec![page.clone(); 2_400]}).to_string();
+    let err = parse(Call::Batch, body.as_bytes(), AT).unwrap_err();
+    assert_eq!(code(&err), "payload_too_large");
+    // Whatever is accepted stays within a small multiple of the request.
+    for (pad, events) in [(100, 2_400), (1_000, 400), (30_000, 15), (200, 2_000)] {
+        let context = json!({"pad": "x".repeat(pad)});
+        let body = json!({"context": context, "batch": vec![page.clone(); events]}).to_string();
+        if let Ok(parsed) = parse(Call::Batch, body.as_bytes(), AT) {
+            let stored: usize = parsed.ingested.accepted.iter().map(|a| a.body.len()).sum();
+            let rejected: usize = parsed.ingested.rejected.iter().map(|r| r.text.len()).sum();
+            assert!(
+                stored + rejected <= (MAX_STORED_FACTOR + 1) * body.len(),
+                "a {}-byte request stored {stored} bytes",
+                body.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_write_key_in_the_body_is_not_stored() {
+    for (call, body) in [
+        (
+            Call::Track,
+            json!({"writeKey": "wk-1", "event": "e", "userId": "u", "properties": {"a": 1}}),
+        ),
+        (
+            Call::Batch,
+            json!({"writeKey": "wk-1", "batch": [{"type": "track", "event": "e", "userId": "u", "writeKey": "wk-2"}]}),
+        ),
+    ] {
+        let parsed = parse(call, body.to_string().as_bytes(), AT).unwrap();
+        assert_eq!(parsed.write_key.as_deref(), Some("wk-1"));
+        let text = &parsed.ingested.accepted[0].body;
+        assert!(
+            !text.contains("writeKey") && !text.contains("wk-"),
+            "{text}"
+        );
+        assert_eq!(stored(&parsed.ingested.accepted[0])["userId"], "u");
+    }
+}

@@ -1,281 +1,18 @@
-//! Load against a real `ferry serve` process: a store and configuration in a temporary folder,
-//! the server as a child process that can be killed with SIGKILL and started again, a
-//! destination in this process that records what it receives, and a generator of Segment
-//! `/v1/batch` requests. Shared by the crash test (`tests/crash.rs`) and the ingest benchmark
-//! (`benches/ingest.rs`); each uses a part of it.
-#![allow(dead_code)]
+//! Load generators: Segment `/v1/batch` bodies with unique messageIds, a closed loop (as fast
+//! as acknowledged) and an open loop (requests at fixed times, each timed from when it was
+//! due), and the cost floor of an ingest request on this machine.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{self, File};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::post;
-use base64::Engine as _;
 use bytes::Bytes;
-use tempfile::TempDir;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// The Segment write key the generated configuration accepts.
-pub const WRITE_KEY: &str = "load-key";
-
-/// What the generated configuration declares besides the destination.
-#[derive(Debug, Clone, Copy)]
-pub struct SetupOptions {
-    /// Map and record requests instead of sending them.
-    pub dry_run: bool,
-    /// Most events the mapping merges into one destination request (`batch.max_items`).
-    pub batch_items: usize,
-    /// `store.synchronous`: `full` or `normal`.
-    pub synchronous: &'static str,
-}
-
-/// A configuration, a mapping and a store in a temporary folder, removed on drop.
-pub struct Setup {
-    dir: TempDir,
-    pub config: PathBuf,
-    pub data: PathBuf,
-}
-
-impl Setup {
-    /// Writes a mapping `sink` that posts `{"events": [{id, user}, ...]}` to `/events`, and a
-    /// configuration with one Segment source and one connection to `destination`.
-    pub fn write(destination: &str, options: SetupOptions) -> Setup {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let mappings = dir.path().join("mappings");
-        fs::create_dir_all(&mappings).expect("the mappings folder");
-        let max_items = options.batch_items;
-        fs::write(
-            mappings.join("sink.yaml"),
-            format!(
-                "\
-version: 1
-name: sink
-source: segment
-http:
-  base_url: https://example.invalid
-delivery:
-  retry: {{ max_attempts: 3, initial_backoff_ms: 10, max_backoff_ms: 100 }}
-  concurrency: 64
-actions:
-  track:
-    when: {{ type: track }}
-    request:
-      method: POST
-      path: /events
-      body:
-        id: {{ from: $.messageId, required: true }}
-        user: {{ from: $.userId }}
-    batch:
-      wrap: events
-      max_items: {max_items}
-      linger_ms: 20
-"
-            ),
-        )
-        .expect("the mapping is written");
-        let config = dir.path().join("ferry.yaml");
-        let (dry_run, synchronous) = (options.dry_run, options.synchronous);
-        fs::write(
-            &config,
-            format!(
-                "\
-version: 1
-listen: 127.0.0.1:0
-mappings: mappings
-data: data
-dry_run: {dry_run}
-store: {{ synchronous: {synchronous} }}
-# Events whose delivery failed come back quickly, so a test can wait for them.
-retry: {{ first_after_seconds: 1, at_most_every_seconds: 2 }}
-sources:
-  web: {{ type: segment, keys: [{WRITE_KEY}] }}
-connections:
-  sink: {{ source: web, mapping: sink, base_url: \"{destination}\" }}
-"
-            ),
-        )
-        .expect("the configuration is written");
-        Setup {
-            config,
-            data: dir.path().join("data"),
-            dir,
-        }
-    }
-
-    /// Where the servers started on this setup write their log.
-    pub fn log(&self) -> PathBuf {
-        self.dir.path().join("ferry.log")
-    }
-}
-
-/// A port nobody listens on now, so that a server can be started again on the same address.
-pub fn free_address() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
-/// A running `ferry serve`, killed with SIGKILL on drop.
-pub struct Ferry {
-    child: Child,
-    pub address: SocketAddr,
-}
-
-impl Ferry {
-    /// Starts `binary serve` on `setup` at `address` and waits until it is ready.
-    pub async fn start(binary: &Path, setup: &Setup, address: SocketAddr) -> Ferry {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(setup.log())
-            .expect("the log file opens");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg("--config")
-            .arg(&setup.config)
-            .arg("--listen")
-            .arg(address.to_string())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("ferry serve starts");
-        let mut ferry = Ferry { child, address };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready(address).await {
-            if let Some(status) = ferry.child.try_wait().expect("the child can be polled") {
-                let log = fs::read_to_string(setup.log()).unwrap_or_default();
-                panic!("ferry serve exited with {status} before it was ready:\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ferry serve was not ready within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        ferry
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no shutdown, no drain, no final commit.
-    pub fn kill(mut self) {
-        self.kill_now();
-    }
-
-    fn kill_now(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The peak resident set size (`VmHWM`) in bytes.
-    pub fn peak_rss(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    }
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        self.kill_now();
-    }
-}
-
-/// `GET /readyz` answers 200: the workers run and events are accepted.
-async fn ready(address: SocketAddr) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
-        return false;
-    };
-    let request = "GET /readyz HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    answer.starts_with(b"HTTP/1.1 200")
-}
-
-/// What the destination received.
-#[derive(Default)]
-pub struct Received {
-    /// How many times each id arrived, when ids are kept.
-    ids: Mutex<HashMap<String, u32>>,
-    keep_ids: bool,
-    /// Requests answered 503 on purpose, out of 1000.
-    fail_per_mille: u32,
-    pub requests: AtomicU64,
-    pub refused: AtomicU64,
-    pub events: AtomicU64,
-}
-
-impl Received {
-    /// Every id received at least once, with how many times.
-    pub fn ids(&self) -> HashMap<String, u32> {
-        self.ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
-    }
-}
-
-/// The destination: `POST /events` with one event or `{"events": [...]}`; answers 200, or 503
-/// for a share of requests chosen at random.
-pub async fn sink(keep_ids: bool, fail_per_mille: u32) -> (SocketAddr, Arc<Received>) {
-    let received = Arc::new(Received {
-        keep_ids,
-        fail_per_mille,
-        ..Received::default()
-    });
-    let router = Router::new()
-        .route("/events", post(deliver))
-        .with_state(Arc::clone(&received));
-    (serve(router).await, received)
-}
-
-async fn deliver(State(received): State<Arc<Received>>, body: Bytes) -> StatusCode {
-    received.requests.fetch_add(1, Ordering::Relaxed);
-    if fastrand::u32(0..1000) < received.fail_per_mille {
-        received.refused.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::SERVICE_UNAVAILABLE;
-    }
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
-    };
-    let events = match body.get("events").and_then(|e| e.as_array()) {
-        Some(events) => events.iter().collect(),
-        None => vec![&body],
-    };
-    received
-        .events
-        .fetch_add(events.len() as u64, Ordering::Relaxed);
-    if received.keep_ids {
-        let mut ids = received.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        for event in events {
-            if let Some(id) = event.get("id").and_then(|id| id.as_str()) {
-                *ids.entry(id.to_owned()).or_default() += 1;
-            }
-        }
-    }
-    StatusCode::OK
-}
+use super::workspace::WRITE_KEY;
 
 /// The cost floor of an ingest request: an endpoint that reads the body and answers as ferry
 /// does, storing nothing.
@@ -290,10 +27,6 @@ pub async fn floor() -> SocketAddr {
             )
         }),
     );
-    serve(router).await
-}
-
-async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a local port");
@@ -376,7 +109,6 @@ pub struct Target {
 
 impl Target {
     pub fn new(address: SocketAddr) -> Target {
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"));
         Target {
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(1024)
@@ -384,7 +116,7 @@ impl Target {
                 .build()
                 .expect("an HTTP client"),
             url: format!("http://{address}/v1/batch"),
-            authorization: format!("Basic {credentials}"),
+            authorization: super::client::basic(WRITE_KEY),
         }
     }
 
