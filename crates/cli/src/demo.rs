@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
+use ferry_server::ConfigOrigin;
 use ferry_server::Options;
-use ferry_server::setup::ConfigOrigin;
 use ferry_spec::config::SourceKind;
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ pub async fn run(origin: ConfigOrigin) -> anyhow::Result<ExitCode> {
 }
 
 /// Posts each sample file to the source of its kind, as that source's SDK would.
-async fn post_samples(base: &str, setup: &ferry_server::setup::Setup) -> anyhow::Result<()> {
+async fn post_samples(base: &str, setup: &ferry_server::Setup) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     for (name, source) in &setup.sources {
         if setup.connections_of(name).next().is_none() {

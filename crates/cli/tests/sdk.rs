@@ -82,6 +82,7 @@ fn start_ferry(config: &Path) -> Ferry {
         args: Vec::new(),
         env: Vec::new(),
         log_level: "info".to_owned(),
+        https: false,
     })
 }
 

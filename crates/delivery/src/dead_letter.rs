@@ -105,16 +105,17 @@ pub struct DeadLetterWriter {
 }
 
 impl DeadLetterWriter {
-    /// Opens `path` for appending, creating it if needed. If the file ends in a partial line
-    /// (a crash in the middle of a write), a newline is added so the next record starts on
-    /// its own line; the partial one is then reported by the reader as a bad line.
+    /// Opens `path` for appending, creating it if needed, readable by its owner only (dead
+    /// letters hold users' events). If the file ends in a partial line (a crash in the middle
+    /// of a write), a newline is added so the next record starts on its own line; the partial
+    /// one is then reported by the reader as a bad line.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
         if file.metadata()?.len() > 0 {
             file.seek(SeekFrom::End(-1))?;
             let mut last = [0u8; 1];

@@ -137,3 +137,15 @@ impl WithAt for DeadLetter {
         self
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_dead_letter_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dead.ndjson");
+    let writer = DeadLetterWriter::open(&path).unwrap();
+    writer.append(&letter(1)).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

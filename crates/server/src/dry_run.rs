@@ -1,5 +1,6 @@
 //! The record of a dry run: every request a connection in dry-run mode would have sent, with
-//! its secrets redacted, appended as one JSON line to `DATA/dry-run.ndjson` and logged.
+//! its secrets redacted, appended as one JSON line to `DATA/dry-run.ndjson` (readable by its
+//! owner only) and logged.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -31,10 +32,6 @@ impl DryRunLog {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Records one request (already redacted by the pipeline).
     pub fn record(&self, connection: &str, request: &RecordedRequest) {
         tracing::info!(
@@ -55,11 +52,12 @@ impl DryRunLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if file.is_none() {
-            match OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-            {
+            // It holds users' data, as the store does: readable by its owner only.
+            if let Err(error) = crate::store::private_file(&self.path, true) {
+                tracing::error!("{error}");
+                return;
+            }
+            match OpenOptions::new().append(true).open(&self.path) {
                 Ok(opened) => *file = Some(opened),
                 Err(error) => {
                     tracing::error!("cannot open `{}`: {error}", self.path.display());

@@ -65,6 +65,12 @@ pub struct Metrics {
     pub reloads: Family<ResultLabel, Counter>,
     /// The generation of the setup being served (1 at start, +1 per successful reload).
     pub generation: Gauge,
+    /// Client connections open now.
+    pub connections_open: Gauge,
+    /// Client connections closed at once because `server.max_connections` were open.
+    pub connections_refused: Counter,
+    /// Requests answered 408 because their body did not arrive within `body_timeout_seconds`.
+    pub bodies_timed_out: Counter,
 }
 
 fn ack_histogram() -> Histogram {
@@ -95,78 +101,106 @@ impl Metrics {
             depth: Family::default(),
             reloads: Family::default(),
             generation: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            bodies_timed_out: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "events_received",
-            "Events accepted and committed to the store",
-            metrics.received.clone(),
-        );
-        registry.register(
-            "events_rejected",
-            "Events refused inside an accepted request (kept as dead letters)",
-            metrics.rejected.clone(),
-        );
-        registry.register(
-            "events_duplicate",
-            "Events dropped as repeats of a recent messageId or insert_id",
-            metrics.duplicates.clone(),
-        );
-        registry.register(
-            "ack_seconds",
-            "Time from receiving an ingest request to acknowledging it",
-            metrics.ack_seconds.clone(),
-        );
-        registry.register(
-            "events_mapped",
-            "Events handed to a connection's mapping",
-            metrics.mapped.clone(),
-        );
-        registry.register(
-            "events_delivered",
-            "Events whose every request was delivered",
-            metrics.delivered.clone(),
-        );
-        registry.register(
-            "events_retried",
-            "Events scheduled to be tried again later",
-            metrics.retried.clone(),
-        );
-        registry.register("events_dead", "Events dead-lettered", metrics.dead.clone());
-        registry.register(
-            "http_retries",
-            "HTTP attempts beyond the first within a delivery",
-            metrics.http_retries.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests to destinations that finished",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "delivery_seconds",
-            "Time from receiving an event to delivering it",
-            metrics.delivery_seconds.clone(),
-        );
-        registry.register(
-            "queue_depth",
-            "Events in the store by state",
-            metrics.depth.clone(),
-        );
-        registry.register(
-            "reloads",
-            "Reloads of the configuration and mappings",
-            metrics.reloads.clone(),
-        );
-        registry.register(
-            "setup_generation",
-            "Generation of the configuration being served",
-            metrics.generation.clone(),
-        );
+        metrics.register_events(&mut registry);
+        metrics.register_operations(&mut registry);
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Registers what is counted of events.
+    fn register_events(&self, registry: &mut Registry) {
+        registry.register(
+            "events_received",
+            "Events accepted and committed to the store",
+            self.received.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused inside an accepted request (kept as dead letters)",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events dropped as repeats of a recent messageId or insert_id",
+            self.duplicates.clone(),
+        );
+        registry.register(
+            "ack_seconds",
+            "Time from receiving an ingest request to acknowledging it",
+            self.ack_seconds.clone(),
+        );
+        registry.register(
+            "events_mapped",
+            "Events handed to a connection's mapping",
+            self.mapped.clone(),
+        );
+        registry.register(
+            "events_delivered",
+            "Events whose every request was delivered",
+            self.delivered.clone(),
+        );
+        registry.register(
+            "events_retried",
+            "Events scheduled to be tried again later",
+            self.retried.clone(),
+        );
+        registry.register("events_dead", "Events dead-lettered", self.dead.clone());
+    }
+
+    /// Registers what is counted of requests, the store, reloads and connections.
+    fn register_operations(&self, registry: &mut Registry) {
+        registry.register(
+            "http_retries",
+            "HTTP attempts beyond the first within a delivery",
+            self.http_retries.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests to destinations that finished",
+            self.requests.clone(),
+        );
+        registry.register(
+            "delivery_seconds",
+            "Time from receiving an event to delivering it",
+            self.delivery_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events in the store by state",
+            self.depth.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Reloads of the configuration and mappings",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "setup_generation",
+            "Generation of the configuration being served",
+            self.generation.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Client connections closed at once because the most allowed were open",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "request_bodies_timed_out",
+            "Requests whose body did not arrive within the body timeout",
+            self.bodies_timed_out.clone(),
+        );
     }
 
     /// The Prometheus text exposition of every metric.

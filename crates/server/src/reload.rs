@@ -3,82 +3,49 @@
 //! swapped in atomically: workers switch to new pipelines, while events already in flight
 //! finish with the mapping they started with. An invalid one is refused whole: every problem
 //! is logged and shown by `/admin/status`, and the last good setup keeps serving.
+//!
+//! A file event reloads only when the files' contents changed since the last attempt (a
+//! SHA-256 of the configuration and every mapping file): reading a file, touching it, or
+//! saving it unchanged does nothing, and a broken file is tried, and logged, once per change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
-use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Options;
-use crate::http::App;
+use crate::app::{App, Problem, ReloadOutcome};
 use crate::metrics::ResultLabel;
 use crate::setup::{ConfigOrigin, Setup};
 use crate::worker::Workers;
 
-/// What `/admin/status` shows of the setup and its reloads.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// 1 for the setup loaded at start, one more for each successful reload.
-    pub generation: u64,
-    /// When the setup being served was loaded.
-    pub loaded_at: String,
-    /// The configuration file, or that the embedded default is used.
-    pub origin: String,
-    pub last_reload: Option<ReloadOutcome>,
-}
-
-impl Status {
-    pub fn started(origin: &ConfigOrigin) -> Status {
-        Status {
-            generation: 1,
-            loaded_at: ferry_delivery::timestamp(std::time::SystemTime::now()),
-            origin: match origin {
-                ConfigOrigin::File(path) => path.display().to_string(),
-                ConfigOrigin::Embedded => "(embedded default configuration)".to_owned(),
-            },
-            last_reload: None,
-        }
-    }
-}
-
-/// The outcome of one reload.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadOutcome {
-    pub at: String,
-    /// What asked for it: `file change`, `SIGHUP` or `admin`.
-    pub trigger: String,
-    pub ok: bool,
-    /// The generation served after it.
-    pub generation: u64,
-    /// Every problem found, when it failed.
-    pub problems: Vec<Problem>,
-}
-
-/// One problem of a refused setup.
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    pub help: Option<String>,
-    /// The problem as the CLI prints it, with its snippet.
-    pub rendered: String,
-}
-
 /// Owns the workers and applies every reload to them.
-pub struct Reloader {
-    pub options: Options,
-    pub app: Arc<App>,
-    pub workers: Workers,
-    pub generation: u64,
+pub(crate) struct Reloader {
+    options: Options,
+    app: Arc<App>,
+    workers: Workers,
+    generation: u64,
+    /// The fingerprint of the files the last load read, good or not.
+    last_seen: Option<[u8; 32]>,
 }
 
 impl Reloader {
+    /// A reloader for the setup `app` serves (generation 1), loaded from `options`.
+    pub(crate) fn new(options: Options, app: Arc<App>, workers: Workers) -> Reloader {
+        let last_seen = fingerprint(&options.origin, &app.setup.load().mappings_dir);
+        Reloader {
+            options,
+            app,
+            workers,
+            generation: 1,
+            last_seen,
+        }
+    }
+
     /// Serves reload requests until `shutdown` says how long to let deliveries drain; then
     /// stops the workers.
     pub async fn run(
@@ -108,6 +75,11 @@ impl Reloader {
                     // Let a burst of saves settle into one reload.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     while changed.try_recv().is_ok() {}
+                    let now = fingerprint(&self.options.origin, &self.app.setup.load().mappings_dir);
+                    if now.is_some() && now == self.last_seen {
+                        tracing::debug!("files touched but not changed: no reload");
+                        continue;
+                    }
                     let outcome = self.reload("file change").await;
                     if outcome.ok {
                         // The mappings folder may have moved.
@@ -126,7 +98,8 @@ impl Reloader {
     }
 
     /// Loads the setup again and serves it if it is valid.
-    pub async fn reload(&mut self, trigger: &str) -> ReloadOutcome {
+    pub(crate) async fn reload(&mut self, trigger: &str) -> ReloadOutcome {
+        self.last_seen = fingerprint(&self.options.origin, &self.app.setup.load().mappings_dir);
         let options = self.options.clone();
         let loaded = tokio::task::spawn_blocking(move || options.load())
             .await
@@ -135,10 +108,15 @@ impl Reloader {
         let outcome = match loaded {
             Ok(setup) => {
                 let current = self.app.setup.load();
-                if setup.config.listen != current.config.listen
+                if setup.listener.address != current.listener.address
                     || setup.data_dir != current.data_dir
+                    || setup.config.store != current.config.store
+                    || setup.listener.tls.is_some() != current.listener.tls.is_some()
                 {
-                    tracing::warn!("`listen` and `data` changes take effect at the next start");
+                    tracing::warn!(
+                        "changes to `listen`, `data`, `store` and turning TLS on or off take \
+                         effect at the next start"
+                    );
                 }
                 match self.workers.apply(&setup).await {
                     Ok(()) => {
@@ -262,7 +240,17 @@ fn watch(
     };
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
-            if events.iter().any(|e| e.paths.iter().any(|p| relevant(p))) {
+            // Reads (`cat`, `ferry validate`) are events too, but change nothing.
+            let edits = events.iter().filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                )
+            });
+            if edits
+                .into_iter()
+                .any(|e| e.paths.iter().any(|p| relevant(p)))
+            {
                 // A full channel already holds a pending reload.
                 let _ = changed.try_send(());
             }
@@ -295,4 +283,30 @@ fn watch(
 
 fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A SHA-256 of the configuration file and of every mapping file (names and contents) in
+/// `mappings`: equal fingerprints mean nothing a reload reads has changed. `None` when the
+/// files cannot be read (then a reload is tried, and reports why).
+fn fingerprint(origin: &ConfigOrigin, mappings: &Path) -> Option<[u8; 32]> {
+    let mut hash = Sha256::new();
+    if let Some(config) = origin.file() {
+        hash.update(std::fs::read(config).ok()?);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(mappings)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let name = file.file_name()?.to_string_lossy().into_owned();
+        hash.update((name.len() as u64).to_le_bytes());
+        hash.update(name.as_bytes());
+        let text = std::fs::read(&file).ok()?;
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text);
+    }
+    Some(hash.finalize().into())
 }

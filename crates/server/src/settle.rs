@@ -13,8 +13,8 @@ use ferry_spec::config::Retry;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::app::WorkerContext;
 use crate::metrics;
-use crate::worker::Shared;
 
 /// What the settler needs to know of a claimed event.
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ impl Settle for Settler {
 impl Settler {
     pub(crate) fn start(
         connection: &str,
-        shared: &Shared,
+        shared: &WorkerContext,
         retry: watch::Receiver<Retry>,
     ) -> SettlerHandle {
         let (outcomes, rx) = mpsc::unbounded_channel();
@@ -130,7 +130,7 @@ impl SettlerHandle {
 async fn settle_loop(
     settler: std::sync::Weak<Settler>,
     mut outcomes: mpsc::UnboundedReceiver<Settled>,
-    shared: Shared,
+    shared: WorkerContext,
     retry: watch::Receiver<Retry>,
 ) {
     let mut batch = Vec::with_capacity(1024);

@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use ferry_engine::MemoryState;
 use ferry_pipeline::{Halt, Input, Pipeline, SharedState, Summary};
-use ferry_queue::Queue;
 use ferry_spec::config::Retry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::dry_run::DryRunLog;
-use crate::metrics::{self, Metrics};
+use crate::app::WorkerContext;
+use crate::metrics;
 use crate::settle::Settler;
 use crate::setup::{ConnectionSetup, Setup};
 
@@ -32,17 +31,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a reload waits for the workers to switch to the new setup.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What workers share.
-#[derive(Clone)]
-pub struct Shared {
-    pub queue: Arc<dyn Queue>,
-    pub metrics: Arc<Metrics>,
-    pub dry_run: Arc<DryRunLog>,
-}
-
 /// The running workers, by connection name.
 pub struct Workers {
-    shared: Shared,
+    shared: WorkerContext,
     running: HashMap<String, Worker>,
     /// Remembered values per connection, kept across reloads.
     states: HashMap<String, SharedState>,
@@ -58,7 +49,7 @@ struct Worker {
 }
 
 impl Workers {
-    pub fn new(shared: Shared) -> Workers {
+    pub fn new(shared: WorkerContext) -> Workers {
         Workers {
             shared,
             running: HashMap::new(),
@@ -183,7 +174,7 @@ async fn join_all(tasks: Vec<JoinHandle<()>>) {
 /// One connection's worker.
 struct WorkerRun {
     name: String,
-    shared: Shared,
+    shared: WorkerContext,
     state: SharedState,
     setups: watch::Receiver<Arc<ConnectionSetup>>,
     switched: watch::Sender<u64>,

@@ -5,8 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_server::setup::ConfigOrigin;
-use ferry_server::{Options, Running, start};
+use ferry_server::{ConfigOrigin, Options, Running, start};
 use serde_json::{Value, json};
 
 const CONFIG: &str = "version: 1

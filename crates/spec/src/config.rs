@@ -30,6 +30,9 @@ pub struct Config {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The HTTP listener: limits on slow or numerous clients, TLS, and access to `/admin/*`.
+    #[serde(default)]
+    pub server: Server,
     /// Folder of mapping files, relative to this file. Mappings are found by their `name`.
     #[serde(default = "default_mappings")]
     pub mappings: String,
@@ -57,8 +60,76 @@ pub struct Config {
     pub connections: IndexMap<String, Connection>,
 }
 
+/// The HTTP listener. The defaults suit a gateway on the public internet behind no proxy.
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Most client connections open at once; a connection beyond it is closed at once, so
+    /// that clients that hold connections open cannot take them all.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+    /// A request's headers must arrive whole within this many seconds of the connection being
+    /// ready for them. An idle keep-alive connection is closed after as long.
+    #[serde(default = "default_header_timeout")]
+    #[schemars(range(min = 1))]
+    pub header_timeout_seconds: u64,
+    /// A request's body must arrive whole within this many seconds of its headers; a slower
+    /// one is answered 408 and nothing of it is stored.
+    #[serde(default = "default_body_timeout")]
+    #[schemars(range(min = 1))]
+    pub body_timeout_seconds: u64,
+    /// Serve HTTPS (TLS 1.2 and 1.3, HTTP/1.1) instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// Lets `/admin/*` answer clients beyond loopback that send `Authorization: Bearer TOKEN`
+    /// (loopback clients are always answered). Use `${ENV_VAR}` to keep it out of this file.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Server {
+    /// Never shows the admin token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
+            .field("body_timeout_seconds", &self.body_timeout_seconds)
+            .field("tls", &self.tls)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server {
+            max_connections: default_max_connections(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            tls: None,
+            admin_token: None,
+        }
+    }
+}
+
+/// The certificate and key of an HTTPS listener, as PEM files; paths are relative to this file
+/// and may use `${ENV_VAR}`. Both are read again on every reload, so renewed certificates are
+/// served without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, leaf first.
+    pub certificate: String,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
 /// How the store commits.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
     /// `full` makes every acknowledged event survive a power cut (one fsync per group commit);
@@ -90,7 +161,7 @@ pub enum Synchronous {
 }
 
 /// The schedule of retries from the store.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Wait before the first retry; each later wait doubles.
@@ -211,6 +282,18 @@ fn default_inline_retry() -> u64 {
     5
 }
 
+fn default_max_connections() -> u32 {
+    1024
+}
+
+fn default_header_timeout() -> u64 {
+    10
+}
+
+fn default_body_timeout() -> u64 {
+    30
+}
+
 /// The JSON Schema (draft-07) of `ferry.yaml`.
 pub fn config_schema() -> Value {
     let generator = SchemaSettings::draft07().into_generator();
@@ -320,6 +403,27 @@ mod tests {
         assert_eq!(doc.config.store.synchronous, Synchronous::Full);
         assert_eq!(doc.config.retry.first_after_seconds, 30);
         assert!(doc.config.connections.is_empty());
+    }
+
+    #[test]
+    fn a_section_left_out_means_the_same_as_an_empty_one() {
+        let load = |extra: &str| {
+            load_config_str(
+                "ferry.yaml",
+                &format!("version: 1\nsources:\n  web: {{ type: segment, keys: [k1] }}\n{extra}"),
+            )
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config
+        };
+        let absent = load("");
+        let empty = load("server: {}\nstore: {}\nretry: {}\n");
+        assert_eq!(absent.server, empty.server);
+        assert_eq!(absent.store, empty.store);
+        assert_eq!(absent.retry, empty.retry);
+        assert_eq!(absent.server, Server::default());
+        assert_eq!(absent.store, Store::default());
+        assert_eq!(absent.retry, Retry::default());
+        assert_eq!(absent.server.header_timeout_seconds, 10);
     }
 
     #[test]

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use ferry_server::setup::{ConfigOrigin, EMBEDDED_CONFIG};
-use ferry_server::{Options, StartError, serve};
+use ferry_server::{ConfigOrigin, EMBEDDED_CONFIG, Options, ServeError, StartError, serve};
 
 use crate::demo;
 
@@ -77,7 +76,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     match runtime.block_on(serve(options, terminated())) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(StartError::Setup(problems)) => {
+        Err(ServeError::Start(StartError::Setup(problems))) => {
             eprintln!("{problems}");
             let count = match problems.0.len() {
                 1 => "a problem".to_owned(),
@@ -88,7 +87,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(2))
         }
-        Err(StartError::Other(error)) => Err(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -127,13 +126,19 @@ async fn terminated() {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default: `info`, or `warn` for a demo).
+/// Logs to stderr; `RUST_LOG` filters (default: `info`, or `warn` for a demo). Colours only on
+/// a terminal, and not when `NO_COLOR` is set, so that a log redirected to a file or a
+/// collector is plain text.
 fn init_logging(format: LogFormat, quiet: bool) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(if quiet { "warn" } else { "info" }));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

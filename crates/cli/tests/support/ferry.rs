@@ -28,6 +28,8 @@ pub struct Start {
     pub env: Vec<(String, String)>,
     /// `RUST_LOG` of the process.
     pub log_level: String,
+    /// It serves HTTPS: ready once it says it listens (a plain `/readyz` cannot reach it).
+    pub https: bool,
 }
 
 impl Start {
@@ -42,6 +44,7 @@ impl Start {
             args: Vec::new(),
             env: vec![("SINK_KEY".to_owned(), SINK_KEY.to_owned())],
             log_level: "info".to_owned(),
+            https: false,
         }
     }
 
@@ -109,7 +112,7 @@ impl Ferry {
             url: format!("http://{address}"),
         };
         let deadline = Instant::now() + START;
-        while !ready(address) {
+        while !ferry.ready() {
             if let Some(status) = ferry.child.try_wait().expect("the child can be polled") {
                 panic!(
                     "ferry serve exited with {status} before it was ready:\n{}",
@@ -124,6 +127,14 @@ impl Ferry {
             std::thread::sleep(Duration::from_millis(20));
         }
         ferry
+    }
+
+    fn ready(&self) -> bool {
+        if self.start.https {
+            self.log().contains("listening on https://")
+        } else {
+            ready(self.address)
+        }
     }
 
     /// Starts the same server again, on the same address and store, after a kill or a stop.

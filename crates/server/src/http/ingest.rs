@@ -1,4 +1,4 @@
-//! Ingest handlers: authenticate, read the wire format (see [`crate::ingest`]), commit to the
+//! Ingest handlers: authenticate, read the wire format (see [`crate::wire`]), commit to the
 //! queue, and only then acknowledge.
 
 use std::sync::Arc;
@@ -13,9 +13,9 @@ use ferry_queue::{Enqueued, NewEvent, RejectedEvent};
 use ferry_spec::config::SourceKind;
 use serde_json::json;
 
-use super::App;
-use crate::ingest::{Ingested, amplitude, extole, segment};
+use crate::app::App;
 use crate::metrics;
+use crate::wire::{Ingested, amplitude, extole, segment};
 
 /// `POST /v1/{call}`: Segment's HTTP Tracking API.
 pub async fn segment(

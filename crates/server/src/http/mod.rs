@@ -7,46 +7,38 @@
 //! | `POST /webhooks/extole/{source}` | Extole's webhooks, with a shared secret |
 //! | `GET /healthz`, `GET /readyz` | liveness, and readiness to accept events |
 //! | `GET /metrics` | Prometheus metrics |
-//! | `GET /admin/status`, `POST /admin/reload` | the setup served, and reloading it (loopback only) |
+//! | `GET /admin/status`, `POST /admin/reload` | the setup served, and reloading it (loopback, or with the admin token) |
+//!
+//! Every request's body must arrive whole within `server.body_timeout_seconds` (408 otherwise),
+//! and is read at most [`MAX_BODY_BYTES`] before and after decompression.
 
 mod ingest;
+mod listener;
 mod ops;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ferry_queue::Queue;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 
-use crate::metrics::Metrics;
-use crate::reload::{ReloadOutcome, Status};
-use crate::setup::Setup;
+pub(crate) use self::listener::serve;
+use crate::app::App;
 
 /// The largest request body read, after decompression. Each wire format refuses smaller
 /// bodies with its own answer; this bounds the work a request can cause.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
-/// What handlers share.
-pub struct App {
-    /// The setup being served; swapped whole by a reload.
-    pub setup: ArcSwap<Setup>,
-    pub queue: Arc<dyn Queue>,
-    pub metrics: Arc<Metrics>,
-    /// The outcome of the last reload.
-    pub status: Mutex<Status>,
-    /// Asks the reloader to reload, and waits for the outcome.
-    pub reloads: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
-    /// False until the workers run, and again once shutdown begins.
-    pub ready: AtomicBool,
-}
-
 /// Every route.
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     let ingest = Router::new()
         .route("/v1/{call}", post(ingest::segment))
         .route("/2/httpapi", post(ingest::amplitude))
@@ -60,5 +52,50 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/status", get(ops::status))
         .route("/admin/reload", post(ops::reload))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            body_deadline,
+        ))
         .with_state(app)
+}
+
+/// Reads the whole body (as sent, before decompression) within the body timeout, so that a
+/// client sending slowly holds nothing for long: 408 when it is late, 413 when it is too large.
+async fn body_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let deadline = app.setup.load().listener.body_timeout;
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>);
+            if too_large {
+                let message = format!("the body is over the {MAX_BODY_BYTES}-byte limit");
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    axum::Json(json!({ "error": message })),
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({ "error": "the body could not be read" })),
+                )
+                    .into_response()
+            }
+        }
+        Err(_) => {
+            app.metrics.bodies_timed_out.inc();
+            let message = format!("the body did not arrive within {} s", deadline.as_secs());
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                [(axum::http::header::CONNECTION, "close")],
+                axum::Json(json!({ "error": message })),
+            )
+                .into_response()
+        }
+    }
 }

@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::App;
+use crate::app::App;
 use crate::metrics::DepthLabel;
+use crate::wire::extole::same_secret;
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {
@@ -74,8 +75,9 @@ async fn refresh_depths(app: &App) {
 pub async fn status(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    if !admitted(&app, peer, &headers) {
         return forbidden();
     }
     let setup = app.setup.load_full();
@@ -113,8 +115,9 @@ pub async fn status(
 pub async fn reload(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if !peer.ip().is_loopback() {
+    if !admitted(&app, peer, &headers) {
         return forbidden();
     }
     let (reply, outcome) = oneshot::channel();
@@ -142,10 +145,29 @@ pub async fn reload(
     }
 }
 
+/// Admin endpoints answer loopback clients, and others that send the configured admin token
+/// as `Authorization: Bearer TOKEN` (compared in constant time).
+fn admitted(app: &App, peer: SocketAddr, headers: &HeaderMap) -> bool {
+    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() {
+        return true;
+    }
+    let setup = app.setup.load();
+    let Some(token) = setup.listener.admin_token.as_deref() else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+}
+
 fn forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
-        Json(json!({"error": "admin endpoints answer loopback clients only"})),
+        Json(json!({
+            "error": "admin endpoints answer loopback clients, or clients that send the admin token"
+        })),
     )
         .into_response()
 }

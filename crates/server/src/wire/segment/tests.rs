@@ -296,7 +296,7 @@ fn an_oversized_item_is_rejected_and_the_others_kept() {
         "{}",
         rejected[0].reason
     );
-    assert!(rejected[0].text.len() <= crate::ingest::MAX_REJECTED_TEXT_BYTES);
+    assert!(rejected[0].text.len() <= crate::wire::outcome::MAX_REJECTED_TEXT_BYTES);
     assert!(rejected[0].text.ends_with("bytes in all]"));
 }
 

@@ -16,4 +16,4 @@ mod readable;
 pub mod segment;
 mod splice;
 
-pub use outcome::{Accepted, Ingested, MAX_REJECTED_TEXT_BYTES, Rejected, WireError};
+pub use outcome::{Accepted, Ingested, Rejected, WireError};

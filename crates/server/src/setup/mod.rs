@@ -3,16 +3,25 @@
 //! of the configuration and of every mapping is reported at once, and a running server keeps
 //! its last good setup when a new one fails.
 
+mod env;
+mod listener;
+mod mappings;
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_engine::{CompiledMapping, Connection};
+use ferry_engine::Connection;
 use ferry_spec::config::{Config, SourceKind};
-use ferry_spec::model::SourceDialect;
 use ferry_spec::{ConfigDocument, Diagnostic, Diagnostics, Target, did_you_mean, escape_segment};
 use indexmap::IndexMap;
-use serde_json::Value;
+
+pub use self::env::interpolate;
+use self::env::interpolate_value;
+pub use self::listener::Listener;
+use self::mappings::{Folder, load_mappings, reads};
 
 /// The configuration `ferry serve` uses when none is given: the bundled mappings, fed by one
 /// source of each kind, in dry-run mode.
@@ -96,6 +105,8 @@ pub struct Setup {
     pub mappings_dir: PathBuf,
     /// The data folder, resolved.
     pub data_dir: PathBuf,
+    /// The HTTP listener, checked (certificates read).
+    pub listener: Listener,
     pub sources: IndexMap<String, SourceSetup>,
     pub connections: IndexMap<String, Arc<ConnectionSetup>>,
     keys: HashMap<(SourceKind, String), String>,
@@ -109,6 +120,7 @@ impl Setup {
         let mappings_dir = base.join(&config.mappings);
         let data_dir = base.join(&config.data);
         let mut problems = Vec::new();
+        let listener = listener::listener(&document, &base, &mut problems);
         let mappings = load_mappings(&mappings_dir, &mut problems);
 
         let (sources, keys) = resolve_sources(&document, &mut problems);
@@ -116,7 +128,7 @@ impl Setup {
         for (name, spec) in &config.connections {
             let found = Found {
                 document: &document,
-                mappings: &mappings,
+                folder: &mappings,
                 mappings_dir: &mappings_dir,
             };
             if let Some(connection) = found.connect(name, spec, &mut problems) {
@@ -130,6 +142,7 @@ impl Setup {
                 config,
                 mappings_dir,
                 data_dir,
+                listener,
                 sources,
                 connections,
                 keys,
@@ -208,7 +221,7 @@ fn resolve_sources(
 /// What a connection is checked against.
 struct Found<'a> {
     document: &'a ConfigDocument,
-    mappings: &'a HashMap<Arc<str>, Arc<CompiledMapping>>,
+    folder: &'a Folder,
     mappings_dir: &'a Path,
 }
 
@@ -226,6 +239,38 @@ impl Found<'_> {
             Some(near) => problem.with_help(format!("did you mean `{near}`?")),
             None => problem,
         }
+    }
+
+    /// The problem of a connection naming a mapping that is not loaded: one that failed to
+    /// load (its own problems say why), or one that does not exist.
+    fn missing_mapping(&self, at: &str, mapping: &str, problems: &mut Vec<Diagnostic>) {
+        if !self.mappings_dir.is_dir() {
+            // Already reported: the folder cannot be read.
+            return;
+        }
+        if let Some(file) = self.folder.failed(mapping) {
+            // Its own problems are reported with it.
+            problems.push(self.document.diagnostic(
+                &format!("{at}/mapping"),
+                Target::Value,
+                format!(
+                    "the mapping `{}` failed to load (`{}`): see its problems",
+                    mapping,
+                    file.display()
+                ),
+            ));
+            return;
+        }
+        problems.push(self.unknown(
+            &format!("{at}/mapping"),
+            format!(
+                "no mapping in `{}` is named `{}`",
+                self.mappings_dir.display(),
+                mapping
+            ),
+            mapping,
+            self.folder.mappings.keys().map(|k| &**k),
+        ));
     }
 
     /// The connection `name`, or `None` with its problems added to `problems`.
@@ -246,21 +291,8 @@ impl Found<'_> {
                 config.sources.keys().map(String::as_str),
             ));
         }
-        let Some(mapping) = self.mappings.get(spec.mapping.as_str()) else {
-            if !self.mappings_dir.is_dir() {
-                // Already reported: the folder cannot be read.
-                return None;
-            }
-            problems.push(self.unknown(
-                &format!("{at}/mapping"),
-                format!(
-                    "no mapping in `{}` is named `{}`",
-                    self.mappings_dir.display(),
-                    spec.mapping
-                ),
-                &spec.mapping,
-                self.mappings.keys().map(|k| &**k),
-            ));
+        let Some(mapping) = self.folder.mappings.get(spec.mapping.as_str()) else {
+            self.missing_mapping(&at, &spec.mapping, problems);
             return None;
         };
         if let Some(kind) = source
@@ -334,218 +366,5 @@ impl Found<'_> {
             connection: Arc::new(connection),
             dry_run: spec.dry_run.unwrap_or(config.dry_run),
         })
-    }
-}
-
-/// Compiles every mapping file directly in `dir`, by mapping name. Problems of every file are
-/// collected.
-fn load_mappings(
-    dir: &Path,
-    problems: &mut Vec<Diagnostic>,
-) -> HashMap<Arc<str>, Arc<CompiledMapping>> {
-    let mut mappings = HashMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) => {
-            problems.push(
-                Diagnostic::at(
-                    &dir.display().to_string(),
-                    "",
-                    None,
-                    format!("cannot read the mappings folder: {error}"),
-                )
-                .with_help(
-                    "`mappings` in the configuration names it, relative to the configuration's \
-                     folder (for the embedded configuration, the current folder: run `ferry serve` \
-                     from the ferry repository, or pass `--config`)",
-                ),
-            );
-            return mappings;
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
-    for file in files {
-        match ferry_engine::load(&file) {
-            Ok(mapping) => {
-                let name = Arc::clone(&mapping.name);
-                if let Some(earlier) = mappings.insert(Arc::clone(&name), Arc::new(mapping)) {
-                    problems.push(Diagnostic::at(
-                        &file.display().to_string(),
-                        "",
-                        None,
-                        format!(
-                            "the mapping name `{name}` is also used by `{}`",
-                            earlier.file
-                        ),
-                    ));
-                }
-            }
-            Err(found) => problems.extend(found.0),
-        }
-    }
-    mappings
-}
-
-/// Whether a mapping written for `dialect` can read events of a source of `kind`.
-fn reads(dialect: SourceDialect, kind: SourceKind) -> bool {
-    matches!(
-        (dialect, kind),
-        (SourceDialect::Json, _)
-            | (SourceDialect::Segment, SourceKind::Segment)
-            | (SourceDialect::Amplitude, SourceKind::Amplitude)
-            | (SourceDialect::Extole, SourceKind::Extole)
-    )
-}
-
-/// Replaces every `${NAME}` with the environment variable `NAME`; `$$` is a literal `$`.
-pub fn interpolate(text: &str) -> Result<String, String> {
-    interpolate_with(text, |name| std::env::var(name).ok())
-}
-
-fn interpolate_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    if !text.contains('$') {
-        return Ok(text.to_owned());
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let Some(end) = body.find('}') else {
-                return Err(format!("`${{` without a closing `}}` in `{text}`"));
-            };
-            let name = &body[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}` is not an environment variable name"));
-            }
-            match lookup(name) {
-                Some(value) => out.push_str(&value),
-                None => return Err(format!("the environment variable `{name}` is not set")),
-            }
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// [`interpolate`] over every string inside `value`.
-fn interpolate_value(value: &Value) -> Result<Value, String> {
-    Ok(match value {
-        Value::String(text) => Value::String(interpolate(text)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(interpolate_value)
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), interpolate_value(v)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "KEY" => Some("s3cret".to_owned()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn interpolates_environment_variables() {
-        assert_eq!(interpolate_with("${KEY}", env).unwrap(), "s3cret");
-        assert_eq!(interpolate_with("a-${KEY}-b", env).unwrap(), "a-s3cret-b");
-        assert_eq!(interpolate_with("$$5 and $x", env).unwrap(), "$5 and $x");
-        assert_eq!(interpolate_with("${EMPTY}", env).unwrap(), "");
-        assert_eq!(
-            interpolate_with("${MISSING}", env).unwrap_err(),
-            "the environment variable `MISSING` is not set"
-        );
-        assert!(interpolate_with("${KEY", env).is_err());
-        assert!(interpolate_with("${A B}", env).is_err());
-    }
-
-    #[test]
-    fn the_embedded_configuration_serves_every_bundled_mapping() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let text = EMBEDDED_CONFIG.replace(
-            "mappings: mappings",
-            &format!("mappings: {}/mappings", root.display()),
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ferry.yaml");
-        std::fs::write(&file, text).unwrap();
-        let setup = Setup::load(&ConfigOrigin::File(file)).unwrap_or_else(|d| panic!("{d}"));
-        let mut mappings: Vec<&str> = setup
-            .connections
-            .values()
-            .map(|c| &*c.connection.mapping().name)
-            .collect();
-        mappings.sort_unstable();
-        assert_eq!(
-            mappings,
-            ["amplitude-extole", "braze", "extole", "promoter"]
-        );
-        assert!(setup.connections.values().all(|c| c.dry_run));
-    }
-
-    #[test]
-    fn every_problem_of_the_configuration_and_the_mappings_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let mappings = dir.path().join("mappings");
-        std::fs::create_dir(&mappings).unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
-        std::fs::copy(root.join("extole.yaml"), mappings.join("extole.yaml")).unwrap();
-        std::fs::write(mappings.join("broken.yaml"), "version: 1\nname: broken\n").unwrap();
-        let config = "version: 1
-sources:
-  web: { type: segment, keys: [k1] }
-  app: { type: amplitude, keys: [k1, '${FERRY_TEST_UNSET_VARIABLE}'] }
-connections:
-  a: { source: nowhere, mapping: extole, settings: { api_key: x } }
-  b: { source: web, mapping: extol }
-  c: { source: app, mapping: extole, settings: { api_key: x } }
-  d: { source: web, mapping: extole, settings: { unknown: 1 } }
-";
-        let file = dir.path().join("ferry.yaml");
-        std::fs::write(&file, config).unwrap();
-        let problems = Setup::load(&ConfigOrigin::File(file)).unwrap_err();
-        let shown = problems.to_string();
-        for expected in [
-            "broken.yaml",
-            "FERRY_TEST_UNSET_VARIABLE",
-            "no source is named `nowhere`",
-            "no mapping in",
-            "did you mean `extole`?",
-            "reads segment events, but the source `app` sends amplitude events",
-            "connection `d`",
-        ] {
-            assert!(
-                shown.contains(expected),
-                "missing `{expected}` in:\n{shown}"
-            );
-        }
-        assert!(shown.contains("ferry.yaml:6:"), "{shown}");
     }
 }

@@ -7,9 +7,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{MAX_CALL_BYTES, MAX_MESSAGE_ID_CHARS, SERVER_FIELDS_BYTES};
-use crate::ingest::Accepted;
-use crate::ingest::readable::unreadable;
-use crate::ingest::splice::{as_str, is_null, is_object, json_string, prepend, present};
+use crate::wire::Accepted;
+use crate::wire::readable::unreadable;
+use crate::wire::splice::{as_str, is_null, is_object, json_string, prepend, present};
 
 /// The event types an event may have once stored.
 const EVENT_TYPES: [&str; 7] = [

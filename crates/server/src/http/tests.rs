@@ -1,0 +1,91 @@
+//! The routes in process, with the client's address chosen by the test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use tokio::sync::{Mutex, mpsc};
+use tower::ServiceExt as _;
+
+use crate::app::{App, Status};
+use crate::metrics::Metrics;
+use crate::setup::{ConfigOrigin, Setup};
+
+/// An app serving a minimal configuration with these `server:` settings.
+fn app(dir: &std::path::Path, server: &str) -> Arc<App> {
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    let config = dir.join("ferry.yaml");
+    std::fs::write(
+        &config,
+        format!("version: 1\nserver: {server}\nsources:\n  web: {{ type: segment, keys: [k] }}\n"),
+    )
+    .unwrap();
+    let origin = ConfigOrigin::File(config);
+    let setup = Setup::load(&origin).unwrap_or_else(|d| panic!("{d}"));
+    let queue = crate::store::open_store(&dir.join("data"), None).unwrap();
+    let (reloads, _) = mpsc::channel(1);
+    Arc::new(App {
+        status: Mutex::new(Status::started(&origin)),
+        setup: ArcSwap::from_pointee(setup),
+        queue: Arc::new(queue),
+        metrics: Arc::new(Metrics::new()),
+        reloads,
+        ready: AtomicBool::new(true),
+    })
+}
+
+async fn status(app: &Arc<App>, peer: &str, authorization: Option<&str>) -> StatusCode {
+    let mut request = Request::get("/admin/status");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    let peer: SocketAddr = peer.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    super::router(Arc::clone(app))
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn admin_endpoints_answer_loopback_and_holders_of_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), "{ admin_token: t0ken-1234 }");
+    let outside = "192.0.2.7:40000";
+    assert_eq!(status(&app, "127.0.0.1:40000", None).await, StatusCode::OK);
+    assert_eq!(status(&app, "[::1]:40000", None).await, StatusCode::OK);
+    assert_eq!(status(&app, outside, None).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status(&app, outside, Some("Bearer wrong-token")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&app, outside, Some("Bearer t0ken-1234")).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_admin_endpoints_answer_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), "{}");
+    assert_eq!(status(&app, "127.0.0.1:1", None).await, StatusCode::OK);
+    assert_eq!(
+        status(&app, "10.1.2.3:1", Some("Bearer anything")).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn the_admin_token_never_shows_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), "{ admin_token: t0ken-1234 }");
+    let shown = format!("{:?}", app.setup.load());
+    assert!(!shown.contains("t0ken-1234"), "{shown}");
+}
