@@ -384,3 +384,111 @@ async fn values_one_node_remembers_reach_the_others() {
     );
     assert_eq!(b.remembered("acme").await.unwrap(), [value]);
 }
+
+/// Claims, settles at random (some retries due at once), until `finished` reaches `until`;
+/// answers the bodies finished (delivered or dead), in the order they finished.
+async fn work_ordered(queue: &NatsQueue, until: usize, finished: &mut Vec<String>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while finished.len() < until {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} finished; depth {:?}",
+            finished.len(),
+            queue.depth("acme").await
+        );
+        let claimed = queue.claim("acme", 100).await.unwrap();
+        if claimed.is_empty() {
+            queue.work_available("acme").await;
+            continue;
+        }
+        let mut settled = Vec::new();
+        for event in claimed {
+            if fastrand::u32(0..10) == 0 {
+                settled.push((
+                    event.id,
+                    Settlement::Retry {
+                        at_ms: 0,
+                        reason: "503".to_owned(),
+                    },
+                ));
+            } else {
+                finished.push(event.body.clone());
+                settled.push((event.id, Settlement::Delivered));
+            }
+        }
+        queue.settle("acme", settled, Vec::new()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_work_finishes_after_its_node_stops_with_retries_waiting() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    for queue in [&a, &b] {
+        declare(queue).await;
+        queue.order("acme", Some(key_before_colon())).await.unwrap();
+    }
+    let bodies: Vec<String> = (0..2_000).map(|i| format!("k{}:{i:04}", i % 50)).collect();
+    enqueue_bodies(&a, &bodies).await;
+    let mut finished = Vec::new();
+    work_ordered(&a, 700, &mut finished).await;
+    // Claim some more and stop without settling them.
+    let _held = a.claim("acme", 100).await.unwrap();
+    drop(a);
+    work_ordered(&b, 2_000, &mut finished).await;
+    for key in 0..50 {
+        let prefix = format!("k{key}:");
+        let mine: Vec<&String> = finished.iter().filter(|b| b.starts_with(&prefix)).collect();
+        let mut sorted = mine.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(mine.len(), 40, "{prefix} finished each event once");
+        assert_eq!(mine, sorted, "{prefix} in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_kept_events_come_back_in_order_to_the_next_node() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = (
+        node(vec![server.url()]).await,
+        node(vec![server.url()]).await,
+    );
+    for queue in [&a, &b] {
+        declare(queue).await;
+        queue.order("acme", Some(key_before_colon())).await.unwrap();
+    }
+    let bodies: Vec<String> = (0..3_000).map(|i| format!("k{}:{i:04}", i % 3)).collect();
+    enqueue_bodies(&a, &bodies).await;
+    let mut finished = Vec::new();
+    // `a` keeps nearly everything back, settles a few, then stops with one of each key out.
+    let mut out = Vec::new();
+    for _ in 0..40 {
+        out.extend(a.claim("acme", 512).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for _ in 0..5 {
+        let done: Vec<_> = std::mem::take(&mut out);
+        finished.extend(done.iter().map(|c| c.body.clone()));
+        deliver(&a, &done).await;
+        out = a.claim("acme", 512).await.unwrap();
+    }
+    drop(a);
+    work_ordered(&b, 3_000, &mut finished).await;
+    for key in 0..3 {
+        let prefix = format!("k{key}:");
+        let mine: Vec<&String> = finished.iter().filter(|b| b.starts_with(&prefix)).collect();
+        let mut sorted = mine.clone();
+        sorted.sort();
+        assert_eq!(mine, sorted, "{prefix} in order");
+    }
+}

@@ -13,8 +13,6 @@ use async_nats::jetstream::{self};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use async_nats::jetstream::consumer::{self, DeliverPolicy};
-
 use super::Inner;
 use super::lease::{self, Lease};
 use super::names::{header, retry_subject};
@@ -41,6 +39,8 @@ pub(crate) struct Flight {
     pub(crate) body: Bytes,
     /// When JetStream last heard this node is working on it.
     pub(crate) touched: Instant,
+    /// JetStream had handed it out before (to a node that stopped, or released it).
+    pub(crate) redelivered: bool,
 }
 
 /// A connection declared on this node: its two consumers and what it has in flight.
@@ -71,6 +71,19 @@ pub(crate) struct Ordered {
     pub(crate) lease: Option<Lease>,
     /// Whether the keys of the connection's waiting retries were read since the lease was taken.
     pub(crate) primed: bool,
+    /// Set while this node, having taken the connection over, gathers what the previous holder
+    /// had claimed: JetStream hands it out again in no particular order, so it is admitted
+    /// only once all of it is here, sorted.
+    pub(crate) catch_up: Option<CatchUp>,
+}
+
+/// See [`Ordered::catch_up`].
+pub(crate) struct CatchUp {
+    /// Events handed out again still to come.
+    remaining: usize,
+    backlog: Vec<Claimed>,
+    /// Admit what came by then, whatever is missing.
+    until: Instant,
 }
 
 /// Starts or stops keeping events of one key in order (see [`crate::Queue::order`]).
@@ -95,6 +108,7 @@ pub(crate) async fn set_order(
                     sequencer: Sequencer::new(key),
                     lease: None,
                     primed: false,
+                    catch_up: None,
                 });
                 Vec::new()
             }
@@ -143,12 +157,18 @@ async fn may_claim_ordered(inner: &Inner, connection: &Connection) -> Result<boo
         let Some(mut lease) = lease::acquire(inner, &connection.name).await? else {
             return Ok(false);
         };
-        if nothing_claimed(connection).await {
+        let (events, any) = claimed_elsewhere(connection).await;
+        if !any {
             lease.claim_from = Instant::now();
         }
         if let Some(ordered) = &mut lock(&connection.state).order {
             ordered.lease = Some(lease);
             ordered.primed = false;
+            ordered.catch_up = (events > 0).then(|| CatchUp {
+                remaining: events,
+                backlog: Vec::new(),
+                until: lease.claim_from + inner.options.ack_wait * 2,
+            });
         }
         lease
     };
@@ -167,46 +187,57 @@ async fn may_claim_ordered(inner: &Inner, connection: &Connection) -> Result<boo
     Ok(true)
 }
 
-/// Whether no node holds a claim on the connection's events or retries.
-async fn nothing_claimed(connection: &Connection) -> bool {
+/// How many of the connection's events are claimed and unsettled (by a node that stopped),
+/// and whether any event or retry is. Unknown counts as some.
+async fn claimed_elsewhere(connection: &Connection) -> (usize, bool) {
     let (events, retries) =
         tokio::join!(connection.events.get_info(), connection.retries.get_info());
-    matches!((events, retries), (Ok(e), Ok(r)) if e.num_ack_pending == 0 && r.num_ack_pending == 0)
+    match (events, retries) {
+        (Ok(e), Ok(r)) => (
+            e.num_ack_pending,
+            e.num_ack_pending > 0 || r.num_ack_pending > 0,
+        ),
+        _ => (0, true),
+    }
 }
 
-/// The event ids and bodies of the connection's retries in JetStream.
+/// The event ids and bodies of the connection's retries in JetStream. Read message by
+/// message: a consumer would register interest in the subject and keep, for as long as it
+/// lives, retries already settled.
 async fn waiting_retries(inner: &Inner, name: &str) -> Result<Vec<(i64, String)>, QueueError> {
-    let fail = |source: Box<dyn std::error::Error + Send + Sync>| {
-        QueueError::nats("reading the keys of waiting retries", source)
-    };
-    let reader = inner
-        .nats
-        .retries
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: retry_subject(name),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|source| fail(Box::new(source)))?;
-    let count = reader.cached_info().num_pending;
+    let subject = retry_subject(name);
     let mut retries = Vec::new();
-    if count == 0 {
-        return Ok(retries);
-    }
-    let mut messages = reader
-        .messages()
-        .await
-        .map_err(|source| fail(Box::new(source)))?;
-    for _ in 0..count {
-        let Some(message) = messages.next().await else {
-            break;
+    let mut sequence = 1;
+    loop {
+        let message = match inner
+            .nats
+            .retries
+            .raw_message_builder()
+            .sequence(sequence)
+            .next_by_subject(subject.clone())
+            .send()
+            .await
+        {
+            Ok(message) => message,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                break;
+            }
+            Err(source) => {
+                return Err(QueueError::nats(
+                    "reading the keys of waiting retries",
+                    source,
+                ));
+            }
         };
-        let message = message.map_err(|source| fail(Box::new(source)))?;
+        sequence = message.sequence + 1;
         let id = message
             .headers
-            .as_ref()
-            .and_then(|h| h.get(header::EVENT))
+            .get(header::EVENT)
             .and_then(|v| v.as_str().parse::<i64>().ok());
         if let Some(id) = id {
             retries.push((id, body_text(&message.payload)));
@@ -246,6 +277,7 @@ pub(crate) async fn claim(
     }
     let mut state = lock(&connection.state);
     let mut answer = Vec::with_capacity(claimed.len());
+    let mut again = Vec::with_capacity(claimed.len());
     for (event, flight) in claimed {
         state.released.remove(&event.id.0);
         // A message JetStream handed out again (its acknowledgement was lost) while this node
@@ -253,6 +285,7 @@ pub(crate) async fn claim(
         if state.in_flight.contains_key(&event.id.0) {
             continue;
         }
+        again.push((flight.origin, flight.redelivered));
         state.in_flight.insert(event.id.0, flight);
         answer.push(event);
     }
@@ -262,14 +295,42 @@ pub(crate) async fn claim(
     }
     Ok(match &mut state.order {
         Some(ordered) => {
+            let now = catch_up(ordered, answer, &again);
             let mut out = ordered
                 .sequencer
-                .ready(asked.saturating_sub(answer.len()).max(ready));
-            out.extend(ordered.sequencer.admit(answer));
+                .ready(asked.saturating_sub(now.len()).max(ready));
+            out.extend(ordered.sequencer.admit(now));
             out
         }
         None => answer,
     })
+}
+
+/// The events an ordered connection may admit now. While catching up after a takeover, events
+/// wait in the backlog until every one the previous holder had claimed is back (or time is
+/// up), then all go in the order they were accepted; retries go at once (each holds its key).
+fn catch_up(ordered: &mut Ordered, answer: Vec<Claimed>, again: &[(Origin, bool)]) -> Vec<Claimed> {
+    let Some(catching) = &mut ordered.catch_up else {
+        return answer;
+    };
+    let mut now = Vec::new();
+    for (event, (origin, redelivered)) in answer.into_iter().zip(again) {
+        if *origin == Origin::Event {
+            if *redelivered {
+                catching.remaining = catching.remaining.saturating_sub(1);
+            }
+            catching.backlog.push(event);
+        } else {
+            now.push(event);
+        }
+    }
+    if catching.remaining == 0 || Instant::now() >= catching.until {
+        let mut backlog = std::mem::take(&mut catching.backlog);
+        backlog.sort_by_key(|event| event.id);
+        now.extend(backlog);
+        ordered.catch_up = None;
+    }
+    now
 }
 
 /// Retries due now, each with the flight to record; those not yet due are handed back to
@@ -325,6 +386,7 @@ async fn due_retries(
                 attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                 body: message.payload,
                 touched: Instant::now(),
+                redelivered: true,
             },
         ));
     }
@@ -338,9 +400,9 @@ async fn next_events(
 ) -> Result<Vec<(Claimed, Flight)>, QueueError> {
     let mut claimed = Vec::with_capacity(wanted);
     for message in fetch(&connection.events, wanted).await? {
-        let sequence = message
+        let (sequence, delivered) = message
             .info()
-            .map(|info| info.stream_sequence)
+            .map(|info| (info.stream_sequence, info.delivered))
             .map_err(|source| QueueError::nats("reading a message's sequence", source))?;
         let (message, acker) = message.split();
         let received_at_ms = message
@@ -365,6 +427,7 @@ async fn next_events(
                 attempt: 0,
                 body: message.payload,
                 touched: Instant::now(),
+                redelivered: delivered > 1,
             },
         ));
     }
