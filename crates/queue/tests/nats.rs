@@ -289,14 +289,7 @@ async fn an_ordered_connection_moves_to_another_node_in_order_when_its_node_stop
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    for queue in [&a, &b] {
-        declare(queue).await;
-        queue.order("acme", Some(key_before_colon())).await.unwrap();
-    }
+    let (a, b) = ordered_nodes(&server).await;
     let bodies: Vec<String> = (0..20)
         .flat_map(|i| [format!("u:{i:02}"), format!("v:{i:02}")])
         .collect();
@@ -420,12 +413,8 @@ async fn work_ordered(queue: &NatsQueue, until: usize, finished: &mut Vec<String
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ordered_work_finishes_after_its_node_stops_with_retries_waiting() {
-    let Some(binary) = ferry_testkit::nats_server() else {
-        return;
-    };
-    let server = NatsServer::start(&binary);
+/// Two nodes on `server` with the connection `acme` ordered by the key before `:`.
+async fn ordered_nodes(server: &NatsServer) -> (NatsQueue, NatsQueue) {
     let (a, b) = (
         node(vec![server.url()]).await,
         node(vec![server.url()]).await,
@@ -434,6 +423,32 @@ async fn ordered_work_finishes_after_its_node_stops_with_retries_waiting() {
         declare(queue).await;
         queue.order("acme", Some(key_before_colon())).await.unwrap();
     }
+    (a, b)
+}
+
+/// Asserts that the bodies `k{key}:{n}` of each of `keys` keys finished in order, each once
+/// (and `each` of them, when given).
+fn each_key_in_order(finished: &[String], keys: usize, each: Option<usize>) {
+    for key in 0..keys {
+        let prefix = format!("k{key}:");
+        let mine: Vec<&String> = finished.iter().filter(|b| b.starts_with(&prefix)).collect();
+        let mut sorted = mine.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(mine, sorted, "{prefix} in order, each once");
+        if let Some(each) = each {
+            assert_eq!(mine.len(), each, "{prefix} all finished");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_work_finishes_after_its_node_stops_with_retries_waiting() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let (a, b) = ordered_nodes(&server).await;
     let bodies: Vec<String> = (0..2_000).map(|i| format!("k{}:{i:04}", i % 50)).collect();
     enqueue_bodies(&a, &bodies).await;
     let mut finished = Vec::new();
@@ -442,15 +457,7 @@ async fn ordered_work_finishes_after_its_node_stops_with_retries_waiting() {
     let _held = a.claim("acme", 100).await.unwrap();
     drop(a);
     work_ordered(&b, 2_000, &mut finished).await;
-    for key in 0..50 {
-        let prefix = format!("k{key}:");
-        let mine: Vec<&String> = finished.iter().filter(|b| b.starts_with(&prefix)).collect();
-        let mut sorted = mine.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(mine.len(), 40, "{prefix} finished each event once");
-        assert_eq!(mine, sorted, "{prefix} in order");
-    }
+    each_key_in_order(&finished, 50, Some(40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,14 +466,7 @@ async fn many_kept_events_come_back_in_order_to_the_next_node() {
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    for queue in [&a, &b] {
-        declare(queue).await;
-        queue.order("acme", Some(key_before_colon())).await.unwrap();
-    }
+    let (a, b) = ordered_nodes(&server).await;
     let bodies: Vec<String> = (0..3_000).map(|i| format!("k{}:{i:04}", i % 3)).collect();
     enqueue_bodies(&a, &bodies).await;
     let mut finished = Vec::new();
@@ -484,11 +484,5 @@ async fn many_kept_events_come_back_in_order_to_the_next_node() {
     }
     drop(a);
     work_ordered(&b, 3_000, &mut finished).await;
-    for key in 0..3 {
-        let prefix = format!("k{key}:");
-        let mine: Vec<&String> = finished.iter().filter(|b| b.starts_with(&prefix)).collect();
-        let mut sorted = mine.clone();
-        sorted.sort();
-        assert_eq!(mine, sorted, "{prefix} in order");
-    }
+    each_key_in_order(&finished, 3, None);
 }

@@ -219,14 +219,7 @@ async fn waiting_retries(inner: &Inner, name: &str) -> Result<Vec<(i64, String)>
             .await
         {
             Ok(message) => message,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                break;
-            }
+            Err(error) if super::no_message(&error) => break,
             Err(source) => {
                 return Err(QueueError::nats(
                     "reading the keys of waiting retries",
@@ -280,9 +273,14 @@ pub(crate) async fn claim(
     let mut again = Vec::with_capacity(claimed.len());
     for (event, flight) in claimed {
         state.released.remove(&event.id.0);
-        // A message JetStream handed out again (its acknowledgement was lost) while this node
-        // still works on it: the first claim settles both.
-        if state.in_flight.contains_key(&event.id.0) {
+        // A message JetStream handed out again while this node still works on it (its claim
+        // lapsed while the node was too busy to extend it): JetStream now expects the
+        // acknowledgement of the latest delivery, so that is the one kept.
+        if let Some(held) = state.in_flight.get_mut(&event.id.0) {
+            if held.origin == flight.origin {
+                held.acker = flight.acker;
+                held.touched = flight.touched;
+            }
             continue;
         }
         again.push((flight.origin, flight.redelivered));

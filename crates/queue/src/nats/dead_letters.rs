@@ -128,14 +128,7 @@ pub(crate) async fn show(inner: &Inner, id: i64) -> Result<Option<DeadRecord>, Q
     };
     let message = match inner.nats.dead.get_raw_message(sequence).await {
         Ok(message) => message,
-        Err(error)
-            if matches!(
-                error.kind(),
-                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-            ) =>
-        {
-            return Ok(None);
-        }
+        Err(error) if super::no_message(&error) => return Ok(None),
         Err(source) => return Err(QueueError::nats("reading a dead letter", source)),
     };
     let summary = summary(message.sequence, message.subject.as_str(), &message.headers)?;

@@ -147,6 +147,14 @@ async fn listen_for_wakes(inner: Weak<Inner>, mut wakes: async_nats::Subscriber)
     }
 }
 
+/// Whether a direct read of a stream found no message there.
+pub(crate) fn no_message(error: &async_nats::jetstream::stream::RawMessageError) -> bool {
+    matches!(
+        error.kind(),
+        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+    )
+}
+
 impl Inner {
     /// Tells every node (this one included) that there is work to claim.
     pub(crate) async fn announce_work(&self) {

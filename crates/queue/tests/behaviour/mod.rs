@@ -7,6 +7,7 @@
 
 mod backend;
 mod cases;
+mod helpers;
 
 pub use backend::Backend;
 pub use cases::*;
