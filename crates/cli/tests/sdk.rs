@@ -73,11 +73,16 @@ fn comparable(request: &Received) -> Value {
 /// Starts `ferry serve` with `config` (in a folder of its own, which also gets the log) and
 /// waits until it is ready.
 fn start_ferry(config: &Path) -> Ferry {
+    start_node(config, "ferry.log")
+}
+
+/// [`start_ferry`] logging to `log`, beside the configuration: one of several nodes.
+fn start_node(config: &Path, log: &str) -> Ferry {
     Ferry::start_with(Start {
         binary: support::ferry::binary().to_path_buf(),
         dir: workspace(),
         config: config.to_path_buf(),
-        log: config.with_file_name("ferry.log"),
+        log: config.with_file_name(log),
         address: free_address(),
         args: Vec::new(),
         env: Vec::new(),
@@ -156,19 +161,30 @@ fn run_sdk(script: &str, url: &str, key: &str, dir: &Path) -> SdkRun {
 /// A `ferry.yaml` whose Segment source feeds Extole and Promoter and whose Amplitude source
 /// feeds Extole, all three sent to `destination`.
 fn write_config(dir: &Path, destination: &str) -> PathBuf {
+    write_config_on(dir, destination, None)
+}
+
+/// [`write_config`] with `store` as the `store:` of the file (NATS JetStream, say); each
+/// connection is then `ordered: true`, so that a user's events are mapped one after another,
+/// whichever node receives them (Promoter's mapping reads what the user's identify remembered).
+fn write_config_on(dir: &Path, destination: &str, store: Option<&str>) -> PathBuf {
+    let (store, ordered) = match store {
+        Some(store) => (format!("store: {store}\n"), ", ordered: true"),
+        None => (String::new(), ""),
+    };
     let quote = |path: &Path| serde_json::to_string(&path.display().to_string()).expect("text");
     let config = format!(
         "version: 1
 listen: 127.0.0.1:0
 mappings: {mappings}
 data: {data}
-sources:
+{store}sources:
   web: {{ type: segment, keys: [{WRITE_KEY}] }}
   app: {{ type: amplitude, keys: [{API_KEY}] }}
 connections:
-  extole: {{ source: web, mapping: extole, settings: {{ api_key: {EXTOLE_TOKEN} }}, base_url: \"{destination}\" }}
-  promoter: {{ source: web, mapping: promoter, settings: {{ api_key: {PROMOTER_KEY}, campaign_id: 7 }}, base_url: \"{destination}\" }}
-  amp: {{ source: app, mapping: amplitude-extole, settings: {{ api_key: {EXTOLE_TOKEN} }}, base_url: \"{destination}\" }}
+  extole: {{ source: web, mapping: extole, settings: {{ api_key: {EXTOLE_TOKEN} }}, base_url: \"{destination}\"{ordered} }}
+  promoter: {{ source: web, mapping: promoter, settings: {{ api_key: {PROMOTER_KEY}, campaign_id: 7 }}, base_url: \"{destination}\"{ordered} }}
+  amp: {{ source: app, mapping: amplitude-extole, settings: {{ api_key: {EXTOLE_TOKEN} }}, base_url: \"{destination}\"{ordered} }}
 ",
         mappings = quote(&workspace().join("mappings")),
         data = quote(&dir.join("data")),
@@ -320,6 +336,47 @@ fn delivers(script: &str, key: &str, expected: &[Value], timed: &str) {
     assert_same_requests(&actual, expected);
 }
 
+/// [`delivers`] against two `ferry serve` nodes sharing a three-node JetStream cluster whose
+/// streams have three replicas; the SDK sends to the first node.
+fn delivers_on_jetstream(script: &str, key: &str, expected: &[Value], timed: &str) {
+    if !sdks_installed() {
+        return;
+    }
+    let Some(cluster) = support::nats::cluster() else {
+        return;
+    };
+    let started = SystemTime::now();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let destination = Destination::start();
+    let store = support::nats::store(&cluster.urls(), 3);
+    let config = write_config_on(dir.path(), &destination.url, Some(&store));
+    let (a, b) = (
+        start_node(&config, "ferry-a.log"),
+        start_node(&config, "ferry-b.log"),
+    );
+
+    let run = run_sdk(script, &a.url, key, dir.path());
+    assert!(
+        run.success,
+        "`{script}` reported a failure:\n{}{}\nferry's log:\n{}",
+        run.stdout,
+        run.stderr,
+        a.log()
+    );
+    wait_for(&destination, expected.len(), &a);
+    let logs = format!("node a:\n{}\nnode b:\n{}", stop(a), stop(b));
+
+    let mut actual: Vec<Value> = destination.received().iter().map(comparable).collect();
+    check_sdk_time(&mut actual, timed, started);
+    assert!(
+        actual.len() == expected.len(),
+        "{} requests for {} expected; logs:\n{logs}",
+        actual.len(),
+        expected.len()
+    );
+    assert_same_requests(&actual, expected);
+}
+
 /// Runs the SDK script `script` with a key ferry does not know, checks what the SDK reported
 /// with `reported`, and asserts nothing was delivered.
 fn refused(script: &str, key: &str, reported: impl Fn(&SdkRun)) {
@@ -425,6 +482,21 @@ fn segment_expected() -> Vec<Value> {
         ),
         survey("Referral Shared"),
     ]
+}
+
+#[test]
+fn segment_sdk_events_reach_extole_and_promoter_through_two_nodes_on_jetstream() {
+    delivers_on_jetstream(
+        "segment.mjs",
+        WRITE_KEY,
+        &segment_expected(),
+        "Referral Shared",
+    );
+}
+
+#[test]
+fn amplitude_sdk_events_reach_extole_through_two_nodes_on_jetstream() {
+    delivers_on_jetstream("amplitude.mjs", API_KEY, &amplitude_expected(), "Signup");
 }
 
 #[test]

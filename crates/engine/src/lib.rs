@@ -28,6 +28,7 @@ pub use compile::compile;
 pub use compiled::CompiledMapping;
 pub use connection::{Connection, Header, REDACTED, SettingsError, setting_from_text};
 pub use convert::snake_case;
+pub use path::Path as JsonPath;
 pub use plan::{Body, Continuation, Failure, Outcome, Plan, PlannedRequest, Skip, StepResponse};
 pub use state::{MemoryState, NoState, Recall, Remembered};
 

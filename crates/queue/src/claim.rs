@@ -27,11 +27,17 @@ pub(crate) fn claim(
     let Some(state) = shared.states.get(connection) else {
         return Ok(Vec::new());
     };
-    let (source, claimed_through, released, retrying) = {
+    prime_order(shared, conn, connection, &state)?;
+    let asked = max;
+    let (source, claimed_through, released, retrying, ready, keep_reading) = {
         let state = lock(&state);
         if !state.active || max == 0 {
             return Ok(Vec::new());
         }
+        let (ready, keep_reading) = state.order.as_ref().map_or((0, true), |(sequencer, _)| {
+            (sequencer.ready_soon(), sequencer.kept() < MAX_KEPT)
+        });
+        let max = max.saturating_sub(ready);
         let retrying: BTreeSet<i64> = state
             .in_flight
             .iter()
@@ -48,32 +54,16 @@ pub(crate) fn claim(
                 .copied()
                 .collect::<Vec<i64>>(),
             retrying,
+            ready,
+            keep_reading,
         )
     };
+    let max = max.saturating_sub(ready);
     let mut retries = due_retries(shared, conn, connection, &retrying, max)?;
 
-    let mut from_log = Vec::new();
-    let mut gone = Vec::new();
-    for id in released.iter().take(max - retries.len()) {
-        let event: Option<(String, i64)> = conn
-            .prepare_cached("SELECT body, received_at FROM events WHERE id = ?1")
-            .and_then(|mut s| {
-                s.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
-            })
-            .map_err(fail("reading a released event"))?;
-        match event {
-            Some((body, received_at_ms)) => from_log.push(Claimed {
-                id: EventId(*id),
-                body,
-                received_at_ms,
-                attempt: 0,
-            }),
-            None => gone.push(*id),
-        }
-    }
+    let (mut from_log, gone) = read_released(shared, conn, &released, max - retries.len())?;
     let wanted = max - retries.len() - from_log.len();
-    let next: Vec<Claimed> = if wanted == 0 {
+    let next: Vec<Claimed> = if wanted == 0 || !keep_reading {
         Vec::new()
     } else {
         // An event with a retry row was settled before a restart moved the cursor past it.
@@ -122,7 +112,78 @@ pub(crate) fn claim(
     }
     retries.extend(from_log);
     retries.extend(next);
-    Ok(retries)
+    Ok(match &mut state.order {
+        Some((sequencer, _)) => {
+            // Keys freed since the reads began count too, within what was asked.
+            let mut out = sequencer.ready(asked.saturating_sub(retries.len()).max(ready));
+            out.extend(sequencer.admit(retries));
+            out
+        }
+        None => retries,
+    })
+}
+
+/// The released events still in the log, up to `room` of them, and those gone from it.
+fn read_released(
+    shared: &Shared,
+    conn: &Connection,
+    released: &[i64],
+    room: usize,
+) -> Result<(Vec<Claimed>, Vec<i64>), QueueError> {
+    let fail = |what| move |source| QueueError::sqlite(&shared.path, what, source);
+    let mut from_log = Vec::new();
+    let mut gone = Vec::new();
+    for id in released.iter().take(room) {
+        let event: Option<(String, i64)> = conn
+            .prepare_cached("SELECT body, received_at FROM events WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(fail("reading a released event"))?;
+        match event {
+            Some((body, received_at_ms)) => from_log.push(Claimed {
+                id: EventId(*id),
+                body,
+                received_at_ms,
+                attempt: 0,
+            }),
+            None => gone.push(*id),
+        }
+    }
+    Ok((from_log, gone))
+}
+
+/// Most events an ordered connection keeps back (claimed while their key is held) before it
+/// reads no further into the log: the connection then waits for keys to be freed.
+const MAX_KEPT: usize = 100_000;
+
+/// For an ordered connection that just started: its retries in the store hold their keys.
+fn prime_order(
+    shared: &Shared,
+    conn: &Connection,
+    connection: &str,
+    state: &std::sync::Mutex<crate::state::ConnState>,
+) -> Result<(), QueueError> {
+    if !matches!(lock(state).order, Some((_, false))) {
+        return Ok(());
+    }
+    let retries: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT event_id, body FROM retries WHERE connection = ?1 ORDER BY event_id",
+        )
+        .and_then(|mut s| {
+            s.query_map([connection], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect()
+        })
+        .map_err(|source| QueueError::sqlite(&shared.path, "reading the retries' keys", source))?;
+    if let Some((sequencer, primed)) = &mut lock(state).order
+        && !*primed
+    {
+        sequencer.hold_for_retries(retries.iter().map(|(id, body)| (*id, body.as_str())));
+        *primed = true;
+    }
+    Ok(())
 }
 
 /// Counts from index ranges: events after the claimed-through id of the source, the
@@ -139,8 +200,8 @@ pub(crate) fn depth(
             (
                 state.source.clone(),
                 state.claimed_through,
-                state.released.len(),
-                state.in_flight.len(),
+                state.released.len() + state.kept(),
+                state.in_flight.len() - state.kept(),
                 state.retries_in_flight(),
             )
         } else {

@@ -56,6 +56,30 @@ pub enum QueueError {
     /// The writer thread is gone (it stopped after a panic, or the queue is shutting down).
     #[error("the queue writer for `{path}` has stopped")]
     Closed { path: PathBuf },
+    /// No NATS server of the list could be reached, or it refused the credentials.
+    #[error("cannot connect to NATS at `{servers}`")]
+    NatsConnect {
+        /// The server list, with any user and password in a URL masked.
+        servers: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// A JetStream request failed (a stream, consumer or key-value bucket; publishing or
+    /// acknowledging).
+    #[error("NATS JetStream: {what} failed")]
+    Nats {
+        what: &'static str,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A message in JetStream is not what ferry writes (written by another program, or by a
+    /// newer ferry).
+    #[error("NATS JetStream: the stored {what} in `{stream}` is not what ferry writes: {detail}")]
+    NatsData {
+        stream: &'static str,
+        what: &'static str,
+        detail: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the queue writer thread for `{path}`")]
     Spawn {
@@ -75,6 +99,18 @@ impl QueueError {
             path: path.to_path_buf(),
             what,
             source: Arc::new(source),
+        }
+    }
+}
+
+impl QueueError {
+    pub(crate) fn nats(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Nats {
+            what,
+            source: Arc::from(source.into()),
         }
     }
 }

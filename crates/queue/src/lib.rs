@@ -38,11 +38,14 @@ mod claim;
 mod dedupe;
 mod error;
 mod model;
+mod nats;
+mod order;
 mod queue;
 mod schema;
 mod shared;
 mod sqlite;
 mod state;
+mod wake;
 mod writer;
 
 pub use error::QueueError;
@@ -50,6 +53,8 @@ pub use model::{
     Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, RejectedEvent, Remember,
     Replayed, Select, Settlement,
 };
+pub use nats::{NatsCredentials, NatsOptions, NatsQueue};
+pub use order::OrderKey;
 pub use queue::{BoxFuture, Queue};
 pub use sqlite::{SqliteOptions, SqliteQueue};
 

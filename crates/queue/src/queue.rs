@@ -2,7 +2,7 @@
 //! SQLite without touching the workers.
 
 use crate::{
-    Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, QueueError,
+    Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, OrderKey, QueueError,
     RejectedEvent, Remember, Replayed, Select, Settlement,
 };
 
@@ -26,6 +26,17 @@ pub trait Queue: Send + Sync + 'static {
     /// never had any connection declared for that source: then it starts at the beginning.
     /// Connections not in the list are inactive: they hold nothing back and claim nothing.
     fn declare(&self, connections: Vec<(String, String)>) -> BoxFuture<'_, Result<(), QueueError>>;
+
+    /// Hands out events of `connection` with the same ordering key one after another, in the
+    /// order they were accepted (`Some`), or in any order (`None`, as declared). While an event
+    /// is claimed or waits for a retry, later events with its key are kept back; a settlement
+    /// as delivered or dead lets the next one go. Other keys' events keep flowing. Call after
+    /// `declare` (and again after each).
+    fn order(
+        &self,
+        connection: &str,
+        key: Option<OrderKey>,
+    ) -> BoxFuture<'_, Result<(), QueueError>>;
 
     /// Up to `max` events for `connection`: due retries first, then the next events of its
     /// source in log order. Claimed events are in flight (in memory only; a restart makes them
@@ -52,12 +63,22 @@ pub trait Queue: Send + Sync + 'static {
     /// Every value remembered for `connection`, to seed a worker.
     fn remembered(&self, connection: &str) -> BoxFuture<'_, Result<Vec<Remember>, QueueError>>;
 
+    /// Values other nodes sharing this queue remembered for `connection` since the last call,
+    /// oldest first, for a worker to apply before it plans the events it claimed. Empty for a
+    /// store that only one process delivers from.
+    fn remembered_changes(&self, connection: &str) -> Vec<Remember> {
+        let _ = connection;
+        Vec::new()
+    }
+
     /// Counts for metrics; cheap enough to call every few seconds.
     fn depth(&self, connection: &str) -> BoxFuture<'_, Result<Depth, QueueError>>;
 
-    /// Resolves when new events were enqueued, a retry may be due, or dead letters were
-    /// replayed. A worker with nothing to claim waits on this (with its own timeout).
-    fn work_available(&self) -> BoxFuture<'_, ()>;
+    /// Resolves when `connection` may have work: new events were enqueued, a retry may be due,
+    /// dead letters were replayed, or a settlement let an ordered key's next event go; at once
+    /// if that happened since its last claim began. A worker with nothing to claim waits on
+    /// this (with its own timeout).
+    fn work_available(&self, connection: &str) -> BoxFuture<'_, ()>;
 
     /// The newest dead letters first, of one connection or all (rejected events included).
     fn dead_letters(

@@ -7,16 +7,16 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::Notify;
 
 use crate::state::States;
+use crate::wake::Wake;
 
 /// What the handle, its blocking reads and the writer thread share.
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) dedupe_window: Duration,
     pub(crate) states: States,
-    pub(crate) notify: Notify,
+    pub(crate) wake: Wake,
     pub(crate) commits: AtomicU64,
     pub(crate) reader: Mutex<Connection>,
 }

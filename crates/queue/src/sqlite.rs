@@ -10,14 +10,15 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use crate::shared::Shared;
 use crate::state::{States, lock};
+use crate::wake::Wake;
 use crate::writer::{Command, Reply, Writer, select_filter};
 use crate::{
-    BoxFuture, Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, Queue,
-    QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
+    BoxFuture, Claimed, DeadRecord, DeadSummary, Depth, Enqueued, EventId, NewEvent, OrderKey,
+    Queue, QueueError, RejectedEvent, Remember, Replayed, Select, Settlement,
 };
 use crate::{claim, schema};
 
@@ -76,7 +77,7 @@ impl SqliteQueue {
             path: path.to_path_buf(),
             dedupe_window: options.dedupe_window,
             states: States::default(),
-            notify: Notify::new(),
+            wake: Wake::default(),
             commits: AtomicU64::new(0),
             reader: Mutex::new(read),
         });
@@ -178,11 +179,24 @@ impl Queue for SqliteQueue {
         Box::pin(self.call(|reply| Command::Declare { connections, reply }))
     }
 
+    fn order(
+        &self,
+        connection: &str,
+        key: Option<OrderKey>,
+    ) -> BoxFuture<'_, Result<(), QueueError>> {
+        if let Some(state) = self.shared.states.get(connection) {
+            lock(&state).set_order(key);
+        }
+        self.shared.wake.notify();
+        Box::pin(async { Ok(()) })
+    }
+
     fn claim(
         &self,
         connection: &str,
         max: usize,
     ) -> BoxFuture<'_, Result<Vec<Claimed>, QueueError>> {
+        self.shared.wake.claiming(connection);
         let connection = connection.to_owned();
         Box::pin(self.read(move |shared, conn| claim::claim(shared, conn, &connection, max)))
     }
@@ -194,12 +208,30 @@ impl Queue for SqliteQueue {
         remembered: Vec<Remember>,
     ) -> BoxFuture<'_, Result<(), QueueError>> {
         let connection = connection.to_owned();
-        Box::pin(self.call(|reply| Command::Settle {
-            connection,
-            settled,
-            remembered,
-            reply,
-        }))
+        let outcomes: Vec<(i64, bool)> = settled
+            .iter()
+            .map(|(id, s)| (id.0, !matches!(s, Settlement::Retry { .. })))
+            .collect();
+        Box::pin(async move {
+            let state = self.shared.states.get(&connection);
+            self.call(|reply| Command::Settle {
+                connection,
+                settled,
+                remembered,
+                reply,
+            })
+            .await?;
+            // Settled in the store: later events of the keys these events held may go.
+            if let Some(state) = state
+                && let Some((sequencer, _)) = &mut lock(&state).order
+            {
+                for (id, done) in outcomes {
+                    sequencer.settled(id, done);
+                }
+                self.shared.wake.notify();
+            }
+            Ok(())
+        })
     }
 
     fn release(
@@ -210,7 +242,7 @@ impl Queue for SqliteQueue {
         if let Some(state) = self.shared.states.get(connection) {
             lock(&state).release(ids.into_iter().map(|id| id.0));
         }
-        self.shared.notify.notify_waiters();
+        self.shared.wake.notify();
         Box::pin(async { Ok(()) })
     }
 
@@ -250,11 +282,8 @@ impl Queue for SqliteQueue {
 
     /// Also resolves after at most a second: a retry may have fallen due, another process may
     /// have replayed dead letters, or a wake-up came between a worker's empty claim and this call.
-    fn work_available(&self) -> BoxFuture<'_, ()> {
-        let notified = self.shared.notify.notified();
-        Box::pin(async move {
-            let _ = tokio::time::timeout(POLL, notified).await;
-        })
+    fn work_available(&self, connection: &str) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.wake.wait(connection, POLL))
     }
 
     fn dead_letters(

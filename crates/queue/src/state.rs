@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::order::{OrderKey, Sequencer};
+
 /// Where a claimed event came from; decides which rows its settlement touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -23,6 +25,9 @@ pub(crate) struct ConnState {
     pub(crate) in_flight: BTreeMap<i64, Origin>,
     /// Log events given back by `release`: pending again although at or below `claimed_through`.
     pub(crate) released: BTreeSet<i64>,
+    /// For a connection with per-key order: what it keeps back (claimed, in `in_flight`, not
+    /// handed out), and whether the keys of its stored retries were read since it started.
+    pub(crate) order: Option<(Sequencer, bool)>,
 }
 
 /// A connection's persisted delivery position: every log event of its source at or below
@@ -117,6 +122,7 @@ impl ConnState {
             claimed_through: position.through,
             in_flight: BTreeMap::new(),
             released: position.holes.into_iter().collect(),
+            order: None,
         }
     }
 
@@ -148,6 +154,30 @@ impl ConnState {
                 self.released.insert(id);
             }
         }
+    }
+
+    /// Makes the connection hand out events of one key one after another (`Some`), or in any
+    /// order (`None`): events it kept back are then pending again.
+    pub(crate) fn set_order(&mut self, key: Option<OrderKey>) {
+        match (key, self.order.take()) {
+            (Some(key), Some((mut sequencer, primed))) => {
+                sequencer.set_key(key);
+                self.order = Some((sequencer, primed));
+            }
+            (Some(key), None) => self.order = Some((Sequencer::new(key), false)),
+            (None, Some((sequencer, _))) => {
+                let kept: Vec<i64> = sequencer.into_kept().iter().map(|e| e.id.0).collect();
+                self.release(kept);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Events claimed in the store and kept back for order: pending, not in flight.
+    pub(crate) fn kept(&self) -> usize {
+        self.order
+            .as_ref()
+            .map_or(0, |(sequencer, _)| sequencer.kept())
     }
 
     pub(crate) fn retries_in_flight(&self) -> usize {

@@ -1,59 +1,10 @@
-//! The file itself: remembered values, schema versions.
+//! The SQLite file itself: schema versions, WAL mode. Remembered values are in the behaviour
+//! suite (`tests/behaviour/`), run on every backend.
 
 mod common;
 
-use common::{Store, declare, enqueue};
-use ferry_queue::{Queue, QueueError, Remember, Settlement, SqliteOptions, SqliteQueue};
-use serde_json::json;
-
-#[tokio::test]
-async fn remembered_values_are_written_with_the_settlement_and_survive_a_restart() {
-    let store = Store::new();
-    let queue = store.open();
-    declare(&queue, &[("promoter", "segment"), ("acme", "segment")]).await;
-    let id = enqueue(&queue, "segment", &["identify"]).await;
-    queue.claim("promoter", 1).await.unwrap();
-    let remember = |key: &str, value| Remember {
-        store: "emails".to_owned(),
-        key: key.to_owned(),
-        value,
-    };
-    queue
-        .settle(
-            "promoter",
-            vec![(id[0], Settlement::Delivered)],
-            vec![
-                remember("u1", json!("old@example.com")),
-                remember("u1", json!("a@example.com")),
-            ],
-        )
-        .await
-        .unwrap();
-    drop(queue);
-
-    let queue = store.open();
-    assert_eq!(
-        queue.remembered("promoter").await.unwrap(),
-        [remember("u1", json!("a@example.com"))]
-    );
-    assert!(queue.remembered("acme").await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn values_can_be_remembered_without_settling_an_event() {
-    let store = Store::new();
-    let queue = store.open();
-    let value = Remember {
-        store: "emails".to_owned(),
-        key: "u1".to_owned(),
-        value: json!("a@example.com"),
-    };
-    queue
-        .settle("promoter", Vec::new(), vec![value.clone()])
-        .await
-        .unwrap();
-    assert_eq!(queue.remembered("promoter").await.unwrap(), [value]);
-}
+use common::Store;
+use ferry_queue::{Queue, QueueError, SqliteOptions, SqliteQueue};
 
 #[test]
 fn a_file_from_a_newer_ferry_is_refused() {

@@ -20,6 +20,7 @@ mod dry_run;
 mod error;
 mod http;
 mod metrics;
+mod order_key;
 mod reload;
 mod settle;
 mod setup;
@@ -34,7 +35,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ferry_queue::Queue;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -45,9 +45,10 @@ pub use crate::error::{ServeError, StartError, StopError, StoreError};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 pub use crate::setup::{
-    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Listener, Setup, SourceSetup, interpolate,
+    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Listener, Setup, SourceSetup, StoreSetup,
+    interpolate,
 };
-pub use crate::store::{STORE_FILE, open_store};
+pub use crate::store::{STORE_FILE, open_queue, open_queue_at, open_store};
 use crate::worker::Workers;
 
 /// How `ferry serve` runs.
@@ -102,7 +103,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         .await
         .map_err(StartError::Load)?
         .map_err(StartError::Setup)?;
-    let queue: Arc<dyn Queue> = Arc::new(open_store(&setup.data_dir, Some(&setup))?);
+    let queue = open_queue(&setup).await?;
     let metrics = Arc::new(Metrics::new());
     let dry_run = Arc::new(DryRunLog::new(&setup.data_dir.join("dry-run.ndjson")));
     let mut workers = Workers::new(WorkerContext {
@@ -192,6 +193,7 @@ pub fn force_dry_run(setup: &mut Setup) {
                 source: connection.source.clone(),
                 connection: Arc::clone(&connection.connection),
                 dry_run: true,
+                order: connection.order.clone(),
             });
         }
     }

@@ -5,16 +5,39 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_queue::{SqliteOptions, SqliteQueue};
+use std::sync::Arc;
+
+use ferry_queue::{NatsQueue, Queue, SqliteOptions, SqliteQueue};
 use ferry_spec::config::Synchronous;
 
 use crate::error::StoreError;
-use crate::setup::Setup;
+use crate::setup::{Setup, StoreSetup};
 
 /// The store's file name inside the data folder.
 pub const STORE_FILE: &str = "ferry.sqlite";
 
-/// Opens the store in `data_dir`, creating the folder. With a `setup`, its store options
+/// Opens the queue `store` names: the SQLite file in `data_dir`, or NATS JetStream. With a
+/// `setup`, its SQLite options apply.
+pub async fn open_queue_at(
+    store: &StoreSetup,
+    data_dir: &Path,
+    setup: Option<&Setup>,
+) -> Result<Arc<dyn Queue>, StoreError> {
+    match store {
+        StoreSetup::Sqlite => Ok(Arc::new(open_store(data_dir, setup)?)),
+        StoreSetup::Nats(options) => {
+            tracing::info!(servers = %options.servers_shown(), "the queue is in NATS JetStream");
+            Ok(Arc::new(NatsQueue::connect(options.clone()).await?))
+        }
+    }
+}
+
+/// Opens the queue of `setup`.
+pub async fn open_queue(setup: &Setup) -> Result<Arc<dyn Queue>, StoreError> {
+    open_queue_at(&setup.store, &setup.data_dir, Some(setup)).await
+}
+
+/// Opens the SQLite store in `data_dir`, creating the folder. With a `setup`, its store options
 /// apply; without (`ferry dlq`), the defaults.
 pub fn open_store(data_dir: &Path, setup: Option<&Setup>) -> Result<SqliteQueue, StoreError> {
     private_folder(data_dir)?;

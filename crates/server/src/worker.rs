@@ -66,6 +66,12 @@ impl Workers {
             .map(|c| (c.name.clone(), c.source.clone()))
             .collect();
         self.shared.queue.declare(declared).await?;
+        for connection in setup.connections.values() {
+            self.shared
+                .queue
+                .order(&connection.name, connection.order.clone())
+                .await?;
+        }
         let gone: Vec<String> = self
             .running
             .keys()
@@ -94,14 +100,9 @@ impl Workers {
             let state = if let Some(state) = self.states.get(name) {
                 Arc::clone(state)
             } else {
-                let mut memory = MemoryState::default();
                 let stored = self.shared.queue.remembered(name).await?;
-                memory.apply(stored.into_iter().map(|r| ferry_engine::Remembered {
-                    store: r.store.into(),
-                    key: r.key,
-                    value: r.value,
-                }));
-                let state: SharedState = Arc::new(std::sync::RwLock::new(memory));
+                let state: SharedState = Arc::new(std::sync::RwLock::new(MemoryState::default()));
+                remember(&state, stored);
                 self.states.insert(name.clone(), Arc::clone(&state));
                 state
             };
@@ -245,7 +246,7 @@ impl WorkerRun {
             };
             if claimed.is_empty() {
                 tokio::select! {
-                    () = self.shared.queue.work_available() => {}
+                    () = self.shared.queue.work_available(&self.name) => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
                     _ = self.halt.changed() => {}
                     _ = self.setups.changed() => {
@@ -254,6 +255,11 @@ impl WorkerRun {
                     }
                 }
                 continue;
+            }
+            // What other nodes sharing the queue remembered, before these events are planned.
+            let learned = self.shared.queue.remembered_changes(&self.name);
+            if !learned.is_empty() {
+                remember(&self.state, learned);
             }
             self.shared
                 .metrics
@@ -341,4 +347,16 @@ impl WorkerRun {
         });
         Running { events, halt, task }
     }
+}
+
+/// Applies remembered values to a worker's memory.
+fn remember(state: &SharedState, values: Vec<ferry_queue::Remember>) {
+    state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .apply(values.into_iter().map(|r| ferry_engine::Remembered {
+            store: r.store.into(),
+            key: r.key,
+            value: r.value,
+        }));
 }

@@ -132,23 +132,109 @@ pub struct Tls {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
-    /// `full` makes every acknowledged event survive a power cut (one fsync per group commit);
-    /// `normal` survives a crash of ferry but may lose the last commits on a power cut.
+    /// Where events, delivery state, retries, dead letters and remembered values live:
+    /// `sqlite` (the default) keeps them in one file in `data`, for one node; `nats` keeps
+    /// them in NATS JetStream, shared by every `ferry serve` node with the same `servers`.
+    #[serde(default)]
+    pub backend: Backend,
+    /// SQLite: `full` makes every acknowledged event survive a power cut (one fsync per group
+    /// commit); `normal` survives a crash of ferry but may lose the last commits on a power cut.
     #[serde(default)]
     pub synchronous: Synchronous,
     /// How long a Segment `messageId` or Amplitude `insert_id` is remembered to drop repeats.
+    /// On NATS, JetStream's duplicate window, which each server keeps in memory.
     #[serde(default = "default_dedupe_hours")]
     #[schemars(range(min = 0))]
     pub dedupe_hours: u32,
+    /// NATS: the servers' URLs (`nats://host:4222`); one reachable is enough, the client
+    /// learns the others. Strings may use `${ENV_VAR}`.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// NATS: copies of every stream and bucket (1, 3 or 5). An event is acknowledged once
+    /// stored on a majority of them.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: u32,
+    /// NATS: how ferry authenticates: `{ user, password }`, `{ token }` or `{ creds_file }`,
+    /// each through `${ENV_VAR}` to keep secrets out of this file.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// NATS: how long an event a node claimed may go unsettled before JetStream hands it to
+    /// another node. A node working longer on an event extends it; only a node that stopped
+    /// loses its events to the others, after this long.
+    #[serde(default = "default_ack_wait")]
+    #[schemars(range(min = 1))]
+    pub ack_wait_seconds: u64,
 }
 
 impl Default for Store {
     fn default() -> Store {
         Store {
+            backend: Backend::default(),
             synchronous: Synchronous::default(),
             dedupe_hours: default_dedupe_hours(),
+            servers: Vec::new(),
+            replicas: default_replicas(),
+            credentials: None,
+            ack_wait_seconds: default_ack_wait(),
         }
     }
+}
+
+/// See [`Store::backend`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Sqlite,
+    Nats,
+}
+
+/// See [`Store::credentials`].
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Credentials {
+    UserPassword(UserPassword),
+    Token(Token),
+    CredsFile(CredsFile),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::UserPassword(UserPassword { user, .. }) => {
+                write!(f, "UserPassword {{ user: {user:?}, password: [redacted] }}")
+            }
+            Credentials::Token(_) => f.write_str("Token([redacted])"),
+            Credentials::CredsFile(CredsFile { creds_file }) => {
+                write!(f, "CredsFile({creds_file:?})")
+            }
+        }
+    }
+}
+
+/// A NATS user and password.
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPassword {
+    pub user: String,
+    /// Use `${ENV_VAR}`.
+    pub password: String,
+}
+
+/// A NATS token.
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// Use `${ENV_VAR}`.
+    pub token: String,
+}
+
+/// A NATS `.creds` file (a user JWT and its NKey seed), relative to this file.
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredsFile {
+    pub creds_file: String,
 }
 
 /// See [`Store::synchronous`].
@@ -209,6 +295,11 @@ pub struct Source {
     /// webhook's shared secret. Use `${ENV_VAR}` to keep them out of this file.
     #[schemars(length(min = 1))]
     pub keys: Vec<String>,
+    /// Who an event is about, for connections with `ordered: true`: JSONPaths tried in turn,
+    /// the first present wins. By default: Segment `$.userId` then `$.anonymousId`; Amplitude
+    /// `$.user_id` then `$.device_id`; Extole `$.external_id` then `$.email`.
+    #[serde(default)]
+    pub order_key: Option<Vec<String>>,
 }
 
 /// The wire format of a source.
@@ -248,6 +339,11 @@ pub struct Connection {
     /// Overrides the top-level `dry_run` for this connection.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Deliver the events of one user one after another, in the order they were accepted:
+    /// while one is being delivered or waits for a retry, that user's later events wait (other
+    /// users' keep flowing); a dead letter lets them go. The user is the source's `order_key`.
+    #[serde(default)]
+    pub ordered: bool,
 }
 
 fn default_listen() -> String {
@@ -264,6 +360,14 @@ fn default_data() -> String {
 
 fn default_dedupe_hours() -> u32 {
     24
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_ack_wait() -> u64 {
+    30
 }
 
 fn default_first_retry() -> u64 {

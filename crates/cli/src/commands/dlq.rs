@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use ferry_queue::{Queue, Select, SqliteQueue};
+use ferry_queue::{Queue, Select};
+use ferry_server::{ConfigOrigin, StoreSetup};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -70,25 +71,27 @@ impl Which {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let data = data_dir(args.config.as_deref(), args.data.as_deref())?;
-    let store = data.join(ferry_server::STORE_FILE);
-    if !store.is_file() {
-        anyhow::bail!(
-            "no store at `{}`: has `ferry serve` run with this data folder?",
-            store.display()
-        );
+    let (store, data) = store(args.config.as_deref(), args.data.as_deref())?;
+    if let StoreSetup::Sqlite = store {
+        let file = data.join(ferry_server::STORE_FILE);
+        if !file.is_file() {
+            anyhow::bail!(
+                "no store at `{}`: has `ferry serve` run with this data folder?",
+                file.display()
+            );
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let queue = ferry_server::open_store(&data, None)?;
-        command(&queue, &args.command).await
+        let queue = ferry_server::open_queue_at(&store, &data, None).await?;
+        command(queue.as_ref(), &args.command).await
     })
 }
 
-async fn command(queue: &SqliteQueue, command: &Command) -> anyhow::Result<ExitCode> {
+async fn command(queue: &dyn Queue, command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::List {
             connection,
@@ -173,28 +176,21 @@ async fn command(queue: &SqliteQueue, command: &Command) -> anyhow::Result<ExitC
     }
 }
 
-/// The data folder: `--data`, or the configuration's `data` (relative to its file), or the
-/// default `ferry-data`.
-fn data_dir(config: Option<&Path>, data: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(data) = data {
-        return Ok(data.to_path_buf());
-    }
+/// The store of the configuration (`--config`, or `ferry.yaml` when it exists): SQLite in its
+/// data folder (`--data` instead, or `ferry-data` without a configuration), or NATS JetStream,
+/// which every node shares, so that this works from any of them.
+fn store(config: Option<&Path>, data: Option<&Path>) -> anyhow::Result<(StoreSetup, PathBuf)> {
     let config = match config {
         Some(path) => Some(path.to_path_buf()),
         None => Some(PathBuf::from("ferry.yaml")).filter(|p| p.is_file()),
     };
-    match config {
-        Some(path) => {
-            let document = ferry_spec::load_config_file(&path)
-                .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?;
-            let base = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            Ok(base.join(document.config.data))
-        }
-        None => Ok(PathBuf::from("ferry-data")),
-    }
+    let (store, configured) = match config {
+        Some(path) => ConfigOrigin::File(path)
+            .load_store()
+            .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?,
+        None => (StoreSetup::Sqlite, PathBuf::from("ferry-data")),
+    };
+    Ok((store, data.map_or(configured, Path::to_path_buf)))
 }
 
 fn at(ms: i64) -> std::time::SystemTime {

@@ -53,6 +53,11 @@ struct Behaviour {
     refusing: AtomicBool,
     /// Requests answered 503 at random, out of 1000.
     fail_per_mille: AtomicU32,
+    /// Requests answered 429 at random, out of 1000.
+    limit_per_mille: AtomicU32,
+    /// The ids of delivered events in the order their requests arrived ([`Keep::Ids`] and
+    /// [`Keep::Requests`]).
+    delivered: Mutex<Vec<String>>,
     /// Every answer waits this long.
     delay_ms: AtomicU64,
     /// Bodies containing this text wait `hold_ms` before their answer.
@@ -84,6 +89,8 @@ impl Destination {
             status: AtomicU16::new(200),
             refusing: AtomicBool::new(false),
             fail_per_mille: AtomicU32::new(0),
+            limit_per_mille: AtomicU32::new(0),
+            delivered: Mutex::default(),
             delay_ms: AtomicU64::new(0),
             hold: Mutex::new(None),
             count_requests: AtomicU64::new(0),
@@ -136,6 +143,11 @@ impl Destination {
         lock(&self.behaviour.ids).clone()
     }
 
+    /// The ids of delivered events, in the order their requests arrived (repeats included).
+    pub fn delivered_in_order(&self) -> Vec<String> {
+        lock(&self.behaviour.delivered).clone()
+    }
+
     /// Requests received, refused on purpose, and events received.
     pub fn requests(&self) -> u64 {
         self.behaviour.count_requests.load(Ordering::Relaxed)
@@ -162,6 +174,13 @@ impl Destination {
     /// Answers this share of requests, out of 1000 and at random, with 503.
     pub fn fail_per_mille(&self, share: u32) {
         self.behaviour.fail_per_mille.store(share, Ordering::SeqCst);
+    }
+
+    /// Answers this share of requests, out of 1000 and at random, with 429 (after the 503s).
+    pub fn limit_per_mille(&self, share: u32) {
+        self.behaviour
+            .limit_per_mille
+            .store(share, Ordering::SeqCst);
     }
 
     /// Waits this long before every answer.
@@ -234,6 +253,11 @@ fn choose(behaviour: &Behaviour, body: &Bytes) -> StatusCode {
         behaviour.count_refused.fetch_add(1, Ordering::Relaxed);
         return StatusCode::SERVICE_UNAVAILABLE;
     }
+    let share = behaviour.limit_per_mille.load(Ordering::SeqCst);
+    if share > 0 && fastrand::u32(0..1000) < share {
+        behaviour.count_refused.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::TOO_MANY_REQUESTS;
+    }
     StatusCode::from_u16(behaviour.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
 }
 
@@ -260,9 +284,11 @@ fn record(behaviour: &Behaviour, parts: &axum::http::request::Parts, body: &Byte
             .count_events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         let mut ids = lock(&behaviour.ids);
+        let mut delivered = lock(&behaviour.delivered);
         for event in &events {
             if let Some(id) = event.get("id").and_then(Value::as_str) {
                 *ids.entry(id.to_owned()).or_default() += 1;
+                delivered.push(id.to_owned());
             }
         }
     }

@@ -41,6 +41,10 @@ pub async fn floor() -> SocketAddr {
 pub struct Batches {
     template: Vec<u8>,
     slots: Vec<usize>,
+    /// Where each event's 5-digit user number sits, and how many users there are (0: each
+    /// index keeps its own user, the same in every batch).
+    user_slots: Vec<usize>,
+    users: u64,
     run: String,
     pub size: usize,
 }
@@ -49,13 +53,21 @@ const SLOT: &str = "000000000000";
 
 impl Batches {
     pub fn new(run: &str, size: usize) -> Batches {
+        Batches::with_users(run, size, 0)
+    }
+
+    /// [`Batches::new`] whose events go round `users` users (`user-00000` ...), event `n` of
+    /// the run (batch x size + index) being about user `n % users`.
+    pub fn with_users(run: &str, size: usize, users: u64) -> Batches {
         let mut template = String::from(r#"{"batch":["#);
         let mut slots = Vec::with_capacity(size);
+        let mut user_slots = Vec::with_capacity(size);
         for index in 0..size {
             if index > 0 {
                 template.push(',');
             }
             template.push_str(r#"{"type":"track","event":"Order Completed","userId":"user-"#);
+            user_slots.push(template.len());
             let _ = write!(template, "{:05}", index * 7919 % 100_000);
             template.push_str(r#"","messageId":""#);
             template.push_str(run);
@@ -74,6 +86,8 @@ impl Batches {
         Batches {
             template: template.into_bytes(),
             slots,
+            user_slots,
+            users,
             run: run.to_owned(),
             size,
         }
@@ -85,6 +99,12 @@ impl Batches {
         let digits = format!("{batch:012}");
         for &slot in &self.slots {
             body[slot..slot + SLOT.len()].copy_from_slice(digits.as_bytes());
+        }
+        if self.users > 0 {
+            for (index, &slot) in self.user_slots.iter().enumerate() {
+                let user = (batch * self.size as u64 + index as u64) % self.users;
+                body[slot..slot + 5].copy_from_slice(format!("{user:05}").as_bytes());
+            }
         }
         Bytes::from(body)
     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod destination;
 pub mod ferry;
 pub mod load;
+pub mod nats;
 pub mod workspace;
 
 pub use client::{http, post_batch, track};

@@ -76,8 +76,13 @@ pub struct WorkspaceOptions {
     pub delivery: String,
     /// The durable retry schedule: first wait and longest wait, in seconds.
     pub retry: (u64, u64),
+    /// The whole `store:` value (a YAML flow mapping) instead of `{ synchronous: ... }`: a
+    /// NATS store, say.
+    pub store: Option<String>,
     /// More top-level configuration, as YAML lines.
     pub extra: String,
+    /// More keys of the connection `sink`, as one YAML line (`ordered: true`).
+    pub connection: String,
 }
 
 impl WorkspaceOptions {
@@ -89,7 +94,9 @@ impl WorkspaceOptions {
             batch_items: None,
             delivery: String::new(),
             retry: (1, 2),
+            store: None,
             extra: String::new(),
+            connection: String::new(),
         }
     }
 }
@@ -137,7 +144,7 @@ impl Workspace {
 mappings: mappings
 data: data
 dry_run: {dry_run}
-store: {{ synchronous: {synchronous} }}
+store: {store}
 # Events whose delivery failed come back quickly, so that a test can wait for them.
 retry: {{ first_after_seconds: {first}, at_most_every_seconds: {longest} }}
 sources:
@@ -148,9 +155,17 @@ connections:
     mapping: sink
     settings: {{ key: '${{SINK_KEY}}' }}
     base_url: \"{destination}\"
-{extra}",
+{connection}{extra}",
             dry_run = o.dry_run,
-            synchronous = o.synchronous,
+            store = o
+                .store
+                .clone()
+                .unwrap_or_else(|| format!("{{ synchronous: {} }}", o.synchronous)),
+            connection = if o.connection.is_empty() {
+                String::new()
+            } else {
+                format!("    {}\n", o.connection)
+            },
             first = o.retry.0,
             longest = o.retry.1,
             destination = o.destination,

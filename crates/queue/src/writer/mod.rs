@@ -336,7 +336,7 @@ impl Writer {
             }
         }
         if wake {
-            self.shared.notify.notify_waiters();
+            self.shared.wake.notify();
         }
     }
 

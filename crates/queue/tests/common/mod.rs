@@ -3,9 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use ferry_queue::{Claimed, Enqueued, EventId, NewEvent, Queue, SqliteOptions, SqliteQueue};
+use ferry_queue::{SqliteOptions, SqliteQueue};
 
 pub struct Store {
     pub dir: tempfile::TempDir,
@@ -47,63 +46,7 @@ impl Store {
     }
 }
 
-pub fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
+#[path = "../behaviour/helpers.rs"]
+mod helpers;
 
-pub fn event(source: &str, body: &str) -> NewEvent {
-    NewEvent {
-        source: source.to_owned(),
-        dedupe: None,
-        received_at_ms: now_ms(),
-        body: body.to_owned(),
-    }
-}
-
-pub fn keyed(source: &str, key: &str, body: &str) -> NewEvent {
-    NewEvent {
-        dedupe: Some(key.to_owned()),
-        ..event(source, body)
-    }
-}
-
-/// Enqueues one event per body on `source`; answers their ids.
-pub async fn enqueue(queue: &impl Queue, source: &str, bodies: &[&str]) -> Vec<EventId> {
-    let events = bodies.iter().map(|body| event(source, body)).collect();
-    queue
-        .enqueue(events, Vec::new())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|outcome| match outcome {
-            Enqueued::Stored(id) => id,
-            Enqueued::Duplicate => panic!("unexpected duplicate"),
-        })
-        .collect()
-}
-
-pub async fn declare(queue: &impl Queue, connections: &[(&str, &str)]) {
-    queue
-        .declare(
-            connections
-                .iter()
-                .map(|(name, source)| ((*name).to_owned(), (*source).to_owned()))
-                .collect(),
-        )
-        .await
-        .unwrap();
-}
-
-pub fn bodies(claimed: &[Claimed]) -> Vec<&str> {
-    claimed.iter().map(|c| c.body.as_str()).collect()
-}
-
-pub fn ids(claimed: &[Claimed]) -> Vec<EventId> {
-    claimed.iter().map(|c| c.id).collect()
-}
+pub use helpers::*;

@@ -6,6 +6,7 @@
 mod env;
 mod listener;
 mod mappings;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_engine::Connection;
+use ferry_engine::JsonPath;
+use ferry_queue::OrderKey;
+
+use crate::order_key::{default_paths, order_key};
 use ferry_spec::config::{Config, SourceKind};
 use ferry_spec::{ConfigDocument, Diagnostic, Diagnostics, Target, did_you_mean, escape_segment};
 use indexmap::IndexMap;
@@ -22,6 +27,7 @@ pub use self::env::interpolate;
 use self::env::interpolate_value;
 pub use self::listener::Listener;
 use self::mappings::{Folder, load_mappings, reads};
+pub use self::store::StoreSetup;
 
 /// The configuration `ferry serve` uses when none is given: the bundled mappings, fed by one
 /// source of each kind, in dry-run mode.
@@ -42,6 +48,19 @@ impl ConfigOrigin {
         match self {
             ConfigOrigin::File(path) => Some(path),
             ConfigOrigin::Embedded => None,
+        }
+    }
+
+    /// Only the store the configuration names, and its data folder: what `ferry dlq` needs,
+    /// without loading the mappings.
+    pub fn load_store(&self) -> Result<(StoreSetup, PathBuf), Diagnostics> {
+        let (document, base) = self.load()?;
+        let mut problems = Vec::new();
+        let store = store::store(&document, &base, &mut problems);
+        if problems.is_empty() {
+            Ok((store, base.join(&document.config.data)))
+        } else {
+            Err(Diagnostics(problems))
         }
     }
 
@@ -68,6 +87,8 @@ impl ConfigOrigin {
 pub struct SourceSetup {
     pub kind: SourceKind,
     keys: Vec<String>,
+    /// Who its events are about, for ordered connections: JSONPaths tried in turn.
+    order: Vec<JsonPath>,
 }
 
 impl SourceSetup {
@@ -83,6 +104,8 @@ pub struct ConnectionSetup {
     pub source: String,
     pub connection: Arc<Connection>,
     pub dry_run: bool,
+    /// With `ordered: true`: the ordering key of its source's events.
+    pub order: Option<OrderKey>,
 }
 
 impl std::fmt::Debug for ConnectionSetup {
@@ -92,6 +115,7 @@ impl std::fmt::Debug for ConnectionSetup {
             .field("source", &self.source)
             .field("mapping", &self.connection.mapping().name)
             .field("dry_run", &self.dry_run)
+            .field("ordered", &self.order.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +131,8 @@ pub struct Setup {
     pub data_dir: PathBuf,
     /// The HTTP listener, checked (certificates read).
     pub listener: Listener,
+    /// Where the queue lives.
+    pub store: StoreSetup,
     pub sources: IndexMap<String, SourceSetup>,
     pub connections: IndexMap<String, Arc<ConnectionSetup>>,
     keys: HashMap<(SourceKind, String), String>,
@@ -121,12 +147,14 @@ impl Setup {
         let data_dir = base.join(&config.data);
         let mut problems = Vec::new();
         let listener = listener::listener(&document, &base, &mut problems);
+        let store = store::store(&document, &base, &mut problems);
         let mappings = load_mappings(&mappings_dir, &mut problems);
 
         let (sources, keys) = resolve_sources(&document, &mut problems);
         let mut connections = IndexMap::new();
         for (name, spec) in &config.connections {
             let found = Found {
+                sources: &sources,
                 document: &document,
                 folder: &mappings,
                 mappings_dir: &mappings_dir,
@@ -143,6 +171,7 @@ impl Setup {
                 mappings_dir,
                 data_dir,
                 listener,
+                store,
                 sources,
                 connections,
                 keys,
@@ -207,11 +236,29 @@ fn resolve_sources(
                 }
             }
         }
+        let order = match &source.order_key {
+            None => default_paths(source.kind),
+            Some(texts) => {
+                let mut paths = Vec::with_capacity(texts.len());
+                for (i, text) in texts.iter().enumerate() {
+                    match JsonPath::parse(text) {
+                        Ok(path) => paths.push(path),
+                        Err(message) => problems.push(document.diagnostic(
+                            &format!("/sources/{}/order_key/{i}", escape_segment(name)),
+                            Target::Value,
+                            format!("not a JSONPath: {message}"),
+                        )),
+                    }
+                }
+                paths
+            }
+        };
         sources.insert(
             name.clone(),
             SourceSetup {
                 kind: source.kind,
                 keys: resolved,
+                order,
             },
         );
     }
@@ -220,6 +267,7 @@ fn resolve_sources(
 
 /// What a connection is checked against.
 struct Found<'a> {
+    sources: &'a IndexMap<String, SourceSetup>,
     document: &'a ConfigDocument,
     folder: &'a Folder,
     mappings_dir: &'a Path,
@@ -365,6 +413,14 @@ impl Found<'_> {
             source: spec.source.clone(),
             connection: Arc::new(connection),
             dry_run: spec.dry_run.unwrap_or(config.dry_run),
+            order: spec
+                .ordered
+                .then(|| {
+                    self.sources
+                        .get(&spec.source)
+                        .map(|s| order_key(s.order.clone()))
+                })
+                .flatten(),
         })
     }
 }

@@ -1,0 +1,180 @@
+//! Connecting, and making sure the streams and the bucket exist.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use async_nats::{ConnectOptions, ServerAddr};
+
+use super::names::{DEAD, EVENTS, LEASES, REMEMBERED, RETRIES};
+use super::{NatsCredentials, NatsOptions};
+use crate::QueueError;
+
+/// Most publishes awaiting JetStream's acknowledgement at once per node; more wait.
+const ACKS_IN_FLIGHT: usize = 20_000;
+/// How long one JetStream request (publish acknowledgement, consumer info) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connected queue holds on to.
+pub(crate) struct Connected {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) events: stream::Stream,
+    pub(crate) retries: stream::Stream,
+    pub(crate) dead: stream::Stream,
+    pub(crate) remembered: kv::Store,
+    pub(crate) leases: kv::Store,
+}
+
+pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, QueueError> {
+    let connect_error = |source| QueueError::NatsConnect {
+        servers: options.servers_shown(),
+        source,
+    };
+    let addresses: Vec<ServerAddr> = options
+        .servers
+        .iter()
+        .map(|url| {
+            url.parse::<ServerAddr>().map_err(|source| {
+                connect_error(async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::ServerParse,
+                    source,
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut connect = ConnectOptions::new()
+        .name("ferry")
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    connect = match &options.credentials {
+        None => connect,
+        Some(NatsCredentials::UserPassword { user, password }) => {
+            connect.user_and_password(user.clone(), password.clone())
+        }
+        Some(NatsCredentials::Token(token)) => connect.token(token.clone()),
+        Some(NatsCredentials::CredsFile(path)) => {
+            connect.credentials_file(path).await.map_err(|source| {
+                connect_error(async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::Authentication,
+                    source,
+                ))
+            })?
+        }
+    };
+    let client = connect.connect(addresses).await.map_err(connect_error)?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .max_ack_inflight(ACKS_IN_FLIGHT)
+        .build(client.clone());
+
+    let (events, retries, dead, remembered) = ensure_streams(&js, options).await?;
+    let leases = ensure_bucket(
+        &js,
+        LEASES,
+        "ferry: which node delivers each ordered connection",
+        options.replicas.max(1),
+    )
+    .await?;
+    Ok(Connected {
+        client,
+        js,
+        events,
+        retries,
+        dead,
+        remembered,
+        leases,
+    })
+}
+
+/// The streams and the bucket, created as ferry lays them out where missing.
+async fn ensure_streams(
+    js: &jetstream::Context,
+    options: &NatsOptions,
+) -> Result<(stream::Stream, stream::Stream, stream::Stream, kv::Store), QueueError> {
+    let replicas = options.replicas.max(1);
+    let events = ensure_stream(
+        js,
+        stream::Config {
+            name: EVENTS.to_owned(),
+            description: Some(
+                "ferry: every accepted event, until each connection settled it".to_owned(),
+            ),
+            subjects: vec!["ferry.events.>".to_owned()],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: options.dedupe_window,
+            allow_direct: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let retries = ensure_stream(
+        js,
+        stream::Config {
+            name: RETRIES.to_owned(),
+            description: Some(
+                "ferry: events waiting for a retry at a time, per connection".to_owned(),
+            ),
+            subjects: vec!["ferry.retries.>".to_owned()],
+            retention: stream::RetentionPolicy::Interest,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let dead = ensure_stream(
+        js,
+        stream::Config {
+            name: DEAD.to_owned(),
+            description: Some("ferry: dead letters, kept until replayed or purged".to_owned()),
+            subjects: vec!["ferry.dead.>".to_owned()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            allow_direct: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let remembered = ensure_bucket(
+        js,
+        REMEMBERED,
+        "ferry: values mappings remember, per connection",
+        replicas,
+    )
+    .await?;
+    Ok((events, retries, dead, remembered))
+}
+
+/// Gets the key-value bucket, or creates it with one value per key.
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store, QueueError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: bucket.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|source| QueueError::nats("creating a key-value bucket", source))
+}
+
+/// Gets the stream, or creates it as `config` says. An existing stream keeps its settings.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, QueueError> {
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|source| QueueError::nats("creating a stream", source))
+}
