@@ -253,6 +253,26 @@ pub(crate) async fn claim(
     if !may_claim_ordered(inner, &connection).await? {
         return Ok(Vec::new());
     }
+    // While catching up after a takeover nothing is admitted until every event the previous
+    // holder had claimed is here: keep fetching rather than leave the worker waiting for a
+    // wake-up between batches, which would let the catch-up time out half-gathered.
+    loop {
+        let (out, fetched) = claim_round(&connection, max).await?;
+        let catching_up = lock(&connection.state)
+            .order
+            .as_ref()
+            .is_some_and(|o| o.catch_up.is_some());
+        if !out.is_empty() || !catching_up || fetched == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// One fetch: the events admitted, and how many messages came from JetStream.
+async fn claim_round(
+    connection: &Connection,
+    max: usize,
+) -> Result<(Vec<Claimed>, usize), QueueError> {
     let asked = max;
     let ready = lock(&connection.state)
         .order
@@ -262,12 +282,13 @@ pub(crate) async fn claim(
     let mut claimed = if max == 0 {
         Vec::new()
     } else {
-        due_retries(&connection, max).await?
+        due_retries(connection, max).await?
     };
     let wanted = max - claimed.len().min(max);
     if wanted > 0 {
-        claimed.extend(next_events(&connection, wanted).await?);
+        claimed.extend(next_events(connection, wanted).await?);
     }
+    let fetched = claimed.len();
     let mut state = lock(&connection.state);
     let mut answer = Vec::with_capacity(claimed.len());
     let mut again = Vec::with_capacity(claimed.len());
@@ -291,7 +312,7 @@ pub(crate) async fn claim(
     if answer.len() < max {
         state.released.clear();
     }
-    Ok(match &mut state.order {
+    let out = match &mut state.order {
         Some(ordered) => {
             let now = catch_up(ordered, answer, &again);
             let mut out = ordered
@@ -301,7 +322,8 @@ pub(crate) async fn claim(
             out
         }
         None => answer,
-    })
+    };
+    Ok((out, fetched))
 }
 
 /// The events an ordered connection may admit now. While catching up after a takeover, events
