@@ -287,37 +287,42 @@ fn check_merged(
     let items: Vec<&Map<String, Value>> =
         request.items.iter().map(|tag| &planned[*tag].1).collect();
     if let Some(name) = &spec.wrap {
-        let expected: Vec<Value> = items
-            .iter()
-            .map(|&item| Value::Object(item.clone()))
-            .collect();
-        assert!(expected.len() <= rule.max_items());
-        assert_eq!(body.get(name), Some(&Value::Array(expected)));
+        let Some(Value::Array(got)) = body.get(name) else {
+            panic!("a wrapped body without its `{name}` list");
+        };
+        assert!(got.len() <= rule.max_items());
+        assert!(
+            got.iter()
+                .map(Value::as_object)
+                .eq(items.iter().map(|&item| Some(item))),
+            "`{name}` of a wrapped body is not the items' bodies in order"
+        );
         return;
     }
     for name in &spec.concat {
-        let expected: Vec<Value> = items
+        let expected: Vec<&Value> = items
             .iter()
-            .flat_map(|item| match item.get(name) {
-                Some(Value::Array(values)) => values.clone(),
+            .flat_map(|&item| match item.get(name) {
+                Some(Value::Array(values)) => values.iter().collect(),
                 None => Vec::new(),
                 Some(other) => panic!("`{name}` of a batched body is not a list: {other}"),
             })
             .collect();
+        let got: Vec<&Value> = match body.get(name) {
+            Some(Value::Array(got)) => got.iter().collect(),
+            None => Vec::new(),
+            Some(other) => panic!("`{name}` of a merged body is not a list: {other}"),
+        };
         assert!(
-            expected.len() <= rule.max_items(),
+            got.len() <= rule.max_items(),
             "`{name}` holds {} items, over the limit of {}",
-            expected.len(),
+            got.len(),
             rule.max_items()
         );
-        match body.get(name) {
-            Some(Value::Array(got)) => assert_eq!(got, &expected, "`{name}` of a merged body"),
-            None => assert!(
-                expected.is_empty(),
-                "`{name}` is missing from a merged body"
-            ),
-            Some(other) => panic!("`{name}` of a merged body is not a list: {other}"),
-        }
+        assert!(
+            got == expected,
+            "`{name}` of a merged body is not the items' elements in order, each once"
+        );
     }
     // Every other member is the same in each item, and in the merged body.
     for (key, value) in items[0] {
