@@ -9,7 +9,8 @@
 //! ```
 //!
 //! - `setup`: the configuration and mappings, checked together.
-//! - `wire`: Segment, Amplitude and Extole wire formats, as pure functions.
+//! - `wire`: Segment, Amplitude and Extole wire formats, as pure functions (public only with the
+//!   `fuzzing` feature, for the fuzz targets).
 //! - `http`: the listener (connection limits, timeouts, TLS) and the axum routes.
 //! - `worker`: per-connection delivery from the queue; `settle`: outcomes into settlements.
 //! - `reload`: hot reload; `app`: what those parts share.
@@ -25,6 +26,9 @@ mod reload;
 mod settle;
 mod setup;
 mod store;
+#[cfg(feature = "fuzzing")]
+pub mod wire;
+#[cfg(not(feature = "fuzzing"))]
 mod wire;
 mod worker;
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 use annotate_snippets::{AnnotationKind, Level, Origin, Renderer, Snippet};
 
-use crate::source_map::Span;
+use crate::source_map::{Span, lines};
 
 /// One problem in a mapping file, with where it is and the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ impl Diagnostic {
         let snippet = if span.line == 0 {
             String::new()
         } else {
-            text.lines().nth(span.line - 1).unwrap_or("").to_owned()
+            lines(text).nth(span.line - 1).unwrap_or("").to_owned()
         };
         Diagnostic {
             file: file.to_owned(),

@@ -3,7 +3,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::Mapping;
-use crate::source_map::{SourceMap, Span};
+use crate::source_map::{SourceMap, Span, lines};
 
 /// A parsed mapping file, with what is needed to locate problems in it.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ pub(crate) fn locate(
 /// yaml-rust2 places a block mapping where it read its first `:`. Point at the first key
 /// instead, so that a problem with the whole mapping underlines a name, not a colon.
 fn first_key_of_block(text: &str, span: Span) -> Span {
-    let Some(line) = text.lines().nth(span.line.saturating_sub(1)) else {
+    let Some(line) = lines(text).nth(span.line.saturating_sub(1)) else {
         return span;
     };
     let chars: Vec<char> = line.chars().collect();
@@ -95,7 +95,7 @@ fn first_key_of_block(text: &str, span: Span) -> Span {
 /// A quoted scalar's span starts at its opening quote but is as long as its unquoted text:
 /// stretch it to the closing quote so that the caret underlines the whole value as written.
 fn cover_quotes(text: &str, span: Span) -> Span {
-    let Some(line) = text.lines().nth(span.line.saturating_sub(1)) else {
+    let Some(line) = lines(text).nth(span.line.saturating_sub(1)) else {
         return span;
     };
     let mut chars = line.chars().skip(span.column.saturating_sub(1));

@@ -119,10 +119,41 @@ struct Builder<'a> {
     stack: Vec<Frame>,
 }
 
+/// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r` (the
+/// parsers' line numbers count a lone `\r` as a line break; `str::lines` does not).
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(at) = rest.find(['\n', '\r']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..at];
+        let end = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[at + end..];
+        Some(line)
+    })
+}
+
+/// The byte offset where each line (as [`lines`] counts them) starts.
 fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
-        .collect()
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut at = 0;
+    while at < bytes.len() {
+        at += match (bytes[at], bytes.get(at + 1)) {
+            (b'\r', Some(b'\n')) => 2,
+            (b'\n' | b'\r', _) => 1,
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        starts.push(at);
+    }
+    starts
 }
 
 impl Builder<'_> {
@@ -133,7 +164,7 @@ impl Builder<'_> {
         let len = match scalar {
             Some(text) => {
                 let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-                let rest = self.text[start..].lines().next().unwrap_or("");
+                let rest = lines(&self.text[start..]).next().unwrap_or("");
                 let remaining = rest.chars().count().saturating_sub(column - 1);
                 text.chars().count().clamp(1, remaining.max(1))
             }
@@ -242,6 +273,27 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "version: 1\nactions:\n  track:\n    when: { type: track }\n    list:\n      - a\n      - \"b\"\n";
+
+    #[test]
+    fn lines_end_where_yaml_ends_them() {
+        let text = "a\nb\r\nc\rd\r\re";
+        assert_eq!(
+            lines(text).collect::<Vec<_>>(),
+            ["a", "b", "c", "d", "", "e"]
+        );
+        assert_eq!(line_starts(text), [0, 2, 5, 7, 9, 10]);
+        assert_eq!(lines("a\n").collect::<Vec<_>>(), ["a"]);
+        assert_eq!(line_starts("a\n"), [0, 2]);
+        assert_eq!(lines("").count(), 0);
+    }
+
+    #[test]
+    fn a_lone_carriage_return_starts_a_line() {
+        let map = SourceMap::build("version: 1\rname: x\r\nsource: segment\n");
+        let at = |pointer| map.value(pointer).map(|s| (s.line, s.column, s.len));
+        assert_eq!(at("/name"), Some((2, 7, 1)));
+        assert_eq!(at("/source"), Some((3, 9, 7)));
+    }
 
     #[test]
     fn locates_keys_and_values_by_pointer() {

@@ -16,4 +16,6 @@ mod readable;
 pub mod segment;
 mod splice;
 
+#[cfg(feature = "fuzzing")]
+pub use outcome::MAX_REJECTED_TEXT_BYTES;
 pub use outcome::{Accepted, Ingested, Rejected, WireError};
