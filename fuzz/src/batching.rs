@@ -92,6 +92,27 @@ impl<'a> BatchInput<'a> {
     }
 }
 
+/// `braze.yaml` with batches of at most 3 items and 1,500 bytes: every `max_items` lowered, and
+/// a `max_bytes` beside every `linger_ms`, at its indentation.
+fn with_small_limits(text: &str) -> String {
+    let mut small = String::with_capacity(text.len() + 200);
+    for line in text.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        if line.trim_start().starts_with("max_items:") {
+            small.push_str(indent);
+            small.push_str("max_items: 3\n");
+            continue;
+        }
+        small.push_str(line);
+        small.push('\n');
+        if line.trim_start().starts_with("linger_ms:") {
+            small.push_str(indent);
+            small.push_str("max_bytes: 1500\n");
+        }
+    }
+    small
+}
+
 /// The braze connections, as bundled and with small limits.
 pub struct Braze {
     pub variants: [Connection; 2],
@@ -104,10 +125,7 @@ impl Braze {
             serde_json::from_str(&bundled.settings[0]).expect("settings are a JSON object");
         let text = std::fs::read_to_string(crate::bundled::root().join("mappings/braze.yaml"))
             .expect("braze.yaml can be read");
-        let small = text
-            .replace("max_items: 75", "max_items: 3")
-            .replace("max_items: 50", "max_items: 3")
-            .replace("linger_ms: 1000", "linger_ms: 1000\n      max_bytes: 1500");
+        let small = with_small_limits(&text);
         assert_ne!(
             small, text,
             "braze.yaml no longer has the limits the fuzz target lowers"
