@@ -374,26 +374,6 @@ fn bench<S: Recall>(
     }
 }
 
-/// A small deterministic generator (xorshift64*), so every run maps the same stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
 /// The sample events, by what they are.
 struct Samples {
     identify: Value,
@@ -446,36 +426,36 @@ const LAST_NAMES: [&str; 5] = ["Doe", "García", "Chen", "Okafor", "Østergaard"
 /// audience updates and, now and then, a delete.
 fn event_stream(samples: &Path, count: usize) -> Vec<Vec<u8>> {
     let samples = Samples::read(samples);
-    let mut rng = Rng(0x00C0_FFEE_D15E_A5E5);
+    let mut rng = fastrand::Rng::with_seed(0x00C0_FFEE_D15E_A5E5);
     let mut lines = Vec::with_capacity(count + 16);
     let mut message = 0_u64;
     let mut user = 0_u64;
     while lines.len() < count {
         user += 1;
         let user_id = format!("user-{user:06}");
-        let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
-        let last = LAST_NAMES[usize::try_from(rng.below(5)).unwrap()];
+        let first = FIRST_NAMES[rng.usize(..6)];
+        let last = LAST_NAMES[rng.usize(..5)];
         let email = format!(
             "{}.{}.{user}@example.com",
             first.to_lowercase(),
             last.to_lowercase()
         );
-        let mut emit = |mut event: Value, rng: &mut Rng| {
+        let mut emit = |mut event: Value, rng: &mut fastrand::Rng| {
             message += 1;
             event["messageId"] = json!(format!("msg-{message:08}"));
             if event.get("userId").is_some() {
                 event["userId"] = json!(user_id);
             }
             if event.get("anonymousId").is_some() {
-                event["anonymousId"] = json!(format!("anon-{:x}", rng.next() >> 16));
+                event["anonymousId"] = json!(format!("anon-{:x}", rng.u64(..) >> 16));
             }
             event["timestamp"] = json!(format!(
                 "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                1 + rng.below(28),
-                rng.below(24),
-                rng.below(60),
-                rng.below(60),
-                rng.below(1000)
+                1 + rng.u64(..28),
+                rng.u64(..24),
+                rng.u64(..60),
+                rng.u64(..60),
+                rng.u64(..1000)
             ));
             lines.push(serde_json::to_vec(&event).expect("a value serializes"));
         };
@@ -485,22 +465,22 @@ fn event_stream(samples: &Path, count: usize) -> Vec<Vec<u8>> {
         traits.insert("email".into(), json!(email));
         traits.insert("firstName".into(), json!(first));
         traits.insert("lastName".into(), json!(last));
-        traits.insert("age".into(), json!(18 + rng.below(60)));
-        traits.insert("existingCustomer".into(), json!(rng.chance(50)));
-        if rng.chance(50) {
+        traits.insert("age".into(), json!(18 + rng.u64(..60)));
+        traits.insert("existingCustomer".into(), json!(rng.bool()));
+        if rng.bool() {
             traits.insert(
                 "plan".into(),
                 json!(["free", "pro", "team"][usize::try_from(user % 3).unwrap()]),
             );
             traits.insert(
                 "address".into(),
-                json!({"city": "Lisbon", "postalCode": format!("{:04}", rng.below(10_000))}),
+                json!({"city": "Lisbon", "postalCode": format!("{:04}", rng.u64(..10_000))}),
             );
         }
         emit(identify, &mut rng);
 
-        for _ in 0..3 + rng.below(5) {
-            let event = match rng.below(100) {
+        for _ in 0..3 + rng.u64(..5) {
+            let event = match rng.u64(..100) {
                 0..20 => {
                     let mut e = samples.registration.clone();
                     set_person(
@@ -518,10 +498,10 @@ fn event_stream(samples: &Path, count: usize) -> Vec<Vec<u8>> {
                     set_person(Some(props), &email, first, last, &user_id);
                     props.insert(
                         "partner_conversion_id".into(),
-                        json!(format!("purchase-{}", rng.next() >> 40)),
+                        json!(format!("purchase-{}", rng.u64(..) >> 40)),
                     );
-                    let cents = 100 + rng.below(50_000);
-                    let value = if rng.chance(50) {
+                    let cents = 100 + rng.u64(..50_000);
+                    let value = if rng.bool() {
                         json!(format!("{}.{:02}", cents / 100, cents % 100))
                     } else {
                         json!(cents_to_f64(cents))
@@ -536,7 +516,7 @@ fn event_stream(samples: &Path, count: usize) -> Vec<Vec<u8>> {
             };
             emit(event, &mut rng);
         }
-        if rng.chance(5) {
+        if rng.u8(..100) < 5 {
             emit(samples.delete.clone(), &mut rng);
         }
     }
@@ -559,20 +539,20 @@ fn set_person(
     }
 }
 
-fn order(sample: &Value, email: &str, rng: &mut Rng) -> Value {
+fn order(sample: &Value, email: &str, rng: &mut fastrand::Rng) -> Value {
     let mut e = sample.clone();
     e["context"]["traits"]["email"] = json!(email);
     let props = e["properties"].as_object_mut().expect("properties");
     let template = props["products"][0].clone();
     let mut products = Vec::new();
     let mut total = 0.0;
-    for n in 0..=rng.below(4) {
+    for n in 0..=rng.u64(..4) {
         let mut product = template.clone();
-        let price = cents_to_f64(500 + rng.below(20_000));
-        let quantity = 1 + rng.below(3);
+        let price = cents_to_f64(500 + rng.u64(..20_000));
+        let quantity = 1 + rng.u64(..3);
         total += price * f64::from(u32::try_from(quantity).unwrap());
-        product["product_id"] = json!(format!("p-{}", rng.below(1000)));
-        product["sku"] = json!(format!("SKU-{n}-{}", rng.below(100_000)));
+        product["product_id"] = json!(format!("p-{}", rng.u64(..1000)));
+        product["sku"] = json!(format!("SKU-{n}-{}", rng.u64(..100_000)));
         product["price"] = json!(price);
         product["quantity"] = json!(quantity);
         products.push(product);
@@ -581,7 +561,7 @@ fn order(sample: &Value, email: &str, rng: &mut Rng) -> Value {
     props.insert("products".into(), Value::Array(products));
     props.insert(
         "order_id".into(),
-        json!(format!("order-{}", rng.next() >> 44)),
+        json!(format!("order-{}", rng.u64(..) >> 44)),
     );
     props.insert("total".into(), json!(total));
     props.insert("revenue".into(), json!(total * 0.9));
@@ -606,20 +586,20 @@ const EXTOLE_EVENTS: [&str; 8] = [
 /// Extole webhook events for the Braze mapping: mostly known users (merged into batches), some
 /// users known only by email (the alias flow's first step), deletes, and events not sent.
 fn extole_event_stream(count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x0BAD_CAFE_F00D_0001);
+    let mut rng = fastrand::Rng::with_seed(0x0BAD_CAFE_F00D_0001);
     (0..count)
         .map(|i| {
-            let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
-            let last = LAST_NAMES[usize::try_from(rng.below(5)).unwrap()];
+            let first = FIRST_NAMES[rng.usize(..6)];
+            let last = LAST_NAMES[rng.usize(..5)];
             let email = format!("{}.{i}@example.com", first.to_lowercase());
-            let name = EXTOLE_EVENTS[usize::try_from(rng.below(8)).unwrap()];
+            let name = EXTOLE_EVENTS[rng.usize(..8)];
             let time = format!(
                 "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                1 + rng.below(28),
-                rng.below(24),
-                rng.below(60),
-                rng.below(60),
-                rng.below(1000)
+                1 + rng.u64(..28),
+                rng.u64(..24),
+                rng.u64(..60),
+                rng.u64(..60),
+                rng.u64(..1000)
             );
             let mut event = json!({
                 "event_name": name,
@@ -627,21 +607,21 @@ fn extole_event_stream(count: usize) -> Vec<Vec<u8>> {
                 "email": email,
                 "first_name": first,
                 "last_name": last,
-                "funnel": if rng.chance(50) { "advocate" } else { "friend" },
-                "share_link": format!("https://refer.example.com/{:x}", rng.next() >> 24),
+                "funnel": if rng.bool() { "advocate" } else { "friend" },
+                "share_link": format!("https://refer.example.com/{:x}", rng.u64(..) >> 24),
                 "data": {
                     "program": "spring-referral",
-                    "reward": format!("{} EUR", 5 + rng.below(20)),
-                    "channel": (["email", "sms", "facebook", "link"][usize::try_from(rng.below(4)).unwrap()]),
+                    "reward": format!("{} EUR", 5 + rng.u64(..20)),
+                    "channel": (["email", "sms", "facebook", "link"][rng.usize(..4)]),
                 }
             });
-            match rng.below(100) {
-                0..80 => event["external_id"] = json!(format!("user-{:06}", rng.below(50_000))),
+            match rng.u64(..100) {
+                0..80 => event["external_id"] = json!(format!("user-{:06}", rng.u64(..50_000))),
                 80..95 => {}
                 _ => event = json!({"type": "delete", "external_id": format!("user-{i}")}),
             }
-            if rng.chance(40) {
-                event["phone_number"] = json!(format!("+3519{:08}", rng.below(100_000_000)));
+            if rng.u8(..100) < 40 {
+                event["phone_number"] = json!(format!("+3519{:08}", rng.u64(..100_000_000)));
             }
             serde_json::to_vec(&event).expect("a value serializes")
         })
@@ -659,32 +639,32 @@ const AMPLITUDE_EVENTS: [&str; 6] = [
 
 /// Amplitude HTTP V2 events, with event, user and group properties.
 fn amplitude_event_stream(count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x00A3_91E7_1DE0_0002);
+    let mut rng = fastrand::Rng::with_seed(0x00A3_91E7_1DE0_0002);
     (0..count)
         .map(|i| {
-            let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
+            let first = FIRST_NAMES[rng.usize(..6)];
             let mut event = json!({
-                "event_type": AMPLITUDE_EVENTS[usize::try_from(rng.below(6)).unwrap()],
+                "event_type": AMPLITUDE_EVENTS[rng.usize(..6)],
                 "user_id": format!("{}.{i}@example.com", first.to_lowercase()),
-                "device_id": format!("{:016X}", rng.next()),
-                "time": 1_763_632_800_000_u64 + rng.below(86_400_000),
-                "insert_id": format!("{:x}-{:x}", rng.next(), rng.next()),
+                "device_id": format!("{:016X}", rng.u64(..)),
+                "time": 1_763_632_800_000_u64 + rng.u64(..86_400_000),
+                "insert_id": format!("{:x}-{:x}", rng.u64(..), rng.u64(..)),
                 "platform": "Web",
                 "os_name": "Chrome",
                 "event_properties": {
-                    "plan": (["free", "pro", "team"][usize::try_from(rng.below(3)).unwrap()]),
-                    "amount": cents_to_f64(100 + rng.below(50_000)),
-                    "coupon_code": format!("FRIEND{}", rng.below(100)),
+                    "plan": (["free", "pro", "team"][rng.usize(..3)]),
+                    "amount": cents_to_f64(100 + rng.u64(..50_000)),
+                    "coupon_code": format!("FRIEND{}", rng.u64(..100)),
                     "screen": "checkout",
                 },
                 "user_properties": {
-                    "unique_id": 10_000 + rng.below(90_000),
+                    "unique_id": 10_000 + rng.u64(..90_000),
                     "city": "Lisbon",
-                    "cohort": format!("2026-{:02}", 1 + rng.below(12)),
+                    "cohort": format!("2026-{:02}", 1 + rng.u64(..12)),
                 },
-                "groups": { "company": format!("company-{}", rng.below(500)) },
+                "groups": { "company": format!("company-{}", rng.u64(..500)) },
             });
-            if rng.chance(10) {
+            if rng.u8(..100) < 10 {
                 event["user_id"] = Value::Null;
             }
             serde_json::to_vec(&event).expect("a value serializes")
@@ -710,17 +690,17 @@ const EVENTS: [&str; 4] = [
 /// then track calls with a few properties, an Order Completed with two or three products, and
 /// pages; one user in ten is anonymous.
 fn destination_event_stream(count: usize) -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x0BAD_5EED_1234_5678);
+    let mut rng = fastrand::Rng::with_seed(0x0BAD_5EED_1234_5678);
     let mut lines = Vec::with_capacity(count + 8);
     let mut message = 0_u64;
     let mut user = 0_u64;
     while lines.len() < count {
         user += 1;
-        let anonymous = rng.chance(10);
-        let first = FIRST_NAMES[usize::try_from(rng.below(6)).unwrap()];
-        let last = LAST_NAMES[usize::try_from(rng.below(5)).unwrap()];
-        let (city, country) = CITIES[usize::try_from(rng.below(4)).unwrap()];
-        let mut emit = |kind: &str, mut event: Value, rng: &mut Rng| {
+        let anonymous = rng.u8(..100) < 10;
+        let first = FIRST_NAMES[rng.usize(..6)];
+        let last = LAST_NAMES[rng.usize(..5)];
+        let (city, country) = CITIES[rng.usize(..4)];
+        let mut emit = |kind: &str, mut event: Value, rng: &mut fastrand::Rng| {
             message += 1;
             event["type"] = json!(kind);
             event["messageId"] = json!(format!("msg-{message:08}"));
@@ -730,11 +710,11 @@ fn destination_event_stream(count: usize) -> Vec<Vec<u8>> {
             }
             event["timestamp"] = json!(format!(
                 "2026-11-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                1 + rng.below(28),
-                rng.below(24),
-                rng.below(60),
-                rng.below(60),
-                rng.below(1000)
+                1 + rng.u64(..28),
+                rng.u64(..24),
+                rng.u64(..60),
+                rng.u64(..60),
+                rng.u64(..1000)
             ));
             event["context"] = json!({"ip": "203.0.113.7", "library": {"name": "analytics.js", "version": "2.11.1"}});
             lines.push(serde_json::to_vec(&event).expect("a value serializes"));
@@ -745,38 +725,38 @@ fn destination_event_stream(count: usize) -> Vec<Vec<u8>> {
                 "email": format!("{}.{}.{user}@example.com", first.to_lowercase(), last.to_lowercase()),
                 "firstName": first,
                 "lastName": last,
-                "phone": format!("+3519{:08}", rng.below(100_000_000)),
-                "gender": if rng.chance(50) { "female" } else { "Male" },
-                "birthday": format!("19{:02}-{:02}-{:02}", 50 + rng.below(50), 1 + rng.below(12), 1 + rng.below(28)),
+                "phone": format!("+3519{:08}", rng.u64(..100_000_000)),
+                "gender": if rng.bool() { "female" } else { "Male" },
+                "birthday": format!("19{:02}-{:02}-{:02}", 50 + rng.u64(..50), 1 + rng.u64(..12), 1 + rng.u64(..28)),
                 "address": {"city": city, "country": country},
-                "plan": PLANS[usize::try_from(rng.below(3)).unwrap()],
-                "logins": rng.below(500),
+                "plan": PLANS[rng.usize(..3)],
+                "logins": rng.u64(..500),
                 "created_at": "2026-01-05T10:00:00Z",
                 "company": "Acme",
-                "newsletter": rng.chance(50)
+                "newsletter": rng.bool()
             }}),
             &mut rng,
         );
         for _ in 0..3 {
-            let name = EVENTS[usize::try_from(rng.below(4)).unwrap()];
+            let name = EVENTS[rng.usize(..4)];
             emit(
                 "track",
                 json!({"event": name, "properties": {
-                    "plan": PLANS[usize::try_from(rng.below(3)).unwrap()],
-                    "seats": rng.below(50),
+                    "plan": PLANS[rng.usize(..3)],
+                    "seats": rng.u64(..50),
                     "source": "web"
                 }}),
                 &mut rng,
             );
         }
-        let products: Vec<Value> = (0..2 + rng.below(2))
+        let products: Vec<Value> = (0..2 + rng.u64(..2))
             .map(|i| {
                 json!({
-                    "product_id": format!("p-{}", rng.below(1000)),
+                    "product_id": format!("p-{}", rng.u64(..1000)),
                     "sku": format!("SKU-{i}"),
                     "name": "Notebook",
-                    "price": cents_to_f64(100 + rng.below(5000)),
-                    "quantity": 1 + rng.below(3),
+                    "price": cents_to_f64(100 + rng.u64(..5000)),
+                    "quantity": 1 + rng.u64(..3),
                     "category": "paper"
                 })
             })
@@ -785,7 +765,7 @@ fn destination_event_stream(count: usize) -> Vec<Vec<u8>> {
             "track",
             json!({"event": "Order Completed", "properties": {
                 "order_id": format!("o-{user}"),
-                "total": cents_to_f64(1000 + rng.below(9000)),
+                "total": cents_to_f64(1000 + rng.u64(..9000)),
                 "currency": "EUR",
                 "products": products
             }}),
