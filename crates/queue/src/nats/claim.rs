@@ -454,25 +454,40 @@ async fn next_events(
     Ok(claimed)
 }
 
+/// How long a fetch may wait for JetStream's answer. A fetch request sent while the consumer's
+/// leader changes (a JetStream server stopped) can go unanswered; without a bound the worker
+/// would wait for it for ever.
+const FETCH_ANSWER: Duration = Duration::from_secs(5);
+
 /// Up to `max` messages available now (no waiting for more).
 async fn fetch(consumer: &PullConsumer, max: usize) -> Result<Vec<jetstream::Message>, QueueError> {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(max)
-        .messages()
-        .await
-        .map_err(|source| QueueError::nats("fetching events", source))?;
     let mut messages = Vec::new();
-    while let Some(message) = batch.next().await {
-        match message {
-            Ok(message) => messages.push(message),
-            Err(error) => {
-                // The end of what is available (no messages, or the consumer's limit of
-                // unacknowledged messages): keep what came.
-                tracing::debug!("fetch ended: {error}");
-                break;
+    let gather = async {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|source| QueueError::nats("fetching events", source))?;
+        while let Some(message) = batch.next().await {
+            match message {
+                Ok(message) => messages.push(message),
+                Err(error) => {
+                    // The end of what is available (no messages, or the consumer's limit of
+                    // unacknowledged messages): keep what came.
+                    tracing::debug!("fetch ended: {error}");
+                    break;
+                }
             }
         }
+        Ok::<(), QueueError>(())
+    };
+    match tokio::time::timeout(FETCH_ANSWER, gather).await {
+        Ok(gathered) => gathered?,
+        // What came is this node's; anything still on its way comes back after `ack_wait`.
+        Err(_) => tracing::warn!(
+            "JetStream did not finish answering a fetch within {FETCH_ANSWER:?}; fetching again"
+        ),
     }
     Ok(messages)
 }
