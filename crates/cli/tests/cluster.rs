@@ -168,23 +168,8 @@ fn steady_load(
     next: &std::sync::Arc<std::sync::atomic::AtomicU64>,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<support::load::Run> {
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
-    let (batches, next, stop) = (Arc::clone(batches), Arc::clone(next), Arc::clone(stop));
-    tokio::spawn(async move {
-        let target = support::load::Target::new(address);
-        let mut run = support::load::Run::default();
-        while !stop.load(Ordering::Relaxed) {
-            let batch = next.fetch_add(1, Ordering::Relaxed);
-            if target.post(batches.body(batch)).await {
-                run.acked.push(batch);
-            } else {
-                run.failed += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        run
-    })
+    let target = support::load::Target::new(address);
+    support::load::poster(&target, batches, next, stop, Duration::from_millis(25))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

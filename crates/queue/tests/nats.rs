@@ -79,12 +79,7 @@ async fn two_nodes_share_a_connections_events_each_once() {
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    declare(&a).await;
-    declare(&b).await;
+    let (a, b) = two_nodes(&server).await;
     a.enqueue(events("a", 100), Vec::new()).await.unwrap();
     b.enqueue(events("b", 100), Vec::new()).await.unwrap();
 
@@ -133,12 +128,7 @@ async fn a_stopped_nodes_claims_go_to_another_node_and_only_those_repeat() {
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    declare(&a).await;
-    declare(&b).await;
+    let (a, b) = two_nodes(&server).await;
     a.enqueue(events("e", 10), Vec::new()).await.unwrap();
     let claimed = a.claim("acme", 6).await.unwrap();
     deliver(&a, &claimed[..2]).await;
@@ -166,12 +156,7 @@ async fn a_node_working_longer_than_ack_wait_keeps_its_claims() {
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    declare(&a).await;
-    declare(&b).await;
+    let (a, b) = two_nodes(&server).await;
     a.enqueue(events("slow", 3), Vec::new()).await.unwrap();
     let claimed = a.claim("acme", 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
@@ -349,12 +334,7 @@ async fn values_one_node_remembers_reach_the_others() {
         return;
     };
     let server = NatsServer::start(&binary);
-    let (a, b) = (
-        node(vec![server.url()]).await,
-        node(vec![server.url()]).await,
-    );
-    declare(&a).await;
-    declare(&b).await;
+    let (a, b) = two_nodes(&server).await;
     let value = ferry_queue::Remember {
         store: "emails".to_owned(),
         key: "u1".to_owned(),
@@ -413,14 +393,21 @@ async fn work_ordered(queue: &NatsQueue, until: usize, finished: &mut Vec<String
     }
 }
 
-/// Two nodes on `server` with the connection `acme` ordered by the key before `:`.
-async fn ordered_nodes(server: &NatsServer) -> (NatsQueue, NatsQueue) {
+/// Two nodes on `server`, each declaring the connection `acme`.
+async fn two_nodes(server: &NatsServer) -> (NatsQueue, NatsQueue) {
     let (a, b) = (
         node(vec![server.url()]).await,
         node(vec![server.url()]).await,
     );
+    declare(&a).await;
+    declare(&b).await;
+    (a, b)
+}
+
+/// Two nodes on `server` with the connection `acme` ordered by the key before `:`.
+async fn ordered_nodes(server: &NatsServer) -> (NatsQueue, NatsQueue) {
+    let (a, b) = two_nodes(server).await;
     for queue in [&a, &b] {
-        declare(queue).await;
         queue.order("acme", Some(key_before_colon())).await.unwrap();
     }
     (a, b)

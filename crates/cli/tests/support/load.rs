@@ -181,28 +181,7 @@ pub async fn closed_loop(
 ) -> Run {
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (target, batches, next, stop) = (
-                target.clone(),
-                Arc::clone(batches),
-                Arc::clone(next),
-                Arc::clone(stop),
-            );
-            tokio::spawn(async move {
-                let mut run = Run::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let batch = next.fetch_add(1, Ordering::Relaxed);
-                    if target.post(batches.body(batch)).await {
-                        run.acked.push(batch);
-                    } else {
-                        run.failed += 1;
-                        // The server may be down: do not spin while it restarts.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-                run
-            })
-        })
+        .map(|_| poster(target, batches, next, stop, Duration::ZERO))
         .collect();
     let mut total = Run::default();
     for task in tasks {
@@ -212,6 +191,41 @@ pub async fn closed_loop(
     }
     total.elapsed = started.elapsed();
     total
+}
+
+/// One task posting the next batch to `target` until `stop` is set, waiting `pace` after each
+/// answer (nothing, for a closed loop), and at least 20 ms after a failure: the server may be
+/// down, and must not be spun on while it restarts.
+pub fn poster(
+    target: &Target,
+    batches: &Arc<Batches>,
+    next: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+    pace: Duration,
+) -> tokio::task::JoinHandle<Run> {
+    let (target, batches, next, stop) = (
+        target.clone(),
+        Arc::clone(batches),
+        Arc::clone(next),
+        Arc::clone(stop),
+    );
+    tokio::spawn(async move {
+        let mut run = Run::default();
+        while !stop.load(Ordering::Relaxed) {
+            let batch = next.fetch_add(1, Ordering::Relaxed);
+            let wait = if target.post(batches.body(batch)).await {
+                run.acked.push(batch);
+                pace
+            } else {
+                run.failed += 1;
+                pace.max(Duration::from_millis(20))
+            };
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        run
+    })
 }
 
 /// Runs [`closed_loop`] for `duration`.

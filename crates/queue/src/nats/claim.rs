@@ -482,12 +482,13 @@ async fn fetch(consumer: &PullConsumer, max: usize) -> Result<Vec<jetstream::Mes
         }
         Ok::<(), QueueError>(())
     };
-    match tokio::time::timeout(FETCH_ANSWER, gather).await {
-        Ok(gathered) => gathered?,
+    if let Ok(gathered) = tokio::time::timeout(FETCH_ANSWER, gather).await {
+        gathered?;
+    } else {
         // What came is this node's; anything still on its way comes back after `ack_wait`.
-        Err(_) => tracing::warn!(
+        tracing::warn!(
             "JetStream did not finish answering a fetch within {FETCH_ANSWER:?}; fetching again"
-        ),
+        );
     }
     Ok(messages)
 }
