@@ -19,3 +19,17 @@ mod splice;
 #[cfg(feature = "fuzzing")]
 pub use outcome::MAX_REJECTED_TEXT_BYTES;
 pub use outcome::{Accepted, Ingested, Rejected, WireError};
+
+/// A JSON object of exactly `len` bytes holding `fields` and a padding string, for tests of the
+/// size limits.
+#[cfg(test)]
+pub(crate) fn padded(fields: &serde_json::Value, len: usize) -> String {
+    use serde_json::Value;
+    let mut object = fields.as_object().unwrap().clone();
+    object.insert("pad".into(), Value::String(String::new()));
+    let base = serde_json::to_string(&object).unwrap().len();
+    object.insert("pad".into(), Value::String("x".repeat(len - base)));
+    let text = serde_json::to_string(&object).unwrap();
+    assert_eq!(text.len(), len);
+    text
+}

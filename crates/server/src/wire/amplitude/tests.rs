@@ -2,6 +2,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::wire::padded;
 
 fn request(events: &Value) -> Value {
     json!({"api_key": "key_1234", "events": events})
@@ -9,17 +10,6 @@ fn request(events: &Value) -> Value {
 
 fn parse_json(body: &Value) -> Result<AmplitudeParsed, WireError> {
     parse(body.to_string().as_bytes())
-}
-
-/// A JSON object of exactly `len` bytes holding `fields` and a padding string.
-fn padded(fields: &Value, len: usize) -> String {
-    let mut object = fields.as_object().unwrap().clone();
-    object.insert("pad".into(), Value::String(String::new()));
-    let base = serde_json::to_string(&object).unwrap().len();
-    object.insert("pad".into(), Value::String("x".repeat(len - base)));
-    let text = serde_json::to_string(&object).unwrap();
-    assert_eq!(text.len(), len);
-    text
 }
 
 #[test]

@@ -4,6 +4,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::wire::padded;
 
 const AT: &str = "2026-11-23T10:00:00.000Z";
 
@@ -39,17 +40,6 @@ fn batch(body: &Value) -> Result<Parsed, WireError> {
 fn code(err: &WireError) -> &str {
     assert_eq!(err.body["success"], false);
     err.body["code"].as_str().unwrap()
-}
-
-/// A JSON object of exactly `len` bytes holding `fields` and a padding string.
-fn padded(fields: &Value, len: usize) -> String {
-    let mut object = fields.as_object().unwrap().clone();
-    object.insert("pad".into(), Value::String(String::new()));
-    let base = serde_json::to_string(&object).unwrap().len();
-    object.insert("pad".into(), Value::String("x".repeat(len - base)));
-    let text = serde_json::to_string(&object).unwrap();
-    assert_eq!(text.len(), len);
-    text
 }
 
 #[test]
