@@ -217,8 +217,9 @@ impl std::fmt::Debug for Credentials {
 #[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPassword {
+    /// The NATS user name.
     pub user: String,
-    /// Use `${ENV_VAR}`.
+    /// The user's password. Use `${ENV_VAR}`.
     pub password: String,
 }
 
@@ -226,7 +227,7 @@ pub struct UserPassword {
 #[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Token {
-    /// Use `${ENV_VAR}`.
+    /// The token. Use `${ENV_VAR}`.
     pub token: String,
 }
 
@@ -234,6 +235,7 @@ pub struct Token {
 #[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredsFile {
+    /// The path of the `.creds` file, relative to this `ferry.yaml`.
     pub creds_file: String,
 }
 
