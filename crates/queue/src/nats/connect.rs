@@ -1,7 +1,8 @@
 //! Connecting, and making sure the streams and the bucket exist.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::{CreateKeyValueErrorKind, CreateStreamErrorKind};
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::{ConnectOptions, ServerAddr};
 
@@ -13,6 +14,9 @@ use crate::QueueError;
 const ACKS_IN_FLIGHT: usize = 20_000;
 /// How long one JetStream request (publish acknowledgement, consumer info) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connecting waits for JetStream to create or find its streams and buckets.
+const SETUP_PATIENCE: Duration = Duration::from_mins(1);
 
 /// What a connected queue holds on to.
 pub(crate) struct Connected {
@@ -154,27 +158,58 @@ async fn ensure_bucket(
     description: &str,
     replicas: usize,
 ) -> Result<kv::Store, QueueError> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
+    let deadline = Instant::now() + SETUP_PATIENCE;
+    loop {
+        if let Ok(store) = js.get_key_value(bucket).await {
+            return Ok(store);
+        }
+        let created = js
+            .create_key_value(kv::Config {
+                bucket: bucket.to_owned(),
+                description: description.to_owned(),
+                history: 1,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(store) => return Ok(store),
+            Err(error)
+                if error.kind() == CreateKeyValueErrorKind::TimedOut
+                    && Instant::now() < deadline =>
+            {
+                tracing::warn!(bucket, "JetStream is not ready yet ({error}); asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(source) => {
+                return Err(QueueError::nats("creating a key-value bucket", source));
+            }
+        }
     }
-    js.create_key_value(kv::Config {
-        bucket: bucket.to_owned(),
-        description: description.to_owned(),
-        history: 1,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(|source| QueueError::nats("creating a key-value bucket", source))
 }
 
 /// Gets the stream, or creates it as `config` says. An existing stream keeps its settings.
+/// A cluster that is still electing the stream's leader (it just started, or lost a server)
+/// does not answer in time: asked again, for up to [`SETUP_PATIENCE`].
 async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, QueueError> {
-    js.get_or_create_stream(config)
-        .await
-        .map_err(|source| QueueError::nats("creating a stream", source))
+    let deadline = Instant::now() + SETUP_PATIENCE;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
+                ) && Instant::now() < deadline =>
+            {
+                tracing::warn!(stream = %config.name, "JetStream is not ready yet ({error}); asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(source) => return Err(QueueError::nats("creating a stream", source)),
+        }
+    }
 }
