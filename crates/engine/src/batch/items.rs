@@ -175,3 +175,98 @@ fn append<'a>(array: &mut String, elements: impl IntoIterator<Item = &'a str>) -
     }
     start.map_or(array.len()..array.len(), |start| start..array.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Batcher, Body, Connection, NoState, Outcome, PlannedRequest};
+    use serde_json::json;
+
+    fn text(request: &PlannedRequest) -> &str {
+        match &request.body {
+            Some(Body::Json(text)) => text,
+            other => panic!("a JSON body, not {other:?}"),
+        }
+    }
+
+    /// Requests of two actions sharing a rule, with their members in different orders and one
+    /// lacking a merged array, come back out of the merged request and its halves exactly as
+    /// they were planned.
+    #[test]
+    fn items_come_back_out_of_a_batch_as_planned() {
+        let text_yaml = r#"version: 1
+name: t
+source: segment
+http: { base_url: "https://x.example" }
+batches:
+  shared:
+    concat: [attributes, events]
+    max_items: 50
+actions:
+  identify:
+    when: { type: identify }
+    request:
+      method: POST
+      path: /track
+      body:
+        api: { value: 2 }
+        attributes: { items: [ { fields: { id: { from: $.userId } } } ] }
+        events:
+          items:
+            - { each: $.tags, fields: { tag: { from: $ } } }
+    batch: shared
+  track:
+    when: { type: track }
+    request:
+      method: POST
+      path: /track
+      body:
+        events: { items: [ { fields: { name: { from: $.event } } } ] }
+        api: { value: 2 }
+    batch: shared
+"#;
+        let mapping = std::sync::Arc::new(crate::load_str("t.yaml", text_yaml).unwrap());
+        let connection = Connection::new(mapping, &serde_json::Map::new()).unwrap();
+        let events = [
+            json!({"type": "track", "event": "a"}),
+            json!({"type": "identify", "userId": "u1", "tags": ["x", "y"]}),
+            json!({"type": "identify", "userId": "u2"}),
+            json!({"type": "track", "event": "b,\"]"}),
+            json!({"type": "identify", "userId": "u3", "tags": ["z"]}),
+        ];
+        let mut planned = Vec::new();
+        let mut batcher = Batcher::new();
+        for (i, event) in events.iter().enumerate() {
+            for outcome in connection.plan(event, &NoState).outcomes {
+                let Outcome::Request(request) = outcome else {
+                    panic!("a request");
+                };
+                planned.push(text(&request).to_owned());
+                assert!(batcher.push(i, request).unwrap().is_empty());
+            }
+        }
+        let mut merged = batcher.flush();
+        assert_eq!(merged.len(), 1);
+        let mut first = merged.pop().unwrap();
+        assert_eq!(
+            text(&first.request),
+            r#"{"events":[{"name":"a"},{"tag":"x"},{"tag":"y"},{"name":"b,\"]"},{"tag":"z"}],"api":2,"attributes":[{"id":"u1"},{"id":"u2"},{"id":"u3"}]}"#
+        );
+        for (i, body) in planned.iter().enumerate() {
+            assert_eq!(text(&first.item_request(i).unwrap()), body);
+        }
+        let second = first.split().unwrap();
+        assert_eq!(
+            (first.items.clone(), second.items.clone()),
+            (vec![0, 1], vec![2, 3, 4])
+        );
+        assert_eq!(
+            text(&second.request),
+            r#"{"api":2,"attributes":[{"id":"u2"},{"id":"u3"}],"events":[{"name":"b,\"]"},{"tag":"z"}]}"#
+        );
+        for (i, body) in planned[2..].iter().enumerate() {
+            assert_eq!(text(&second.item_request(i).unwrap()), body);
+        }
+        let failed = second.failed_items(&json!({}));
+        assert!(failed.failed.is_empty());
+    }
+}
