@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::batch_rule::{BatchRule, Slot};
 use crate::plan::{Body, PlannedRequest};
 
-use super::parts::Parts;
+use super::items::{Envelope, Items};
 
 /// Planned requests merged into one HTTP request.
 #[derive(Debug)]
@@ -18,7 +18,10 @@ pub struct MergedRequest<T> {
     /// The caller's tags of the merged requests, in order.
     pub items: Vec<T>,
     rule: Arc<BatchRule>,
-    parts: Vec<Parts>,
+    envelope: Envelope,
+    /// The merged array elements of every item, kept apart from the body so that items can be
+    /// told apart and sent alone whatever the caller does with `request`.
+    merged: Items,
 }
 
 /// Items a 2xx response reports as failed.
@@ -92,15 +95,30 @@ impl<T> MergedRequest<T> {
 
     /// The request item `index` alone would have been: for dead letters and per-item retries.
     pub fn item_request(&self, index: usize) -> Option<PlannedRequest> {
-        let parts = self.parts.get(index)?.clone();
-        Some(assemble(&self.request, &self.rule, vec![parts], vec![()]).request)
+        if index >= self.merged.len() {
+            return None;
+        }
+        let items = self.merged.sub(index..index + 1);
+        Some(
+            assemble(
+                &self.request,
+                &self.rule,
+                self.envelope.clone(),
+                items,
+                vec![()],
+            )
+            .request,
+        )
     }
 
     /// The item that contributed element `index` of merged array `array`.
     fn owner(&self, array: usize, index: usize) -> Option<usize> {
+        if array >= self.rule.arrays().len() {
+            return None;
+        }
         let mut seen = 0;
-        for (item, parts) in self.parts.iter().enumerate() {
-            let n = parts.arrays.get(array).map_or(0, Vec::len);
+        for item in 0..self.merged.len() {
+            let n = self.merged.count(item, array);
             if index < seen + n {
                 return Some(item);
             }
@@ -116,13 +134,20 @@ impl<T> MergedRequest<T> {
         if self.items.len() < 2 {
             return None;
         }
-        let half = self.items.len() / 2;
-        let later_items = self.items.split_off(half);
-        let later_parts = self.parts.split_off(half);
-        let second = assemble(&self.request, &self.rule, later_parts, later_items);
-        let items = std::mem::take(&mut self.items);
-        let parts = std::mem::take(&mut self.parts);
-        *self = assemble(&self.request, &self.rule, parts, items);
+        let (half, len) = (self.items.len() / 2, self.items.len());
+        let later_tags = self.items.split_off(half);
+        let later = self.merged.sub(half..len);
+        let second = assemble(
+            &self.request,
+            &self.rule,
+            self.envelope.clone(),
+            later,
+            later_tags,
+        );
+        let tags = std::mem::take(&mut self.items);
+        let earlier = self.merged.sub(0..half);
+        let envelope = self.envelope.clone();
+        *self = assemble(&self.request, &self.rule, envelope, earlier, tags);
         Some(second)
     }
 }
@@ -130,17 +155,17 @@ impl<T> MergedRequest<T> {
 pub(super) fn assemble<T>(
     head: &PlannedRequest,
     rule: &Arc<BatchRule>,
-    parts: Vec<Parts>,
+    envelope: Envelope,
+    merged: Items,
     items: Vec<T>,
 ) -> MergedRequest<T> {
     let names = rule.arrays();
-    let first = &parts[0];
     // Exactly what is written, so the body is allocated once: braces, the envelope once, each
     // array's key and brackets, and the items with their separators.
     let capacity = 2
-        + first.envelope_bytes
+        + envelope.bytes
         + names.iter().map(|name| name.len() + 6).sum::<usize>()
-        + parts.iter().map(|p| p.bytes).sum::<usize>();
+        + merged.bytes();
     let mut out = String::with_capacity(capacity);
     out.push('{');
     let mut written = vec![false; names.len()];
@@ -155,23 +180,15 @@ pub(super) fn assemble<T>(
     };
     let write_array = |out: &mut String, array: usize| {
         out.push('[');
-        let mut first_item = true;
-        for part in &parts {
-            for item in &part.arrays[array] {
-                if !first_item {
-                    out.push(',');
-                }
-                first_item = false;
-                out.push_str(part.item(item));
-            }
-        }
+        out.push_str(merged.array(array));
         out.push(']');
     };
-    for slot in &first.layout {
+    // The members in the order the first item wrote them.
+    for slot in merged.layout(0) {
         match *slot {
             Slot::Envelope(i) => {
-                member(&mut out, &first.envelope[i].0);
-                out.push_str(first.envelope_value(i));
+                member(&mut out, &envelope.members[i].0);
+                out.push_str(envelope.value(i));
             }
             Slot::Array(a) => {
                 member(&mut out, &names[a]);
@@ -181,7 +198,7 @@ pub(super) fn assemble<T>(
         }
     }
     for (a, name) in names.iter().enumerate() {
-        if !written[a] && parts.iter().any(|p| !p.arrays[a].is_empty()) {
+        if !written[a] && merged.total(a) > 0 {
             member(&mut out, name);
             write_array(&mut out, a);
         }
@@ -196,7 +213,8 @@ pub(super) fn assemble<T>(
         request,
         items,
         rule: Arc::clone(rule),
-        parts,
+        envelope,
+        merged,
     }
 }
 

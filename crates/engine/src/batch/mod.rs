@@ -4,8 +4,11 @@
 //! (linger, shutdown) is the caller's clock.
 //!
 //! Item bodies are split into their top-level members once (`parts.rs`), keeping every value as
-//! raw JSON text, so merging never re-serialises event data; `merged.rs` assembles, splits and
-//! reads item errors back to the requests of a merged request.
+//! raw JSON text, so merging never re-serialises event data. A batch keeps the envelope of its
+//! first request and appends every request's array elements to one text per merged array as it
+//! joins (`items.rs`), so planned bodies are dropped at once rather than held until the batch
+//! closes; `merged.rs` assembles, splits and reads item errors back to the requests of a merged
+//! request.
 
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash as _, Hasher as _};
@@ -19,9 +22,11 @@ use crate::compiled::Fnv;
 use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 
+mod items;
 mod merged;
 mod parts;
 
+use items::{Envelope, Items};
 use merged::assemble;
 pub use merged::{ItemFailures, MergedRequest};
 use parts::{Parts, split_body};
@@ -41,8 +46,10 @@ pub struct Rejected<T> {
 struct Open<T> {
     rule: Arc<BatchRule>,
     head: PlannedRequest,
-    items: Vec<T>,
-    parts: Vec<Parts>,
+    /// The callers' tags, one per request.
+    tags: Vec<T>,
+    envelope: Envelope,
+    items: Items,
     counts: Vec<usize>,
     bytes: usize,
     opened: Instant,
@@ -166,25 +173,13 @@ impl<T> Batcher<T> {
                 closed.push(open.close());
             }
         }
-        let open = self.open.entry(key).or_insert_with(|| Open {
-            rule: Arc::clone(&rule),
-            head: request,
-            items: Vec::new(),
-            parts: Vec::new(),
-            counts: vec![0; parts.arrays.len()],
-            bytes: overhead,
-            opened: Instant::now(),
-        });
-        open.bytes += parts.bytes;
-        for (have, add) in open
-            .counts
-            .iter_mut()
-            .zip(parts.arrays.iter().map(Vec::len))
-        {
-            *have += add;
-        }
-        open.items.push(item);
-        open.parts.push(parts);
+        let open = match self.open.entry(key) {
+            indexmap::map::Entry::Occupied(entry) => entry.into_mut(),
+            indexmap::map::Entry::Vacant(entry) => {
+                entry.insert(Open::new(Arc::clone(&rule), request, &parts, overhead))
+            }
+        };
+        open.join(item, &parts);
         if open.counts.iter().any(|&n| n >= rule.max_items) {
             let open = self.open.shift_remove(&key).expect("just inserted");
             closed.push(open.close());
@@ -225,10 +220,40 @@ impl<T> Batcher<T> {
 }
 
 impl<T> Open<T> {
+    /// A batch for `request`, which joins it next. The first request's envelope stands for all:
+    /// the batch key includes it.
+    fn new(rule: Arc<BatchRule>, head: PlannedRequest, parts: &Parts, overhead: usize) -> Self {
+        let items = Items::new(parts.arrays.len());
+        let counts = vec![0; parts.arrays.len()];
+        Open {
+            rule,
+            head,
+            tags: Vec::new(),
+            envelope: Envelope::of(parts),
+            items,
+            counts,
+            bytes: overhead,
+            opened: Instant::now(),
+        }
+    }
+
+    /// Adds a request's array elements, the batch having room for them.
+    fn join(&mut self, item: T, parts: &Parts) {
+        self.items.push(parts);
+        self.bytes += parts.bytes;
+        for (have, add) in self
+            .counts
+            .iter_mut()
+            .zip(parts.arrays.iter().map(Vec::len))
+        {
+            *have += add;
+        }
+        self.tags.push(item);
+    }
+
     /// Whether `request` has this batch's key (its hash matched).
     fn takes(&self, request: &PlannedRequest, parts: &Parts) -> bool {
         let head = &self.head;
-        let first = &self.parts[0];
         let same_rule = match (
             &self.rule.group,
             request.batch.as_ref().and_then(|r| r.group.as_ref()),
@@ -242,15 +267,11 @@ impl<T> Open<T> {
             && head.url == request.url
             && same_headers(&head.headers, &request.headers)
             && head.batch_key == request.batch_key
-            && first.envelope.len() == parts.envelope.len()
-            && (0..parts.envelope.len()).all(|i| {
-                first.envelope[i].0 == parts.envelope[i].0
-                    && first.envelope_value(i) == parts.envelope_value(i)
-            })
+            && self.envelope.matches(parts)
     }
 
     fn close(self) -> MergedRequest<T> {
-        assemble(&self.head, &self.rule, self.parts, self.items)
+        assemble(&self.head, &self.rule, self.envelope, self.items, self.tags)
     }
 }
 

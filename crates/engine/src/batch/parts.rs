@@ -30,10 +30,6 @@ pub(super) struct Parts {
 }
 
 impl Parts {
-    pub(super) fn item(&self, range: &Range<usize>) -> &str {
-        &self.text[range.clone()]
-    }
-
     pub(super) fn envelope_value(&self, index: usize) -> &str {
         &self.text[self.envelope[index].1.clone()]
     }
