@@ -9,7 +9,7 @@ use crate::compiled::{Field, Rest};
 use crate::convert::kind;
 
 use super::write::Written;
-use super::{Run, Scope, Step, Stop, is_empty, separate, write_value};
+use super::{Run, Scope, Step, Stop, is_empty, separate, write_str, write_value};
 
 impl<'a> Run<'a> {
     /// Writes every key of the bucket's object that nothing else reads.
@@ -105,7 +105,7 @@ impl<'a> Run<'a> {
             }
         };
         separate(out, first);
-        serde_json::to_writer(&mut *out, &*name).expect("writing to memory cannot fail");
+        write_str(out, &name);
         out.push(b':');
         write_value(out, &value);
         if self.trace.is_some() {

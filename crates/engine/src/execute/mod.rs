@@ -440,7 +440,46 @@ fn separate(out: &mut Vec<u8>, first: &mut bool) {
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {
-    serde_json::to_writer(&mut *out, value).expect("writing a JSON value to memory cannot fail");
+    match value {
+        Value::String(text) => write_str(out, text),
+        other => serde_json::to_writer(&mut *out, other)
+            .expect("writing a JSON value to memory cannot fail"),
+    }
+}
+
+/// Writes `text` as a JSON string, exactly as serde_json does. Most texts (names, ids, keys)
+/// need no escape: those are copied in one go instead of scanned fragment by fragment.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if needs_escape(text.as_bytes()) {
+        serde_json::to_writer(&mut *out, text).expect("writing to memory cannot fail");
+        return;
+    }
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether `bytes` hold a byte serde_json escapes: a control character, `"` or `\\`. Eight
+/// bytes are tested at a time (the word tests of "Bit Twiddling Hacks", exact for this use).
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        if w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            || zero_byte(w ^ (ONES * u64::from(b'"')))
+            || zero_byte(w ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn is_empty(value: &Value) -> bool {
@@ -458,5 +497,48 @@ fn text_of(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{needs_escape, write_str, write_value};
+    use serde_json::{Value, json};
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let texts = [
+            "",
+            "plain",
+            "Zoë Østergaard",
+            "quote \" inside",
+            "back\\slash",
+            "tab\tnew\nline\r",
+            "\u{0}\u{1f}\u{7f}",
+            "slash / and </script>",
+            "emoji 🎉",
+        ];
+        for text in texts {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+            let mut out = Vec::new();
+            write_value(&mut out, &Value::String(text.to_owned()));
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+        // Every byte at every position of a word, next to plain and multi-byte text.
+        for at in 0..17 {
+            for byte in 0..=255_u8 {
+                let mut bytes = vec![b'a'; 17];
+                bytes[at] = byte;
+                bytes[(at + 5) % 17] = 0xC3;
+                let want = byte < 0x20 || byte == b'"' || byte == b'\\';
+                assert_eq!(needs_escape(&bytes), want, "{byte:#x} at {at}");
+            }
+        }
+        let nested = json!({"a": [1, 2.5, "x\"y", null, true], "b": {"c": "d"}});
+        let mut out = Vec::new();
+        write_value(&mut out, &nested);
+        assert_eq!(out, serde_json::to_vec(&nested).unwrap());
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::compiled::{Field, Object, Source};
 use crate::convert::kind;
 
-use super::{Run, Scope, Step, Stop, separate, text_of, write_value};
+use super::{Run, Scope, Step, Stop, separate, text_of, write_str, write_value};
 
 /// The names written so far in an object whose members are not all known when it compiles
 /// (computed keys, spread objects, `entries`): none is written twice, the first one wins.
@@ -113,7 +113,7 @@ impl<'a> Run<'a> {
             separate(out, first);
             match name.as_deref() {
                 Some(name) => {
-                    serde_json::to_writer(&mut *out, name).expect("writing to memory cannot fail");
+                    write_str(out, name);
                     out.push(b':');
                 }
                 None => out.extend_from_slice(&field.key_json),
