@@ -43,11 +43,28 @@ fn check_refusal(text: &str, problems: &Diagnostics) {
             problem.message
         );
         if let Some(line) = problem.line.checked_sub(1).and_then(|i| lines.get(i)) {
+            // The line, or the part of it the snippet says it begins at (a long line is cut
+            // around the place), with the place inside it.
+            let shown: String = line
+                .chars()
+                .skip(problem.snippet_from - 1)
+                .take(problem.snippet.chars().count())
+                .collect();
             assert_eq!(
-                problem.snippet, *line,
-                "the line shown is not line {}: {}",
-                problem.line, problem.message
+                problem.snippet, shown,
+                "the line shown is not line {} from column {}: {}",
+                problem.line, problem.snippet_from, problem.message
             );
+            if problem.snippet_from > 1 {
+                assert!(
+                    problem.column >= problem.snippet_from
+                        && problem.column - problem.snippet_from <= problem.snippet.chars().count(),
+                    "column {} lies outside the part of line {} shown from column {}",
+                    problem.column,
+                    problem.line,
+                    problem.snippet_from
+                );
+            }
         }
         let _ = problem.to_string();
     }

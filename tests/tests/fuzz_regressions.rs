@@ -48,3 +48,58 @@ fn a_mapping_syntax_error_after_lone_carriage_returns_shows_its_own_line() {
     let problems = ferry_engine::load_str("extole.yaml", &text).expect_err("a syntax error");
     assert_located(&text, &problems);
 }
+
+/// A document nested too deep is refused with its snippet cut around the place when the line
+/// is long; the column was then counted from the cut instead of the line, so the place named
+/// was not the place in the file (fuzz targets `config_load` and `mapping_load`).
+#[test]
+fn a_too_deep_document_names_the_column_of_the_line_and_shows_the_part_around_it() {
+    // Near the start of a long line: shown from the line's start, cut after the place.
+    let near = format!(" {}\nl\n", "{".repeat(200));
+    // Far into it: shown from just before the place.
+    let far = format!("{{a: {:?}, b: {}\nl\n", "x".repeat(300), "[".repeat(200));
+    for (text, column, from_start) in [(near, 66, true), (far, 375, false)] {
+        let problems = ferry_spec::load_config_str("ferry.yaml", &text).expect_err("too deep");
+        let problem = &problems.0[0];
+        let line: Vec<char> = yaml_lines(&text)[problem.line - 1].chars().collect();
+        assert_eq!(problem.column, column, "{problem}");
+        assert_eq!(problem.snippet_from == 1, from_start, "{problem}");
+        assert!(problem.snippet.chars().count() <= 4 * 40 + 41, "{problem}");
+        let shown: String = line
+            .iter()
+            .skip(problem.snippet_from - 1)
+            .take(problem.snippet.chars().count())
+            .collect();
+        assert_eq!(problem.snippet, shown);
+        let rendered = problem.to_string();
+        assert!(rendered.contains(&problem.snippet), "{rendered}");
+        assert!(
+            rendered.contains(&format!("ferry.yaml:1:{column}")),
+            "{rendered}"
+        );
+    }
+
+    for (target, file) in [("config_load", "ferry.yaml"), ("mapping_load", "m.yaml")] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds")
+            .join(target)
+            .join("regression-deep-long-line");
+        let bytes = std::fs::read(&path).expect("the regression input can be read");
+        let text = String::from_utf8(bytes).expect("the input is text");
+        let problems = if target == "config_load" {
+            ferry_spec::load_config_str(file, &text).expect_err("too deep")
+        } else {
+            ferry_engine::load_str(file, &text).expect_err("too deep")
+        };
+        let lines = yaml_lines(&text);
+        for problem in &problems.0 {
+            let shown: String = lines[problem.line - 1]
+                .chars()
+                .skip(problem.snippet_from - 1)
+                .take(problem.snippet.chars().count())
+                .collect();
+            assert_eq!(problem.snippet, shown, "{target}: {problem}");
+            let _ = problem.to_string();
+        }
+    }
+}

@@ -17,8 +17,11 @@ pub struct Diagnostic {
     pub column: usize,
     /// Characters underlined from `column`.
     pub len: usize,
-    /// The text of the line.
+    /// The text of the line, or of the part of it around `column` when the line is too long to
+    /// show whole.
     pub snippet: String,
+    /// The 1-based column of the line at which `snippet` begins (1 when it is the whole line).
+    pub snippet_from: usize,
     /// What is wrong.
     pub message: String,
     /// How to fix it, when ferry can tell.
@@ -44,6 +47,7 @@ impl Diagnostic {
             column: span.column,
             len: span.len.max(1),
             snippet,
+            snippet_from: 1,
             message: message.into(),
             help: None,
         }
@@ -63,17 +67,25 @@ impl fmt::Display for Diagnostic {
         let mut group = if self.line == 0 {
             title.element(Origin::path(self.file.as_str()))
         } else {
-            let start = byte_offset(&self.snippet, self.column.saturating_sub(1));
+            let start = byte_offset(&self.snippet, self.column.saturating_sub(self.snippet_from));
             let end = start + byte_offset(&self.snippet[start..], self.len).max(1);
-            title.element(
-                Snippet::source(self.snippet.as_str())
-                    .line_start(self.line)
-                    .path(self.file.as_str())
-                    .annotation(
-                        AnnotationKind::Primary
-                            .span(start..end.min(self.snippet.len().max(start + 1))),
-                    ),
-            )
+            let snippet = Snippet::source(self.snippet.as_str())
+                .line_start(self.line)
+                .annotation(
+                    AnnotationKind::Primary.span(start..end.min(self.snippet.len().max(start + 1))),
+                );
+            if self.snippet_from == 1 {
+                title.element(snippet.path(self.file.as_str()))
+            } else {
+                // Part of a long line: the place is named as the line's own column.
+                title
+                    .element(
+                        Origin::path(self.file.as_str())
+                            .line(self.line)
+                            .char_column(self.column),
+                    )
+                    .element(snippet)
+            }
         };
         if let Some(help) = &self.help {
             group = group.element(Level::HELP.message(help.as_str()));

@@ -198,15 +198,22 @@ fn nested_too_deep(file: &str, text: &str, span: Span, what: &str) -> Diagnostic
     .with_help(format!(
         "ferry reads documents nested at most {MAX_DEPTH} levels deep; a real mapping needs far fewer"
     ));
-    let skip = diagnostic.column.saturating_sub(AROUND + 1);
+    // The line is shown from its start when the place is near it, so that the usual header
+    // names the place; from just before the place otherwise.
+    let skip = if diagnostic.column > 4 * AROUND {
+        diagnostic.column - AROUND - 1
+    } else {
+        0
+    };
     if skip > 0 || diagnostic.snippet.chars().count() > diagnostic.column + AROUND {
         diagnostic.snippet = diagnostic
             .snippet
             .chars()
             .skip(skip)
-            .take(2 * AROUND + 1)
+            .take(diagnostic.column - skip + AROUND)
             .collect();
-        diagnostic.column -= skip;
+        // The column stays the line's own; the snippet says where in the line it begins.
+        diagnostic.snippet_from = skip + 1;
     }
     diagnostic
 }
