@@ -47,7 +47,7 @@ fn check_refusal(text: &str, problems: &Diagnostics) {
             // around the place), with the place inside it.
             let shown: String = line
                 .chars()
-                .skip(problem.snippet_from - 1)
+                .skip(problem.snippet_from as usize - 1)
                 .take(problem.snippet.chars().count())
                 .collect();
             assert_eq!(
@@ -57,8 +57,9 @@ fn check_refusal(text: &str, problems: &Diagnostics) {
             );
             if problem.snippet_from > 1 {
                 assert!(
-                    problem.column >= problem.snippet_from
-                        && problem.column - problem.snippet_from <= problem.snippet.chars().count(),
+                    problem.column >= problem.snippet_from as usize
+                        && problem.column - problem.snippet_from as usize
+                            <= problem.snippet.chars().count(),
                     "column {} lies outside the part of line {} shown from column {}",
                     problem.column,
                     problem.line,

@@ -67,7 +67,7 @@ fn a_too_deep_document_names_the_column_of_the_line_and_shows_the_part_around_it
         assert!(problem.snippet.chars().count() <= 4 * 40 + 41, "{problem}");
         let shown: String = line
             .iter()
-            .skip(problem.snippet_from - 1)
+            .skip(problem.snippet_from as usize - 1)
             .take(problem.snippet.chars().count())
             .collect();
         assert_eq!(problem.snippet, shown);
@@ -95,7 +95,7 @@ fn a_too_deep_document_names_the_column_of_the_line_and_shows_the_part_around_it
         for problem in &problems.0 {
             let shown: String = lines[problem.line - 1]
                 .chars()
-                .skip(problem.snippet_from - 1)
+                .skip(problem.snippet_from as usize - 1)
                 .take(problem.snippet.chars().count())
                 .collect();
             assert_eq!(problem.snippet, shown, "{target}: {problem}");

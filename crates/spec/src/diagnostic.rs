@@ -21,7 +21,7 @@ pub struct Diagnostic {
     /// show whole.
     pub snippet: String,
     /// The 1-based column of the line at which `snippet` begins (1 when it is the whole line).
-    pub snippet_from: usize,
+    pub snippet_from: u32,
     /// What is wrong.
     pub message: String,
     /// How to fix it, when ferry can tell.
@@ -67,7 +67,10 @@ impl fmt::Display for Diagnostic {
         let mut group = if self.line == 0 {
             title.element(Origin::path(self.file.as_str()))
         } else {
-            let start = byte_offset(&self.snippet, self.column.saturating_sub(self.snippet_from));
+            let start = byte_offset(
+                &self.snippet,
+                self.column.saturating_sub(self.snippet_from as usize),
+            );
             let end = start + byte_offset(&self.snippet[start..], self.len).max(1);
             let snippet = Snippet::source(self.snippet.as_str())
                 .line_start(self.line)

@@ -213,12 +213,13 @@ fn nested_too_deep(file: &str, text: &str, span: Span, what: &str) -> Diagnostic
             .take(diagnostic.column - skip + AROUND)
             .collect();
         // The column stays the line's own; the snippet says where in the line it begins.
-        diagnostic.snippet_from = skip + 1;
+        diagnostic.snippet_from = u32::try_from(skip + 1).unwrap_or(u32::MAX);
     }
     diagnostic
 }
 
 /// The typed model of a checked document, or the problem at the place serde stopped.
+#[allow(clippy::result_large_err)] // one problem per failed load: size does not matter here
 pub(crate) fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
     file: &str,
     text: &str,
