@@ -31,18 +31,35 @@ pub(crate) struct Reloader {
     generation: u64,
     /// The fingerprint of the files the last load read, good or not.
     last_seen: Option<[u8; 32]>,
+    /// Watching the files, from the start: an edit made as soon as the server answers must
+    /// not be missed for want of a watcher.
+    watching: Option<Watching>,
+}
+
+/// The file watcher and the channel its changes arrive on.
+struct Watching {
+    changed_tx: mpsc::Sender<()>,
+    changed: mpsc::Receiver<()>,
+    watcher: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
 }
 
 impl Reloader {
     /// A reloader for the setup `app` serves (generation 1), loaded from `options`.
     pub(crate) fn new(options: Options, app: Arc<App>, workers: Workers) -> Reloader {
         let last_seen = fingerprint(&options.origin, &app.setup.load().mappings_dir);
+        let (changed_tx, changed) = mpsc::channel::<()>(1);
+        let watcher = watch(&options.origin, &app.setup.load(), changed_tx.clone());
         Reloader {
             options,
             app,
             workers,
             generation: 1,
             last_seen,
+            watching: Some(Watching {
+                changed_tx,
+                changed,
+                watcher,
+            }),
         }
     }
 
@@ -53,12 +70,11 @@ impl Reloader {
         mut requests: mpsc::Receiver<oneshot::Sender<ReloadOutcome>>,
         shutdown: oneshot::Receiver<Duration>,
     ) {
-        let (changed_tx, mut changed) = mpsc::channel::<()>(1);
-        let mut _watcher = watch(
-            &self.options.origin,
-            &self.app.setup.load(),
-            changed_tx.clone(),
-        );
+        let Watching {
+            changed_tx,
+            mut changed,
+            watcher: mut _watcher,
+        } = self.watching.take().expect("a reloader runs once");
         let mut hangup = hangups();
         tokio::pin!(shutdown);
         loop {
