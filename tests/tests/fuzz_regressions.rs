@@ -103,3 +103,26 @@ fn a_too_deep_document_names_the_column_of_the_line_and_shows_the_part_around_it
         }
     }
 }
+
+/// The YAML syntax checker ends lines at NEL (U+0085) too, so the line it named for a syntax
+/// error after one was past the end of the text; the place is now taken from its character
+/// index and counted as every other diagnostic counts lines (fuzz target `config_load`).
+#[test]
+fn a_syntax_error_after_a_next_line_character_shows_its_own_line() {
+    // For the checker the comment ends at NEL, so `comment` is a value and the `:` of the next
+    // line is out of place; that line is the one named, not the one after it.
+    let text = "# a\u{85}comment\nconnections:\n  a: b\n";
+    let problems = ferry_spec::load_config_str("ferry.yaml", text).expect_err("a syntax error");
+    assert_eq!(problems.0[0].line, 2, "{problems}");
+    assert_located(text, &problems);
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds/config_load/regression-next-line-character");
+    let text = String::from_utf8(std::fs::read(path).expect("the input can be read"))
+        .expect("the input is text");
+    let problems = ferry_spec::load_config_str("ferry.yaml", &text).expect_err("a syntax error");
+    let lines = yaml_lines(&text);
+    for problem in &problems.0 {
+        assert!(problem.line <= lines.len(), "{problem}");
+    }
+}

@@ -17,7 +17,7 @@ use crate::explain::{
 };
 use crate::model::Mapping;
 use crate::schema;
-use crate::source_map::{SourceMap, Span};
+use crate::source_map::{self, SourceMap, Span};
 
 /// What reading a mapping file gave.
 #[derive(Debug)]
@@ -161,10 +161,13 @@ pub(crate) fn parse_yaml(
         Ok(value) => value,
         Err(error) => {
             if problems.is_empty() || !error.to_string().contains("duplicate") {
-                let span = error.location().map(|at| Span {
-                    line: at.line(),
-                    column: at.column(),
-                    len: 1,
+                let span = error.location().map(|at| {
+                    let (line, column) = source_map::position(text, at.index());
+                    Span {
+                        line,
+                        column,
+                        len: 1,
+                    }
                 });
                 problems.push(syntax_problem(file, text, span, &error.to_string()));
             }

@@ -121,6 +121,25 @@ struct Builder<'a> {
 
 /// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r` (the
 /// parsers' line numbers count a lone `\r` as a line break; `str::lines` does not).
+/// The 1-based line and column of the `index`-th character of `text`, lines counted as
+/// [`lines`] counts them. The YAML syntax checker also ends lines at NEL, LS and PS, so its own
+/// line numbers can disagree with the text's; its character index does not.
+pub(crate) fn position(text: &str, index: usize) -> (usize, usize) {
+    let (mut line, mut column) = (1, 1);
+    let mut chars = text.chars().take(index).peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => {
+                line += 1;
+                column = 1;
+            }
+            _ => column += 1,
+        }
+    }
+    (line, column)
+}
+
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
