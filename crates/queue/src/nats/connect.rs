@@ -158,13 +158,16 @@ async fn ensure_bucket(
     description: &str,
     replicas: usize,
 ) -> Result<kv::Store, QueueError> {
-    let deadline = Instant::now() + SETUP_PATIENCE;
-    loop {
-        if let Ok(store) = js.get_key_value(bucket).await {
-            return Ok(store);
-        }
-        let created = js
-            .create_key_value(kv::Config {
+    patiently(
+        "creating a key-value bucket",
+        |error: &jetstream::context::CreateKeyValueError| {
+            error.kind() == CreateKeyValueErrorKind::TimedOut
+        },
+        || async {
+            if let Ok(store) = js.get_key_value(bucket).await {
+                return Ok(store);
+            }
+            js.create_key_value(kv::Config {
                 bucket: bucket.to_owned(),
                 description: description.to_owned(),
                 history: 1,
@@ -172,44 +175,51 @@ async fn ensure_bucket(
                 num_replicas: replicas,
                 ..Default::default()
             })
-            .await;
-        match created {
-            Ok(store) => return Ok(store),
-            Err(error)
-                if error.kind() == CreateKeyValueErrorKind::TimedOut
-                    && Instant::now() < deadline =>
-            {
-                tracing::warn!(bucket, "JetStream is not ready yet ({error}); asking again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(source) => {
-                return Err(QueueError::nats("creating a key-value bucket", source));
-            }
-        }
-    }
+            .await
+        },
+    )
+    .await
 }
 
 /// Gets the stream, or creates it as `config` says. An existing stream keeps its settings.
-/// A cluster that is still electing the stream's leader (it just started, or lost a server)
-/// does not answer in time: asked again, for up to [`SETUP_PATIENCE`].
 async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, QueueError> {
+    patiently(
+        "creating a stream",
+        |error: &jetstream::context::CreateStreamError| {
+            matches!(
+                error.kind(),
+                CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
+            )
+        },
+        || js.get_or_create_stream(config.clone()),
+    )
+    .await
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than by JetStream not being ready yet
+/// (`not_ready`), or [`SETUP_PATIENCE`] has passed: a cluster still electing a leader (it just
+/// started, or lost a server) does not answer in time.
+async fn patiently<T, E, Attempt>(
+    what: &'static str,
+    not_ready: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Attempt,
+) -> Result<T, QueueError>
+where
+    Attempt: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let deadline = Instant::now() + SETUP_PATIENCE;
     loop {
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(stream) => return Ok(stream),
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
-                ) && Instant::now() < deadline =>
-            {
-                tracing::warn!(stream = %config.name, "JetStream is not ready yet ({error}); asking again");
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if not_ready(&error) && Instant::now() < deadline => {
+                tracing::warn!("{what}: JetStream is not ready yet ({error}); asking again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(source) => return Err(QueueError::nats("creating a stream", source)),
+            Err(source) => return Err(QueueError::nats(what, source)),
         }
     }
 }
