@@ -10,6 +10,7 @@ use ferry_queue::Queue;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::delivery_runtime::DeliveryRuntime;
 use crate::dry_run::DryRunLog;
 use crate::metrics::Metrics;
 use crate::setup::{ConfigOrigin, Setup};
@@ -85,4 +86,6 @@ pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
     pub metrics: Arc<Metrics>,
     pub dry_run: Arc<DryRunLog>,
+    /// Where workers run: threads of their own, below ingest's priority.
+    pub runtime: DeliveryRuntime,
 }

@@ -27,6 +27,9 @@ pub enum StartError {
     /// Loading the setup stopped before it finished.
     #[error("loading the configuration stopped")]
     Load(#[source] tokio::task::JoinError),
+    /// The threads delivery runs on could not be started.
+    #[error("cannot start the delivery threads")]
+    Runtime(#[source] io::Error),
 }
 
 /// Why the store could not be opened.

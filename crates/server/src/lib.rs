@@ -17,6 +17,7 @@
 //! - `store`: the durable store's files; `metrics`: Prometheus metrics.
 
 mod app;
+mod delivery_runtime;
 mod dry_run;
 mod error;
 mod http;
@@ -44,6 +45,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::app::WorkerContext;
 pub use crate::app::{App, Problem, ReloadOutcome, Status};
+use crate::delivery_runtime::DeliveryRuntime;
 use crate::dry_run::DryRunLog;
 pub use crate::error::{ServeError, StartError, StopError, StoreError};
 use crate::metrics::Metrics;
@@ -114,6 +116,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         queue: Arc::clone(&queue),
         metrics: Arc::clone(&metrics),
         dry_run,
+        runtime: DeliveryRuntime::start().map_err(StartError::Runtime)?,
     });
     workers.apply(&setup).await.map_err(StartError::Declare)?;
     metrics.generation.set(1);

@@ -119,7 +119,7 @@ impl Workers {
                 halt: halt_rx,
                 retry: retry_rx,
             };
-            let task = tokio::spawn(run.run());
+            let task = self.shared.runtime.spawn(run.run());
             self.running.insert(
                 name.clone(),
                 Worker {
