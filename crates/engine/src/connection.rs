@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -13,7 +12,7 @@ use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
 use crate::checks::{check_base_url, check_header_value, check_setting_value};
-use crate::compiled::{CompiledMapping, Fnv, HeaderValue, KeySet};
+use crate::compiled::{CompiledMapping, FastHash, HeaderValue, KeySet};
 use crate::path::Path;
 use crate::template::{RenderError, Template};
 
@@ -61,7 +60,7 @@ pub struct Connection {
     /// The paths held by `path` settings, compiled once.
     pub(crate) setting_paths: HashMap<Box<str>, Path>,
     /// The texts of `list` settings, as sets, for selectors that match names against them.
-    pub(crate) name_lists: HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>>,
+    pub(crate) name_lists: HashMap<Box<str>, NameList, FastHash>,
     secret_names: Vec<String>,
     secrets: Vec<String>,
 }
@@ -353,7 +352,7 @@ impl Connection {
 }
 
 /// The texts of every list setting, as sets.
-fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, BuildHasherDefault<Fnv>> {
+fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, FastHash> {
     values
         .iter()
         .filter_map(|(name, value)| {

@@ -11,14 +11,14 @@
 //! request.
 
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash as _, Hasher as _};
+use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Instant;
 
 use indexmap::IndexMap;
 
 use crate::batch_rule::BatchRule;
-use crate::compiled::Fnv;
+use crate::compiled::FastHash;
 use crate::connection::Header;
 use crate::plan::{Body, PlannedRequest};
 
@@ -58,7 +58,7 @@ struct Open<T> {
 /// Collects planned requests that declare a batch rule into merged requests.
 pub struct Batcher<T> {
     /// Open batches by a hash of their batch key, oldest first.
-    open: IndexMap<u64, Open<T>, BuildHasherDefault<Fnv>>,
+    open: IndexMap<u64, Open<T>, FastHash>,
 }
 
 impl<T> Default for Batcher<T> {
@@ -287,7 +287,7 @@ fn same_headers(a: &[Header], b: &[Header]) -> bool {
 /// A hash of what must be equal for two requests to merge (checked by [`Open::takes`]): the
 /// action and step, or the shared rule's name.
 fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
-    let mut hasher = Fnv::default();
+    let mut hasher = FastHash::default().build_hasher();
     // A shared rule merges the requests of every action that names it.
     if let Some(group) = request.batch.as_ref().and_then(|rule| rule.group.as_ref()) {
         group.hash(&mut hasher);
