@@ -34,6 +34,11 @@ use ferry_engine::{
 };
 use serde_json::{Map, Value, json};
 
+/// The allocator the `ferry` binary uses, so that both passes cost what they cost in `ferry map`
+/// and `ferry serve`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_ROUNDS: usize = 21;
 const DEFAULT_EVENTS: usize = 20_000;
 const WARMUP_ROUNDS: usize = 3;
