@@ -14,6 +14,8 @@ const READY: Duration = Duration::from_secs(30);
 pub struct NatsServer {
     binary: PathBuf,
     args: Vec<String>,
+    /// `GOMAXPROCS` for the process, when it shares the machine with other servers.
+    go_threads: Option<usize>,
     name: String,
     log: PathBuf,
     child: Option<Child>,
@@ -77,6 +79,7 @@ impl NatsServer {
         NatsServer {
             binary: binary.to_path_buf(),
             args,
+            go_threads: None,
             name: name.to_owned(),
             log: dir.join(format!("{name}.log")),
             child: None,
@@ -93,7 +96,11 @@ impl NatsServer {
             .append(true)
             .open(&self.log)
             .expect("the server log opens");
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(threads) = self.go_threads {
+            command.env("GOMAXPROCS", threads.to_string());
+        }
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log"))
@@ -197,7 +204,12 @@ impl Cluster {
                 )
             })
             .collect();
+        // Three servers on one machine: each Go runtime sized to its share of the cores, as it
+        // would be on a machine of its own, instead of three runtimes each running a thread
+        // per core and preempting one another.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         for server in &mut servers {
+            server.go_threads = Some((cores / 3).max(1));
             server.spawn();
         }
         for server in &mut servers {
