@@ -53,7 +53,9 @@ impl DeliveryRuntime {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        // Dropping a runtime blocks on its threads, which an async context must not do.
+        // Dropping a runtime blocks on its threads, which an async context must not do. Stopping
+        // it in the background is safe anywhere, even on one of its own threads: the last handle
+        // may be a delivery task's.
         if let Some(runtime) = self.0.take() {
             runtime.shutdown_background();
         }
@@ -99,6 +101,25 @@ mod tests {
             ours,
             "the caller's own priority is unchanged"
         );
+    }
+
+    #[test]
+    fn the_last_handle_may_be_dropped_by_a_delivery_task() {
+        let runtime = DeliveryRuntime::start().expect("the delivery threads");
+        let last = runtime.clone();
+        let (handed_over, ours_dropped) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = ours_dropped.await;
+            // The caller's handle is gone: this is the last one, dropped on a delivery thread.
+            drop(last);
+            let _ = done.send(());
+        });
+        drop(runtime);
+        let _ = handed_over.send(());
+        finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the task that dropped the last handle ran to its end");
     }
 
     /// Waits for a task of the delivery runtime from outside any runtime.
