@@ -27,12 +27,13 @@ pub struct DeliveryRuntime(Arc<Owned>);
 struct Owned(Option<Runtime>);
 
 impl DeliveryRuntime {
-    /// Starts the runtime's threads.
+    /// Starts the runtime's threads, below the priority of the calling thread.
     pub fn start() -> std::io::Result<DeliveryRuntime> {
+        let priority = delivery_priority();
         let runtime = Builder::new_multi_thread()
             .thread_name("ferry-delivery")
             .enable_all()
-            .on_thread_start(lower_priority)
+            .on_thread_start(move || set_priority(priority))
             .build()?;
         Ok(DeliveryRuntime(Arc::new(Owned(Some(runtime)))))
     }
@@ -62,17 +63,32 @@ impl Drop for Owned {
     }
 }
 
-/// Raises the calling thread's nice value (on Linux the value is per thread). Lowering one's
-/// own priority needs no privilege; if the system refuses anyway, delivery runs at ingest's
-/// priority, which is only slower under load.
-fn lower_priority() {
+/// The nice value of delivery threads: `NICENESS` above the calling thread's (at most 19, the
+/// lowest priority). An absolute value, since a thread starts with the nice value of the thread
+/// that created it: the runtime's blocking threads are created by its own, already lowered,
+/// worker threads.
+fn delivery_priority() -> i32 {
     #[cfg(target_os = "linux")]
     {
-        let current = rustix::process::getpriority_process(None).unwrap_or(0);
-        if let Err(error) = rustix::process::setpriority_process(None, current + NICENESS) {
-            tracing::debug!("cannot lower the priority of a delivery thread: {error}");
-        }
+        let ingest = rustix::process::getpriority_process(None).unwrap_or(0);
+        (ingest + NICENESS).min(19)
     }
+    #[cfg(not(target_os = "linux"))]
+    {
+        NICENESS
+    }
+}
+
+/// Sets the calling thread's nice value (on Linux the value is per thread). Lowering one's own
+/// priority needs no privilege; if the system refuses anyway, delivery runs at ingest's
+/// priority, which is only slower under load.
+fn set_priority(priority: i32) {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, priority) {
+        tracing::debug!("cannot lower the priority of a delivery thread: {error}");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = priority;
 }
 
 #[cfg(all(test, target_os = "linux"))]
