@@ -125,9 +125,6 @@ fn in_flight(node: &Ferry) -> u64 {
         .unwrap_or(0)
 }
 
-/// The most `nodes` held in flight together over the last `window`, sampled every 25 ms: one
-/// reading is only an instant, and a node claims its next batch the moment it settled one, so
-/// what it holds when killed is what it held over the moments before.
 /// How many events a node has claimed since it started, from its `/metrics`.
 fn claimed(node: &Ferry) -> u64 {
     node.metric("ferry_events_mapped_total{connection=\"sink\"}")
@@ -137,6 +134,9 @@ fn claimed(node: &Ferry) -> u64 {
 /// How long before a kill what the nodes hold in flight is watched.
 const WINDOW: Duration = Duration::from_secs(1);
 
+/// The most `nodes` held in flight together over the last `window`, sampled every 25 ms: one
+/// reading is only an instant, and a node claims its next batch the moment it settled one, so
+/// what it holds when killed is what it held over the moments before.
 fn peak_in_flight(nodes: &[&Ferry], window: Duration) -> u64 {
     tokio::task::block_in_place(|| {
         let end = Instant::now() + window;

@@ -119,8 +119,6 @@ struct Builder<'a> {
     stack: Vec<Frame>,
 }
 
-/// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r` (the
-/// parsers' line numbers count a lone `\r` as a line break; `str::lines` does not).
 /// The 1-based line and column of the `index`-th character of `text`, lines counted as
 /// [`lines`] counts them. The YAML syntax checker also ends lines at NEL, LS and PS, so its own
 /// line numbers can disagree with the text's; its character index does not.
@@ -140,6 +138,8 @@ pub(crate) fn position(text: &str, index: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r` (the
+/// parsers' line numbers count a lone `\r` as a line break; `str::lines` does not).
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
