@@ -5,7 +5,11 @@
 //! the store would make every acknowledged event write to a random page of a table holding
 //! millions of keys, which halved throughput and stretched commits after a burst.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+/// A set of dedupe keys. The keys are hashes already, so the table's own hash only needs to be
+/// quick (and seeded, so that chosen keys cannot crowd one bucket).
+pub(crate) type Keys = foldhash::HashSet<i64>;
 
 /// A 64-bit FNV-1a hash of (source, key): stable across processes and ferry versions (unlike
 /// `std`'s hasher), so a restart still recognizes keys stored before it. At 64 bits a collision
@@ -32,7 +36,7 @@ pub(crate) fn dedupe_key(source: &str, key: &str) -> i64 {
 /// arrive within the window than that, the oldest are forgotten early (a repeat of one of them
 /// would then be stored again, which at-least-once delivery allows).
 pub(crate) struct Recent {
-    keys: HashSet<i64>,
+    keys: Keys,
     order: VecDeque<(i64, i64)>,
     window_ms: i64,
     cap: usize,
@@ -45,7 +49,7 @@ pub(crate) const RECENT_CAP: usize = 500_000;
 impl Recent {
     pub(crate) fn new(window_ms: i64, cap: usize) -> Recent {
         Recent {
-            keys: HashSet::new(),
+            keys: Keys::default(),
             order: VecDeque::new(),
             window_ms,
             cap,

@@ -90,12 +90,12 @@ impl Writer {
         self.last_gc = Instant::now();
         // The idle collection waits for a pause in the commits.
         self.next_gc = self.next_gc.max(self.last_gc + GC_BACKLOG_PAUSE);
-        if self.conn.execute_batch("SAVEPOINT collect").is_err() {
+        if self.run_cached("SAVEPOINT collect").is_err() {
             return;
         }
         match self.collect(chunk) {
             Ok(_) => {
-                let _ = self.conn.execute_batch("RELEASE collect");
+                let _ = self.run_cached("RELEASE collect");
             }
             Err(err) => {
                 let _ = self

@@ -1,16 +1,48 @@
 //! Storing accepted events, their dedupe keys and rejected events; declaring connections.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::types::Null;
+use rusqlite::{OptionalExtension, ToSql, params};
 
 use super::Writer;
-use crate::dedupe::dedupe_key;
+use crate::dedupe::{Keys, dedupe_key};
 use crate::state::Position;
 use crate::{Enqueued, EventId, NewEvent, QueueError, RejectedEvent, now_ms};
 
 /// A dedupe key stored, with the time it was seen.
 pub(super) type Key = (i64, i64);
+
+/// Most rows one insert statement holds. A statement per event would cost more than the row:
+/// each runs its own setup, and `AUTOINCREMENT` reads and rewrites the sequence per statement.
+const MAX_ROWS: usize = 64;
+
+/// Multi-row inserts into one table, one statement text per power of two up to [`MAX_ROWS`].
+struct MultiRow {
+    columns: usize,
+    sql: Vec<String>,
+}
+
+impl MultiRow {
+    fn new(head: &str, columns: usize) -> MultiRow {
+        let row = format!("({})", vec!["?"; columns].join(","));
+        let sql = (0..=MAX_ROWS.ilog2())
+            .map(|power| format!("{head} VALUES {}", vec![row.as_str(); 1 << power].join(",")))
+            .collect();
+        MultiRow { columns, sql }
+    }
+
+    /// The statement for `size` rows, a power of two.
+    fn sql(&self, size: usize) -> &str {
+        &self.sql[size.ilog2() as usize]
+    }
+}
+
+static EVENT_INSERT: LazyLock<MultiRow> =
+    LazyLock::new(|| MultiRow::new("INSERT INTO events (source, received_at, body)", 3));
+static DEDUPE_INSERT: LazyLock<MultiRow> =
+    LazyLock::new(|| MultiRow::new("INSERT INTO dedupe_log (hash, at_ms)", 2));
 
 impl Writer {
     /// Stores each event unless its dedupe key was seen within the window; answers one outcome
@@ -21,38 +53,56 @@ impl Writer {
         &self,
         events: &[NewEvent],
         rejected: &[RejectedEvent],
-        batch: &HashSet<i64>,
+        batch: &Keys,
     ) -> Result<(Vec<Enqueued>, Vec<Key>), QueueError> {
-        let fail = |what| move |source| self.error(what, source);
-        let mut remember = self
-            .conn
-            .prepare_cached("INSERT INTO dedupe_log (hash, at_ms) VALUES (?1, ?2)")
-            .map_err(fail("preparing the dedupe insert"))?;
         let mut keys: Vec<Key> = Vec::new();
-        let mut this_call = HashSet::new();
-        let mut insert = self
-            .conn
-            .prepare_cached("INSERT INTO events (source, received_at, body) VALUES (?1, ?2, ?3)")
-            .map_err(fail("preparing the event insert"))?;
-        let mut outcome = Vec::with_capacity(events.len());
+        let mut this_call = Keys::default();
+        // `None` marks a duplicate; the others are stored in order.
+        let mut fresh: Vec<Option<&NewEvent>> = Vec::with_capacity(events.len());
         for event in events {
             if let Some(key) = &event.dedupe {
                 let hash = dedupe_key(&event.source, key);
                 if self.recent.contains(hash) || batch.contains(&hash) || !this_call.insert(hash) {
-                    outcome.push(Enqueued::Duplicate);
+                    fresh.push(None);
                     continue;
                 }
-                remember
-                    .execute(params![hash, event.received_at_ms])
-                    .map_err(fail("storing a dedupe key"))?;
                 keys.push((hash, event.received_at_ms));
             }
-            insert
-                .execute(params![event.source, event.received_at_ms, event.body])
-                .map_err(fail("storing an event"))?;
-            outcome.push(Enqueued::Stored(EventId(self.conn.last_insert_rowid())));
+            fresh.push(Some(event));
         }
+        for chunk in keys.chunks(MAX_ROWS) {
+            self.insert_rows(&DEDUPE_INSERT, chunk, |(hash, at_ms)| {
+                [hash as &dyn ToSql, at_ms as &dyn ToSql, &Null]
+            })
+            .map_err(|source| self.error("storing dedupe keys", source))?;
+        }
+        let stored: Vec<&NewEvent> = fresh.iter().flatten().copied().collect();
+        let mut ids = Vec::with_capacity(stored.len());
+        for chunk in stored.chunks(MAX_ROWS) {
+            self.insert_rows(&EVENT_INSERT, chunk, |event| {
+                [
+                    &event.source as &dyn ToSql,
+                    &event.received_at_ms,
+                    &event.body,
+                ]
+            })
+            .map_err(|source| self.error("storing events", source))?;
+            // One statement's rows take consecutive ids: the writer holds the write lock and
+            // `AUTOINCREMENT` gives each row one more than the last.
+            let last = self.conn.last_insert_rowid();
+            let first = last - i64::try_from(chunk.len()).unwrap_or(i64::MAX) + 1;
+            ids.extend((first..=last).map(EventId));
+        }
+        let mut ids = ids.into_iter();
+        let outcome = fresh
+            .iter()
+            .map(|event| match event {
+                Some(_) => Enqueued::Stored(ids.next().expect("an id per stored event")),
+                None => Enqueued::Duplicate,
+            })
+            .collect();
         if !rejected.is_empty() {
+            let fail = |what| move |source| self.error(what, source);
             let mut dead = self
                 .conn
                 .prepare_cached(
@@ -74,6 +124,32 @@ impl Writer {
             }
         }
         Ok((outcome, keys))
+    }
+
+    /// Inserts `rows` with as few statements as possible: one per power of two in their count,
+    /// each binding every row's parameters (`params` gives a row's, unused ones last).
+    fn insert_rows<T>(
+        &self,
+        statements: &MultiRow,
+        rows: &[T],
+        params: impl Fn(&T) -> [&dyn ToSql; 3],
+    ) -> rusqlite::Result<()> {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let size = 1 << rest.len().ilog2();
+            let (now, later) = rest.split_at(size);
+            let mut statement = self.conn.prepare_cached(statements.sql(size))?;
+            let mut index = 1;
+            for row in now {
+                for value in params(row).into_iter().take(statements.columns) {
+                    statement.raw_bind_parameter(index, value)?;
+                    index += 1;
+                }
+            }
+            statement.raw_execute()?;
+            rest = later;
+        }
+        Ok(())
     }
 
     /// Records new connections with their starting position; answers every declared connection

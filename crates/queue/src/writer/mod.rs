@@ -9,7 +9,7 @@ mod settle;
 
 pub(crate) use dead_letters::select_filter;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use crate::dedupe::{RECENT_CAP, Recent};
+use crate::dedupe::{Keys, RECENT_CAP, Recent};
 use crate::now_ms;
 use crate::shared::Shared;
 use crate::state::{Position, lock};
@@ -205,6 +205,12 @@ impl Writer {
         }
     }
 
+    /// Runs a statement of the writer's own, such as `COMMIT`, prepared once: several run per
+    /// group commit.
+    fn run_cached(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
     fn error(&self, what: &'static str, source: rusqlite::Error) -> QueueError {
         QueueError::sqlite(&self.shared.path, what, source)
     }
@@ -215,7 +221,7 @@ impl Writer {
             .any(|c| !matches!(c, Command::Settle { .. } | Command::Collect { .. }));
         self.sync_next_commit(promises);
         self.recent.expire(now_ms());
-        if let Err(source) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(source) = self.run_cached("BEGIN IMMEDIATE") {
             let source = Arc::new(source);
             for command in batch {
                 command.fail(self.shared_error("starting a transaction", &source));
@@ -225,7 +231,7 @@ impl Writer {
         let mut done = Vec::with_capacity(batch.len());
         let mut settling: HashMap<String, BTreeSet<i64>> = HashMap::new();
         // Dedupe keys stored by the commands of this transaction so far.
-        let mut keys: HashSet<i64> = HashSet::new();
+        let mut keys = Keys::default();
         let mut broken = None;
         for command in batch {
             if let Some(source) = &broken {
@@ -233,13 +239,13 @@ impl Writer {
                     .fail(self.shared_error("an earlier command of the same transaction", source));
                 continue;
             }
-            if let Err(source) = self.conn.execute_batch("SAVEPOINT command") {
+            if let Err(source) = self.run_cached("SAVEPOINT command") {
                 command.fail(self.error("starting a savepoint", source));
                 continue;
             }
             match self.execute(command, &mut settling, &keys) {
                 Ok(finished) => {
-                    if let Err(source) = self.conn.execute_batch("RELEASE command") {
+                    if let Err(source) = self.run_cached("RELEASE command") {
                         let source = Arc::new(source);
                         finished.fail(self.shared_error("releasing a savepoint", &source));
                         broken = Some(source);
@@ -274,7 +280,7 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(source)
             }
-            None => self.conn.execute_batch("COMMIT").map_err(|source| {
+            None => self.run_cached("COMMIT").map_err(|source| {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Arc::new(source)
             }),
@@ -346,7 +352,7 @@ impl Writer {
         &self,
         command: Command,
         settling: &mut HashMap<String, BTreeSet<i64>>,
-        keys: &HashSet<i64>,
+        keys: &Keys,
     ) -> Result<Done, Box<(Command, QueueError)>> {
         match command {
             Command::Enqueue {

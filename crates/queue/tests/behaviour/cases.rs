@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_queue::{
-    Claimed, Depth, Enqueued, EventId, OrderKey, Queue, RejectedEvent, Remember, Replayed, Select,
-    Settlement,
+    Claimed, Depth, Enqueued, EventId, NewEvent, OrderKey, Queue, RejectedEvent, Remember,
+    Replayed, Select, Settlement,
 };
 use serde_json::json;
 
@@ -526,6 +526,38 @@ pub async fn a_dedupe_key_is_stored_once_within_and_across_calls(backend: &Backe
         bodies(&queue.claim("amp", 10).await.unwrap()),
         ["other source"]
     );
+}
+
+/// A large call, duplicates among its events: each stored event's answer is its own id, the
+/// one it is claimed under.
+pub async fn each_event_of_a_large_call_answers_its_own_id(backend: &Backend) {
+    let queue = backend.open().await;
+    declare(&*queue, &[("acme", "segment")]).await;
+    // 200 events: every seventh repeats the key of the one before, every fifth has no key.
+    let events: Vec<NewEvent> = (0..200)
+        .map(|i| match i {
+            i if i % 5 == 0 => event("segment", &format!("event {i}")),
+            i if i % 7 == 0 => keyed("segment", &format!("k{}", i - 1), &format!("event {i}")),
+            i => keyed("segment", &format!("k{i}"), &format!("event {i}")),
+        })
+        .collect();
+    let outcome = queue.enqueue(events, Vec::new()).await.unwrap();
+    let expected: Vec<(EventId, String)> = outcome
+        .iter()
+        .enumerate()
+        .filter_map(|(i, answer)| match answer {
+            Enqueued::Stored(id) => Some((*id, format!("event {i}"))),
+            Enqueued::Duplicate => None,
+        })
+        .collect();
+    let duplicates = (0..200).filter(|i| i % 5 != 0 && i % 7 == 0 && (i - 1) % 5 != 0);
+    assert_eq!(expected.len(), 200 - duplicates.count());
+    let claimed: Vec<(EventId, String)> = claim_until(&*queue, "acme", expected.len())
+        .await
+        .into_iter()
+        .map(|c| (c.id, c.body))
+        .collect();
+    assert_eq!(claimed, expected);
 }
 
 pub async fn a_dedupe_key_is_remembered_across_a_restart(backend: &Backend) {

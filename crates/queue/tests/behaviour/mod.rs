@@ -52,6 +52,7 @@ macro_rules! every_case {
             events_rejected_at_ingest_are_not_replayed,
             a_second_handle_lists_and_replays_while_the_server_runs,
             a_dedupe_key_is_stored_once_within_and_across_calls,
+            each_event_of_a_large_call_answers_its_own_id,
             a_dedupe_key_is_remembered_across_a_restart,
             a_dedupe_key_is_forgotten_after_the_window,
             concurrent_calls_with_the_same_key_store_it_once,
