@@ -8,14 +8,27 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// Why a worker could not read `text`, or `None` when it can.
 pub(crate) fn unreadable(text: &str) -> Option<serde_json::Error> {
     serde_json::from_str::<Readable>(text).err()
 }
 
-/// Consumes any JSON value the way `serde_json::Value` would read it, keeping nothing.
-struct Readable;
+/// Why a worker could not read `raw` as the value of a field of a stored event, or `None` when
+/// it can. Nesting counts from the event: an object or array is checked one level down.
+pub(crate) fn unreadable_field(raw: &RawValue) -> Option<serde_json::Error> {
+    let text = raw.get();
+    if text.starts_with(['{', '[']) {
+        unreadable(&format!("[{text}]"))
+    } else {
+        unreadable(text)
+    }
+}
+
+/// Consumes any JSON value the way `serde_json::Value` would read it, keeping nothing. Read in
+/// place of a value inside a larger document, it checks that value at its own depth there.
+pub(crate) struct Readable;
 
 impl<'de> Deserialize<'de> for Readable {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -76,7 +89,7 @@ impl<'de> Visitor<'de> for Readable {
 
 #[cfg(test)]
 mod tests {
-    use super::unreadable;
+    use super::{unreadable, unreadable_field};
 
     /// Whatever this says, `serde_json::Value` says the same.
     fn agrees(text: &str) -> bool {
@@ -93,6 +106,24 @@ mod tests {
         ));
         assert!(agrees(r#"{"x":1e400,"y":"\ud83d\ude00","z":"é"}"#));
         assert!(agrees(&format!("{}{}", "[".repeat(127), "]".repeat(127))));
+    }
+
+    /// A field's value is checked at its depth in the event.
+    #[test]
+    fn a_field_is_read_one_level_down() {
+        let field = |text: &str| {
+            let raw = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+            let ours = unreadable_field(&raw).is_none();
+            let theirs =
+                serde_json::from_str::<serde_json::Value>(&format!("{{\"f\":{text}}}")).is_ok();
+            assert_eq!(ours, theirs, "{text:?}");
+            ours
+        };
+        assert!(field(&format!("{}{}", "[".repeat(126), "]".repeat(126))));
+        assert!(!field(&format!("{}{}", "[".repeat(127), "]".repeat(127))));
+        assert!(field(r#"{"a":1e400,"b":"x"}"#));
+        assert!(!field(r#""\ud800""#));
+        assert!(field("123456789012345678901234567890"));
     }
 
     #[test]

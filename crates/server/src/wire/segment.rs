@@ -47,8 +47,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use self::event::{Probe, Refusal, Shared, build};
-use super::readable::unreadable;
+use self::event::{Probe, Refusal, Shared, Who, build};
+use super::readable::unreadable_field;
 use super::splice::{as_str, is_null, is_object, json_string, present};
 use super::{Accepted, Ingested, Rejected, WireError};
 
@@ -211,7 +211,22 @@ fn parse_single(
         return Err(too_large(body.len(), MAX_CALL_BYTES, "a single call"));
     }
     let text = object_text(body)?;
-    let probe: Probe = serde_json::from_str(text).map_err(|e| invalid_json(&e))?;
+    let probe: Probe = match serde_json::from_str(text) {
+        Ok(probe) => probe,
+        // Valid JSON that a worker could not read (a lone surrogate, deep nesting) refuses the
+        // event, as it would inside a batch; anything else is not JSON at all.
+        Err(e) => {
+            let lenient: WriteKeyOnly = serde_json::from_str(text).map_err(|e| invalid_json(&e))?;
+            let reason = format!("{} cannot be read: {e}", Who::Single);
+            return Ok(Parsed {
+                write_key: lenient.write_key.and_then(as_str).map(Cow::into_owned),
+                ingested: Ingested {
+                    accepted: Vec::new(),
+                    rejected: vec![Rejected::new(1, reason, text)],
+                },
+            });
+        }
+    };
     let write_key = probe.write_key.and_then(as_str).map(Cow::into_owned);
     let mut ingested = Ingested::with_capacity(1);
     let shared = Shared {
@@ -220,7 +235,7 @@ fn parse_single(
         integrations: None,
         sent_at: None,
     };
-    match build(text, &probe, Some(kind), &shared, "the event") {
+    match build(text, &probe, Some(kind), &shared, &Who::Single) {
         Ok(accepted) => ingested.accepted.push(accepted),
         Err(Refusal::Item(reason)) => ingested.rejected.push(Rejected::new(1, reason, text)),
         // A single call's type comes from its path, so this does not happen; were it to, the
@@ -242,6 +257,13 @@ fn too_large(size: usize, limit: usize, what: &str) -> WireError {
         "payload_too_large",
         &format!("{what} is {size} bytes, over the {limit}-byte limit"),
     )
+}
+
+/// A single call's `writeKey` alone, from a body whose event cannot be probed.
+#[derive(Deserialize)]
+struct WriteKeyOnly<'a> {
+    #[serde(borrow, default, rename = "writeKey")]
+    write_key: Option<&'a RawValue>,
 }
 
 /// A batch's envelope, read without copying its items.
@@ -286,7 +308,7 @@ fn parse_batch(body: &[u8], received_at: &RawValue) -> Result<Parsed, WireError>
     let mut ingested = Ingested::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let position = index + 1;
-        let who = format!("event {position} of the batch");
+        let who = Who::Item(position);
         match item_outcome(item.get(), &shared, &who) {
             Ok(accepted) => ingested.accepted.push(accepted),
             Err(Refusal::Item(reason)) => {
@@ -325,7 +347,7 @@ fn shared_value<'a>(
     raw: Option<&'a RawValue>,
     name: &str,
 ) -> Result<Option<&'a RawValue>, WireError> {
-    if let Some(e) = raw.and_then(|raw| unreadable(raw.get())) {
+    if let Some(e) = raw.and_then(unreadable_field) {
         return Err(bad_request(
             "invalid_json",
             &format!("the batch's `{name}` cannot be read: {e}"),
@@ -355,7 +377,7 @@ fn shared_object<'a>(
     }
 }
 
-fn item_outcome(text: &str, shared: &Shared<'_>, who: &str) -> Result<Accepted, Refusal> {
+fn item_outcome(text: &str, shared: &Shared<'_>, who: &Who) -> Result<Accepted, Refusal> {
     if text.len() > MAX_CALL_BYTES {
         return Err(Refusal::Item(format!(
             "{who} is {} bytes, over the {MAX_CALL_BYTES}-byte limit for one event",

@@ -1,15 +1,17 @@
 //! One Segment event: the checks it must pass and the text it is stored as.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{MAX_CALL_BYTES, MAX_MESSAGE_ID_CHARS, SERVER_FIELDS_BYTES};
 use crate::wire::Accepted;
-use crate::wire::readable::unreadable;
-use crate::wire::splice::{as_str, is_null, is_object, json_string, prepend, present};
+use crate::wire::readable::{Readable, unreadable_field};
+use crate::wire::splice::{as_str, is_null, is_object, json_string, prepend};
 
 /// The event types an event may have once stored.
 const EVENT_TYPES: [&str; 7] = [
@@ -27,30 +29,98 @@ pub(super) struct Shared<'a> {
 /// The fields of an event that ferry checks or fills, read without copying.
 ///
 /// Every field is `Some` when present, even as `null`, so that splicing never repeats a key.
-#[derive(Deserialize)]
+/// Reading a probe also checks that a worker can read the whole event (see `readable.rs`), in
+/// the same pass: the other fields' values are read as [`Readable`] where they stand, and the
+/// probed ones, kept raw, are checked at their depth. A probed field that appears twice is an
+/// error.
+#[derive(Default)]
 pub(super) struct Probe<'a> {
-    #[serde(borrow, default, rename = "type", deserialize_with = "present")]
     pub(super) kind: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(super) action: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "userId", deserialize_with = "present")]
     pub(super) user_id: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "anonymousId", deserialize_with = "present")]
     pub(super) anonymous_id: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(super) event: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "messageId", deserialize_with = "present")]
     pub(super) message_id: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "receivedAt", deserialize_with = "present")]
     pub(super) received_at: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "sentAt", deserialize_with = "present")]
     pub(super) sent_at: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(super) context: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(super) integrations: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "writeKey", deserialize_with = "present")]
     pub(super) write_key: Option<&'a RawValue>,
+}
+
+impl<'a> Probe<'a> {
+    /// The slot of a probed field, by its name in the event.
+    fn slot(&mut self, key: &str) -> Option<(&'static str, &mut Option<&'a RawValue>)> {
+        Some(match key {
+            "type" => ("type", &mut self.kind),
+            "action" => ("action", &mut self.action),
+            "userId" => ("userId", &mut self.user_id),
+            "anonymousId" => ("anonymousId", &mut self.anonymous_id),
+            "event" => ("event", &mut self.event),
+            "messageId" => ("messageId", &mut self.message_id),
+            "receivedAt" => ("receivedAt", &mut self.received_at),
+            "sentAt" => ("sentAt", &mut self.sent_at),
+            "context" => ("context", &mut self.context),
+            "integrations" => ("integrations", &mut self.integrations),
+            "writeKey" => ("writeKey", &mut self.write_key),
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ProbeVisitor)
+    }
+}
+
+struct ProbeVisitor;
+
+impl<'de> Visitor<'de> for ProbeVisitor {
+    type Value = Probe<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'de>, A::Error> {
+        let mut probe = Probe::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match probe.slot(&key) {
+                Some((name, slot)) => {
+                    if slot.is_some() {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    let raw: &'de RawValue = map.next_value()?;
+                    if let Some(e) = unreadable_field(raw) {
+                        return Err(de::Error::custom(format_args!("in `{name}`: {e}")));
+                    }
+                    *slot = Some(raw);
+                }
+                None => {
+                    map.next_value::<Readable>()?;
+                }
+            }
+        }
+        Ok(probe)
+    }
+}
+
+/// Which event of a request a refusal speaks of; written out only when one is refused.
+pub(super) enum Who {
+    /// The one event of a single call.
+    Single,
+    /// The event at this position (from 1) of a batch.
+    Item(usize),
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::Single => f.write_str("the event"),
+            Who::Item(position) => write!(f, "event {position} of the batch"),
+        }
+    }
 }
 
 /// Why an event is not stored.
@@ -103,7 +173,7 @@ pub(super) fn build(
     probe: &Probe<'_>,
     path_type: Option<&'static str>,
     shared: &Shared<'_>,
-    who: &str,
+    who: &Who,
 ) -> Result<Accepted, Refusal> {
     let refuse = |reason: String| Err(Refusal::Item(reason));
     let mut fields: Vec<(&'static str, Cow<'_, RawValue>, How)> = Vec::with_capacity(6);
@@ -171,11 +241,10 @@ pub(super) fn build(
     // A write key is a credential of the source, not part of the event: never stored, so never
     // forwarded by a mapping or shown by `ferry dlq`.
     let drop_write_key = probe.write_key.is_some();
+    // The probe checked that a worker can read the event's own text, and the request's fields
+    // were checked at the same depth once for all its events: what is spliced together reads too.
     let body = apply(text, &fields, drop_write_key)
         .map_err(|e| Refusal::Item(format!("{who} cannot be read: {e}")))?;
-    if let Some(e) = unreadable(&body) {
-        return refuse(format!("{who} cannot be read: {e}"));
-    }
     // The limit of one event applies to it as stored, the batch's `context` and
     // `integrations` merged in, so that a shared context cannot multiply what a request stores.
     if body.len() > MAX_CALL_BYTES + SERVER_FIELDS_BYTES {
@@ -193,7 +262,7 @@ pub(super) fn build(
 fn event_type<'a>(
     probe: &Probe<'a>,
     path_type: Option<&'static str>,
-    who: &str,
+    who: &Who,
     fields: &mut Vec<(&'static str, Cow<'a, RawValue>, How)>,
 ) -> Result<Cow<'a, str>, Refusal> {
     let refuse = |reason: String| Err(Refusal::Item(reason));

@@ -434,11 +434,6 @@ fn invalid_bodies_refuse_the_request() {
         (Call::Track, &b"{\"userId\":"[..], "invalid_json"),
         (Call::Track, b"[]", "invalid_json"),
         (Call::Track, b"\xff\xfe", "invalid_json"),
-        (
-            Call::Track,
-            br#"{"userId":"u","userId":"v"}"#,
-            "invalid_json",
-        ),
         (Call::Batch, br#"{"batch": {}}"#, "invalid_json"),
         (Call::Batch, br#"{"batch": []} trailing"#, "invalid_json"),
         (Call::Batch, br#"[{"type":"track"}]"#, "invalid_json"),
@@ -449,6 +444,25 @@ fn invalid_bodies_refuse_the_request() {
         assert_eq!(code(&err), want, "{}", String::from_utf8_lossy(body));
         assert!(err.body["message"].is_string());
     }
+}
+
+/// Valid JSON, as Segment reads it: the event is refused (and kept), not the request.
+#[test]
+fn a_single_call_repeating_a_checked_field_is_rejected() {
+    let parsed = parse(
+        Call::Track,
+        br#"{"userId":"u","userId":"v","event":"E","writeKey":"k"}"#,
+        AT,
+    )
+    .unwrap();
+    assert!(parsed.ingested.accepted.is_empty());
+    let reason = &parsed.ingested.rejected[0].reason;
+    assert!(reason.contains("duplicate field `userId`"), "{reason}");
+    assert_eq!(
+        parsed.write_key.as_deref(),
+        Some("k"),
+        "the request still authenticates"
+    );
 }
 
 #[test]
@@ -622,5 +636,60 @@ fn a_write_key_in_the_body_is_not_stored() {
             "{text}"
         );
         assert_eq!(stored(&parsed.ingested.accepted[0])["userId"], "u");
+    }
+}
+
+/// The probe checks what a worker reads in the same pass: at every depth around the limit, in a
+/// probed field (`context`), another field (`properties`) and a batch's shared `context`, an
+/// event is accepted exactly when a worker can read it as stored.
+#[test]
+fn an_event_is_accepted_exactly_when_a_worker_reads_it() {
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    for levels in 122..=128 {
+        for field in ["context", "properties"] {
+            let event = format!(
+                r#"{{"type":"track","event":"e","userId":"u","{field}":{{"d":{}}}}}"#,
+                nested(levels)
+            );
+            let readable = serde_json::from_str::<Value>(&event).is_ok();
+            let single = parse(Call::Track, event.as_bytes(), AT).unwrap();
+            worker_reads(&single);
+            assert_eq!(
+                single.ingested.accepted.len() == 1,
+                readable,
+                "{field} {levels}"
+            );
+            let batch = parse(
+                Call::Batch,
+                format!(r#"{{"batch":[{event}]}}"#).as_bytes(),
+                AT,
+            )
+            .unwrap();
+            worker_reads(&batch);
+            assert_eq!(
+                batch.ingested.accepted.len() == 1,
+                readable,
+                "{field} {levels}"
+            );
+        }
+        let shared = format!(
+            r#"{{"batch":[{{"type":"track","event":"e","userId":"u"}}],"context":{{"d":{}}}}}"#,
+            nested(levels)
+        );
+        let stored = format!(
+            r#"{{"type":"track","event":"e","userId":"u","context":{{"d":{}}}}}"#,
+            nested(levels)
+        );
+        let readable = serde_json::from_str::<Value>(&stored).is_ok();
+        match parse(Call::Batch, shared.as_bytes(), AT) {
+            Ok(parsed) => {
+                assert!(readable, "batch context {levels}");
+                worker_reads(&parsed);
+            }
+            Err(err) => {
+                assert!(!readable, "batch context {levels}");
+                assert_eq!(code(&err), "invalid_json");
+            }
+        }
     }
 }
