@@ -98,6 +98,10 @@ pub(crate) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
             source,
         }
     };
+    // Only a new file takes it: events are appended, and every page of a commit is written to
+    // the WAL with a call of its own.
+    conn.pragma_update(None, "page_size", 16_384)
+        .map_err(fail("setting the page size"))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(fail("switching to WAL"))?;
     let sync = if synchronous_full { "FULL" } else { "NORMAL" };

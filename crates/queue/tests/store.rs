@@ -51,6 +51,40 @@ async fn the_store_is_in_wal_mode() {
     assert_eq!(mode, "wal");
 }
 
+fn page_size(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .unwrap()
+}
+
+/// A new file has large pages (fewer WAL writes per commit); a file made with SQLite's default
+/// pages keeps them and its events.
+#[tokio::test]
+async fn a_new_store_has_16_kib_pages_and_an_older_file_keeps_its_own() {
+    let store = Store::new();
+    drop(store.open());
+    assert_eq!(page_size(&store.path()), 16_384);
+
+    let older = Store::new();
+    rusqlite::Connection::open(older.path())
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 4096; CREATE TABLE made_before (x); DROP TABLE made_before;",
+        )
+        .unwrap();
+    assert_eq!(page_size(&older.path()), 4096);
+    let queue = older.open();
+    common::declare(&queue, &[("acme", "segment")]).await;
+    common::enqueue(&queue, "segment", &["a", "b"]).await;
+    assert_eq!(
+        common::bodies(&queue.claim("acme", 10).await.unwrap()),
+        ["a", "b"]
+    );
+    drop(queue);
+    assert_eq!(page_size(&older.path()), 4096);
+}
+
 #[tokio::test]
 async fn a_version_1_file_keeps_its_dedupe_keys() {
     let store = Store::new();
