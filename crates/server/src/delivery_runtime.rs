@@ -14,10 +14,11 @@ use std::sync::Arc;
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::JoinHandle;
 
-/// How much lower than ingest delivery threads run, in nice steps: each step is about 1.25
-/// times less CPU when contended, so 5 steps leave delivery about a third of a busy core's
-/// share next to an ingest thread, and all of an idle one.
-const NICENESS: i32 = 5;
+/// How much lower than ingest delivery threads run, in nice steps: 19 steps, the lowest
+/// priority there is, leave delivery about 1.5% of a core next to a busy ingest thread and all of
+/// an idle one. Under a burst on two cores, +5 (a third of a core) still took enough from the
+/// serial writer that every acknowledgement waits on to cost a quarter of ingest's rate.
+const NICENESS: i32 = 19;
 
 /// A handle on the delivery runtime; the runtime stops (without waiting) when the last handle
 /// is dropped.
