@@ -10,6 +10,9 @@ use crate::QueueError;
 /// The schema this code writes; `PRAGMA user_version` holds the version of a file.
 pub(crate) const VERSION: i64 = 3;
 
+/// The WAL size past which a commit checkpoints inside itself.
+const WAL_VALVE_BYTES: i64 = 64 * 1024 * 1024;
+
 /// How long a statement waits for another process (`ferry dlq`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,9 +111,21 @@ pub(crate) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     conn.pragma_update(None, "synchronous", sync)
         .map_err(fail("setting `synchronous`"))?;
     // Checkpoints run on their own thread (see `checkpoint.rs`); SQLite's own stays as a
-    // safety valve for a WAL that outgrows 64 MB.
-    conn.pragma_update(None, "wal_autocheckpoint", 16_384)
-        .map_err(fail("setting `wal_autocheckpoint`"))?;
+    // safety valve for a WAL that outgrows 64 MB. The threshold counts pages, whose size depends
+    // on when the file was made.
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .map_err(fail("reading the page size"))?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        WAL_VALVE_BYTES / page_size.max(512),
+    )
+    .map_err(fail("setting `wal_autocheckpoint`"))?;
+    // Each command of a group commit runs in a savepoint, which copies the pages it changes
+    // first into a statement journal: in memory, not in a temporary file written per page.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(fail("setting `temp_store`"))?;
     migrate(path, &conn)?;
     Ok(conn)
 }
