@@ -19,12 +19,22 @@ pub(crate) fn unreadable(text: &str) -> Option<serde_json::Error> {
 /// it can. Nesting counts from the event: an object or array is checked one level down.
 pub(crate) fn unreadable_field(raw: &RawValue) -> Option<serde_json::Error> {
     let text = raw.get();
-    if text.starts_with(['{', '[']) {
-        unreadable(&format!("[{text}]"))
-    } else {
-        unreadable(text)
+    if let Some(e) = unreadable(text) {
+        return Some(e);
     }
+    // Read alone, the value is one level shallower than in the event: only one nested to
+    // exactly the last level allowed reads alone and not in the event, and it holds at least
+    // that many opening brackets. Counting them is cheaper than copying every value.
+    let openings = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if openings >= MAX_NESTING {
+        return unreadable(&format!("[{text}]"));
+    }
+    None
 }
+
+/// The deepest nesting serde_json reads (a value at level 128 is refused), counted from the
+/// document's own value as level 1.
+const MAX_NESTING: usize = 127;
 
 /// Consumes any JSON value the way `serde_json::Value` would read it, keeping nothing. Read in
 /// place of a value inside a larger document, it checks that value at its own depth there.
