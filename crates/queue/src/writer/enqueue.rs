@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use rusqlite::types::Null;
 use rusqlite::{OptionalExtension, ToSql, params};
 
 use super::Writer;
@@ -18,19 +17,19 @@ pub(super) type Key = (i64, i64);
 /// each runs its own setup, and `AUTOINCREMENT` reads and rewrites the sequence per statement.
 const MAX_ROWS: usize = 64;
 
-/// Multi-row inserts into one table, one statement text per power of two up to [`MAX_ROWS`].
-struct MultiRow {
-    columns: usize,
+/// Multi-row inserts into one table of `N` columns, one statement text per power of two up to
+/// [`MAX_ROWS`] rows.
+struct MultiRow<const N: usize> {
     sql: Vec<String>,
 }
 
-impl MultiRow {
-    fn new(head: &str, columns: usize) -> MultiRow {
-        let row = format!("({})", vec!["?"; columns].join(","));
+impl<const N: usize> MultiRow<N> {
+    fn new(head: &str) -> MultiRow<N> {
+        let row = format!("({})", ["?"; N].join(","));
         let sql = (0..=MAX_ROWS.ilog2())
             .map(|power| format!("{head} VALUES {}", vec![row.as_str(); 1 << power].join(",")))
             .collect();
-        MultiRow { columns, sql }
+        MultiRow { sql }
     }
 
     /// The statement for `size` rows, a power of two.
@@ -39,10 +38,10 @@ impl MultiRow {
     }
 }
 
-static EVENT_INSERT: LazyLock<MultiRow> =
-    LazyLock::new(|| MultiRow::new("INSERT INTO events (source, received_at, body)", 3));
-static DEDUPE_INSERT: LazyLock<MultiRow> =
-    LazyLock::new(|| MultiRow::new("INSERT INTO dedupe_log (hash, at_ms)", 2));
+static EVENT_INSERT: LazyLock<MultiRow<3>> =
+    LazyLock::new(|| MultiRow::new("INSERT INTO events (source, received_at, body)"));
+static DEDUPE_INSERT: LazyLock<MultiRow<2>> =
+    LazyLock::new(|| MultiRow::new("INSERT INTO dedupe_log (hash, at_ms)"));
 
 impl Writer {
     /// Stores each event unless its dedupe key was seen within the window; answers one outcome
@@ -57,48 +56,39 @@ impl Writer {
     ) -> Result<(Vec<Enqueued>, Vec<Key>), QueueError> {
         let mut keys: Vec<Key> = Vec::new();
         let mut this_call = Keys::default();
-        // `None` marks a duplicate; the others are stored in order.
-        let mut fresh: Vec<Option<&NewEvent>> = Vec::with_capacity(events.len());
+        let mut stored: Vec<&NewEvent> = Vec::with_capacity(events.len());
+        let mut duplicate = Vec::with_capacity(events.len());
         for event in events {
             if let Some(key) = &event.dedupe {
                 let hash = dedupe_key(&event.source, key);
                 if self.recent.contains(hash) || batch.contains(&hash) || !this_call.insert(hash) {
-                    fresh.push(None);
+                    duplicate.push(true);
                     continue;
                 }
                 keys.push((hash, event.received_at_ms));
             }
-            fresh.push(Some(event));
+            duplicate.push(false);
+            stored.push(event);
         }
-        for chunk in keys.chunks(MAX_ROWS) {
-            self.insert_rows(&DEDUPE_INSERT, chunk, |(hash, at_ms)| {
-                [hash as &dyn ToSql, at_ms as &dyn ToSql, &Null]
-            })
+        self.insert_rows(&DEDUPE_INSERT, &keys, |(hash, at_ms)| [hash, at_ms])
             .map_err(|source| self.error("storing dedupe keys", source))?;
-        }
-        let stored: Vec<&NewEvent> = fresh.iter().flatten().copied().collect();
-        let mut ids = Vec::with_capacity(stored.len());
-        for chunk in stored.chunks(MAX_ROWS) {
-            self.insert_rows(&EVENT_INSERT, chunk, |event| {
-                [
-                    &event.source as &dyn ToSql,
-                    &event.received_at_ms,
-                    &event.body,
-                ]
-            })
-            .map_err(|source| self.error("storing events", source))?;
-            // One statement's rows take consecutive ids: the writer holds the write lock and
-            // `AUTOINCREMENT` gives each row one more than the last.
-            let last = self.conn.last_insert_rowid();
-            let first = last - i64::try_from(chunk.len()).unwrap_or(i64::MAX) + 1;
-            ids.extend((first..=last).map(EventId));
-        }
-        let mut ids = ids.into_iter();
-        let outcome = fresh
-            .iter()
-            .map(|event| match event {
-                Some(_) => Enqueued::Stored(ids.next().expect("an id per stored event")),
-                None => Enqueued::Duplicate,
+        self.insert_rows(&EVENT_INSERT, &stored, |event| {
+            [&event.source, &event.received_at_ms, &event.body]
+        })
+        .map_err(|source| self.error("storing events", source))?;
+        // The rows of these statements took consecutive ids: the writer holds the write lock
+        // for the whole transaction, and `AUTOINCREMENT` gives each row one more than the last.
+        let last = self.conn.last_insert_rowid();
+        let mut ids =
+            (last - i64::try_from(stored.len()).unwrap_or(i64::MAX) + 1..=last).map(EventId);
+        let outcome = duplicate
+            .into_iter()
+            .map(|duplicate| {
+                if duplicate {
+                    Enqueued::Duplicate
+                } else {
+                    Enqueued::Stored(ids.next().expect("an id per stored event"))
+                }
             })
             .collect();
         if !rejected.is_empty() {
@@ -127,21 +117,21 @@ impl Writer {
     }
 
     /// Inserts `rows` with as few statements as possible: one per power of two in their count,
-    /// each binding every row's parameters (`params` gives a row's, unused ones last).
-    fn insert_rows<T>(
+    /// of at most [`MAX_ROWS`] rows each, binding every row's parameters (`params` gives a row's).
+    fn insert_rows<T, const N: usize>(
         &self,
-        statements: &MultiRow,
+        statements: &MultiRow<N>,
         rows: &[T],
-        params: impl Fn(&T) -> [&dyn ToSql; 3],
+        params: impl Fn(&T) -> [&dyn ToSql; N],
     ) -> rusqlite::Result<()> {
         let mut rest = rows;
         while !rest.is_empty() {
-            let size = 1 << rest.len().ilog2();
+            let size = (1 << rest.len().ilog2()).min(MAX_ROWS);
             let (now, later) = rest.split_at(size);
             let mut statement = self.conn.prepare_cached(statements.sql(size))?;
             let mut index = 1;
             for row in now {
-                for value in params(row).into_iter().take(statements.columns) {
+                for value in params(row) {
                     statement.raw_bind_parameter(index, value)?;
                     index += 1;
                 }
