@@ -8,13 +8,19 @@
 //!                                                            \-> DeadLetterWriter
 //! ```
 
+mod batches;
+mod dead_letters;
+mod dedupe;
 mod outgoing;
 mod rules;
 mod run;
+mod sender;
 mod summary;
 mod ticket;
+mod tracked;
 
 pub use rules::rules_for;
-pub use run::{Halt, Input, Pipeline, SharedState};
+pub use run::{Halt, Pipeline, SharedState};
 pub use summary::Summary;
 pub use ticket::{Letter, Settle, Settled, Ticket};
+pub use tracked::Input;

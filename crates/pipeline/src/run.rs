@@ -1,16 +1,18 @@
 //! The run loop. One task plans every event in order (so remembered values and batches see
 //! events in the order they came), and owns the batcher, the dead-letter file and the counts;
-//! sends run as tasks, at most `max_in_flight` at a time, and report back to it.
+//! sends run as tasks, at most `max_in_flight` at a time, and report back to it. Here too are
+//! planning each input, dispatching its requests (dropping repeats, or handing them to the
+//! batcher) and what becomes of a single request once sent: its flow's next step, or a dead
+//! letter.
 
-use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ferry_delivery::{
-    AttemptRecord, DeadLetter, DeadLetterWriter, Delivery, Destination, FailureKind,
-    Outcome as Sent, RecordedRequest, RecordedResponse, Response, SetupError, timestamp,
+    DeadLetterWriter, Delivery, Destination, FailureKind, Outcome as Sent, RecordedRequest,
+    Response, SetupError,
 };
 use ferry_engine::{
     Batcher, Connection, MemoryState, MergedRequest, Outcome, PlannedRequest, StepResponse,
@@ -19,10 +21,13 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::outgoing::{outgoing, recorded, recorded_response};
+use crate::dead_letters::Last;
+use crate::dedupe::Seen;
+use crate::outgoing::{recorded, recorded_response};
 use crate::rules::rules_for;
+use crate::sender::Sender;
 use crate::summary::Summary;
-use crate::ticket::Ticket;
+use crate::tracked::{Input, Item, Tracked};
 
 /// Whether a run should stop early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,61 +42,6 @@ pub enum Halt {
 
 /// Most inputs the run loop takes from the channel at once.
 const INPUTS_AT_ONCE: usize = 256;
-
-/// One input of a run.
-#[derive(Debug)]
-pub enum Input {
-    /// An event, with its 1-based position in the input.
-    Event {
-        /// Position in the input.
-        index: usize,
-        /// The event.
-        event: Value,
-    },
-    /// An event taken from a durable queue: its dead letters go to its ticket, which is settled
-    /// once every request the event led to has finished.
-    Queued {
-        /// The event's claim on its outcome.
-        ticket: Ticket,
-        /// The event.
-        event: Value,
-    },
-    /// Input that is not an event (bad JSON); it is dead-lettered as text.
-    Unreadable {
-        /// Position in the input.
-        index: usize,
-        /// The text as read.
-        text: String,
-        /// Why it is not an event.
-        reason: String,
-    },
-}
-
-/// An event on its way: shared by every request it leads to.
-#[derive(Debug)]
-struct Tracked {
-    /// Position in the input, or the queue's id of the event.
-    index: usize,
-    event: Value,
-    ticket: Option<Ticket>,
-    /// Set when the run is dropped before finishing: what is still held was interrupted.
-    cancelled: Arc<AtomicBool>,
-    /// The dedupe keys this event's requests took: given back if any request fails, so that
-    /// the event can be sent again (a retry, a replay) without being dropped as a repeat.
-    deduped: std::sync::Mutex<Vec<(Arc<str>, String)>>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if let Some(ticket) = &self.ticket
-            && self.cancelled.load(Ordering::Acquire)
-        {
-            ticket.interrupt();
-        }
-    }
-}
-
-type Item = Arc<Tracked>;
 
 /// What a send task reports.
 enum Done {
@@ -124,70 +74,27 @@ async fn aborted(mut halt: watch::Receiver<Halt>) {
     }
 }
 
-/// How many recent dedupe keys are remembered: a repeat within this many requests is dropped.
-const DEDUPE_WINDOW: usize = 100_000;
-
-/// The dedupe keys of the most recent requests, per action.
-#[derive(Default)]
-struct Seen {
-    keys: HashSet<(Arc<str>, String)>,
-    order: VecDeque<(Arc<str>, String)>,
-}
-
-impl Seen {
-    /// Records the key; false when it was seen within the window.
-    fn first_time(&mut self, action: &Arc<str>, key: &str) -> bool {
-        let entry = (Arc::clone(action), key.to_owned());
-        if self.keys.contains(&entry) {
-            return false;
-        }
-        if self.order.len() == DEDUPE_WINDOW
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.keys.remove(&oldest);
-        }
-        self.keys.insert(entry.clone());
-        self.order.push_back(entry);
-        true
-    }
-
-    /// Forgets a key whose request failed, so that sending the event again is not a repeat.
-    /// (Its place in the window's order stays, so a key sent again may leave the window early.)
-    fn forget(&mut self, action: &Arc<str>, key: String) {
-        self.keys.remove(&(Arc::clone(action), key));
-    }
-}
-
 /// Remembered values, shared by the pipelines of one connection (a reloaded mapping's pipeline
 /// takes over from the one before it).
 pub type SharedState = Arc<RwLock<MemoryState>>;
 
 /// Delivers the events of one connection.
 pub struct Pipeline {
-    connection: Arc<Connection>,
+    pub(crate) connection: Arc<Connection>,
     sender: Sender,
-    dead_letters: Option<DeadLetterWriter>,
-    connection_name: Option<String>,
+    pub(crate) dead_letters: Option<DeadLetterWriter>,
+    pub(crate) connection_name: Option<String>,
     max_in_flight: usize,
     state: SharedState,
 }
 
-/// Where requests go.
-#[derive(Clone)]
-enum Sender {
-    Http(Destination),
-    /// A dry run: each request is handed to the recorder (secrets redacted) and answered with
-    /// `200 {}`; nothing is sent.
-    DryRun(Arc<dyn Fn(RecordedRequest) + Send + Sync>),
-}
-
 /// The state the run loop owns.
-struct Run<'p> {
-    pipeline: &'p Pipeline,
+pub(crate) struct Run<'p> {
+    pub(crate) pipeline: &'p Pipeline,
     batcher: Batcher<Item>,
     tasks: JoinSet<Done>,
-    seen: Seen,
-    summary: Summary,
+    pub(crate) seen: Seen,
+    pub(crate) summary: Summary,
     halt: watch::Receiver<Halt>,
     cancelled: Arc<AtomicBool>,
 }
@@ -356,97 +263,11 @@ impl Pipeline {
         }
         Ok(std::mem::take(&mut run.summary))
     }
-
-    /// Records that `item` (or part of it) was not delivered: on its ticket when it came from a
-    /// queue, in the dead-letter file otherwise.
-    fn dead_letter(&self, item: &Tracked, reason: &str, last: Last) -> io::Result<()> {
-        let letter = self.letter(
-            item.event.clone(),
-            reason,
-            last.request,
-            last.response,
-            last.attempts,
-        );
-        match &item.ticket {
-            Some(ticket) => {
-                let not_before = last
-                    .retry_after
-                    .map(|wait| std::time::SystemTime::now() + wait);
-                ticket.fail(letter, last.retryable, not_before);
-                Ok(())
-            }
-            None => self.write_dead_letter(&letter),
-        }
-    }
-
-    fn write_dead_letter(&self, letter: &DeadLetter) -> io::Result<()> {
-        match &self.dead_letters {
-            Some(file) => file.append(letter),
-            None => Err(io::Error::other(
-                "this pipeline takes queued events only: it has no dead-letter file",
-            )),
-        }
-    }
-
-    fn letter(
-        &self,
-        event: Value,
-        reason: &str,
-        last_request: Option<RecordedRequest>,
-        last_response: Option<RecordedResponse>,
-        attempts: u32,
-    ) -> DeadLetter {
-        DeadLetter {
-            at: timestamp(std::time::SystemTime::now()),
-            mapping: self.connection.mapping().name.to_string(),
-            connection: self.connection_name.clone(),
-            event,
-            reason: self.connection.redact(reason).into_owned(),
-            last_request,
-            last_response,
-            attempts,
-        }
-    }
-}
-
-/// What is known of a request that was not delivered.
-#[derive(Default)]
-struct Last {
-    request: Option<RecordedRequest>,
-    response: Option<RecordedResponse>,
-    attempts: u32,
-    /// Whether sending it again later may succeed.
-    retryable: bool,
-    /// How long the destination asked to wait before it is sent again.
-    retry_after: Option<Duration>,
-}
-
-impl Last {
-    fn request(request: RecordedRequest) -> Last {
-        Last {
-            request: Some(request),
-            ..Last::default()
-        }
-    }
 }
 
 impl Run<'_> {
-    fn connection(&self) -> &Connection {
+    pub(crate) fn connection(&self) -> &Connection {
         &self.pipeline.connection
-    }
-
-    /// Records that `item` (or part of it) was not delivered, and gives back the dedupe keys
-    /// its requests took.
-    fn fail(&mut self, item: &Tracked, reason: &str, last: Last) -> io::Result<()> {
-        for (action, key) in item
-            .deduped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
-            self.seen.forget(&action, key);
-        }
-        self.pipeline.dead_letter(item, reason, last)
     }
 
     fn accept(&mut self, input: Input) -> io::Result<()> {
@@ -579,7 +400,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn spawn_batch(&mut self, merged: MergedRequest<Item>) {
+    pub(crate) fn spawn_batch(&mut self, merged: MergedRequest<Item>) {
         let sender = self.pipeline.sender.clone();
         let connection = Arc::clone(&self.pipeline.connection);
         let halt = self.halt.clone();
@@ -593,7 +414,7 @@ impl Run<'_> {
         });
     }
 
-    fn count(&mut self, delivery: &Delivery) {
+    pub(crate) fn count(&mut self, delivery: &Delivery) {
         self.summary.requests += 1;
         self.summary.retries += u64::from(delivery.attempts.saturating_sub(1));
         for attempt in &delivery.history {
@@ -727,144 +548,6 @@ impl Run<'_> {
         } else {
             self.summary.items_delivered += 1;
             Ok(())
-        }
-    }
-
-    fn finished_batch(
-        &mut self,
-        mut merged: MergedRequest<Item>,
-        delivery: Delivery,
-    ) -> io::Result<()> {
-        self.count(&delivery);
-        let attempts = delivery.attempts;
-        match delivery.outcome {
-            Sent::Delivered(response) => {
-                self.summary.delivered += 1;
-                let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-                let failures = merged.failed_items(&body);
-                let response = recorded_response(&response, self.connection());
-                for (index, reason) in &failures.failed {
-                    self.dead_letter_item(
-                        &merged,
-                        *index,
-                        &format!("refused by the destination: {reason}"),
-                        Last {
-                            response: Some(response.clone()),
-                            attempts,
-                            ..Last::default()
-                        },
-                    )?;
-                }
-                self.summary.items_delivered += (merged.len() - failures.failed.len()) as u64;
-                self.summary.unattributed.extend(failures.unattributed);
-                Ok(())
-            }
-            Sent::TooLarge(response) => {
-                if let Some(second) = merged.split() {
-                    self.summary.splits += 1;
-                    self.spawn_batch(merged);
-                    self.spawn_batch(second);
-                    Ok(())
-                } else {
-                    let reason = format!(
-                        "{} for a single item, which cannot be split",
-                        response.status_line()
-                    );
-                    let response = recorded_response(&response, self.connection());
-                    self.dead_letter_item(
-                        &merged,
-                        0,
-                        &reason,
-                        Last {
-                            response: Some(response),
-                            attempts,
-                            ..Last::default()
-                        },
-                    )
-                }
-            }
-            Sent::Failed(failure) => {
-                // A 400 or 422 for a batch may come from one bad item: halve the batch until the
-                // refused items stand alone, so the others are still delivered.
-                let refused_content = failure.kind == FailureKind::Rejected
-                    && failure
-                        .last_response
-                        .as_ref()
-                        .is_some_and(|r| matches!(r.status, 400 | 422));
-                if refused_content && let Some(second) = merged.split() {
-                    self.summary.splits += 1;
-                    self.spawn_batch(merged);
-                    self.spawn_batch(second);
-                    return Ok(());
-                }
-                let response = failure
-                    .last_response
-                    .as_ref()
-                    .map(|r| recorded_response(r, self.connection()));
-                let batch = if merged.len() > 1 {
-                    format!(" (a batch of {} requests)", merged.len())
-                } else {
-                    String::new()
-                };
-                for index in 0..merged.len() {
-                    self.dead_letter_item(
-                        &merged,
-                        index,
-                        &format!("{}{batch}", failure.reason),
-                        Last {
-                            response: response.clone(),
-                            attempts,
-                            retryable: failure.retryable(),
-                            retry_after: failure.retry_after,
-                            ..Last::default()
-                        },
-                    )?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn dead_letter_item(
-        &mut self,
-        merged: &MergedRequest<Item>,
-        index: usize,
-        reason: &str,
-        mut last: Last,
-    ) -> io::Result<()> {
-        self.summary.dead_lettered += 1;
-        let request = merged.item_request(index);
-        last.request = request.as_ref().map(|r| recorded(r, self.connection()));
-        let action = &merged.request.action;
-        self.fail(
-            &merged.items[index],
-            &format!("action `{action}`: {reason}"),
-            last,
-        )
-    }
-}
-
-impl Sender {
-    async fn send(&self, request: &PlannedRequest, connection: &Connection) -> Delivery {
-        match self {
-            Sender::Http(destination) => destination.send(&outgoing(request)).await,
-            Sender::DryRun(record) => {
-                record(recorded(request, connection));
-                Delivery {
-                    outcome: Sent::Delivered(Response {
-                        status: 200,
-                        headers: Vec::new(),
-                        body: b"{}".as_slice().into(),
-                    }),
-                    attempts: 1,
-                    history: vec![AttemptRecord {
-                        status: Some(200),
-                        error: None,
-                        took: Duration::ZERO,
-                    }],
-                    elapsed: Duration::ZERO,
-                }
-            }
         }
     }
 }
