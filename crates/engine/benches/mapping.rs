@@ -263,7 +263,9 @@ fn ferry_pass<S: Recall>(
                     tally.bytes += black_box(&request.url).len();
                     tally.bytes += match &request.body {
                         // The planned text is what is sent: no copy needed.
-                        Some(Body::Json(text)) => black_box(text.as_bytes()).len(),
+                        Some(Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text)) => {
+                            black_box(text.as_bytes()).len()
+                        }
                         Some(form @ Body::Form(_)) => black_box(form.to_bytes()).len(),
                         None => 0,
                     };

@@ -25,14 +25,18 @@ pub struct BatchRule {
 
 #[derive(Debug)]
 pub(crate) enum Merge {
-    /// Top-level body arrays whose items are concatenated.
+    /// Top-level body arrays (or form fields holding lists) whose items are concatenated.
     Concat(Vec<Box<str>>),
     /// Each body becomes an item of the array under this key.
     Wrap(Box<str>),
+    /// The bodies are the items: a `json_array` body's elements, an `ndjson` body's lines.
+    Items,
 }
 
 #[derive(Debug)]
 pub(crate) struct ItemErrorRule {
+    /// Besides 2xx, the statuses whose response names the failed items.
+    pub statuses: Vec<u16>,
     pub list: Path,
     pub index: Path,
     pub array: Option<Path>,
@@ -66,10 +70,29 @@ impl BatchRule {
         self.item_errors.is_some()
     }
 
+    /// Whether a response with this non-2xx status names the items that failed, the others
+    /// having been delivered.
+    pub fn reports_item_errors_with(&self, status: u16) -> bool {
+        self.item_errors
+            .as_ref()
+            .is_some_and(|rule| rule.statuses.contains(&status))
+    }
+
+    /// The names of the merged arrays: those of `concat`, the `wrap` key, or none for a body
+    /// whose items merge as they are (counted as one array).
     pub(crate) fn arrays(&self) -> &[Box<str>] {
         match &self.merge {
             Merge::Concat(names) => names,
             Merge::Wrap(name) => std::slice::from_ref(name),
+            Merge::Items => &[],
+        }
+    }
+
+    /// How many arrays a merged body has.
+    pub(crate) fn array_count(&self) -> usize {
+        match &self.merge {
+            Merge::Concat(names) => names.len(),
+            Merge::Wrap(_) | Merge::Items => 1,
         }
     }
 }
@@ -86,6 +109,19 @@ pub(crate) struct BodyLayout {
     pub arrays: Vec<Vec<Range<usize>>>,
     /// The members in the order written.
     pub slots: Vec<Slot>,
+}
+
+impl BodyLayout {
+    /// The layout of a body that is one item at `item` (a `json_array` body's element, an
+    /// `ndjson` body's line).
+    pub(crate) fn items(item: Range<usize>, len: usize) -> BodyLayout {
+        BodyLayout {
+            len,
+            envelope: Vec::new(),
+            arrays: vec![vec![item]],
+            slots: vec![Slot::Array(0)],
+        }
+    }
 }
 
 /// A top-level member of a body: not merged (by index among those), or a merged array (by

@@ -59,7 +59,7 @@ pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String
         SettingType::Boolean => value.is_boolean(),
         SettingType::List => value.is_array(),
         SettingType::Map => value.is_object(),
-        SettingType::Path => value.as_str().is_some_and(|s| s.starts_with('$')),
+        SettingType::Path | SettingType::Template => value.as_str().is_some_and(|s| !s.is_empty()),
     };
     if ok {
         Ok(())
@@ -80,7 +80,10 @@ fn type_name(kind: SettingType) -> &'static str {
         SettingType::Boolean => "true or false",
         SettingType::List => "a list",
         SettingType::Map => "a map",
-        SettingType::Path => "a JSONPath such as `$.user_id`",
+        SettingType::Path => {
+            "a JSONPath such as `$.user_id`, or a dotted path such as `properties.order_id`"
+        }
+        SettingType::Template => "a template",
     }
 }
 
@@ -93,5 +96,6 @@ pub(crate) fn setting_type_name(kind: SettingType) -> &'static str {
         SettingType::List => "list",
         SettingType::Map => "map",
         SettingType::Path => "path",
+        SettingType::Template => "template",
     }
 }

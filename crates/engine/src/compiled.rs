@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use ferry_spec::Pointer;
 use ferry_spec::model::{
-    BodyFormat, Conversion, Mapping, Method, OnInvalid, Otherwise, SourceDialect, TimeUnit,
-    Transform, ValueType,
+    BodyFormat, Conversion, Delivery, Mapping, Method, OnInvalid, Otherwise, Setting,
+    SourceDialect, TimeUnit, Transform, UserAgentPart, ValueType,
 };
+use regex::Regex;
 use serde_json::Value;
 
 use crate::batch_rule::BatchRule;
@@ -21,15 +23,34 @@ pub struct CompiledMapping {
     pub name: Arc<str>,
     /// The file it came from.
     pub file: String,
-    /// The mapping as written, for delivery rules and settings declarations.
-    pub spec: Mapping,
+    spec: Mapping,
     pub(crate) templates: Templates,
-    pub(crate) base_url: Template,
-    pub(crate) headers: Vec<(Arc<str>, HeaderValue)>,
+    pub(crate) http: CompiledHttp,
+    /// `computed`, in order.
+    pub(crate) computed: Vec<Field>,
     pub(crate) actions: Vec<CompiledAction>,
 }
 
-/// How a mapping-wide header value is made.
+/// The shared HTTP part: rendered once per connection.
+#[derive(Debug)]
+pub(crate) struct CompiledHttp {
+    pub base_url: Template,
+    /// `http.headers`, in order.
+    pub headers: Vec<(Arc<str>, Template)>,
+    /// `http.auth`.
+    pub auth: Option<AuthRule>,
+}
+
+/// How a request authenticates.
+#[derive(Debug)]
+pub(crate) enum AuthRule {
+    /// A header (`bearer`, `basic`, `header`).
+    Header { name: Arc<str>, value: HeaderValue },
+    /// A query parameter.
+    Query { name: Box<str>, value: Template },
+}
+
+/// How a header value rendered once per connection is made.
 #[derive(Debug)]
 pub(crate) enum HeaderValue {
     Template(Template),
@@ -43,10 +64,26 @@ pub(crate) enum HeaderValue {
 pub(crate) struct CompiledAction {
     pub name: Arc<str>,
     pub when: Selector,
+    pub refuse: Vec<Refusal>,
+    pub for_each: Option<ForEach>,
     /// One unnamed step for an action with a single `request`.
     pub steps: Vec<CompiledStep>,
     pub remember: Vec<Remember>,
     pub dedupe_key: Option<Field>,
+}
+
+/// A reason to refuse an event.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub when: Selector,
+    pub reason: Template,
+}
+
+/// The list an action plans one request per item of.
+#[derive(Debug)]
+pub(crate) struct ForEach {
+    pub path: Path,
+    pub filter: Option<Selector>,
 }
 
 #[derive(Debug)]
@@ -56,10 +93,19 @@ pub(crate) struct CompiledStep {
     pub when: Option<Selector>,
     pub request: CompiledRequest,
     pub batch: Option<Arc<BatchRule>>,
+    pub failure: Option<Arc<FailureRule>>,
     /// Position among all steps of the mapping, for what a connection renders once per step.
     pub slot: usize,
     /// Non-2xx statuses of this step's response that a later step handles.
     pub handled: Vec<u16>,
+}
+
+/// How a 2xx response says that its request failed.
+#[derive(Debug)]
+pub struct FailureRule {
+    pub(crate) when: Selector,
+    pub(crate) reason: Option<Path>,
+    pub(crate) retry: bool,
 }
 
 #[derive(Debug)]
@@ -67,30 +113,64 @@ pub(crate) struct CompiledRequest {
     pub method: Method,
     pub path: Template,
     pub query: Vec<Field>,
-    pub headers: Vec<(Arc<str>, Template)>,
+    pub headers: Vec<ActionHeader>,
+    /// `auth` of the request, instead of the mapping's.
+    pub auth: Option<AuthRule>,
     pub body: Option<Object>,
     pub format: BodyFormat,
+    /// Whether a header of the mapping, the auth or the action is named `Content-Type`: then
+    /// the body's own is not added.
+    pub content_type_given: bool,
 }
 
+/// A header of one action, rendered per event.
+#[derive(Debug)]
+pub(crate) struct ActionHeader {
+    pub name: Arc<str>,
+    pub value: Template,
+    /// A header of the mapping or its auth has this name (in another case, perhaps): this one
+    /// replaces it when it is written.
+    pub replaces: bool,
+}
+
+/// A condition on an event (or a response, or an item): every condition must hold.
 #[derive(Debug, Default)]
 pub(crate) struct Selector {
-    pub types: Vec<Box<str>>,
-    pub events: Names,
-    pub exists: Vec<Path>,
-    pub missing: Vec<Path>,
-    pub filled: Vec<Path>,
-    pub blank: Vec<Path>,
-    /// With `loose`, texts are compared trimmed and without regard to case.
-    pub equals: Vec<(Path, Value)>,
-    pub settings: Vec<(Box<str>, Value)>,
-    pub recalled: Option<Recall>,
+    pub conditions: Vec<Condition>,
     /// The earlier step (by index in the action) whose response the paths read.
     pub response: Option<usize>,
-    pub statuses: Vec<u16>,
-    pub not: Option<Box<Selector>>,
-    pub any: Vec<Selector>,
-    pub all: Vec<Selector>,
-    pub loose: bool,
+}
+
+/// One condition of a selector, in the order they are tested.
+#[derive(Debug)]
+pub(crate) enum Condition {
+    Types(Vec<Box<str>>),
+    Events(Names),
+    Exists(Vec<Path>),
+    Missing(Vec<Path>),
+    Filled(Vec<Path>),
+    Blank(Vec<Path>),
+    /// With loose matching, texts are compared as `loose` says.
+    Equals(Vec<(Path, Value)>, Looseness),
+    Matches(Vec<(Path, Regex)>),
+    Same(Path, Path, Looseness),
+    Settings(Vec<(Box<str>, Value)>),
+    Recalled(Recall),
+    Statuses(Vec<u16>),
+    Not(Box<Selector>),
+    Any(Vec<Selector>),
+    All(Vec<Selector>),
+}
+
+/// How texts are compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Looseness {
+    #[default]
+    Exact,
+    /// Without regard to case and surrounding white space.
+    Loose,
+    /// Without regard to case.
+    Case,
 }
 
 /// Names written in the mapping, or held by a list setting (`"*"` allows every name).
@@ -99,14 +179,14 @@ pub(crate) enum Names {
     /// No condition.
     #[default]
     Any,
-    /// Names as written; with `loose`, written trimmed and in lower case.
+    /// Names as written; with loose matching, written as they are compared.
     Listed {
         names: Vec<Box<str>>,
-        loose: bool,
+        loose: Looseness,
     },
     Setting {
         name: Box<str>,
-        loose: bool,
+        loose: Looseness,
     },
 }
 
@@ -117,6 +197,24 @@ pub(crate) struct Remember {
     pub value: Vec<Path>,
 }
 
+/// Whether a missing value is left out, fails the action or skips it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Required {
+    No,
+    Fail,
+    Skip,
+}
+
+/// When an explicit `null` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepNull {
+    No,
+    /// When no path selects another value.
+    Last,
+    /// When the first path present holds it.
+    First,
+}
+
 #[derive(Debug)]
 pub(crate) struct Field {
     /// `"name":`, escaped once.
@@ -124,18 +222,20 @@ pub(crate) struct Field {
     pub key: Box<str>,
     /// Dotted output path for messages, e.g. `data.email`.
     pub label: Box<str>,
+    /// Where the field is written in the mapping, for problems found after it compiled.
+    pub pointer: Pointer,
     /// The output name computed per event (`key:`), instead of `key`.
     pub computed_key: Option<Box<Field>>,
     /// Written only when this holds.
-    pub when: Option<Selector>,
+    pub when: Option<Arc<Selector>>,
     /// An object whose members go into the enclosing object.
     pub spread: bool,
     pub source: Source,
     pub default: Option<Value>,
-    pub required: bool,
-    pub keep_null: bool,
+    pub required: Required,
+    pub keep_null: KeepNull,
     pub omit_empty: bool,
-    /// Remaps, transforms and conversions, in the order they apply.
+    /// Operations on a present value, in the order they apply.
     pub ops: Vec<Op>,
     pub on_invalid: OnInvalid,
     pub must_be: Option<ValueType>,
@@ -147,7 +247,14 @@ pub(crate) struct Field {
 pub(crate) enum Op {
     Remap(Remap),
     Transform(Transform),
+    Capture(Regex),
+    UserAgent(UserAgentPart),
+    Truncate(usize),
+    Count,
+    ToObject(Value),
     Convert(Conversion),
+    FormatTime(Box<str>),
+    MustBe(ValueType),
 }
 
 #[derive(Debug)]
@@ -159,16 +266,26 @@ pub(crate) enum Source {
         member: Option<Path>,
         /// `first`: a query's first match instead of the list of matches.
         first: bool,
+        /// `now`: the current time when no path selects a value (nor `recall`).
+        now: bool,
     },
     Recall(Recall),
     Value(Value),
     Template(Template),
+    /// The template a `template` setting holds, compiled by the connection.
+    SettingTemplate(Box<str>),
     Setting(Box<str>),
+    /// The current time.
+    Now,
     Object(Object),
     Each {
         path: Path,
         item: Box<Field>,
         filter: Option<Selector>,
+        /// A single object counts as a list of one.
+        single_as_list: bool,
+        /// The sum of the items' values instead of the list.
+        sum: bool,
     },
     /// One member per entry of the first object the paths select.
     Entries {
@@ -200,10 +317,14 @@ pub(crate) struct Object {
     pub within: Vec<Path>,
     pub fields: Vec<Field>,
     pub rest: Option<Rest>,
-    /// Some member's name is only known per event (a computed key, `entries`, or a spread
-    /// object's bucket): names written are tracked so that none is written twice.
+    /// Some member's name is only known per event (a computed key, `entries`, a spread
+    /// object's bucket, or names that fields left out by their `when` may share): names written
+    /// are tracked so that none is written twice.
     pub dynamic: bool,
 }
+
+/// Conditions that must all hold, each in the scope of the bucket it affects.
+pub(crate) type Conditions = Vec<Arc<Selector>>;
 
 #[derive(Debug)]
 pub(crate) struct Rest {
@@ -211,13 +332,19 @@ pub(crate) struct Rest {
     pub paths: Vec<Path>,
     /// Source keys read by other fields of the action, or listed in `except`.
     pub consumed: KeySet,
+    /// Source keys read by fields that are written only when their conditions hold.
+    pub consumed_when: Vec<(Conditions, Box<str>)>,
     /// Paths (in the bucket's scope) whose text names a key another field reads (`member`).
     pub named: Vec<Path>,
     /// Output names of the explicit fields beside the bucket: they win over bucketed keys.
     pub siblings: KeySet,
+    /// Output names of fields beside the bucket written only when their conditions hold.
+    pub siblings_when: Vec<(Conditions, Box<str>)>,
     pub prefix: Box<str>,
     pub flatten: bool,
     pub only: Names,
+    /// `except: { setting: NAME }`: keys never bucketed, per connection.
+    pub except: Names,
 }
 
 #[derive(Debug)]
@@ -229,9 +356,43 @@ pub(crate) struct Remap {
 }
 
 impl CompiledMapping {
+    pub(crate) fn new(
+        spec: Mapping,
+        file: String,
+        templates: Templates,
+        http: CompiledHttp,
+        computed: Vec<Field>,
+        actions: Vec<CompiledAction>,
+    ) -> CompiledMapping {
+        CompiledMapping {
+            name: spec.name.as_str().into(),
+            file,
+            spec,
+            templates,
+            http,
+            computed,
+            actions,
+        }
+    }
+
     /// The input dialect.
     pub fn dialect(&self) -> SourceDialect {
         self.spec.source
+    }
+
+    /// The mapping's delivery rules (`delivery:`).
+    pub fn delivery(&self) -> &Delivery {
+        &self.spec.delivery
+    }
+
+    /// The settings the mapping declares, in order.
+    pub fn settings(&self) -> &indexmap::IndexMap<String, Setting> {
+        &self.spec.settings
+    }
+
+    /// The largest body the mapping plans, in bytes.
+    pub(crate) fn max_body_bytes(&self) -> u64 {
+        self.spec.http.max_body_bytes
     }
 
     /// Action names, in order.

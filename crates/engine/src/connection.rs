@@ -1,10 +1,12 @@
 //! A connection: one compiled mapping bound to one set of settings. Binding checks every
-//! setting and renders what does not depend on events (base URL, auth, shared headers) once.
+//! setting and renders what does not depend on events (base URL, auth, shared headers, the
+//! paths of requests that read no event value) once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use ferry_spec::did_you_mean;
@@ -12,18 +14,35 @@ use ferry_spec::model::SettingType;
 use serde_json::{Map, Value};
 
 use crate::checks::{check_base_url, check_header_value, check_setting_value};
-use crate::compiled::{CompiledMapping, FastHash, HeaderValue, KeySet};
+use crate::compiled::{
+    AuthRule, CompiledMapping, CompiledRequest, FastHash, HeaderValue, KeySet, Looseness,
+};
 use crate::path::Path;
-use crate::template::{RenderError, Template};
+use crate::plan::Body;
+use crate::template::{Context, Escape, RenderError, Template, Templates};
 
-/// A list setting's texts, looked up by `event: { setting: ... }` and `only: { setting: ... }`.
+/// A list setting's texts, looked up by `event: { setting: ... }`, `only` and `except`.
 #[derive(Debug, Default)]
 pub(crate) struct NameList {
     /// The list holds `"*"`.
     pub all: bool,
     pub exact: KeySet,
-    /// Trimmed and in lower case, for loose matching.
+    /// In lower case, for `loose: case`.
+    pub lower: KeySet,
+    /// Trimmed and in lower case, for `loose: true`.
     pub loose: KeySet,
+}
+
+impl NameList {
+    pub(crate) fn allows(&self, name: &str, loose: Looseness) -> bool {
+        self.all
+            || (!name.is_empty()
+                && match loose {
+                    Looseness::Exact => self.exact.contains(name),
+                    Looseness::Case => self.lower.contains(name.to_lowercase().as_str()),
+                    Looseness::Loose => self.loose.contains(name.trim().to_lowercase().as_str()),
+                })
+    }
 }
 
 /// What secrets are replaced with wherever ferry shows them.
@@ -47,20 +66,40 @@ impl Header {
     }
 }
 
+/// What a connection renders once for one step of the mapping.
+#[derive(Debug)]
+pub(crate) struct SlotConstants {
+    /// The full URL when the path reads no event value (`None` when it does), or why it
+    /// cannot be made (a setting it needs is not set).
+    pub url: Result<Option<Box<str>>, String>,
+    /// The mapping's headers and the auth's, as this step sends them, or why they cannot be
+    /// made.
+    pub headers: Result<Arc<[Header]>, String>,
+    /// The auth's query parameter, when the auth is one.
+    pub query_auth: Option<(Box<str>, Box<str>)>,
+}
+
 /// A compiled mapping with its settings.
 pub struct Connection {
     pub(crate) mapping: Arc<CompiledMapping>,
     pub(crate) values: Map<String, Value>,
+    /// The settings as one object, for `$settings` paths.
+    pub(crate) settings_value: Value,
     pub(crate) settings: minijinja::Value,
     redacted_settings: minijinja::Value,
     pub(crate) base_url: Box<str>,
-    pub(crate) headers: Arc<[Header]>,
-    /// Full URL of each step whose path does not read the event, rendered once.
-    pub(crate) paths: Vec<Option<Box<str>>>,
+    /// Per step of the mapping (by slot).
+    pub(crate) slots: Vec<SlotConstants>,
     /// The paths held by `path` settings, compiled once.
     pub(crate) setting_paths: HashMap<Box<str>, Path>,
+    /// The templates held by `template` settings, compiled once.
+    setting_templates: (Templates, HashMap<Box<str>, Template>),
     /// The texts of `list` settings, as sets, for selectors that match names against them.
     pub(crate) name_lists: HashMap<Box<str>, NameList, FastHash>,
+    /// `Content-Type` headers of the body formats, made once.
+    content_types: [Header; 3],
+    /// The time `now` reads, when pinned (dry runs, golden cases).
+    clock: Option<SystemTime>,
     secret_names: Vec<String>,
     secrets: Vec<String>,
 }
@@ -97,11 +136,12 @@ impl std::error::Error for SettingsError {}
 
 impl Connection {
     /// Binds `mapping` to the `supplied` settings, filling in defaults.
+    #[allow(clippy::too_many_lines)]
     pub fn new(
         mapping: Arc<CompiledMapping>,
         supplied: &Map<String, Value>,
     ) -> Result<Connection, SettingsError> {
-        let declared = &mapping.spec.settings;
+        let declared = mapping.settings();
         let mut problems = Vec::new();
         for name in supplied.keys() {
             if !declared.contains_key(name) {
@@ -118,6 +158,8 @@ impl Connection {
         }
         let mut values = Map::new();
         let mut setting_paths = HashMap::new();
+        let mut templates = Templates::default();
+        let mut setting_templates = HashMap::new();
         let mut secret_names = Vec::new();
         let mut secrets = Vec::new();
         for (name, setting) in declared {
@@ -130,14 +172,26 @@ impl Connection {
                     if setting.secret {
                         collect_secret_text(value, &mut secrets);
                     }
-                    if setting.kind == SettingType::Path {
-                        match setting_path(name, value) {
+                    match setting.kind {
+                        SettingType::Path => match setting_path(name, value) {
                             Ok(Some(path)) => {
                                 setting_paths.insert(Box::from(name.as_str()), path);
                             }
                             Ok(None) => {}
                             Err(why) => problems.push(why),
+                        },
+                        SettingType::Template => {
+                            if let Some(text) = value.as_str() {
+                                match setting_template(&mut templates, name, text) {
+                                    Ok(template) => {
+                                        setting_templates
+                                            .insert(Box::from(name.as_str()), template);
+                                    }
+                                    Err(why) => problems.push(why),
+                                }
+                            }
                         }
+                        _ => {}
                     }
                     values.insert(name.clone(), value.clone());
                 }
@@ -149,6 +203,21 @@ impl Connection {
             }
             if setting.secret {
                 secret_names.push(name.clone());
+            }
+        }
+        for (name, setting) in declared {
+            if is_set(values.get(name)) {
+                continue;
+            }
+            if let Some(other) = setting
+                .required_with
+                .iter()
+                .find(|other| is_set(values.get(other.as_str())))
+            {
+                problems.push(format!(
+                    "setting `{name}` is required when `{other}` is set: {}",
+                    setting.description
+                ));
             }
         }
         if !problems.is_empty() {
@@ -173,50 +242,65 @@ impl Connection {
             mapping: name.clone(),
             problems: vec![problem],
         };
+        let content_type = |value: &str| Header {
+            name: "Content-Type".into(),
+            value: value.into(),
+            redacted: None,
+        };
         let mut connection = Connection {
             mapping,
+            settings_value: Value::Object(values.clone()),
             values,
             settings,
             redacted_settings,
             base_url: Box::from(""),
-            headers: Arc::from(Vec::new()),
-            paths: Vec::new(),
+            slots: Vec::new(),
             setting_paths,
+            setting_templates: (templates, setting_templates),
             name_lists,
+            content_types: [
+                content_type("application/json"),
+                content_type("application/x-ndjson"),
+                content_type("application/x-www-form-urlencoded"),
+            ],
+            clock: None,
             secret_names,
             secrets,
         };
         let base_url = connection
-            .render_constant(&connection.mapping.base_url)
+            .render_constant(&connection.mapping.http.base_url)
             .map_err(&fail)?;
         check_base_url(&base_url).map_err(|why| fail(connection.redact(&why).into_owned()))?;
         connection.base_url = base_url.trim_end_matches('/').into();
-        let headers = connection
-            .mapping
-            .headers
-            .iter()
-            .map(|(name, value)| connection.header(name, value))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&fail)?;
-        connection.headers = headers.into();
-        connection.paths = connection.constant_urls().map_err(&fail)?;
+        // The mapping's own headers and auth are needed by every request: a problem with them
+        // refuses the connection.
+        connection.shared_headers(None).map_err(&fail)?;
+        connection.slots = connection.slot_constants();
         Ok(connection)
     }
 
     /// Sends every request to `base_url` instead of the mapping's (e.g. a local server while
     /// testing); the path of each request is kept.
     pub fn override_base_url(&mut self, base_url: &str) -> Result<(), SettingsError> {
-        let fail = |problem: String| SettingsError {
-            mapping: self.mapping.name.to_string(),
-            problems: vec![problem],
-        };
-        check_base_url(base_url).map_err(fail)?;
-        self.base_url = base_url.trim_end_matches('/').into();
-        self.paths = self.constant_urls().map_err(|why| SettingsError {
+        check_base_url(base_url).map_err(|why| SettingsError {
             mapping: self.mapping.name.to_string(),
             problems: vec![why],
         })?;
+        self.base_url = base_url.trim_end_matches('/').into();
+        self.slots = self.slot_constants();
         Ok(())
+    }
+
+    /// Pins the time that `now` reads (a dry run or a golden case that must repeat).
+    pub fn pin_clock(&mut self, now: SystemTime) {
+        self.clock = Some(now);
+    }
+
+    /// The current time, or the pinned one, as ISO-8601 text in UTC.
+    pub(crate) fn now(&self) -> Value {
+        let now = self.clock.unwrap_or_else(SystemTime::now);
+        let time: chrono::DateTime<chrono::Utc> = now.into();
+        Value::String(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     }
 
     /// The base URL requests go to.
@@ -224,20 +308,64 @@ impl Connection {
         &self.base_url
     }
 
-    /// The full URL of every step whose path does not read the event.
-    fn constant_urls(&self) -> Result<Vec<Option<Box<str>>>, String> {
+    /// What every step of the mapping renders once.
+    fn slot_constants(&self) -> Vec<SlotConstants> {
         self.mapping
             .actions
             .iter()
             .flat_map(|action| &action.steps)
             .map(|step| {
-                if step.request.path.reads_event() {
-                    return Ok(None);
+                let request = &step.request;
+                let url = if request.path.reads_more_than_settings() {
+                    Ok(None)
+                } else {
+                    self.render_constant(&request.path)
+                        .map(|path| Some(format!("{}{path}", self.base_url).into()))
+                };
+                let auth = request.auth.as_ref().or(self.mapping.http.auth.as_ref());
+                let query_auth = match auth {
+                    Some(AuthRule::Query { name, value }) => match self.render_constant(value) {
+                        Ok(value) => Some((name.clone(), value.into())),
+                        Err(why) => {
+                            return SlotConstants {
+                                url,
+                                headers: Err(why),
+                                query_auth: None,
+                            };
+                        }
+                    },
+                    _ => None,
+                };
+                SlotConstants {
+                    url,
+                    headers: self.shared_headers(Some(request)).map(Into::into),
+                    query_auth,
                 }
-                let path = self.render_constant(&step.request.path)?;
-                Ok(Some(format!("{}{path}", self.base_url).into()))
             })
             .collect()
+    }
+
+    /// The auth's header and the mapping's headers, as `request` sends them: its own auth
+    /// replaces the mapping's, and replaces a mapping header of the same name.
+    fn shared_headers(&self, request: Option<&CompiledRequest>) -> Result<Vec<Header>, String> {
+        let mut headers = Vec::with_capacity(self.mapping.http.headers.len() + 1);
+        let auth = request
+            .and_then(|r| r.auth.as_ref())
+            .or(self.mapping.http.auth.as_ref());
+        let auth_name = match auth {
+            Some(AuthRule::Header { name, value }) => {
+                headers.push(self.header(name, value)?);
+                Some(name)
+            }
+            _ => None,
+        };
+        for (name, template) in &self.mapping.http.headers {
+            if auth_name.is_some_and(|auth| auth.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            headers.push(self.header(name, &HeaderValue::Template(template.clone()))?);
+        }
+        Ok(headers)
     }
 
     /// The compiled mapping.
@@ -269,14 +397,54 @@ impl Connection {
             .any(|s| self.secret_names.contains(s))
     }
 
+    /// The `Content-Type` header of `body`.
+    pub(crate) fn content_type(&self, body: &Body) -> Header {
+        let at = match body {
+            Body::Json(_) | Body::JsonArray(_) => 0,
+            Body::Ndjson(_) => 1,
+            Body::Form(_) => 2,
+        };
+        self.content_types[at].clone()
+    }
+
+    /// The value a remap setting gives `text`: from a `map` setting, or from a `list` of
+    /// `{from, to}` pairs (the first whose `from` is `text`).
+    pub(crate) fn lookup(&self, setting: &str, text: &str) -> Option<&Value> {
+        match self.values.get(setting)? {
+            Value::Object(table) => table.get(text),
+            Value::Array(pairs) => pairs.iter().find_map(|pair| {
+                let from = pair.get("from")?;
+                let matches = match from {
+                    Value::String(s) => s == text,
+                    Value::Number(n) => n.to_string() == text,
+                    _ => false,
+                };
+                matches.then(|| pair.get("to")).flatten()
+            }),
+            _ => None,
+        }
+    }
+
     fn render_constant(&self, template: &Template) -> Result<String, String> {
-        self.render(template, None).map_err(|e| match e {
-            RenderError::Undefined(why) => match self.missing_in(template, &Value::Null) {
+        self.render(template, self.no_event()).map_err(|e| match e {
+            RenderError::Undefined(name) => match self.missing_in(template, &Value::Null) {
                 Some(what) => format!("a template needs {what}"),
-                None => self.redact(&why).into_owned(),
+                None => format!(
+                    "a template reads `{}`, which is missing",
+                    self.redact(&name.unwrap_or_default())
+                ),
             },
             RenderError::Failed(why) => self.redact(&why).into_owned(),
         })
+    }
+
+    fn no_event(&self) -> Context<'_> {
+        Context {
+            event: None,
+            settings: &self.settings,
+            computed: None,
+            item: None,
+        }
     }
 
     /// What `template` reads that neither `event` nor the settings have, for a message:
@@ -298,11 +466,9 @@ impl Connection {
     pub(crate) fn render(
         &self,
         template: &Template,
-        event: Option<&Value>,
+        context: Context<'_>,
     ) -> Result<String, RenderError> {
-        self.mapping
-            .templates
-            .render(template, event, &self.settings)
+        self.mapping.templates.render(template, context)
     }
 
     /// Renders a template for display, with secrets replaced.
@@ -311,9 +477,35 @@ impl Connection {
         template: &Template,
         event: Option<&Value>,
     ) -> Result<String, RenderError> {
-        self.mapping
-            .templates
-            .render(template, event, &self.redacted_settings)
+        self.mapping.templates.render(
+            template,
+            Context {
+                event,
+                settings: &self.redacted_settings,
+                computed: None,
+                item: None,
+            },
+        )
+    }
+
+    /// Renders the template the `template` setting `name` holds; `None` when it is not set.
+    pub(crate) fn render_setting_template(
+        &self,
+        name: &str,
+        event: &Value,
+        item: Option<&Value>,
+    ) -> Option<Result<String, RenderError>> {
+        let (templates, by_name) = &self.setting_templates;
+        let template = by_name.get(name)?;
+        Some(templates.render(
+            template,
+            Context {
+                event: Some(event),
+                settings: &self.settings,
+                computed: None,
+                item,
+            },
+        ))
     }
 
     fn header(&self, name: &Arc<str>, value: &HeaderValue) -> Result<Header, String> {
@@ -333,13 +525,24 @@ impl Connection {
             HeaderValue::Basic { username, password } => {
                 let user = self.render_constant(username)?;
                 let pass = self.render_constant(password)?;
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                let secret = self.reads_secret(username) || self.reads_secret(password);
-                (
-                    format!("Basic {encoded}"),
-                    secret.then(|| format!("Basic {REDACTED}")),
-                )
+                let basic = |user: &str, pass: &str| {
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+                    )
+                };
+                // Shown with only the secret settings' values replaced, so that a dry run
+                // says which credential a connection chose.
+                let redacted = (self.reads_secret(username) || self.reads_secret(password))
+                    .then(|| -> Result<String, String> {
+                        let shown = |t: &Template| {
+                            self.render_redacted(t, None)
+                                .map_err(|_| "cannot render a header".to_owned())
+                        };
+                        Ok(basic(&shown(username)?, &shown(password)?))
+                    })
+                    .transpose()?;
+                (basic(&user, &pass), redacted)
             }
         };
         check_header_value(name, &value)?;
@@ -351,18 +554,35 @@ impl Connection {
     }
 }
 
-/// The texts of every list setting, as sets.
+/// Whether a setting has a value that counts as set: not null, not empty.
+fn is_set(value: Option<&Value>) -> bool {
+    value.is_some_and(|v| match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
+    })
+}
+
+/// The texts of every list setting, as sets: the items, or the `from` of `{from, to}` pairs.
 fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, FastHash> {
     values
         .iter()
         .filter_map(|(name, value)| {
             let list = value.as_array()?;
-            let texts = || list.iter().filter_map(Value::as_str);
+            let texts = || {
+                list.iter().filter_map(|item| match item {
+                    Value::Object(pair) => pair.get("from").and_then(Value::as_str),
+                    other => other.as_str(),
+                })
+            };
             Some((
                 Box::from(name.as_str()),
                 NameList {
                     all: texts().any(|t| t == "*"),
                     exact: texts().map(Into::into).collect(),
+                    lower: texts().map(|t| t.to_lowercase().into()).collect(),
                     loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
                 },
             ))
@@ -370,17 +590,52 @@ fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, FastHa
         .collect()
 }
 
-/// Compiles the JSONPath a `path` setting holds.
+/// Compiles the path a `path` setting holds: a JSONPath, or a dotted path.
 fn setting_path(name: &str, value: &Value) -> Result<Option<Path>, String> {
     let Some(text) = value.as_str() else {
         return Ok(None);
     };
-    Path::parse(text).map(Some).map_err(|why| {
-        format!(
+    if !text.starts_with('$') {
+        return Path::from_dotted(text)
+            .map(Some)
+            .ok_or_else(|| format!("setting `{name}` is not a path: `{text}` has an empty part"));
+    }
+    match Path::parse(text) {
+        Ok(path)
+            if matches!(
+                path.root(),
+                crate::path::Root::Scope | crate::path::Root::Event
+            ) =>
+        {
+            Ok(Some(path))
+        }
+        Ok(_) => Err(format!(
+            "setting `{name}` must be a path into the event, `$.` or `$event.`, not `{text}`"
+        )),
+        Err(why) => Err(format!(
             "setting `{name}` is not a valid JSONPath: {}",
             why.lines().next().unwrap_or_default()
-        )
-    })
+        )),
+    }
+}
+
+/// Compiles the template a `template` setting holds, under the mapping's template rules.
+fn setting_template(templates: &mut Templates, name: &str, text: &str) -> Result<Template, String> {
+    let (template, unknown) = templates
+        .add(text, Escape::None)
+        .map_err(|why| format!("setting `{name}` is not a valid template: {why}"))?;
+    if let Some(unknown) = unknown.first() {
+        return Err(format!(
+            "setting `{name}`: the template uses `{}`, which does not exist (templates read `event` and `settings`)",
+            unknown.name()
+        ));
+    }
+    if template.reads_computed {
+        return Err(format!(
+            "setting `{name}`: a template setting reads `event` and `settings`, not `computed`"
+        ));
+    }
+    Ok(template)
 }
 
 /// Secrets shorter than this are not searched for in free text (a one-letter "secret" would
@@ -391,11 +646,15 @@ fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::String(s) if s.len() >= MIN_SCRUBBED_LEN => {
             out.push(s.clone());
-            // Inside JSON bodies the secret appears escaped.
+            // Inside JSON bodies the secret appears escaped, and in URLs encoded.
             let escaped = serde_json::to_string(s).expect("a string serializes");
             let escaped = &escaped[1..escaped.len() - 1];
             if escaped != s {
                 out.push(escaped.to_owned());
+            }
+            let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            if encoded != *s {
+                out.push(encoded);
             }
         }
         Value::Number(n) if n.to_string().len() >= MIN_SCRUBBED_LEN => out.push(n.to_string()),
@@ -405,15 +664,17 @@ fn collect_secret_text(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Reads a setting given as text (`--set name=value`): text settings take it as written; the
-/// others parse it as YAML (`42`, `true`, `[a, b]`, `{a: b}`).
+/// Reads a setting given as text (`--set name=value`): text, path and template settings take it
+/// as written; the others parse it as YAML (`42`, `true`, `[a, b]`, `{a: b}`).
 pub fn setting_from_text(
     mapping: &CompiledMapping,
     name: &str,
     text: &str,
 ) -> Result<Value, String> {
-    match mapping.spec.settings.get(name).map(|s| s.kind) {
-        Some(SettingType::String | SettingType::Path) | None => Ok(Value::String(text.to_owned())),
+    match mapping.settings().get(name).map(|s| s.kind) {
+        Some(SettingType::String | SettingType::Path | SettingType::Template) | None => {
+            Ok(Value::String(text.to_owned()))
+        }
         Some(_) => serde_yaml::from_str::<Value>(text)
             .map_err(|e| format!("setting `{name}`: cannot read `{text}`: {e}")),
     }

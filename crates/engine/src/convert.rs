@@ -3,8 +3,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use ferry_spec::model::{Conversion, TimeUnit, Transform, ValueType};
+use ferry_spec::model::{Conversion, TimeUnit, Transform, UserAgentPart, ValueType};
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
@@ -39,8 +40,35 @@ pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeErro
             }
             hex
         }
+        Transform::Digits => text.chars().filter(char::is_ascii_digit).collect(),
+        Transform::E164 => {
+            e164(&text).ok_or_else(|| format!("`{}` is not a phone number", short(value)))?
+        }
     };
     Ok(Value::String(out))
+}
+
+/// A phone number in E.164 form: `+` and its digits (at most 15), a leading `00` read as the
+/// international prefix; spaces, dots, dashes and parentheses are dropped.
+fn e164(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (plus, rest) = match text.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if rest
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')')))
+    {
+        return None;
+    }
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    let digits = match digits.strip_prefix("00") {
+        Some(international) if !plus => international.to_owned(),
+        _ => digits,
+    };
+    (!digits.is_empty() && digits.len() <= 15 && !digits.starts_with('0'))
+        .then(|| format!("+{digits}"))
 }
 
 fn transform_name(transform: Transform) -> &'static str {
@@ -50,6 +78,8 @@ fn transform_name(transform: Transform) -> &'static str {
         Transform::Trim => "trim",
         Transform::SnakeCase => "snake_case",
         Transform::Sha256 => "sha256",
+        Transform::Digits => "digits",
+        Transform::E164 => "e164",
     }
 }
 
@@ -178,6 +208,130 @@ pub fn convert(
             let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
             Ok(Cow::Owned(Value::from(time.timestamp_millis())))
         }
+        Conversion::UnixMicros => {
+            let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
+            Ok(Cow::Owned(Value::from(time.timestamp_micros())))
+        }
+    }
+}
+
+/// Checks a `format_time` pattern when the mapping loads.
+pub(crate) fn check_time_format(pattern: &str) -> Result<(), String> {
+    match StrftimeItems::new(pattern).find(|item| matches!(item, Item::Error)) {
+        Some(_) => Err("it holds a `%` sequence that is not a strftime field".to_owned()),
+        None => Ok(()),
+    }
+}
+
+/// A time written with a strftime `pattern`, in UTC.
+pub(crate) fn format_time(
+    value: &Value,
+    pattern: &str,
+    unit: TimeUnit,
+) -> Result<Value, ShapeError> {
+    let time = to_time(value, unit).ok_or_else(|| time_error(value))?;
+    let mut out = String::new();
+    write!(
+        out,
+        "{}",
+        time.format_with_items(StrftimeItems::new(pattern))
+    )
+    .map_err(|_| format!("cannot write the time with `{pattern}`"))?;
+    Ok(Value::String(out))
+}
+
+/// The number of items of a list, members of an object or characters of a text.
+pub(crate) fn count(value: &Value) -> Result<Value, ShapeError> {
+    match value {
+        Value::Array(items) => Ok(Value::from(items.len())),
+        Value::Object(members) => Ok(Value::from(members.len())),
+        Value::String(text) => Ok(Value::from(text.chars().count())),
+        other => Err(format!(
+            "`count` needs a list, an object or text, not {}",
+            kind(other)
+        )),
+    }
+}
+
+/// A list of names as an object of those keys, each holding `filler`.
+pub(crate) fn to_object(value: &Value, filler: &Value) -> Result<Value, ShapeError> {
+    let names: Vec<String> = match value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(text.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(format!("`to_object` needs names, not {}", kind(other))),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::String(text) => vec![text.clone()],
+        other => {
+            return Err(format!(
+                "`to_object` needs a list of names, not {}",
+                kind(other)
+            ));
+        }
+    };
+    Ok(Value::Object(
+        names
+            .into_iter()
+            .map(|name| (name, filler.clone()))
+            .collect(),
+    ))
+}
+
+/// The first `chars` characters of a text (numbers and booleans as their text).
+pub(crate) fn truncate(value: &Value, chars: usize) -> Result<Value, ShapeError> {
+    let text = text_for("truncate", value)?;
+    Ok(Value::String(match text.char_indices().nth(chars) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.into_owned(),
+    }))
+}
+
+/// The first match of `regex` in the text: its first group when it has groups (missing when
+/// that group took no part), else the whole match; `None` without a match.
+pub(crate) fn capture(value: &Value, regex: &regex::Regex) -> Result<Option<Value>, ShapeError> {
+    let text = text_for("capture", value)?;
+    let Some(found) = regex.captures(&text) else {
+        return Ok(None);
+    };
+    let part = if regex.captures_len() > 1 {
+        found.get(1)
+    } else {
+        found.get(0)
+    };
+    Ok(part.map(|m| Value::String(m.as_str().to_owned())))
+}
+
+/// A part of a user-agent text; `None` when the parser does not know it.
+pub(crate) fn user_agent(value: &Value, part: UserAgentPart) -> Result<Option<Value>, ShapeError> {
+    static PARSER: std::sync::LazyLock<woothee::parser::Parser> =
+        std::sync::LazyLock::new(woothee::parser::Parser::new);
+    let text = text_for("user_agent", value)?;
+    let Some(parsed) = PARSER.parse(&text) else {
+        return Ok(None);
+    };
+    let found = match part {
+        UserAgentPart::Browser => parsed.name,
+        UserAgentPart::BrowserVersion => parsed.version,
+        UserAgentPart::Os => parsed.os,
+        UserAgentPart::OsVersion => &*parsed.os_version,
+        UserAgentPart::Device => parsed.category,
+    };
+    Ok(
+        (!found.is_empty() && found != woothee::woothee::VALUE_UNKNOWN)
+            .then(|| Value::String(found.to_owned())),
+    )
+}
+
+/// The text of a value for an operation that reads text.
+fn text_for<'v>(operation: &str, value: &'v Value) -> Result<Cow<'v, str>, ShapeError> {
+    match value {
+        Value::String(s) => Ok(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Ok(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Ok(Cow::Owned(b.to_string())),
+        other => Err(format!("`{operation}` needs text, not {}", kind(other))),
     }
 }
 
@@ -260,11 +414,12 @@ fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
         Value::Number(n) => {
             let number = n.as_f64()?;
             #[allow(clippy::cast_possible_truncation)]
-            let millis = match unit {
-                TimeUnit::Seconds => (number * 1000.0).round() as i64,
-                TimeUnit::Milliseconds => number.round() as i64,
+            let micros = match unit {
+                TimeUnit::Seconds => (number * 1_000_000.0).round() as i64,
+                TimeUnit::Milliseconds => (number * 1000.0).round() as i64,
+                TimeUnit::Microseconds => number.round() as i64,
             };
-            DateTime::from_timestamp_millis(millis)
+            DateTime::from_timestamp_micros(micros)
         }
         _ => None,
     }

@@ -14,6 +14,7 @@ mod compile;
 mod compiled;
 mod connection;
 mod convert;
+mod dry_run;
 mod execute;
 mod path;
 mod plan;
@@ -25,11 +26,15 @@ pub use batch_rule::BatchRule;
 pub use canned::{CannedResponses, Followed};
 pub use checks::check_setting_type;
 pub use compile::compile;
-pub use compiled::CompiledMapping;
+pub use compiled::{CompiledMapping, FailureRule};
 pub use connection::{Connection, Header, REDACTED, SettingsError, setting_from_text};
 pub use convert::snake_case;
+pub use dry_run::{DryRun, Shown};
 pub use path::Path as JsonPath;
-pub use plan::{Body, Continuation, Failure, Outcome, Plan, PlannedRequest, Skip, StepResponse};
+pub use plan::{
+    Body, Continuation, Failure, FailureKind, Outcome, Plan, PlannedRequest, Refusal, Skip,
+    SkipKind, StepResponse,
+};
 pub use state::{MemoryState, NoState, Recall, Remembered};
 
 /// Loads and compiles the mapping file at `path`, reporting every problem at once.

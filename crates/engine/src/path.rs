@@ -36,7 +36,30 @@ pub enum Root {
     Event,
     /// `$key`: the key of the entry in scope, inside `entries`.
     Key,
+    /// `$item...`: the item of the action's `for_each` the request is planned for.
+    Item,
+    /// `$settings...`: the connection's settings, e.g. `$settings.event_mappings`.
+    Settings,
+    /// `$computed...`: the mapping's computed values, e.g. `$computed.event_type`.
+    Computed,
 }
+
+impl Root {
+    /// How the root is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Root::Scope => "$",
+            Root::Event => "$event",
+            Root::Key => "$key",
+            Root::Item => "$item",
+            Root::Settings => "$settings",
+            Root::Computed => "$computed",
+        }
+    }
+}
+
+/// Roots written with a name, in the order they are tried.
+const NAMED_ROOTS: [Root; 4] = [Root::Event, Root::Item, Root::Settings, Root::Computed];
 
 #[derive(Clone)]
 enum Kind {
@@ -68,11 +91,13 @@ impl Path {
                 text.trim_start_matches('.')
             ));
         }
-        let (root, query_text): (Root, Cow<'_, str>) = if let Some(rest) = text
-            .strip_prefix("$event")
-            .filter(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-        {
-            (Root::Event, Cow::Owned(format!("${rest}")))
+        let named = NAMED_ROOTS.iter().find_map(|root| {
+            text.strip_prefix(root.as_str())
+                .filter(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                .map(|rest| (*root, rest))
+        });
+        let (root, query_text): (Root, Cow<'_, str>) = if let Some((root, rest)) = named {
+            (root, Cow::Owned(format!("${rest}")))
         } else if text == "$key" {
             (Root::Key, Cow::Borrowed("$"))
         } else if text.starts_with("$key") && text[4..].starts_with(['.', '[']) {
@@ -96,6 +121,20 @@ impl Path {
             text: text.into(),
             root,
             kind,
+        })
+    }
+
+    /// A path written in a destination's dotted form, `properties.order_id`, as the JSONPath
+    /// `$['properties']['order_id']`; `None` for an empty text or an empty part.
+    pub fn from_dotted(text: &str) -> Option<Path> {
+        let segments: Vec<Segment> = text
+            .split('.')
+            .map(|part| (!part.is_empty()).then(|| Segment::Key(part.into())))
+            .collect::<Option<_>>()?;
+        Some(Path {
+            text: text.into(),
+            root: Root::Scope,
+            kind: Kind::Plain(segments.into_boxed_slice()),
         })
     }
 
@@ -270,11 +309,34 @@ mod tests {
         assert_eq!(Path::parse("$key").unwrap().root(), Root::Key);
         assert_eq!(Path::parse("$.events").unwrap().root(), Root::Scope);
         assert!(Path::parse("$events").is_err());
+        let setting = Path::parse("$settings.event_map[0].to").unwrap();
+        assert_eq!(setting.root(), Root::Settings);
+        assert_eq!(
+            setting
+                .get(&json!({"event_map": [{"to": "Purchase"}]}))
+                .as_deref(),
+            Some(&json!("Purchase"))
+        );
+        assert_eq!(Path::parse("$item.from").unwrap().root(), Root::Item);
+        assert_eq!(Path::parse("$computed").unwrap().root(), Root::Computed);
+        assert!(Path::parse("$items").is_err());
         assert!(Path::parse("$key.x").unwrap_err().contains("no members"));
         let filter = Path::parse("$event.ids[?(@.type=='b')].id").unwrap();
         assert_eq!(filter.root(), Root::Event);
         let event = json!({"ids": [{"type": "a", "id": 1}, {"type": "b", "id": 2}, {"type": "b", "id": 3}]});
         assert_eq!(filter.first(&event), Some(&json!(2)));
+    }
+
+    #[test]
+    fn dotted_paths_read_like_their_json_paths() {
+        let path = Path::from_dotted("properties.custom dedup.id").unwrap();
+        assert_eq!(
+            path.get(&json!({"properties": {"custom dedup": {"id": 7}}}))
+                .as_deref(),
+            Some(&json!(7))
+        );
+        assert!(Path::from_dotted("a..b").is_none());
+        assert!(Path::from_dotted("").is_none());
     }
 
     #[test]

@@ -6,13 +6,15 @@ use ferry_spec::model::Method;
 use serde_json::Value;
 
 use crate::batch_rule::{BatchRule, BodyLayout};
+use crate::compiled::FailureRule;
 use crate::connection::Header;
 use crate::state::Remembered;
 
 /// Everything one event leads to.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// One entry per action that ran, plus one skip when none matched.
+    /// One entry per action that ran (several for an action with `for_each`), plus one skip
+    /// when none matched.
     pub outcomes: Vec<Outcome>,
     /// Values to remember for later events.
     pub remember: Vec<Remembered>,
@@ -40,7 +42,8 @@ pub struct PlannedRequest {
     pub method: Method,
     /// Full URL, query included.
     pub url: String,
-    /// Headers, shared ones first.
+    /// Headers as sent, in order: the mapping's (or those the request's own replace), the
+    /// auth's, the request's, then the body's `Content-Type` unless a header gave one.
     pub headers: Vec<Header>,
     /// The body, if any.
     pub body: Option<Body>,
@@ -55,8 +58,26 @@ pub struct PlannedRequest {
     /// Set when later steps of the action wait for this request's response: hand the response
     /// to [`Connection::resume`](crate::Connection::resume).
     pub continuation: Option<Continuation>,
+    /// How a 2xx response to it can still say it failed.
+    pub(crate) failure: Option<Arc<FailureRule>>,
     /// Where the JSON body's members and merged items are, when the engine recorded it.
     pub(crate) layout: Option<Box<BodyLayout>>,
+}
+
+impl PlannedRequest {
+    /// Whether the request goes through a batcher: it declares a batch and no later step waits
+    /// for its own response.
+    pub fn batchable(&self) -> bool {
+        self.batch.is_some() && self.continuation.is_none()
+    }
+
+    /// `action`, or `action.step` for a step of a multi-step action.
+    pub fn label(&self) -> String {
+        match &self.step {
+            Some(step) => format!("{}.{step}", self.action),
+            None => self.action.to_string(),
+        }
+    }
 }
 
 /// Where a multi-step action stands: which step was planned and the responses so far.
@@ -104,9 +125,13 @@ impl StepResponse {
 /// A request body.
 #[derive(Debug, Clone)]
 pub enum Body {
-    /// JSON text, written in the mapping's field order.
+    /// A JSON object, written in the mapping's field order.
     Json(String),
-    /// Form fields, in order.
+    /// A JSON array of objects.
+    JsonArray(String),
+    /// Newline-delimited JSON: one object a line, each line ended by `\n`.
+    Ndjson(String),
+    /// Form fields, in order; a field holding a list or an object holds its JSON text.
     Form(Vec<(String, String)>),
 }
 
@@ -114,7 +139,9 @@ impl Body {
     /// The bytes sent.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
-            Body::Json(text) => text.as_bytes().to_vec(),
+            Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text) => {
+                text.as_bytes().to_vec()
+            }
             Body::Form(fields) => url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(fields)
                 .finish()
@@ -122,13 +149,31 @@ impl Body {
         }
     }
 
-    /// The `Content-Type` header value.
+    /// The JSON text of a JSON, JSON array or NDJSON body.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text) => Some(text),
+            Body::Form(_) => None,
+        }
+    }
+
+    /// The `Content-Type` of the body, sent unless a header of the mapping gives another.
     pub fn content_type(&self) -> &'static str {
         match self {
-            Body::Json(_) => "application/json",
+            Body::Json(_) | Body::JsonArray(_) => "application/json",
+            Body::Ndjson(_) => "application/x-ndjson",
             Body::Form(_) => "application/x-www-form-urlencoded",
         }
     }
+}
+
+/// A 2xx response that says its request failed, as the request's `failure` rule reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why, as the response says it.
+    pub reason: String,
+    /// Whether to send the request again later, as after a 5xx.
+    pub retry: bool,
 }
 
 /// Why an action (or the whole event) produced nothing.
@@ -136,15 +181,69 @@ impl Body {
 pub struct Skip {
     /// The action, or `None` when no action matched.
     pub action: Option<Arc<str>>,
+    /// What kind of skip it is.
+    pub kind: SkipKind,
     /// Why.
     pub reason: String,
+}
+
+/// Why nothing is sent for an event, by the mapping's design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipKind {
+    /// No action selects the event.
+    NoAction,
+    /// No step of the action applies.
+    NoStep,
+    /// `for_each` found no item to plan a request for.
+    NoItem,
+    /// A remap says to drop the event (`otherwise: drop`).
+    Dropped,
+    /// A value declared `required: skip` is missing.
+    Required,
 }
 
 /// Why an action could not map the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The action.
-    pub action: Arc<str>,
+    /// The action, or `None` when the event fails before any action (it is not an object).
+    pub action: Option<Arc<str>>,
+    /// What kind of failure it is.
+    pub kind: FailureKind,
     /// What is wrong with the event, naming the field.
     pub message: String,
+}
+
+/// What kind of problem an event has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The event is not a JSON object.
+    NotAnObject,
+    /// A required value is missing (or a required list or object came out empty).
+    Missing,
+    /// A value cannot be shaped, or has another type than the mapping says it must.
+    Invalid,
+    /// The mapping refuses the event (`refuse`).
+    Refused,
+    /// A template failed for another reason than a missing value.
+    Template,
+    /// A setting the action needs has no value.
+    Setting,
+    /// The body is larger than the mapping allows.
+    TooLarge,
+    /// A step's response is one no later step handles.
+    Step,
+    /// The request cannot join a batch.
+    Batch,
+}
+
+impl Failure {
+    /// `action `NAME`: message`, or the message alone for a failure of the whole event.
+    pub fn describe(&self) -> String {
+        match &self.action {
+            Some(action) => format!("action `{action}`: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
 }

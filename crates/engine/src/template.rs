@@ -1,9 +1,12 @@
 //! Templates, compiled once with strict undefined values and bounded work. Each template knows
-//! the event values it reads, so rendering converts only those, not the whole event.
+//! the event values it reads, so rendering converts only those, not the whole event; and every
+//! filter, test and function it calls is checked when it compiles, so that a name minijinja
+//! does not know is a load-time error rather than a failure of every event.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
@@ -21,6 +24,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The variables a template may read.
+pub const VARIABLES: [&str; 4] = ["event", "settings", "computed", "item"];
+
 /// Where a template's output goes, which decides how interpolated values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
@@ -30,7 +36,7 @@ pub enum Escape {
     PathSegment,
 }
 
-/// All templates of one mapping.
+/// All templates of one mapping (or of one connection's template settings).
 pub struct Templates {
     plain: Environment<'static>,
     url: Environment<'static>,
@@ -79,22 +85,62 @@ pub struct Template {
     event_paths: Vec<Vec<Box<str>>>,
     /// Settings read.
     pub settings: BTreeSet<String>,
-    /// Top-level names the template reads that are neither `event` nor `settings`.
-    pub unknown: BTreeSet<String>,
+    /// Whether it reads `computed` or `item`.
+    pub(crate) reads_computed: bool,
+    pub(crate) reads_item: bool,
+}
+
+/// A name a template uses that nothing defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unknown {
+    /// A variable other than `event`, `settings`, `computed` and `item`.
+    Variable(String),
+    /// A filter (`{{ x|truncate }}`).
+    Filter(String),
+    /// A test (`{% if x is foo %}`).
+    Test(String),
+    /// A function (`{{ truncate(x) }}`).
+    Function(String),
+}
+
+impl Unknown {
+    /// The name as written.
+    pub fn name(&self) -> &str {
+        match self {
+            Unknown::Variable(name)
+            | Unknown::Filter(name)
+            | Unknown::Test(name)
+            | Unknown::Function(name) => name,
+        }
+    }
+}
+
+/// What a template renders with: the event (or the item in scope) and the other variables.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub event: Option<&'a Value>,
+    pub settings: &'a minijinja::Value,
+    pub computed: Option<&'a Value>,
+    pub item: Option<&'a Value>,
 }
 
 /// Why a template did not produce text.
 #[derive(Debug)]
 pub enum RenderError {
-    /// A value the template reads is missing: the field is treated as missing.
-    Undefined(String),
+    /// A value the template reads is missing (named when minijinja names it, e.g.
+    /// `event.traits.first`): the field is treated as missing.
+    Undefined(Option<String>),
     /// Anything else (a failing filter, too much work, too long an output).
     Failed(String),
 }
 
 impl Templates {
-    /// Compiles `source`.
-    pub fn add(&mut self, source: &str, escape: Escape) -> Result<Template, String> {
+    /// Compiles `source`, with the names it uses that nothing defines.
+    pub fn add(
+        &mut self,
+        source: &str,
+        escape: Escape,
+    ) -> Result<(Template, Vec<Unknown>), String> {
         let name: Arc<str> = format!("t{}", self.count).into();
         self.count += 1;
         let env = match escape {
@@ -103,40 +149,88 @@ impl Templates {
         };
         env.add_template_owned(name.to_string(), source.to_owned())
             .map_err(|e| describe(&e))?;
+        let env = match escape {
+            Escape::None => &self.plain,
+            Escape::PathSegment => &self.url,
+        };
         let template = env.get_template(&name).map_err(|e| describe(&e))?;
         let mut event_paths = Vec::new();
         let mut settings = BTreeSet::new();
-        let mut unknown = BTreeSet::new();
+        let mut unknown = Vec::new();
+        let (mut reads_computed, mut reads_item) = (false, false);
+        let mut roots_with_paths = BTreeSet::new();
+        let globals: BTreeSet<String> = env.globals().map(|(name, _)| name.to_owned()).collect();
         for variable in template.undeclared_variables(true) {
             let mut parts = variable.split('.');
-            match parts.next() {
-                Some("event") => event_paths.push(parts.map(Into::into).collect()),
-                Some("settings") => {
+            let Some(root) = parts.next() else { continue };
+            roots_with_paths.insert(root.to_owned());
+            match root {
+                "event" => event_paths.push(parts.map(Into::into).collect()),
+                "settings" => {
                     if let Some(setting) = parts.next() {
                         settings.insert(setting.to_owned());
                     }
                 }
-                Some(other) => {
-                    unknown.insert(other.to_owned());
-                }
-                None => {}
+                "computed" => reads_computed = true,
+                "item" => reads_item = true,
+                other if globals.contains(other) => {}
+                other => unknown.push(Unknown::Variable(other.to_owned())),
             }
         }
-        Ok(Template {
-            name,
-            escape,
-            event_paths,
-            settings,
+        let compiled = get_compiled_template(&template);
+        let mut calls = Vec::new();
+        let mut looked_up = BTreeSet::new();
+        for instructions in std::iter::once(&compiled.instructions).chain(compiled.blocks.values())
+        {
+            calls_in(instructions, &mut calls, &mut looked_up);
+        }
+        // Some reads (a slice, `event[key]`) do not show as paths: read the whole value.
+        for root in looked_up {
+            if roots_with_paths.contains(root) {
+                continue;
+            }
+            match root {
+                "event" => event_paths.push(Vec::new()),
+                "computed" => reads_computed = true,
+                "item" => reads_item = true,
+                _ => {}
+            }
+        }
+        for call in calls {
+            let known = match &call {
+                Unknown::Filter(name) => probe(env, name, "filter"),
+                Unknown::Test(name) => probe(env, name, "test"),
+                Unknown::Function(name) => {
+                    globals.contains(name.as_str())
+                        || !unknown.contains(&Unknown::Variable(name.clone()))
+                }
+                Unknown::Variable(_) => true,
+            };
+            if !known && !unknown.contains(&call) {
+                if let Unknown::Function(name) = &call {
+                    unknown.retain(|u| *u != Unknown::Variable(name.clone()));
+                }
+                unknown.push(call);
+            }
+        }
+        Ok((
+            Template {
+                name,
+                escape,
+                event_paths,
+                settings,
+                reads_computed,
+                reads_item,
+            },
             unknown,
-        })
+        ))
     }
 
-    /// Renders `template` with `event` (only the values it reads) and `settings`.
-    pub fn render(
+    /// Renders `template` with the values it reads.
+    pub(crate) fn render(
         &self,
         template: &Template,
-        event: Option<&Value>,
-        settings: &minijinja::Value,
+        context: Context<'_>,
     ) -> Result<String, RenderError> {
         let env = match template.escape {
             Escape::None => &self.plain,
@@ -145,13 +239,22 @@ impl Templates {
         let compiled = env
             .get_template(&template.name)
             .map_err(|e| RenderError::Failed(describe(&e)))?;
-        let event_value = match event {
+        let event_value = match context.event {
             Some(event) if !template.event_paths.is_empty() => {
                 event_context(event, &template.event_paths)
             }
             _ => minijinja::Value::UNDEFINED,
         };
-        let context = minijinja::context! { event => event_value, settings => settings.clone() };
+        let optional = |read: bool, value: Option<&Value>| match value {
+            Some(value) if read => template_value(value),
+            _ => minijinja::Value::UNDEFINED,
+        };
+        let context = minijinja::context! {
+            event => event_value,
+            settings => context.settings.clone(),
+            computed => optional(template.reads_computed, context.computed),
+            item => optional(template.reads_item, context.item),
+        };
         match compiled.render(context) {
             Ok(text) if text.len() > MAX_OUTPUT => Err(RenderError::Failed(format!(
                 "the template produced {} bytes, over the limit of {MAX_OUTPUT}",
@@ -159,11 +262,48 @@ impl Templates {
             ))),
             Ok(text) => Ok(text),
             Err(error) if error.kind() == ErrorKind::UndefinedError => {
-                Err(RenderError::Undefined(describe(&error)))
+                Err(RenderError::Undefined(undefined_name(&error)))
             }
             Err(error) => Err(RenderError::Failed(describe(&error))),
         }
     }
+}
+
+/// The filters, tests and functions `instructions` call, and the variables they look up.
+fn calls_in<'s>(
+    instructions: &Instructions<'s>,
+    calls: &mut Vec<Unknown>,
+    looked_up: &mut BTreeSet<&'s str>,
+) {
+    let mut at = 0;
+    while let Some(instruction) = instructions.get(at) {
+        match instruction {
+            Instruction::ApplyFilter(name, ..) => calls.push(Unknown::Filter((*name).to_owned())),
+            Instruction::PerformTest(name, ..) => calls.push(Unknown::Test((*name).to_owned())),
+            Instruction::CallFunction(name, ..) => {
+                calls.push(Unknown::Function((*name).to_owned()));
+            }
+            Instruction::Lookup(name) => {
+                looked_up.insert(name);
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+}
+
+/// Whether `env` has a filter (or test, as `kind` says) named `name`.
+fn probe(env: &Environment<'_>, name: &str, kind: &str) -> bool {
+    let source = format!("{{% if {name:?} is {kind} %}}yes{{% endif %}}");
+    env.render_str(&source, ()).is_ok_and(|out| out == "yes")
+}
+
+/// `event.traits.first` from minijinja's "`event.traits.first` is undefined".
+fn undefined_name(error: &minijinja::Error) -> Option<String> {
+    let detail = error.detail()?;
+    let rest = detail.strip_prefix('`')?;
+    let (name, _) = rest.split_once('`')?;
+    Some(name.to_owned())
 }
 
 impl Template {
@@ -172,8 +312,12 @@ impl Template {
         !self.event_paths.is_empty()
     }
 
-    /// The first value the template reads that `event` lacks, as `event.a.b`: what a message
-    /// names when the template could not be rendered for want of it.
+    /// Whether the template reads anything but settings.
+    pub(crate) fn reads_more_than_settings(&self) -> bool {
+        self.reads_event() || self.reads_computed || self.reads_item
+    }
+
+    /// The first value the template reads that `event` lacks, as `event.a.b`.
     pub fn first_missing(&self, event: &Value) -> Option<String> {
         self.event_paths.iter().find_map(|path| {
             let mut node = event;
@@ -278,59 +422,111 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn context(event: &Value) -> Context<'_> {
+        static NONE: minijinja::Value = minijinja::Value::UNDEFINED;
+        Context {
+            event: Some(event),
+            settings: &NONE,
+            computed: None,
+            item: None,
+        }
+    }
+
     #[test]
     fn knows_what_a_template_reads() {
         let mut templates = Templates::default();
-        let t = templates
+        let (t, unknown) = templates
             .add(
-                "{{ event.traits.firstName }} {{ settings.api_key }} {{ nope }}",
+                "{{ event.traits.firstName }} {{ settings.api_key }} {{ nope }} {{ range(2)|join }}",
                 Escape::None,
             )
             .unwrap();
         assert!(t.reads_event());
         assert_eq!(t.settings.iter().collect::<Vec<_>>(), vec!["api_key"]);
-        assert_eq!(t.unknown.iter().collect::<Vec<_>>(), vec!["nope"]);
+        assert_eq!(unknown, vec![Unknown::Variable("nope".into())]);
+    }
+
+    #[test]
+    fn unknown_filters_tests_and_functions_are_found_when_compiled() {
+        let mut templates = Templates::default();
+        let (_, unknown) = templates
+            .add(
+                "{{ event.x|truncate(3) }}{% if event.x is foo %}{% endif %}{{ datetimeformat(event.t) }}{{ event.x|upper }}",
+                Escape::None,
+            )
+            .unwrap();
+        assert_eq!(
+            unknown,
+            vec![
+                Unknown::Filter("truncate".into()),
+                Unknown::Test("foo".into()),
+                Unknown::Function("datetimeformat".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn slices_read_the_value_they_slice() {
+        let mut templates = Templates::default();
+        let (t, unknown) = templates
+            .add("{{ event.messageId[:4] }}", Escape::None)
+            .unwrap();
+        assert!(unknown.is_empty());
+        let event = json!({"messageId": "0123456789"});
+        assert_eq!(templates.render(&t, context(&event)).unwrap(), "0123");
     }
 
     #[test]
     fn encodes_each_value_as_one_path_segment() {
         let mut templates = Templates::default();
-        let t = templates
+        let (t, _) = templates
             .add("/users/{{ event.id }}/events", Escape::PathSegment)
             .unwrap();
         let event = json!({"id": "../admin?x=1#y z"});
-        let out = templates
-            .render(&t, Some(&event), &minijinja::Value::UNDEFINED)
-            .unwrap();
+        let out = templates.render(&t, context(&event)).unwrap();
         assert_eq!(out, "/users/..%2Fadmin%3Fx%3D1%23y%20z/events");
     }
 
     #[test]
-    fn a_missing_value_is_reported_as_undefined() {
+    fn a_missing_value_is_reported_as_undefined_with_its_name() {
         let mut templates = Templates::default();
-        let t = templates.add("{{ event.name }}", Escape::None).unwrap();
-        let out = templates.render(&t, Some(&json!({})), &minijinja::Value::UNDEFINED);
-        assert!(matches!(out, Err(RenderError::Undefined(_))));
-        let guarded = templates
+        let (t, _) = templates.add("{{ event.name }}", Escape::None).unwrap();
+        let out = templates.render(&t, context(&json!({})));
+        assert!(
+            matches!(&out, Err(RenderError::Undefined(Some(name))) if name == "event.name"),
+            "{out:?}"
+        );
+        let (guarded, _) = templates
             .add(
-                "{{ event.name if event.name is defined else 'anon' }}",
+                "{{ event.name if event.name is defined else event.other }}",
                 Escape::None,
             )
             .unwrap();
-        let out = templates.render(&guarded, Some(&json!({})), &minijinja::Value::UNDEFINED);
-        assert_eq!(out.unwrap(), "anon");
+        let out = templates.render(&guarded, context(&json!({})));
+        assert!(
+            matches!(&out, Err(RenderError::Undefined(Some(name))) if name == "event.other"),
+            "{out:?}"
+        );
+        let (set, _) = templates
+            .add("{% set x = event.nope %}{{ x }}", Escape::None)
+            .unwrap();
+        let out = templates.render(&set, context(&json!({})));
+        assert!(
+            matches!(&out, Err(RenderError::Undefined(Some(name))) if name == "event.nope"),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn runaway_templates_stop() {
         let mut templates = Templates::default();
-        let t = templates
+        let (t, _) = templates
             .add(
                 "{% for i in range(100000) %}{{ i }}{% endfor %}",
                 Escape::None,
             )
             .unwrap();
-        let out = templates.render(&t, None, &minijinja::Value::UNDEFINED);
+        let out = templates.render(&t, context(&json!({})));
         assert!(matches!(out, Err(RenderError::Failed(_))));
     }
 }

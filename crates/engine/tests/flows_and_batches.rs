@@ -327,6 +327,6 @@ fn amplitude_events_over_two_megabytes_are_refused_with_the_limit_named() {
         ),
         other => panic!("expected a failure, got {other:?}"),
     }
-    let retry = &connection.mapping().spec.delivery.retry;
+    let retry = &connection.mapping().delivery().retry;
     assert!(retry.on_status.contains(&429));
 }

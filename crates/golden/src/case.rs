@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_engine::{
-    Batcher, CannedResponses, CompiledMapping, Connection, Followed, MemoryState, Outcome,
-};
+use ferry_engine::{CannedResponses, CompiledMapping, Connection, DryRun, Shown};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -33,6 +31,10 @@ pub struct Case {
     /// Show the requests merged as the mapping's batch rules declare, instead of one per event.
     #[serde(default)]
     pub batch: bool,
+    /// The time the mapping's `now` reads, e.g. `2026-11-02T09:00:00Z`: pinned so that the
+    /// case plans the same requests on every run.
+    #[serde(default)]
+    pub now: Option<String>,
     /// Input events.
     pub events: Vec<Value>,
 }
@@ -65,6 +67,14 @@ pub enum CaseError {
         path: String,
         /// What is wrong.
         message: String,
+    },
+    /// The case's `now` is not a time.
+    #[error("`{path}`: `now` must be an ISO-8601 time such as `2026-11-02T09:00:00Z`, not `{now}`")]
+    Now {
+        /// The case file.
+        path: String,
+        /// The text given.
+        now: String,
     },
     /// The case's settings do not fit the mapping.
     #[error("`{path}`: {source}")]
@@ -112,52 +122,45 @@ impl Case {
                 .map(|(name, settings)| (Some(name.as_str()), settings))
                 .collect()
         };
+        let now = match &self.now {
+            Some(text) => Some(crate::parse_time(text).ok_or_else(|| CaseError::Now {
+                path: shown.clone(),
+                now: text.clone(),
+            })?),
+            None => None,
+        };
         let mut out = format!("# {}\n", self.description.trim());
         for (name, settings) in connections {
-            let connection = Connection::new(Arc::clone(mapping), settings).map_err(|source| {
-                CaseError::Settings {
-                    path: shown.clone(),
-                    source,
-                }
-            })?;
-            let mut state = MemoryState::default();
-            let mut batcher = Batcher::new();
+            let mut connection =
+                Connection::new(Arc::clone(mapping), settings).map_err(|source| {
+                    CaseError::Settings {
+                        path: shown.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(now) = now {
+                connection.pin_clock(now);
+            }
+            let mut run = DryRun::new(&connection, canned.clone(), self.batch, false);
             let mut merged = Vec::new();
             for (index, event) in self.events.iter().enumerate() {
-                let plan = connection.plan(event, &state);
-                let followed = connection.follow(event, &state, plan.outcomes, &canned);
-                let mut shown_now = Vec::new();
-                for step in followed {
-                    match step.outcome {
-                        Outcome::Request(request)
-                            if self.batch
-                                && request.batch.is_some()
-                                && request.continuation.is_none() =>
-                        {
-                            match batcher.push(index + 1, request) {
-                                Ok(closed) => merged.extend(closed),
-                                Err(rejected) => shown_now.push(Followed {
-                                    outcome: Outcome::Failed(ferry_engine::Failure {
-                                        action: "batch".into(),
-                                        message: rejected.reason,
-                                    }),
-                                    answer: None,
-                                }),
-                            }
-                        }
-                        outcome => shown_now.push(Followed {
-                            outcome,
-                            answer: step.answer,
-                        }),
+                let (shown_now, _) = run.event(index + 1, event);
+                let mut followed = Vec::new();
+                for item in shown_now {
+                    match item {
+                        Shown::Event { followed: f, .. } => followed.push(f),
+                        Shown::Batch(batch) => merged.push(batch),
                     }
                 }
-                if !shown_now.is_empty() {
+                if !followed.is_empty() {
                     out.push('\n');
-                    out.push_str(&render_followed(index + 1, name, &shown_now, &connection));
+                    out.push_str(&render_followed(index + 1, name, &followed, &connection));
                 }
-                state.apply(plan.remember);
             }
-            merged.extend(batcher.flush());
+            merged.extend(run.finish().into_iter().filter_map(|item| match item {
+                Shown::Batch(batch) => Some(batch),
+                Shown::Event { .. } => None,
+            }));
             for (number, request) in merged.iter().enumerate() {
                 out.push('\n');
                 out.push_str(&render_merged(number + 1, name, request, &connection));

@@ -14,3 +14,9 @@ mod snapshot;
 pub use case::{Case, CaseError, cases_dir, discover};
 pub use render::{render_followed, render_merged, render_request};
 pub use snapshot::{read_snapshot, snapshot_path, write_snapshot};
+
+/// A time given as ISO-8601 text (`2026-11-02T09:00:00Z`, any offset), for a pinned clock.
+pub fn parse_time(text: &str) -> Option<std::time::SystemTime> {
+    let time = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    Some(time.with_timezone(&chrono::Utc).into())
+}

@@ -23,7 +23,7 @@ pub fn render_followed(
         }
         match &step.outcome {
             Outcome::Request(request) => {
-                let _ = writeln!(out, "## event {position} -> {}", label(request));
+                let _ = writeln!(out, "## event {position} -> {}", request.label());
                 out.push_str(&render_request(request, connection));
                 match (&step.answer, &request.continuation) {
                     (Some(answer), _) => {
@@ -50,10 +50,15 @@ pub fn render_followed(
                 let _ = writeln!(out, "## event {position}{action}: skipped: {}", skip.reason);
             }
             Outcome::Failed(failure) => {
+                let action = failure
+                    .action
+                    .as_deref()
+                    .map(|a| format!(" -> {a}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "## event {position} -> {}: error: {}",
-                    failure.action, failure.message
+                    "## event {position}{action}: error: {}",
+                    failure.message
                 );
             }
         }
@@ -76,7 +81,7 @@ pub fn render_merged(
     let target = merged
         .rule()
         .group()
-        .map_or_else(|| label(&merged.request), str::to_owned);
+        .map_or_else(|| merged.request.label(), str::to_owned);
     let _ = writeln!(out, "## batch {number}{on} -> {target}");
     let _ = writeln!(
         out,
@@ -90,14 +95,6 @@ pub fn render_merged(
     );
     out.push_str(&render_request(&merged.request, connection));
     out
-}
-
-/// `action`, or `action.step` for a step of a multi-step action.
-fn label(request: &PlannedRequest) -> String {
-    match &request.step {
-        Some(step) => format!("{}.{step}", request.action),
-        None => request.action.to_string(),
-    }
 }
 
 /// `1-75, 77`.
@@ -139,17 +136,18 @@ pub fn render_request(request: &PlannedRequest, connection: &Connection) -> Stri
             connection.redact(header.display_value())
         );
     }
-    if let Some(body) = &request.body {
-        let _ = writeln!(out, "Content-Type: {}", body.content_type());
-    }
     if let Some(key) = &request.dedupe_key {
         let _ = writeln!(out, "(dedupe key: {})", connection.redact(key));
     }
     match &request.body {
-        Some(Body::Json(text)) => {
+        Some(Body::Json(text) | Body::JsonArray(text)) => {
             out.push('\n');
             out.push_str(&connection.redact(&pretty(text)));
             out.push('\n');
+        }
+        Some(Body::Ndjson(text)) => {
+            out.push('\n');
+            out.push_str(&connection.redact(text));
         }
         Some(Body::Form(fields)) => {
             out.push('\n');

@@ -187,7 +187,7 @@ fn raised(root: &Path, name: &str, original: &str) -> (CompiledMapping, String) 
     let text = text.replacen(original, RAISED_RATE_LIMIT, 1);
     let mapping = ferry_engine::load_str(&format!("{name}.yaml (bench copy)"), &text)
         .unwrap_or_else(|d| panic!("{d}"));
-    let delivery = &mapping.spec.delivery;
+    let delivery = mapping.delivery();
     let limit = delivery.rate_limit.as_ref().expect("a rate limit");
     let note = format!(
         "mappings/{name}.yaml with `{original}` raised to {} requests per {} s in memory; \
@@ -436,7 +436,7 @@ fn apart(case: &Case, clock: &Clock) -> Apart {
 
 fn body_len(body: Option<&Body>) -> usize {
     match body {
-        Some(Body::Json(text)) => text.len(),
+        Some(Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text)) => text.len(),
         Some(form @ Body::Form(_)) => form.to_bytes().len(),
         None => 0,
     }

@@ -1,12 +1,13 @@
-//! What becomes of a merged batch once it was sent. A 2xx response's item errors dead-letter
-//! only the items they name; a 413 splits the batch in two, and a 400 or 422 halves it until
-//! the refused items stand alone, so that the others are still delivered; any other failure
-//! dead-letters each of its items.
+//! What becomes of a merged batch once it was sent. A 2xx response's item errors (and those of
+//! an error status the rule's `item_errors` lists) dead-letter only the items they name; a 2xx
+//! response the `failure` rule reads as a failure fails every item; a 413 splits the batch in
+//! two, and a 400 or 422 halves it until the refused items stand alone, so that the others are
+//! still delivered; any other failure dead-letters each of its items.
 
 use std::io;
 
-use ferry_delivery::{Delivery, FailureKind, Outcome as Sent};
-use ferry_engine::MergedRequest;
+use ferry_delivery::{Delivery, FailureKind, Outcome as Sent, Response};
+use ferry_engine::{MergedRequest, Refusal, StepResponse};
 use serde_json::Value;
 
 use crate::dead_letters::Last;
@@ -25,24 +26,11 @@ impl Run<'_> {
         match delivery.outcome {
             Sent::Delivered(response) => {
                 self.summary.delivered += 1;
-                let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-                let failures = merged.failed_items(&body);
-                let response = recorded_response(&response, self.connection());
-                for (index, reason) in &failures.failed {
-                    self.dead_letter_item(
-                        &merged,
-                        *index,
-                        &format!("refused by the destination: {reason}"),
-                        Last {
-                            response: Some(response.clone()),
-                            attempts,
-                            ..Last::default()
-                        },
-                    )?;
+                let answer = StepResponse::from_bytes(response.status, Vec::new(), &response.body);
+                if let Some(refusal) = self.connection().refusal(&merged.request, &answer) {
+                    return self.refused_batch(&merged, &response, attempts, &refusal);
                 }
-                self.summary.items_delivered += (merged.len() - failures.failed.len()) as u64;
-                self.summary.unattributed.extend(failures.unattributed);
-                Ok(())
+                self.item_errors(&merged, &response, attempts)
             }
             Sent::TooLarge(response) => {
                 if let Some(second) = merged.split() {
@@ -67,6 +55,22 @@ impl Run<'_> {
                         },
                     )
                 }
+            }
+            Sent::Failed(failure)
+                if failure.kind == FailureKind::Rejected
+                    && failure.last_response.as_ref().is_some_and(|r| {
+                        merged.rule().reports_item_errors_with(r.status)
+                            && !merged
+                                .failed_items(
+                                    &serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+                                )
+                                .failed
+                                .is_empty()
+                    }) =>
+            {
+                // The destination names the items it refused; it took the others.
+                let response = failure.last_response.expect("checked above");
+                self.item_errors(&merged, &response, attempts)
             }
             Sent::Failed(failure) => {
                 // A 400 or 422 for a batch may come from one bad item: halve the batch until the
@@ -108,5 +112,61 @@ impl Run<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Dead-letters the items `response` names as failed; the others are delivered.
+    fn item_errors(
+        &mut self,
+        merged: &MergedRequest<crate::tracked::Item>,
+        response: &Response,
+        attempts: u32,
+    ) -> io::Result<()> {
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let failures = merged.failed_items(&body);
+        let recorded = recorded_response(response, self.connection());
+        for (index, reason) in &failures.failed {
+            self.dead_letter_item(
+                merged,
+                *index,
+                &format!("refused by the destination: {reason}"),
+                Last {
+                    response: Some(recorded.clone()),
+                    attempts,
+                    ..Last::default()
+                },
+            )?;
+        }
+        self.summary.items_delivered += (merged.len() - failures.failed.len()) as u64;
+        self.summary.unattributed.extend(failures.unattributed);
+        Ok(())
+    }
+
+    /// Dead-letters every item of a batch whose 2xx response says it failed.
+    fn refused_batch(
+        &mut self,
+        merged: &MergedRequest<crate::tracked::Item>,
+        response: &Response,
+        attempts: u32,
+        refusal: &Refusal,
+    ) -> io::Result<()> {
+        let recorded = recorded_response(response, self.connection());
+        for index in 0..merged.len() {
+            self.dead_letter_item(
+                merged,
+                index,
+                &format!(
+                    "{}, but the response says the request failed: {}",
+                    response.status_line(),
+                    refusal.reason
+                ),
+                Last {
+                    response: Some(recorded.clone()),
+                    attempts,
+                    retryable: refusal.retry,
+                    ..Last::default()
+                },
+            )?;
+        }
+        Ok(())
     }
 }

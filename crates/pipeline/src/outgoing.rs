@@ -4,21 +4,20 @@
 use ferry_delivery::{Method, Outgoing, RecordedRequest, RecordedResponse, Response};
 use ferry_engine::{Body, Connection, PlannedRequest};
 
-/// The request to send: headers, then the body's `Content-Type`.
+/// The request to send, exactly as planned: its headers (the body's `Content-Type` among
+/// them) and its body.
 pub(crate) fn outgoing(request: &PlannedRequest) -> Outgoing {
     let method =
         Method::from_bytes(request.method.as_str().as_bytes()).expect("HTTP methods are valid");
     let mut out = Outgoing::new(method, request.url.clone());
-    out.headers.reserve(request.headers.len() + 1);
+    out.headers.reserve(request.headers.len());
     for header in &request.headers {
         out.headers
             .push((header.name.to_string(), header.value.to_string()));
     }
     if let Some(body) = &request.body {
-        out.headers
-            .push(("Content-Type".to_owned(), body.content_type().to_owned()));
         out.body = match body {
-            Body::Json(text) => text.clone().into(),
+            Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text) => text.clone().into(),
             Body::Form(_) => body.to_bytes().into(),
         };
     }
@@ -27,7 +26,7 @@ pub(crate) fn outgoing(request: &PlannedRequest) -> Outgoing {
 
 /// The request as a dead letter records it: every secret setting redacted.
 pub(crate) fn recorded(request: &PlannedRequest, connection: &Connection) -> RecordedRequest {
-    let mut headers: Vec<(String, String)> = request
+    let headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|h| {
@@ -39,7 +38,6 @@ pub(crate) fn recorded(request: &PlannedRequest, connection: &Connection) -> Rec
         .collect();
     let body = match &request.body {
         Some(body) => {
-            headers.push(("Content-Type".to_owned(), body.content_type().to_owned()));
             let bytes = body.to_bytes();
             connection
                 .redact(&String::from_utf8_lossy(&bytes))

@@ -137,7 +137,7 @@ impl Pipeline {
         dead_letters: Option<DeadLetterWriter>,
         inline_retry: Option<Duration>,
     ) -> Result<Pipeline, SetupError> {
-        let mut rules = rules_for(&connection.mapping().spec.delivery);
+        let mut rules = rules_for(connection.mapping().delivery());
         if let Some(inline) = inline_retry {
             rules.max_total = rules.max_total.min(rules.timeout.saturating_add(inline));
         }
@@ -342,14 +342,14 @@ impl Run<'_> {
             }
             Outcome::Failed(failure) => {
                 self.summary.dead_lettered += 1;
-                self.fail(
-                    item,
-                    &format!(
-                        "event {}: action `{}` cannot map it: {}",
-                        item.index, failure.action, failure.message
+                let reason = match &failure.action {
+                    Some(action) => format!(
+                        "event {}: action `{action}` cannot map it: {}",
+                        item.index, failure.message
                     ),
-                    Last::default(),
-                )
+                    None => format!("event {}: {}", item.index, failure.message),
+                };
+                self.fail(item, &reason, Last::default())
             }
         }
     }
@@ -462,6 +462,27 @@ impl Run<'_> {
         self.count(&delivery);
         let attempts = delivery.attempts;
         let answered = match delivery.outcome {
+            // A 2xx answer the request's `failure` rule reads as a failure is one.
+            Sent::Delivered(response) if request.continuation.is_none() => {
+                let answer = StepResponse::from_bytes(
+                    response.status,
+                    response.headers.clone(),
+                    &response.body,
+                );
+                match self.connection().refusal(request, &answer) {
+                    Some(refusal) => Err((
+                        refusal.retry,
+                        None,
+                        format!(
+                            "{}, but the response says the request failed: {}",
+                            response.status_line(),
+                            refusal.reason
+                        ),
+                        Some(recorded_response(&response, self.connection())),
+                    )),
+                    None => Ok(response),
+                }
+            }
             Sent::Delivered(response) => Ok(response),
             Sent::Failed(failure)
                 if failure.kind == FailureKind::Rejected

@@ -12,7 +12,7 @@ use schemars::generate::SchemaSettings;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::document::{Target, locate};
 use crate::explain::schema_problem;
 use crate::load::{parse_yaml, typed};
@@ -438,6 +438,7 @@ impl ConfigDocument {
         message: impl Into<String>,
     ) -> Diagnostic {
         locate(
+            DiagnosticKind::Config,
             &self.file,
             &self.text,
             &self.source_map,
@@ -485,6 +486,7 @@ pub fn load_config_file(path: &std::path::Path) -> Result<ConfigDocument, Diagno
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| {
         Diagnostics(vec![Diagnostic::at(
+            DiagnosticKind::Read,
             &file,
             "",
             None,

@@ -6,9 +6,60 @@ use annotate_snippets::{AnnotationKind, Level, Origin, Renderer, Snippet};
 
 use crate::source_map::{Span, lines};
 
+/// What kind of problem a diagnostic reports, so that tools and tests can tell problems apart
+/// without reading their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiagnosticKind {
+    /// The file cannot be read.
+    Read,
+    /// YAML syntax.
+    Syntax,
+    /// Nested deeper than ferry reads.
+    TooDeep,
+    /// A key written twice in one YAML mapping.
+    DuplicateKey,
+    /// The document's structure: an unknown key, a wrong type, a missing key.
+    Structure,
+    /// A JSONPath.
+    Path,
+    /// A template: its syntax, or a variable, filter, test or function nothing defines.
+    Template,
+    /// A setting's declaration, or a reference to a setting.
+    Setting,
+    /// A field's sources and the keys beside them.
+    Field,
+    /// A condition (`when`, `where`, `refuse`, `failure`).
+    Selector,
+    /// An output name written twice in one object.
+    DuplicateName,
+    /// A header.
+    Header,
+    /// The base URL, the request path, the body format or the auth.
+    Request,
+    /// A batch rule.
+    Batch,
+    /// Steps and the responses they read.
+    Step,
+    /// Remembered values.
+    Recall,
+    /// Groups of fields.
+    Group,
+    /// A remap or another operation on values.
+    Operation,
+    /// Computed values.
+    Computed,
+    /// A problem of `ferry.yaml` beyond its structure.
+    Config,
+    /// Two mapping files, or a mapping and the configuration, disagree.
+    Conflict,
+}
+
 /// One problem in a mapping file, with where it is and the line it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// What kind of problem it is.
+    pub kind: DiagnosticKind,
     /// The file, as the user named it.
     pub file: String,
     /// 1-based line (0 when the problem has no place in the text).
@@ -29,8 +80,14 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A problem at `span` of `text`.
-    pub fn at(file: &str, text: &str, span: Option<Span>, message: impl Into<String>) -> Self {
+    /// A problem of `kind` at `span` of `text`.
+    pub fn at(
+        kind: DiagnosticKind,
+        file: &str,
+        text: &str,
+        span: Option<Span>,
+        message: impl Into<String>,
+    ) -> Self {
         let span = span.unwrap_or(Span {
             line: 0,
             column: 0,
@@ -42,6 +99,7 @@ impl Diagnostic {
             lines(text).nth(span.line - 1).unwrap_or("").to_owned()
         };
         Diagnostic {
+            kind,
             file: file.to_owned(),
             line: span.line,
             column: span.column,
@@ -134,9 +192,15 @@ mod tests {
             column: 7,
             len: 8,
         };
-        let rendered = Diagnostic::at("m.yaml", text, Some(span), "bad `name`")
-            .with_help("use lowercase")
-            .to_string();
+        let rendered = Diagnostic::at(
+            DiagnosticKind::Structure,
+            "m.yaml",
+            text,
+            Some(span),
+            "bad `name`",
+        )
+        .with_help("use lowercase")
+        .to_string();
         assert_eq!(
             rendered,
             "error: bad `name`\n --> m.yaml:2:7\n  |\n2 | name: Bad Name\n  |       ^^^^^^^^\n  |\n  = help: use lowercase\n"
@@ -151,7 +215,8 @@ mod tests {
             column: 11,
             len: 5,
         };
-        let rendered = Diagnostic::at("m.yaml", text, Some(span), "bad").to_string();
+        let rendered = Diagnostic::at(DiagnosticKind::Structure, "m.yaml", text, Some(span), "bad")
+            .to_string();
         // Each CJK character takes two columns on a terminal.
         assert!(
             rendered.contains("1 | name: 日本語 value\n  |              ^^^^^\n"),

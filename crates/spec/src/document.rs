@@ -1,8 +1,9 @@
 //! A parsed mapping with its text and source positions, so any later check can report a problem
 //! at the line and column where the author wrote it.
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::model::Mapping;
+use crate::pointer::Pointer;
 use crate::source_map::{SourceMap, Span, lines};
 
 /// A parsed mapping file, with what is needed to locate problems in it.
@@ -32,15 +33,17 @@ impl Document {
     /// A problem at the JSON pointer `pointer` of this document.
     pub fn diagnostic(
         &self,
-        pointer: &str,
+        kind: DiagnosticKind,
+        pointer: &Pointer,
         target: Target,
         message: impl Into<String>,
     ) -> Diagnostic {
         locate(
+            kind,
             &self.file,
             &self.text,
             &self.source_map,
-            pointer,
+            pointer.as_str(),
             target,
             message,
         )
@@ -48,6 +51,7 @@ impl Document {
 }
 
 pub(crate) fn locate(
+    kind: DiagnosticKind,
     file: &str,
     text: &str,
     map: &SourceMap,
@@ -60,7 +64,7 @@ pub(crate) fn locate(
         Target::Value => map.value(pointer),
     };
     let span = span.map(|span| first_key_of_block(text, cover_quotes(text, span)));
-    Diagnostic::at(file, text, span, message)
+    Diagnostic::at(kind, file, text, span, message)
 }
 
 /// yaml-rust2 places a block mapping where it read its first `:`. Point at the first key

@@ -3,7 +3,7 @@
 
 use jsonschema::error::ValidationErrorKind;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::document::{Target, locate};
 use crate::schema;
 use crate::source_map::{SourceMap, Span, display_pointer, escape_segment};
@@ -31,7 +31,14 @@ pub(crate) fn duplicate_key(file: &str, text: &str, pointer: &str, span: Span) -
             "each key may appear once in a mapping; rename or merge the two entries".to_owned(),
         ),
     };
-    Diagnostic::at(file, text, Some(span), message).with_help(help)
+    Diagnostic::at(
+        DiagnosticKind::DuplicateKey,
+        file,
+        text,
+        Some(span),
+        message,
+    )
+    .with_help(help)
 }
 
 /// A YAML syntax error. libyaml reports where it gave up, often a line after the mistake, and
@@ -48,7 +55,13 @@ pub(crate) fn syntax_problem(
         None => (error, None),
     };
     let problem = strip_location(problem);
-    let diagnostic = Diagnostic::at(file, text, span, format!("invalid YAML: {problem}"));
+    let diagnostic = Diagnostic::at(
+        DiagnosticKind::Syntax,
+        file,
+        text,
+        span,
+        format!("invalid YAML: {problem}"),
+    );
     let started = context.and_then(|context| {
         let (what, at) = context.split_once(" at line ")?;
         let (line, column) = at.split_once(" column ")?;
@@ -130,6 +143,7 @@ struct Site<'a> {
 impl Site<'_> {
     fn diagnostic(&self, target: Target, message: impl Into<String>) -> Diagnostic {
         locate(
+            DiagnosticKind::Structure,
             self.file,
             self.text,
             self.map,

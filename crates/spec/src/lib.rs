@@ -8,6 +8,7 @@ mod document;
 mod explain;
 mod load;
 pub mod model;
+mod pointer;
 mod schema;
 mod source_map;
 mod suggest;
@@ -16,9 +17,10 @@ pub use config::{
     ConfigDocument, config_schema, config_schema_text, load_config_file, load_config_str,
 };
 pub use depth::MAX_DEPTH;
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use document::{Document, Target};
 pub use load::{Loaded, load_file, load_str, read_file, read_str};
+pub use pointer::Pointer;
 pub use schema::{mapping_schema, mapping_schema_text};
 pub use source_map::{display_pointer, escape_segment};
 pub use suggest::did_you_mean;

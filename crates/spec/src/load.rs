@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use crate::depth::{MAX_DEPTH, too_deep};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::document::{Document, Target, locate};
 use crate::explain::{
     duplicate_key, schema_problem, serde_pointer, strip_location, syntax_problem,
@@ -42,6 +42,7 @@ pub fn read_file(path: &Path) -> Loaded {
     match std::fs::read_to_string(path) {
         Ok(text) => read_str(&file, &text),
         Err(error) => Loaded::Failed(Diagnostics(vec![Diagnostic::at(
+            DiagnosticKind::Read,
             &file,
             "",
             None,
@@ -177,8 +178,28 @@ pub(crate) fn parse_yaml(
     if !problems.is_empty() {
         return Err(Diagnostics(problems));
     }
+    // `<<: *anchor` merges the anchored mapping's keys into this one (YAML merge keys): one
+    // field can reuse another's options. Keys written beside `<<` win.
+    let mut yaml = yaml;
+    if let Err(error) = yaml.apply_merge() {
+        return Err(Diagnostics(vec![
+            Diagnostic::at(
+                DiagnosticKind::Structure,
+                file,
+                text,
+                None,
+                format!("a YAML merge key (`<<`) cannot be applied: {error}"),
+            )
+            .with_help("`<<` takes an anchored mapping (`<<: *common`) or a list of them"),
+        ]));
+    }
+    // Top-level keys starting with `x-` hold reusable pieces (anchors) and are not read.
+    if let Some(map) = yaml.as_mapping_mut() {
+        map.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
     let json = serde_json::to_value(&yaml).map_err(|error| {
         Diagnostics(vec![Diagnostic::at(
+            DiagnosticKind::Structure,
             file,
             text,
             None,
@@ -193,6 +214,7 @@ pub(crate) fn parse_yaml(
 fn nested_too_deep(file: &str, text: &str, span: Span, what: &str) -> Diagnostic {
     const AROUND: usize = 40;
     let mut diagnostic = Diagnostic::at(
+        DiagnosticKind::TooDeep,
         file,
         text,
         Some(span),
@@ -232,7 +254,15 @@ pub(crate) fn typed<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>
     serde_path_to_error::deserialize(value).map_err(|error| {
         let pointer = serde_pointer(error.path());
         let message = strip_location(&error.inner().to_string());
-        locate(file, text, source_map, &pointer, Target::Value, message)
+        locate(
+            DiagnosticKind::Structure,
+            file,
+            text,
+            source_map,
+            &pointer,
+            Target::Value,
+            message,
+        )
     })
 }
 

@@ -14,6 +14,9 @@ pub type Ordered<V> = indexmap::IndexMap<String, V>;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "ferry mapping")]
+#[schemars(extend("patternProperties" = {
+    "^x-": { "description": "Not read by ferry: a place for reusable pieces, e.g. a YAML anchor (`x-common: &common {...}`) merged into fields with `<<: *common`." }
+}))]
 pub struct Mapping {
     /// Version of the mapping language this file is written in. Always `1`.
     #[schemars(range(min = 1, max = 1))]
@@ -40,6 +43,11 @@ pub struct Mapping {
     /// `group: NAME`, e.g. the user identifier every Braze object carries.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub groups: Ordered<Ordered<Field>>,
+    /// Values computed once per event and read by any field or condition as `$computed.NAME`,
+    /// e.g. the destination's event type that several fields and conditions need. Each is a
+    /// field read in the event's scope; one may read those written before it.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub computed: Ordered<Field>,
     /// Named batch rules: actions and steps that name the same rule in `batch: NAME` merge their
     /// requests into one HTTP request, e.g. Braze's attributes, events and purchases to
     /// `/users/track`.
@@ -97,6 +105,10 @@ pub struct Setting {
     /// The only values allowed, e.g. `[us, eu]`; checked when a connection is made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub one_of: Vec<Value>,
+    /// Settings that need this one: a connection that gives any of them a value must give this
+    /// one a value too, e.g. `project_id` with `required_with: [service_account_user]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_with: Vec<String>,
 }
 
 /// The type of a setting's value.
@@ -115,8 +127,12 @@ pub enum SettingType {
     List,
     /// A table of keys to values, e.g. an event-name remap.
     Map,
-    /// A JSONPath into the event, e.g. `$.user_id`, read by fields with `from_setting`.
+    /// A path into the event, read by fields with `from_setting`: a JSONPath such as
+    /// `$.user_id`, or the destination's dotted form, `properties.order_id`.
     Path,
+    /// A template over `event` and `settings`, rendered per event by fields with
+    /// `template: { setting: NAME }`, e.g. a page name pattern.
+    Template,
 }
 
 /// The HTTP side shared by every action.
@@ -157,6 +173,19 @@ pub struct Auth {
     /// Any header, e.g. `Authorization: Token <key>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<HeaderAuth>,
+    /// A query parameter, e.g. `?api_key=<key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<QueryAuth>,
+}
+
+/// A credential sent as a query parameter.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryAuth {
+    /// Parameter name, e.g. `api_key`.
+    pub name: String,
+    /// Parameter value: a template over `settings`.
+    pub value: String,
 }
 
 /// HTTP Basic credentials.
@@ -297,6 +326,16 @@ pub struct Action {
     pub description: Option<String>,
     /// Which events this action handles. Every condition given must hold.
     pub when: Selector,
+    /// Events this action refuses, each with its reason: an event a rule's `when` holds for
+    /// fails the action with that reason (a template over `event` and `settings`), before any
+    /// request is planned, e.g. `{ when: { blank: [$.userId, $.traits.email] }, reason: userId
+    /// or email is required }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refuse: Vec<Refusal>,
+    /// One request per item of a list, read from the event or a setting (`$settings.NAME`):
+    /// inside the request, `$item` paths read the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEach>,
     /// The request to plan for a matching event. Give either `request` or `steps`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
@@ -316,6 +355,57 @@ pub struct Action {
     /// here, or the name of a rule under `batches` shared with other actions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
+    /// How a response says the request failed although its status is 2xx, e.g. Mixpanel's
+    /// `200 {"status": 0, "error": "..."}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureRule>,
+}
+
+/// A reason to refuse an event.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refusal {
+    /// The event is refused when these conditions hold.
+    pub when: Selector,
+    /// Why: a template over `event` and `settings`, e.g. `event {{ event.event }} is not valid`.
+    pub reason: String,
+}
+
+/// The list an action plans one request per item of.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ForEach {
+    /// A path to the list, e.g. `$.properties.products` or `$settings.event_mappings`.
+    Path(String),
+    /// A list and which of its items to keep.
+    Filtered(ForEachRule),
+}
+
+/// A list and which of its items to keep.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForEachRule {
+    /// A path to the list, e.g. `$settings.event_mappings`.
+    pub each: String,
+    /// Only the items for which these conditions hold; `$item` paths read the item, e.g.
+    /// `{ same: [$item.from, $.event] }`.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Box<Selector>>,
+}
+
+/// How a 2xx response says that the request failed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailureRule {
+    /// The request failed when these conditions hold, read against the response: `$.status`,
+    /// `$.headers` (names in lower case) and `$.body`, e.g. `{ equals: { $.body.status: 0 } }`.
+    pub when: Selector,
+    /// JSONPath in the response to the reason, e.g. `$.body.error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Send the request again later (as after a 5xx) instead of dead-lettering it at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
 }
 
 /// One step of a multi-step action.
@@ -336,6 +426,9 @@ pub struct Step {
     /// `batches`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
+    /// How a 2xx response to this step says that it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureRule>,
 }
 
 /// A batch rule written in place, or the name of a shared one.
@@ -346,7 +439,7 @@ pub enum BatchRef {
     /// merge together.
     Named(String),
     /// A rule for this action's (or step's) requests only.
-    Rule(Batch),
+    Rule(Box<Batch>),
 }
 
 /// How planned requests merge into one HTTP request. Requests merge only when their method, URL,
@@ -356,7 +449,9 @@ pub enum BatchRef {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// JSON body arrays whose items are concatenated, e.g. `[attributes, events, purchases]`;
-    /// every other body key must be equal for requests to merge. Give `concat` or `wrap`.
+    /// every other body key must be equal for requests to merge. With a JSON object or form
+    /// body, give `concat` or `wrap`; a `json_array` or `ndjson` body merges its items without
+    /// either.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concat: Vec<String>,
     /// Each planned body becomes one item of a JSON array under this key, e.g. `events`.
@@ -386,6 +481,10 @@ pub struct Batch {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemErrors {
+    /// Besides 2xx: statuses whose response lists the failed items, the others being delivered,
+    /// e.g. Mixpanel's `400` with `failed_records`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OneOrMany<u16>>,
     /// JSONPath to the list of errors in the response body, e.g. `$.errors`.
     pub list: String,
     /// JSONPath, within one error, to the 0-based index of the failed item in its array.
@@ -418,6 +517,14 @@ pub struct Selector {
     /// JSONPath to value: each path must select exactly this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<BTreeMap<String, Value>>,
+    /// JSONPath to regular expression: each path must select text (or a number) that the
+    /// expression matches somewhere, e.g. `{ $.context.userAgent: "Mobile" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<BTreeMap<String, String>>,
+    /// Two JSONPaths that must select equal values, e.g. `[$item.from, $.event]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 2))]
+    pub same: Option<Vec<String>>,
     /// JSONPath (or list of them) that must each select nothing, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<OneOrMany<String>>,
@@ -452,11 +559,42 @@ pub struct Selector {
     /// Selectors that must all hold (for grouping inside `any` and `not`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub all: Vec<Selector>,
-    /// Match `event` names and `equals` texts without regard to letter case and surrounding
-    /// white space (`order completed ` matches `Order Completed`), here and in every nested
-    /// selector.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub loose: bool,
+    /// Match `event` names, `equals` and `same` texts without regard to letter case and
+    /// surrounding white space (`true`: `order completed ` matches `Order Completed`), or to
+    /// letter case only (`case`), here and in every nested selector.
+    #[serde(default, skip_serializing_if = "Loose::is_strict")]
+    pub loose: Loose,
+}
+
+/// How loosely texts are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Loose {
+    /// `true`: without regard to letter case and surrounding white space; `false`: exactly.
+    Flag(bool),
+    /// Without regard to letter case only.
+    Only(LooseCase),
+}
+
+impl Default for Loose {
+    fn default() -> Self {
+        Loose::Flag(false)
+    }
+}
+
+/// The word `case`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LooseCase {
+    /// Without regard to letter case, spaces kept.
+    Case,
+}
+
+impl Loose {
+    /// Whether texts are compared exactly.
+    pub fn is_strict(&self) -> bool {
+        matches!(self, Loose::Flag(false))
+    }
 }
 
 /// Names, written in the mapping or taken from a setting.
@@ -512,10 +650,15 @@ pub struct Request {
     /// Query parameters, mapped like body fields; values are URL-encoded.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub query: Ordered<Field>,
-    /// Extra headers for this action: templates over `event` and `settings`.
+    /// Extra headers for this action: templates over `event` and `settings`. A header named
+    /// like one of `http.headers` or of the auth (in any case) replaces it.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub headers: Ordered<String>,
-    /// Body fields, keyed by output name, written in this order.
+    /// How this request authenticates, instead of `http.auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    /// Body fields, keyed by output name, written in this order: the object sent, or with
+    /// `format: json_array` or `ndjson` the one item sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Ordered<Field>>,
     /// How the body is encoded.
@@ -559,18 +702,37 @@ pub enum BodyFormat {
     /// A JSON object (`Content-Type: application/json`).
     #[default]
     Json,
-    /// URL-encoded form fields (`Content-Type: application/x-www-form-urlencoded`); values must
-    /// be scalars.
+    /// A JSON array of the objects `body` makes (`Content-Type: application/json`): one per
+    /// request, several in a batch.
+    JsonArray,
+    /// Newline-delimited JSON, one object a line (`Content-Type: application/x-ndjson`): one
+    /// line per request, several in a batch.
+    Ndjson,
+    /// URL-encoded form fields (`Content-Type: application/x-www-form-urlencoded`); a field
+    /// holding a list or an object is sent as compact JSON text.
     Form,
+}
+
+impl BodyFormat {
+    /// The name used in mapping files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "json",
+            BodyFormat::JsonArray => "json_array",
+            BodyFormat::Ndjson => "ndjson",
+            BodyFormat::Form => "form",
+        }
+    }
 }
 
 /// How one output value is produced.
 ///
-/// Give exactly one source: `from` (optionally with `recall` as a last fallback, or with
-/// `response`), `from_setting`, `value`, `template`, `setting`, `fields`, `rest_of`, `items`,
-/// `each` or `recall`. `fields` and `rest_of` may be
+/// Give exactly one source: `from` (optionally with `recall` or `now` as a last fallback, or
+/// with `response`), `from_setting`, `value`, `template`, `setting`, `now`, `fields`, `group`,
+/// `rest_of`, `items`, `each`, `entries` or `recall`. `fields`, `group` and `rest_of` may be
 /// combined. Then, in this order: a missing value takes `default`, or fails when `required`, or
-/// is omitted; `remap`, `transform` and `as` shape a present value.
+/// is omitted; `remap`, `transform`, `capture`, `user_agent`, `truncate`, `count`, `to_object`,
+/// `as` and `format_time` shape a present value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
@@ -600,10 +762,15 @@ pub struct Field {
     /// A literal value, sent as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
-    /// A template producing a string, over `event` and `settings`.
+    /// A template producing a string, over `event` and `settings`, or `{ setting: NAME }` for
+    /// the template a `template` setting holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"{{ event.traits.firstName }} {{ event.traits.lastName }}")]
-    pub template: Option<String>,
+    pub template: Option<TemplateSource>,
+    /// The current time as ISO-8601 text (`ferry map --now` and golden cases pin it); with
+    /// `from`, used when no path selects a value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub now: bool,
     /// The value of a setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<String>,
@@ -647,9 +814,9 @@ pub struct Field {
     /// `"*"` allows every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Names>,
-    /// With `rest_of`: keys that never go into the bucket.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub except: Vec<String>,
+    /// With `rest_of`: keys that never go into the bucket, written here or `{ setting: NAME }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<Names>,
     /// With `rest_of`: a prefix added to every bucketed key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
@@ -662,6 +829,13 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.properties.products")]
     pub each: Option<String>,
+    /// With `each`: a single object where the list is expected counts as a list of one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_as_list: bool,
+    /// With `each` and a value per item: the sum of the items' values (numbers, or numeric
+    /// text) instead of the list, e.g. the revenue of an order's products.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sum: bool,
     /// A list with one entry per field given here, in order; entries that are omitted are left
     /// out, e.g. Braze's `attributes: { items: [ { fields: {...} } ] }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -672,12 +846,15 @@ pub struct Field {
     /// Value used when the source is missing (or null).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
-    /// A missing value fails the event's action with an error naming this field.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub required: bool,
-    /// Send an explicit JSON `null` when the source holds `null` (normally null counts as missing).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub keep_null: bool,
+    /// A missing value (an empty object or list, for those) fails the event's action with an
+    /// error naming this field (`true`), or skips the action for the event (`skip`).
+    #[serde(default, skip_serializing_if = "Required::is_no")]
+    pub required: Required,
+    /// Send an explicit JSON `null` when the source holds `null` (normally null counts as
+    /// missing): `true` when no path selects another value, `first` when the first path
+    /// present holds `null`, whatever later paths hold.
+    #[serde(default, skip_serializing_if = "KeepNull::is_no")]
+    pub keep_null: KeepNull,
     /// Treat `""`, `[]` and `{}` as missing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub omit_empty: bool,
@@ -687,25 +864,49 @@ pub struct Field {
     /// Text transforms applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transform: Vec<Transform>,
+    /// The first match of a regular expression in the text: its first group when it has
+    /// groups, else the whole match; no match makes the value missing, e.g.
+    /// `"Chrome/([0-9.]+)"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// A part of a user-agent text, read by a maintained user-agent parser: `browser`,
+    /// `browser_version`, `os`, `os_version` or `device`; an unknown part makes the value missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<UserAgentPart>,
+    /// Keep at most this many characters of the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate: Option<usize>,
+    /// The number of items of a list (members of an object, characters of a text).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub count: bool,
+    /// A list of names becomes an object with each name as a key holding this value, e.g.
+    /// `[email]` -> `{"email": "-"}` with `to_object: "-"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_object: Option<Value>,
     /// Convert the value to this type; a value that cannot be converted is a per-event error
     /// unless `on_invalid` says otherwise.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
-    /// Remaps, transforms and conversions in the order written, instead of `remap`, `transform`
-    /// and `as` (which apply in that fixed order), e.g.
-    /// `[{ transform: [trim, lower] }, { remap: {...} }]`.
+    /// A time (ISO-8601 text or a unix number in `time_unit`) written with this strftime
+    /// pattern, in UTC, e.g. `"%Y-%m-%dT%H:%M:%S"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_time: Option<String>,
+    /// Operations in the order written, instead of `remap`, `transform`, `capture`,
+    /// `user_agent`, `truncate`, `count`, `to_object`, `as` and `format_time` (which apply in
+    /// that fixed order), and `must_be` checks at any point, e.g.
+    /// `[{ must_be: string }, { transform: [trim, lower] }, { remap: {...} }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apply: Vec<Operation>,
     /// What a value that cannot be converted or transformed becomes: `fail` the action (the
-    /// default), `omit` the field, or `keep` it unchanged.
+    /// default), `omit` the field, `keep` it unchanged, or read the `next` path of `from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_invalid: Option<OnInvalid>,
     /// The type the value must have, checked after shaping: an event whose value has another
     /// type fails this action with a reason naming the field, e.g. `email: 123`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub must_be: Option<ValueType>,
-    /// How `as: iso8601`, `unix_seconds` and `unix_millis` read a number: as unix seconds
-    /// (the default) or milliseconds.
+    /// How time conversions (`as: iso8601`, `date`, `unix_*`, `format_time`) read a number: as
+    /// unix seconds (the default), milliseconds or microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_unit: Option<TimeUnit>,
 }
@@ -721,9 +922,119 @@ pub struct Operation {
     /// Text transforms, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<OneOrMany<Transform>>,
+    /// The first match of a regular expression (its first group, if it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// A part of a user-agent text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<UserAgentPart>,
+    /// Keep at most this many characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate: Option<usize>,
+    /// The number of items (members, characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<bool>,
+    /// A list of names becomes an object of those keys holding this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_object: Option<Value>,
     /// Convert the value to this type.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// A time written with this strftime pattern, in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_time: Option<String>,
+    /// Check the type of the value at this point: a value of another type fails the action,
+    /// naming the field, e.g. `{ must_be: string }` before `transform: [lower]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub must_be: Option<ValueType>,
+}
+
+/// `true`, `false`, or `skip`: whether a missing value fails the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Required {
+    /// `true`: a missing value fails the action; `false`: it is left out.
+    Flag(bool),
+    /// `skip`: a missing value skips the action for this event.
+    Skip(SkipWord),
+}
+
+/// The word `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipWord {
+    /// Skip the action for this event.
+    Skip,
+}
+
+impl Default for Required {
+    fn default() -> Self {
+        Required::Flag(false)
+    }
+}
+
+impl Required {
+    /// Whether a missing value is simply left out.
+    pub fn is_no(&self) -> bool {
+        *self == Required::Flag(false)
+    }
+}
+
+/// `true`, `false`, or `first`: when an explicit `null` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeepNull {
+    /// `true`: `null` when no path selects another value; `false`: never.
+    Flag(bool),
+    /// `first`: `null` when the first path present holds it.
+    First(FirstWord),
+}
+
+/// The word `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstWord {
+    /// The first path present wins, even when it holds `null`.
+    First,
+}
+
+impl Default for KeepNull {
+    fn default() -> Self {
+        KeepNull::Flag(false)
+    }
+}
+
+impl KeepNull {
+    /// Whether `null` counts as missing.
+    pub fn is_no(&self) -> bool {
+        *self == KeepNull::Flag(false)
+    }
+}
+
+/// A template written in place, or held by a `template` setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TemplateSource {
+    /// The template text.
+    Text(String),
+    /// The template a `template` setting holds.
+    Setting(SettingRef),
+}
+
+/// A part of a user-agent text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAgentPart {
+    /// The browser's name, e.g. `Chrome`.
+    Browser,
+    /// The browser's version, e.g. `79.0.3945.117`.
+    BrowserVersion,
+    /// The operating system's name, e.g. `Mac OSX`.
+    Os,
+    /// The operating system's version, e.g. `10.15.2`.
+    OsVersion,
+    /// The kind of device: `pc`, `smartphone`, `mobilephone`, `appliance`, `crawler` or `misc`.
+    Device,
 }
 
 /// What happens to a value that cannot be converted or transformed.
@@ -737,6 +1048,8 @@ pub enum OnInvalid {
     Omit,
     /// Send the value as it was before the operation that could not handle it.
     Keep,
+    /// Read the next path of `from` (then `default`), as if this one selected nothing.
+    Next,
 }
 
 /// A JSON type a value must have.
@@ -766,6 +1079,8 @@ pub enum TimeUnit {
     Seconds,
     /// Milliseconds since 1970-01-01T00:00:00Z.
     Milliseconds,
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    Microseconds,
 }
 
 /// Read a remembered value.
@@ -841,6 +1156,11 @@ pub enum Transform {
     SnakeCase,
     /// Hex SHA-256 digest of the text.
     Sha256,
+    /// Only the digits: `+1 (555) 010-9999` -> `15550109999`.
+    Digits,
+    /// A phone number in E.164 form: the digits after a `+` (`00` read as `+`), e.g.
+    /// `+1 (555) 010-9999` -> `+15550109999`.
+    E164,
 }
 
 /// A type conversion.
@@ -863,4 +1183,6 @@ pub enum Conversion {
     UnixSeconds,
     /// Unix time in milliseconds, from ISO-8601 text or a unix number.
     UnixMillis,
+    /// Unix time in microseconds, from ISO-8601 text or a unix number.
+    UnixMicros,
 }

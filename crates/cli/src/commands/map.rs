@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use ferry_engine::{
-    Batcher, Body, CannedResponses, Connection, Followed, MemoryState, MergedRequest, Outcome,
-    PlannedRequest,
+    Body, CannedResponses, Connection, DryRun, MergedRequest, Outcome, PlannedRequest, Shown,
 };
 use serde_json::json;
 
@@ -46,6 +45,10 @@ pub struct Args {
     /// with the events it carries.
     #[arg(long)]
     batch: bool,
+    /// The time the mapping's `now` reads (ISO-8601, e.g. `2026-11-02T09:00:00Z`), so that a
+    /// dry run repeats exactly.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
     /// Events: a JSON object, a JSON array, or newline-delimited JSON; `-` or nothing for stdin.
     input: Option<PathBuf>,
 }
@@ -63,25 +66,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let Some(mapping) = load(&path) else {
         return Ok(ExitCode::FAILURE);
     };
-    let connection = connect(&mapping, args.settings.as_deref(), &args.sets)?;
+    let mut connection = connect(&mapping, args.settings.as_deref(), &args.sets)?;
+    if let Some(now) = &args.now {
+        let time = ferry_golden::parse_time(now).with_context(|| {
+            format!("`--now {now}` is not an ISO-8601 time such as `2026-11-02T09:00:00Z`")
+        })?;
+        connection.pin_clock(time);
+    }
     let canned = match &args.responses {
         Some(path) => read_responses(path)?,
         None => CannedResponses::default(),
     };
-    let mut batcher: Batcher<usize> = Batcher::new();
+    let mut dry_run = DryRun::new(&connection, canned, args.batch, args.trace);
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let stderr = io::stderr();
     let mut err = BufWriter::new(stderr.lock());
-    let mut state = MemoryState::default();
     let mut tally = Tally::default();
     let name = &*mapping.name;
 
-    let shown = Shown {
+    let printer = Printer {
         mapping: name,
         connection: &connection,
         show_secrets: args.show_secrets,
+        verbose: args.verbose || args.trace,
     };
     let mut handle = |(position, event): crate::input::Item| -> io::Result<()> {
         tally.events += 1;
@@ -92,28 +101,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 return report(&mut err, position, None, "error", &bad.reason);
             }
         };
-        let plan = if args.trace {
-            connection.plan_traced(&event, &state)
-        } else {
-            connection.plan(&event, &state)
-        };
-        for line in &plan.trace {
+        let (shown, trace) = dry_run.event(position.index, &event);
+        for line in &trace {
             writeln!(err, "event {}: {}", position.index, connection.redact(line))?;
         }
-        let followed = connection.follow(&event, &state, plan.outcomes, &canned);
-        for step in followed {
-            emit(
-                step,
-                position,
-                args,
-                &shown,
-                &mut batcher,
-                &mut tally,
-                &mut out,
-                &mut err,
-            )?;
+        for output in shown {
+            printer.emit(output, position, &mut tally, &mut out, &mut err)?;
         }
-        state.apply(plan.remember);
         Ok(())
     };
 
@@ -127,10 +121,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     .or_else(ignore_broken_pipe)?;
-    for merged in batcher.flush() {
-        tally.requests += 1;
-        shown
-            .write_merged(&mut out, &merged)
+    for output in dry_run.finish() {
+        let last = Position {
+            index: tally.events,
+            line: None,
+        };
+        printer
+            .emit(output, last, &mut tally, &mut out, &mut err)
             .or_else(ignore_broken_pipe)?;
     }
     out.flush().or_else(ignore_broken_pipe)?;
@@ -148,67 +145,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Prints one outcome of an event, or hands a batchable request to the batcher.
-#[allow(clippy::too_many_arguments)]
-fn emit(
-    step: Followed,
-    position: Position,
-    args: &Args,
-    shown: &Shown<'_>,
-    batcher: &mut Batcher<usize>,
-    tally: &mut Tally,
-    out: &mut impl Write,
-    err: &mut impl Write,
-) -> io::Result<()> {
-    let Followed { outcome, answer } = step;
-    match outcome {
-        Outcome::Request(request)
-            if args.batch && request.batch.is_some() && request.continuation.is_none() =>
-        {
-            match batcher.push(position.index, request) {
-                Ok(closed) => {
-                    for merged in closed {
-                        tally.requests += 1;
-                        shown.write_merged(out, &merged)?;
-                    }
-                }
-                Err(rejected) => {
-                    tally.failed += 1;
-                    report(err, position, None, "error", &rejected.reason)?;
-                }
-            }
-        }
-        Outcome::Request(request) => {
-            tally.requests += 1;
-            let status = answer.as_ref().map(|a| a.status);
-            shown.write_request(out, &[position.index], &request, status)?;
-        }
-        Outcome::Skipped(skip) => {
-            tally.skipped += 1;
-            if args.verbose || args.trace {
-                report(
-                    err,
-                    position,
-                    skip.action.as_deref(),
-                    "skipped",
-                    &skip.reason,
-                )?;
-            }
-        }
-        Outcome::Failed(failure) => {
-            tally.failed += 1;
-            report(
-                err,
-                position,
-                Some(&failure.action),
-                "error",
-                &failure.message,
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// Canned step responses from a YAML or JSON file.
@@ -257,13 +193,68 @@ fn report(
 }
 
 /// How planned requests are printed: one JSON line each, secrets redacted unless asked.
-struct Shown<'a> {
+struct Printer<'a> {
     mapping: &'a str,
     connection: &'a Connection,
     show_secrets: bool,
+    /// Report skipped events on stderr.
+    verbose: bool,
 }
 
-impl Shown<'_> {
+impl Printer<'_> {
+    /// Prints what a dry run shows: a request on stdout, a skip or failure on stderr.
+    fn emit(
+        &self,
+        output: Shown,
+        position: Position,
+        tally: &mut Tally,
+        out: &mut impl Write,
+        err: &mut impl Write,
+    ) -> io::Result<()> {
+        match output {
+            Shown::Batch(merged) => {
+                tally.requests += 1;
+                self.write_merged(out, &merged)
+            }
+            Shown::Event { event, followed } => {
+                let position = Position {
+                    index: event,
+                    ..position
+                };
+                match followed.outcome {
+                    Outcome::Request(request) => {
+                        tally.requests += 1;
+                        let status = followed.answer.as_ref().map(|a| a.status);
+                        self.write_request(out, &[event], &request, status)
+                    }
+                    Outcome::Skipped(skip) => {
+                        tally.skipped += 1;
+                        if self.verbose {
+                            report(
+                                err,
+                                position,
+                                skip.action.as_deref(),
+                                "skipped",
+                                &skip.reason,
+                            )?;
+                        }
+                        Ok(())
+                    }
+                    Outcome::Failed(failure) => {
+                        tally.failed += 1;
+                        report(
+                            err,
+                            position,
+                            failure.action.as_deref(),
+                            "error",
+                            &failure.message,
+                        )
+                    }
+                }
+            }
+        }
+    }
+
     fn text(&self, text: &str) -> String {
         if self.show_secrets {
             text.to_owned()
@@ -324,15 +315,12 @@ impl Shown<'_> {
             };
             serde_json::to_writer(&mut *out, &value)?;
         }
-        if let Some(body) = &request.body {
-            if !request.headers.is_empty() {
-                out.write_all(b",")?;
-            }
-            write!(out, "\"Content-Type\":\"{}\"", body.content_type())?;
-        }
         out.write_all(b"},\"body\":")?;
         match &request.body {
-            Some(Body::Json(text)) => out.write_all(self.text(text).as_bytes())?,
+            Some(Body::Json(text) | Body::JsonArray(text)) => {
+                out.write_all(self.text(text).as_bytes())?;
+            }
+            Some(Body::Ndjson(text)) => serde_json::to_writer(&mut *out, &self.text(text))?,
             Some(Body::Form(fields)) => {
                 let map: serde_json::Map<String, serde_json::Value> = fields
                     .iter()

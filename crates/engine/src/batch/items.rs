@@ -71,16 +71,19 @@ pub(super) struct Items {
     layout_of: Vec<usize>,
     /// The distinct member orders of the requests (one, mostly).
     layouts: Vec<Vec<Slot>>,
+    /// What separates two elements: `,`, or a line break for NDJSON.
+    separator: char,
 }
 
 impl Items {
-    /// No requests yet, for a rule merging `arrays` arrays.
-    pub(super) fn new(arrays: usize) -> Items {
+    /// No requests yet, for a rule merging `arrays` arrays whose elements `separator` parts.
+    pub(super) fn new(arrays: usize, separator: char) -> Items {
         Items {
             arrays: vec![String::new(); arrays],
             spans: Vec::new(),
             layout_of: Vec::new(),
             layouts: Vec::new(),
+            separator,
         }
     }
 
@@ -92,7 +95,11 @@ impl Items {
     /// Appends the elements of a split body (its text still in `parts`).
     pub(super) fn push(&mut self, parts: &Parts) {
         for (array, ranges) in self.arrays.iter_mut().zip(&parts.arrays) {
-            let range = append(array, ranges.iter().map(|r| &parts.text[r.clone()]));
+            let range = append(
+                array,
+                ranges.iter().map(|r| &parts.text[r.clone()]),
+                self.separator,
+            );
             self.spans.push(Span {
                 range,
                 count: ranges.len(),
@@ -125,7 +132,7 @@ impl Items {
         (0..self.len()).map(|item| self.count(item, array)).sum()
     }
 
-    /// The elements of merged array `array`, comma-separated.
+    /// The elements of merged array `array`, separated.
     pub(super) fn array(&self, array: usize) -> &str {
         &self.arrays[array]
     }
@@ -135,18 +142,18 @@ impl Items {
         &self.layouts[self.layout_of[item]]
     }
 
-    /// Bytes of the elements, comma-separated.
+    /// Bytes of the elements, separated.
     pub(super) fn bytes(&self) -> usize {
         self.arrays.iter().map(String::len).sum()
     }
 
     /// The requests in `range`, on their own.
     pub(super) fn sub(&self, range: Range<usize>) -> Items {
-        let mut out = Items::new(self.arrays.len());
+        let mut out = Items::new(self.arrays.len(), self.separator);
         for item in range {
             for (a, array) in out.arrays.iter_mut().enumerate() {
                 let span = self.span(item, a);
-                let range = append(array, [&self.arrays[a][span.range.clone()]]);
+                let range = append(array, [&self.arrays[a][span.range.clone()]], self.separator);
                 out.spans.push(Span {
                     range,
                     count: span.count,
@@ -159,16 +166,20 @@ impl Items {
     }
 }
 
-/// Appends comma-separated elements (none, one, or already joined) after those in `array`,
+/// Appends separated elements (none, one, or already joined) after those in `array`,
 /// returning where they are.
-fn append<'a>(array: &mut String, elements: impl IntoIterator<Item = &'a str>) -> Range<usize> {
+fn append<'a>(
+    array: &mut String,
+    elements: impl IntoIterator<Item = &'a str>,
+    separator: char,
+) -> Range<usize> {
     let mut start = None;
     for element in elements {
         if element.is_empty() {
             continue;
         }
         if !array.is_empty() {
-            array.push(',');
+            array.push(separator);
         }
         start.get_or_insert(array.len());
         array.push_str(element);

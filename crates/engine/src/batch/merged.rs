@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::batch_rule::{BatchRule, Slot};
+use crate::batch_rule::{BatchRule, Merge, Slot};
 use crate::plan::{Body, PlannedRequest};
 
 use super::items::{Envelope, Items};
+use super::parts::Kind;
 
 /// Planned requests merged into one HTTP request.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub struct MergedRequest<T> {
     /// The caller's tags of the merged requests, in order.
     pub items: Vec<T>,
     rule: Arc<BatchRule>,
+    kind: Kind,
     envelope: Envelope,
     /// The merged array elements of every item, kept apart from the body so that items can be
     /// told apart and sent alone whatever the caller does with `request`.
@@ -49,7 +51,8 @@ impl<T> MergedRequest<T> {
         &self.rule
     }
 
-    /// Reads the failed items from a 2xx response body, by the mapping's `item_errors`.
+    /// Reads the failed items from a response body (2xx, or a status `item_errors` lists), by
+    /// the mapping's `item_errors`.
     pub fn failed_items(&self, body: &Value) -> ItemFailures {
         let mut out = ItemFailures::default();
         let Some(rule) = &self.rule.item_errors else {
@@ -70,11 +73,11 @@ impl<T> MergedRequest<T> {
                 .as_ref()
                 .and_then(|p| p.get(error))
                 .map_or_else(|| error.to_string(), |r| text(&r));
-            let array = match &rule.array {
-                Some(path) => path
+            let array = match (&rule.array, &self.rule.merge) {
+                (Some(path), Merge::Concat(_)) => path
                     .get(error)
                     .and_then(|a| names.iter().position(|n| a.as_str() == Some(&**n))),
-                None => Some(0),
+                _ => Some(0),
             };
             let index = rule
                 .index
@@ -103,6 +106,7 @@ impl<T> MergedRequest<T> {
             assemble(
                 &self.request,
                 &self.rule,
+                self.kind,
                 self.envelope.clone(),
                 items,
                 vec![()],
@@ -113,7 +117,7 @@ impl<T> MergedRequest<T> {
 
     /// The item that contributed element `index` of merged array `array`.
     fn owner(&self, array: usize, index: usize) -> Option<usize> {
-        if array >= self.rule.arrays().len() {
+        if array >= self.rule.array_count() {
             return None;
         }
         let mut seen = 0;
@@ -140,6 +144,7 @@ impl<T> MergedRequest<T> {
         let second = assemble(
             &self.request,
             &self.rule,
+            self.kind,
             self.envelope.clone(),
             later,
             later_tags,
@@ -147,7 +152,14 @@ impl<T> MergedRequest<T> {
         let tags = std::mem::take(&mut self.items);
         let earlier = self.merged.sub(0..half);
         let envelope = self.envelope.clone();
-        *self = assemble(&self.request, &self.rule, envelope, earlier, tags);
+        *self = assemble(
+            &self.request,
+            &self.rule,
+            self.kind,
+            envelope,
+            earlier,
+            tags,
+        );
         Some(second)
     }
 }
@@ -155,10 +167,46 @@ impl<T> MergedRequest<T> {
 pub(super) fn assemble<T>(
     head: &PlannedRequest,
     rule: &Arc<BatchRule>,
+    kind: Kind,
     envelope: Envelope,
     merged: Items,
     items: Vec<T>,
 ) -> MergedRequest<T> {
+    let body = match kind {
+        Kind::Object => Body::Json(object(rule, &envelope, &merged)),
+        Kind::Array => {
+            let mut out = String::with_capacity(merged.bytes() + 2);
+            out.push('[');
+            out.push_str(merged.array(0));
+            out.push(']');
+            Body::JsonArray(out)
+        }
+        Kind::Lines => {
+            let mut out = String::with_capacity(merged.bytes() + 1);
+            out.push_str(merged.array(0));
+            out.push('\n');
+            Body::Ndjson(out)
+        }
+        Kind::Form => Body::Form(form(rule, &envelope, &merged)),
+    };
+    let mut request = head.clone();
+    request.body = Some(body);
+    request.dedupe_key = None;
+    request.batch_key = None;
+    request.layout = None;
+    MergedRequest {
+        request,
+        items,
+        rule: Arc::clone(rule),
+        kind,
+        envelope,
+        merged,
+    }
+}
+
+/// A merged JSON object: the members in the order the first item wrote them, then the merged
+/// arrays it did not write that others did.
+fn object(rule: &BatchRule, envelope: &Envelope, merged: &Items) -> String {
     let names = rule.arrays();
     // Exactly what is written, so the body is allocated once: braces, the envelope once, each
     // array's key and brackets, and the items with their separators.
@@ -183,7 +231,6 @@ pub(super) fn assemble<T>(
         out.push_str(merged.array(array));
         out.push(']');
     };
-    // The members in the order the first item wrote them.
     for slot in merged.layout(0) {
         match *slot {
             Slot::Envelope(i) => {
@@ -204,18 +251,35 @@ pub(super) fn assemble<T>(
         }
     }
     out.push('}');
-    let mut request = head.clone();
-    request.body = Some(Body::Json(out));
-    request.dedupe_key = None;
-    request.batch_key = None;
-    request.layout = None;
-    MergedRequest {
-        request,
-        items,
-        rule: Arc::clone(rule),
-        envelope,
-        merged,
+    out
+}
+
+/// Merged form fields: in the order the first item wrote them, each merged list as JSON text.
+fn form(rule: &BatchRule, envelope: &Envelope, merged: &Items) -> Vec<(String, String)> {
+    let names = rule.arrays();
+    let list = |a: usize| format!("[{}]", merged.array(a));
+    let mut written = vec![false; names.len()];
+    let mut out = Vec::with_capacity(envelope.members.len() + names.len());
+    for slot in merged.layout(0) {
+        match *slot {
+            Slot::Envelope(i) => {
+                out.push((
+                    envelope.members[i].0.to_string(),
+                    envelope.value(i).to_owned(),
+                ));
+            }
+            Slot::Array(a) => {
+                out.push((names[a].to_string(), list(a)));
+                written[a] = true;
+            }
+        }
     }
+    for (a, name) in names.iter().enumerate() {
+        if !written[a] && merged.total(a) > 0 {
+            out.push((name.to_string(), list(a)));
+        }
+    }
+    out
 }
 
 fn text(value: &Value) -> String {

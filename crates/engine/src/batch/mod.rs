@@ -29,7 +29,8 @@ mod parts;
 use items::{Envelope, Items};
 use merged::assemble;
 pub use merged::{ItemFailures, MergedRequest};
-use parts::{Parts, split_body};
+pub(crate) use parts::members;
+use parts::{Kind, Parts, split_body};
 
 /// A planned request the batcher cannot take.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ pub struct Rejected<T> {
 /// An open batch.
 struct Open<T> {
     rule: Arc<BatchRule>,
+    kind: Kind,
     head: PlannedRequest,
     /// The callers' tags, one per request.
     tags: Vec<T>,
@@ -130,14 +132,9 @@ impl<T> Batcher<T> {
                 ),
             });
         }
-        // Braces, the envelope once, and each merged array's key and brackets.
-        let overhead = 2
-            + parts.envelope_bytes
-            + rule
-                .arrays()
-                .iter()
-                .map(|name| name.len() + 6)
-                .sum::<usize>();
+        // Braces, the envelope once, and each merged array's key and brackets (or what the
+        // body's kind has instead).
+        let overhead = parts.overhead(&rule);
         if overhead + parts.bytes > rule.max_bytes {
             return Err(Rejected {
                 item,
@@ -149,7 +146,9 @@ impl<T> Batcher<T> {
                 ),
             });
         }
-        if let Some(Body::Json(text)) = request.body.take() {
+        if let Some(Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text)) =
+            request.body.take()
+        {
             parts.text = text;
         }
         let key = batch_key(&request, &parts);
@@ -223,10 +222,11 @@ impl<T> Open<T> {
     /// A batch for `request`, which joins it next. The first request's envelope stands for all:
     /// the batch key includes it.
     fn new(rule: Arc<BatchRule>, head: PlannedRequest, parts: &Parts, overhead: usize) -> Self {
-        let items = Items::new(parts.arrays.len());
+        let items = Items::new(parts.arrays.len(), parts.kind.separator());
         let counts = vec![0; parts.arrays.len()];
         Open {
             rule,
+            kind: parts.kind,
             head,
             tags: Vec::new(),
             envelope: Envelope::of(parts),
@@ -263,15 +263,28 @@ impl<T> Open<T> {
             _ => false,
         };
         same_rule
+            && self.kind == parts.kind
             && head.method == request.method
             && head.url == request.url
             && same_headers(&head.headers, &request.headers)
             && head.batch_key == request.batch_key
+            && match (&head.failure, &request.failure) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
             && self.envelope.matches(parts)
     }
 
     fn close(self) -> MergedRequest<T> {
-        assemble(&self.head, &self.rule, self.envelope, self.items, self.tags)
+        assemble(
+            &self.head,
+            &self.rule,
+            self.kind,
+            self.envelope,
+            self.items,
+            self.tags,
+        )
     }
 }
 
@@ -302,6 +315,12 @@ fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
         header.value.hash(&mut hasher);
     }
     request.batch_key.hash(&mut hasher);
+    // Requests that read their 2xx responses differently never share one.
+    request
+        .failure
+        .as_ref()
+        .map(|rule| Arc::as_ptr(rule) as usize)
+        .hash(&mut hasher);
     for (i, (name, _)) in parts.envelope.iter().enumerate() {
         name.hash(&mut hasher);
         parts.envelope_value(i).hash(&mut hasher);

@@ -11,11 +11,45 @@ use serde_json::value::RawValue;
 use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
 use crate::plan::{Body, PlannedRequest};
 
+/// The kind of body a batch merges, which decides how its parts are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A JSON object.
+    Object,
+    /// A JSON array of items.
+    Array,
+    /// Lines of JSON.
+    Lines,
+    /// Form fields, some holding JSON lists.
+    Form,
+}
+
+impl Kind {
+    fn of(body: &Body) -> Kind {
+        match body {
+            Body::Json(_) => Kind::Object,
+            Body::JsonArray(_) => Kind::Array,
+            Body::Ndjson(_) => Kind::Lines,
+            Body::Form(_) => Kind::Form,
+        }
+    }
+
+    /// What separates two items of a merged array.
+    pub(super) fn separator(self) -> char {
+        match self {
+            Kind::Lines => '\n',
+            Kind::Object | Kind::Array | Kind::Form => ',',
+        }
+    }
+}
+
 /// One planned request split for merging: its body text, and where its members and array
 /// items are in it.
 #[derive(Debug, Clone)]
 pub(super) struct Parts {
-    /// Taken from the planned request once it is split (the ranges index into it).
+    pub(super) kind: Kind,
+    /// Taken from the planned request once it is split (the ranges index into it); for a form,
+    /// its fields' values one after another.
     pub(super) text: String,
     /// Members that are not merged (part of the batch key): name and value range.
     pub(super) envelope: Vec<(Box<str>, Range<usize>)>,
@@ -23,9 +57,9 @@ pub(super) struct Parts {
     pub(super) arrays: Vec<Vec<Range<usize>>>,
     /// Where the merged arrays sit among the envelope members.
     pub(super) layout: Vec<Slot>,
-    /// Bytes of the array items, a separator each.
+    /// Bytes of the array items as sent, a separator each.
     pub(super) bytes: usize,
-    /// Bytes of the envelope members, a separator each.
+    /// Bytes of the envelope members as sent, a separator each.
     pub(super) envelope_bytes: usize,
 }
 
@@ -33,41 +67,95 @@ impl Parts {
     pub(super) fn envelope_value(&self, index: usize) -> &str {
         &self.text[self.envelope[index].1.clone()]
     }
+
+    /// The bytes a merged body of these parts' kind has besides its items and envelope: an
+    /// object's braces and each merged array's key and brackets, an array's brackets, a form's
+    /// names and encoded brackets.
+    pub(super) fn overhead(&self, rule: &BatchRule) -> usize {
+        match self.kind {
+            Kind::Object => {
+                2 + self.envelope_bytes
+                    + rule
+                        .arrays()
+                        .iter()
+                        .map(|name| name.len() + 6)
+                        .sum::<usize>()
+            }
+            Kind::Array => 2,
+            Kind::Lines => 0,
+            Kind::Form => {
+                self.envelope_bytes
+                    + rule
+                        .arrays()
+                        .iter()
+                        .map(|name| encoded_len(name) + 8)
+                        .sum::<usize>()
+            }
+        }
+    }
 }
 
-/// Splits a JSON body into envelope members and the items of the arrays the rule merges, in
-/// one pass that borrows from the body text.
+/// Splits a body into envelope members and the items of the arrays the rule merges, in one
+/// pass that borrows from the body text.
 pub(super) fn split_body(
     request: &PlannedRequest,
     layout: Option<Box<BodyLayout>>,
     rule: &BatchRule,
 ) -> Result<Parts, String> {
-    let Some(Body::Json(text)) = &request.body else {
-        return Err("only JSON bodies can be batched".to_owned());
+    let Some(body) = &request.body else {
+        return Err("a request without a body cannot be batched".to_owned());
     };
-    let names = rule.arrays();
-    if let Merge::Wrap(_) = rule.merge {
-        return Ok(Parts {
-            text: String::new(),
-            envelope: Vec::new(),
-            arrays: vec![vec![0..text.len()]],
-            layout: vec![Slot::Array(0)],
-            bytes: text.len() + 1,
-            envelope_bytes: 0,
-        });
-    }
-    // The engine records where the members are as it writes them: no parse needed.
-    if let Some(layout) = layout.filter(|l| l.len == text.len() && l.arrays.len() == names.len()) {
-        return Ok(parts_of(*layout));
-    }
-    let mut parts = Parts {
+    let kind = Kind::of(body);
+    let empty = |arrays: usize| Parts {
+        kind,
         text: String::new(),
         envelope: Vec::new(),
-        arrays: vec![Vec::new(); names.len()],
+        arrays: vec![Vec::new(); arrays],
         layout: Vec::new(),
         bytes: 0,
         envelope_bytes: 0,
     };
+    match (&rule.merge, body) {
+        (Merge::Wrap(_), Body::Json(text)) => Ok(Parts {
+            arrays: vec![vec![0..text.len()]],
+            layout: vec![Slot::Array(0)],
+            bytes: text.len() + 1,
+            ..empty(1)
+        }),
+        (Merge::Items, Body::JsonArray(text) | Body::Ndjson(text)) => {
+            let items = match layout.filter(|l| l.len == text.len()) {
+                Some(layout) => layout.arrays.into_iter().next().unwrap_or_default(),
+                None if kind == Kind::Array => raw_items(text)?,
+                None => lines(text),
+            };
+            Ok(Parts {
+                bytes: items.iter().map(|i| i.len() + 1).sum(),
+                arrays: vec![items],
+                layout: vec![Slot::Array(0)],
+                ..empty(1)
+            })
+        }
+        (Merge::Concat(names), Body::Json(text)) => object_parts(text, names, layout, empty),
+        (Merge::Concat(names), Body::Form(fields)) => form_parts(fields, names, empty),
+        _ => Err(format!(
+            "this batch rule cannot merge a body of type `{}`",
+            body.content_type()
+        )),
+    }
+}
+
+/// A JSON object's envelope members and the items of its merged arrays.
+fn object_parts(
+    text: &str,
+    names: &[Box<str>],
+    layout: Option<Box<BodyLayout>>,
+    empty: impl Fn(usize) -> Parts,
+) -> Result<Parts, String> {
+    // The engine records where the members are as it writes them: no parse needed.
+    if let Some(layout) = layout.filter(|l| l.len == text.len() && l.arrays.len() == names.len()) {
+        return Ok(parts_of(*layout));
+    }
+    let mut parts = empty(names.len());
     let base = text.as_ptr() as usize;
     let range = |raw: &str| {
         let start = raw.as_ptr() as usize - base;
@@ -81,11 +169,17 @@ pub(super) fn split_body(
     for member in members {
         match member {
             Member::Array(a, items) => {
+                if parts.layout.contains(&Slot::Array(a)) {
+                    return Err(format!("the body holds `{}` twice", names[a]));
+                }
                 parts.bytes += items.iter().map(|i| i.get().len() + 1).sum::<usize>();
                 parts.arrays[a] = items.iter().map(|i| range(i.get())).collect();
                 parts.layout.push(Slot::Array(a));
             }
             Member::Envelope(key, raw) => {
+                if parts.envelope.iter().any(|(name, _)| **name == *key) {
+                    return Err(format!("the body holds `{key}` twice"));
+                }
                 parts.envelope_bytes += key.len() + 4 + raw.get().len();
                 parts.layout.push(Slot::Envelope(parts.envelope.len()));
                 parts.envelope.push((key.into(), range(raw.get())));
@@ -93,6 +187,89 @@ pub(super) fn split_body(
         }
     }
     Ok(parts)
+}
+
+/// A form's fields: those the rule concatenates (which must hold JSON lists) as items, the
+/// others as the envelope; their values are kept one after another in the parts' text.
+fn form_parts(
+    fields: &[(String, String)],
+    names: &[Box<str>],
+    empty: impl Fn(usize) -> Parts,
+) -> Result<Parts, String> {
+    let mut parts = empty(names.len());
+    for (name, value) in fields {
+        let start = parts.text.len();
+        parts.text.push_str(value);
+        if let Some(a) = names.iter().position(|n| **n == **name) {
+            let items = raw_items(value)
+                .map_err(|_| format!("form field `{name}` does not hold a JSON list to merge"))?;
+            parts.bytes += items
+                .iter()
+                .map(|i| encoded_len(&value[i.clone()]) + 3)
+                .sum::<usize>();
+            parts.arrays[a] = items
+                .into_iter()
+                .map(|i| start + i.start..start + i.end)
+                .collect();
+            parts.layout.push(Slot::Array(a));
+        } else {
+            parts.envelope_bytes += encoded_len(name) + encoded_len(value) + 2;
+            parts.layout.push(Slot::Envelope(parts.envelope.len()));
+            parts
+                .envelope
+                .push((name.as_str().into(), start..parts.text.len()));
+        }
+    }
+    Ok(parts)
+}
+
+/// The length of `text` form-encoded.
+pub(super) fn encoded_len(text: &str) -> usize {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .map(str::len)
+        .sum()
+}
+
+/// The ranges of the items of the JSON array `text`.
+fn raw_items(text: &str) -> Result<Vec<Range<usize>>, String> {
+    let base = text.as_ptr() as usize;
+    let items: Vec<&RawValue> =
+        serde_json::from_str(text).map_err(|e| format!("the body cannot be merged: {e}"))?;
+    Ok(items
+        .iter()
+        .map(|raw| {
+            let start = raw.get().as_ptr() as usize - base;
+            start..start + raw.get().len()
+        })
+        .collect())
+}
+
+/// The ranges of the non-empty lines of `text`.
+fn lines(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for line in text.split('\n') {
+        let end = start + line.len();
+        if !line.trim().is_empty() {
+            out.push(start..end);
+        }
+        start = end + 1;
+    }
+    out
+}
+
+/// The top-level members of a JSON object, borrowed from its text, in order.
+pub(crate) fn members(text: &str) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let members = deserializer.deserialize_map(MembersVisitor { arrays: &[] })?;
+    deserializer.end()?;
+    Ok(members
+        .into_iter()
+        .filter_map(|member| match member {
+            Member::Envelope(key, raw) => Some((key, raw)),
+            Member::Array(..) => None,
+        })
+        .collect())
 }
 
 /// Parts from a layout the engine recorded while writing the body.
@@ -104,6 +281,7 @@ fn parts_of(layout: BodyLayout) -> Parts {
         ..
     } = layout;
     Parts {
+        kind: Kind::Object,
         text: String::new(),
         envelope_bytes: envelope
             .iter()

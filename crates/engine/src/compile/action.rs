@@ -1,15 +1,20 @@
-//! Actions: their requests or steps, `remember` and dedupe keys.
+//! Actions: their refusals, `for_each`, requests or steps, `remember`, dedupe keys and the
+//! rules that read failures out of 2xx responses.
+
+use std::sync::Arc;
 
 use ferry_spec::model::{self, BodyFormat};
-use ferry_spec::{Target, escape_segment};
+use ferry_spec::{DiagnosticKind, Pointer, Target};
 
-use crate::compiled::{CompiledAction, CompiledRequest, CompiledStep, Remember};
+use crate::compiled::{
+    ActionHeader, AuthRule, CompiledAction, CompiledRequest, CompiledStep, FailureRule, ForEach,
+    Refusal, Remember,
+};
 use crate::path::Path;
 use crate::template::Escape;
 
-use super::bucket::object_of;
 use super::field::Slot;
-use super::{Compiler, Place, StepScope, check_header_name, list_pointer, settle_steps};
+use super::{Compiler, Place, StepScope, check_header_name, each_item, settle_steps};
 
 impl Compiler<'_> {
     #[allow(clippy::too_many_lines)]
@@ -19,24 +24,46 @@ impl Compiler<'_> {
         action: &model::Action,
         slots: &mut usize,
     ) -> Option<CompiledAction> {
-        let base = format!("/actions/{}", escape_segment(name));
+        let base = Pointer::root().key("actions").key(name);
         let errors_before = self.problems.len();
         self.steps_in_scope = None;
-        let when = self.selector(&format!("{base}/when"), &action.when);
+        self.for_each_in_scope = false;
+        let when = self.selector(&base.key("when"), &action.when);
+        let refuse = action
+            .refuse
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                let at = base.key("refuse").index(i);
+                let when = self.selector(&at.key("when"), &rule.when);
+                let reason = self.template(&at.key("reason"), &rule.reason, Escape::None)?;
+                Some(Refusal { when, reason })
+            })
+            .collect();
+        let for_each = action
+            .for_each
+            .as_ref()
+            .and_then(|rule| self.for_each(&base.key("for_each"), rule));
+        self.for_each_in_scope = action.for_each.is_some();
         let mut steps = Vec::new();
         match (&action.request, action.steps.is_empty()) {
             (Some(request), true) => {
-                let request = self.request(&format!("{base}/request"), request);
+                let request = self.request(&base.key("request"), request);
                 let batch = action
                     .batch
                     .as_ref()
-                    .and_then(|b| self.batch(&format!("{base}/batch"), b, request.as_ref()));
+                    .and_then(|b| self.batch(&base.key("batch"), b, request.as_ref()));
+                let failure = action
+                    .failure
+                    .as_ref()
+                    .map(|rule| self.failure(&base.key("failure"), rule));
                 if let Some(request) = request {
                     steps.push(CompiledStep {
                         name: None,
                         when: None,
                         request,
                         batch,
+                        failure,
                         slot: *slots,
                         handled: Vec::new(),
                     });
@@ -44,17 +71,34 @@ impl Compiler<'_> {
                 }
             }
             (None, false) => {
-                if action.batch.is_some() {
+                for (key, set) in [
+                    ("batch", action.batch.is_some()),
+                    ("failure", action.failure.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            DiagnosticKind::Step,
+                            &base.key(key),
+                            Target::Key,
+                            format!(
+                                "an action with `steps` declares `{key}` on the step it applies to"
+                            ),
+                        );
+                    }
+                }
+                if action.for_each.is_some() {
                     self.problem(
-                        &format!("{base}/batch"),
+                        DiagnosticKind::Step,
+                        &base.key("for_each"),
                         Target::Key,
-                        "an action with `steps` declares `batch` on the step it applies to",
-                    );
+                        "`for_each` plans one request per item; an action with `steps` plans a flow per event",
+                    )
+                    .help = Some("use `for_each` on an action with one `request`".into());
                 }
                 let names: Vec<String> = action.steps.keys().cloned().collect();
                 let mut earlier: Vec<String> = Vec::new();
                 for (at, (step_name, step)) in action.steps.iter().enumerate() {
-                    let pointer = format!("{base}/steps/{}", escape_segment(step_name));
+                    let pointer = base.key("steps").key(step_name);
                     self.steps_in_scope = Some(StepScope {
                         current: step_name.clone(),
                         earlier: earlier.clone(),
@@ -63,12 +107,16 @@ impl Compiler<'_> {
                     let step_when = step
                         .when
                         .as_ref()
-                        .map(|w| self.selector(&format!("{pointer}/when"), w));
-                    let request = self.request(&format!("{pointer}/request"), &step.request);
+                        .map(|w| self.selector(&pointer.key("when"), w));
+                    let request = self.request(&pointer.key("request"), &step.request);
                     let batch = step
                         .batch
                         .as_ref()
-                        .and_then(|b| self.batch(&format!("{pointer}/batch"), b, request.as_ref()));
+                        .and_then(|b| self.batch(&pointer.key("batch"), b, request.as_ref()));
+                    let failure = step
+                        .failure
+                        .as_ref()
+                        .map(|rule| self.failure(&pointer.key("failure"), rule));
                     earlier.push(step_name.clone());
                     if let Some(request) = request {
                         steps.push(CompiledStep {
@@ -76,6 +124,7 @@ impl Compiler<'_> {
                             when: step_when,
                             request,
                             batch,
+                            failure,
                             slot: *slots,
                             handled: Vec::new(),
                         });
@@ -86,7 +135,8 @@ impl Compiler<'_> {
             }
             (Some(_), false) => {
                 self.problem(
-                    &format!("{base}/steps"),
+                    DiagnosticKind::Step,
+                    &base.key("steps"),
                     Target::Key,
                     "an action has either one `request` or several `steps`, not both",
                 )
@@ -94,6 +144,7 @@ impl Compiler<'_> {
             }
             (None, true) => {
                 self.problem(
+                    DiagnosticKind::Request,
                     &base,
                     Target::Key,
                     format!("action `{name}` has neither `request` nor `steps`"),
@@ -105,19 +156,10 @@ impl Compiler<'_> {
             .remember
             .iter()
             .filter_map(|(store, rule)| {
-                let pointer = format!("{base}/remember/{}", escape_segment(store));
-                let key = self.path(&format!("{pointer}/key"), &rule.key);
-                let value: Vec<Path> = rule
-                    .value
-                    .as_slice()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| {
-                        self.path(
-                            &list_pointer(&format!("{pointer}/value"), &rule.value, i),
-                            p,
-                        )
-                    })
+                let pointer = base.key("remember").key(store);
+                let key = self.path(&pointer.key("key"), &rule.key);
+                let value: Vec<Path> = each_item(&pointer.key("value"), &rule.value)
+                    .filter_map(|(at, p)| self.path(&at, p))
                     .collect();
                 Some(Remember {
                     store: store.as_str().into(),
@@ -128,18 +170,20 @@ impl Compiler<'_> {
             .collect();
         let dedupe_key = action.dedupe_key.as_ref().and_then(|field| {
             let place = Place {
-                pointer: format!("{base}/dedupe_key"),
+                pointer: base.key("dedupe_key"),
                 label: "dedupe_key".into(),
             };
-            let compiled = self.field(&place, "dedupe_key", field, Slot::Flat)?;
-            Some(compiled)
+            self.field(&place, "dedupe_key", field, Slot::Flat)
         });
+        self.for_each_in_scope = false;
         if self.problems.len() > errors_before {
             return None;
         }
         let mut compiled = CompiledAction {
             name: name.into(),
             when,
+            refuse,
+            for_each,
             steps,
             remember,
             dedupe_key,
@@ -148,9 +192,52 @@ impl Compiler<'_> {
         Some(compiled)
     }
 
-    fn request(&mut self, base: &str, request: &model::Request) -> Option<CompiledRequest> {
+    fn for_each(&mut self, pointer: &Pointer, rule: &model::ForEach) -> Option<ForEach> {
+        let (text, filter, at) = match rule {
+            model::ForEach::Path(text) => (text, None, pointer.clone()),
+            model::ForEach::Filtered(rule) => {
+                (&rule.each, rule.filter.as_deref(), pointer.key("each"))
+            }
+        };
+        let path = self.path(&at, text);
+        if path
+            .as_ref()
+            .is_some_and(|p| p.root() == crate::path::Root::Item)
+        {
+            self.problem(
+                DiagnosticKind::Path,
+                &at,
+                Target::Value,
+                "`for_each` reads a list of the event or of a setting; `$item` is what it gives",
+            );
+            return None;
+        }
+        self.for_each_in_scope = true;
+        let filter = filter.map(|w| self.selector(&pointer.key("where"), w));
+        self.for_each_in_scope = false;
+        Some(ForEach {
+            path: path?,
+            filter,
+        })
+    }
+
+    fn failure(&mut self, pointer: &Pointer, rule: &model::FailureRule) -> Arc<FailureRule> {
+        let when = self.selector(&pointer.key("when"), &rule.when);
+        let reason = rule
+            .reason
+            .as_ref()
+            .and_then(|r| self.path(&pointer.key("reason"), r));
+        Arc::new(FailureRule {
+            when,
+            reason,
+            retry: rule.retry,
+        })
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn request(&mut self, base: &Pointer, request: &model::Request) -> Option<CompiledRequest> {
         let errors_before = self.problems.len();
-        let path_pointer = format!("{base}/path");
+        let path_pointer = base.key("path");
         if !request.path.starts_with('/') {
             let help = if request.path.contains("://") || request.path.starts_with("{{") {
                 "put only the path here, e.g. `/v1/events`: the scheme and host come from \
@@ -163,6 +250,7 @@ impl Compiler<'_> {
                 )
             };
             self.problem(
+                DiagnosticKind::Request,
                 &path_pointer,
                 Target::Value,
                 "the request path must start with `/`",
@@ -171,32 +259,76 @@ impl Compiler<'_> {
         }
         let path = self.template(&path_pointer, &request.path, Escape::PathSegment);
         let root = Place {
-            pointer: format!("{base}/query"),
+            pointer: base.key("query"),
             label: String::new(),
         };
         let query = self.fields(&root, &request.query, "&", Slot::Flat);
-        let mut headers = Vec::new();
+        let auth = match &request.auth {
+            Some(auth) => self.auth(&base.key("auth"), auth, "request.auth"),
+            None => None,
+        };
+        // The headers this request's own headers may replace: the mapping's, then its auth's.
+        let mut shared: Vec<Arc<str>> = self
+            .mapping()
+            .http
+            .headers
+            .keys()
+            .map(|k| Arc::from(k.as_str()))
+            .collect();
+        let auth_header = match (&request.auth, &auth) {
+            (Some(_), Some(AuthRule::Header { name, .. })) => Some(Arc::clone(name)),
+            (Some(_), _) => None,
+            (None, _) => self.mapping_auth_header(),
+        };
+        shared.extend(auth_header);
+        let mut headers: Vec<ActionHeader> = Vec::new();
         for (header, value) in &request.headers {
-            let pointer = format!("{base}/headers/{}", escape_segment(header));
-            check_header_name(header)
-                .err()
-                .map(|why| self.problem(&pointer, Target::Key, why));
+            let pointer = base.key("headers").key(header);
+            if let Err(why) = check_header_name(header) {
+                self.problem(DiagnosticKind::Header, &pointer, Target::Key, why);
+            } else if let Some(earlier) =
+                headers.iter().find(|h| h.name.eq_ignore_ascii_case(header))
+            {
+                let earlier = Arc::clone(&earlier.name);
+                self.problem(
+                    DiagnosticKind::Header,
+                    &pointer,
+                    Target::Key,
+                    format!("`{header}` is the header `{earlier}` again: header names are compared without regard to case"),
+                )
+                .help = Some("keep one of them".into());
+            }
             if let Some(t) = self.template(&pointer, value, Escape::None) {
-                headers.push((header.as_str().into(), t));
+                headers.push(ActionHeader {
+                    name: header.as_str().into(),
+                    value: t,
+                    replaces: shared.iter().any(|s| s.eq_ignore_ascii_case(header)),
+                });
             }
         }
+        let content_type_given = shared
+            .iter()
+            .chain(headers.iter().map(|h| &h.name))
+            .any(|name| name.eq_ignore_ascii_case("content-type"));
         let body = request.body.as_ref().map(|body| {
             let root = Place {
-                pointer: format!("{base}/body"),
+                pointer: base.key("body"),
                 label: String::new(),
             };
-            let slot = if request.format == BodyFormat::Form {
-                Slot::Flat
-            } else {
-                Slot::Member
-            };
-            object_of(self.fields(&root, body, ".", slot), None)
+            let fields = self.fields(&root, body, ".", Slot::Member);
+            self.object_of(fields, None)
         });
+        if request.body.is_none() && request.format != BodyFormat::Json {
+            self.problem(
+                DiagnosticKind::Request,
+                &base.key("format"),
+                Target::Key,
+                format!(
+                    "`format: {}` says how the body is written, and this request has no body",
+                    request.format.as_str()
+                ),
+            );
+        }
         if self.problems.len() > errors_before {
             return None;
         }
@@ -205,8 +337,20 @@ impl Compiler<'_> {
             path: path?,
             query,
             headers,
+            auth,
             body,
             format: request.format,
+            content_type_given,
         })
+    }
+
+    /// The header `http.auth` sets, if it sets one.
+    fn mapping_auth_header(&self) -> Option<Arc<str>> {
+        let auth = self.mapping().http.auth.as_ref()?;
+        if auth.bearer.is_some() || auth.basic.is_some() {
+            Some("Authorization".into())
+        } else {
+            auth.header.as_ref().map(|h| Arc::from(h.name.as_str()))
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_spec::model::{self, BodyFormat};
-use ferry_spec::{Target, did_you_mean, escape_segment};
+use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
 use crate::batch_rule::{BatchRule, ItemErrorRule, Merge};
@@ -17,9 +17,9 @@ use super::Compiler;
 impl Compiler<'_> {
     /// Compiles the mapping's named batch rules, each with its name as its group.
     pub(super) fn named_batches(&mut self) {
-        let batches = &self.document.mapping.batches;
-        for (name, batch) in batches {
-            let pointer = format!("/batches/{}", escape_segment(name));
+        let document: &ferry_spec::Document = self.document;
+        for (name, batch) in &document.mapping.batches {
+            let pointer = Pointer::root().key("batches").key(name);
             let rule = self.batch_rule(&pointer, batch, None, Some(name.as_str().into()));
             self.batches.insert(name.clone(), rule);
         }
@@ -28,7 +28,7 @@ impl Compiler<'_> {
     /// An action's or step's batch rule: written in place, or named under `batches`.
     pub(super) fn batch(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         batch: &model::BatchRef,
         request: Option<&CompiledRequest>,
     ) -> Option<Arc<BatchRule>> {
@@ -39,6 +39,7 @@ impl Compiler<'_> {
                     let near = did_you_mean(name, self.batches.keys().map(String::as_str))
                         .map(str::to_owned);
                     self.problem(
+                        DiagnosticKind::Batch,
                         pointer,
                         Target::Value,
                         format!("no batch rule is named `{name}`"),
@@ -58,92 +59,122 @@ impl Compiler<'_> {
         }
     }
 
-    /// A batch needs a JSON body, and `concat` needs list fields of that body. A request that
-    /// uses a shared rule may bring only some of its arrays, but at least one.
+    /// A batch needs a body its rule can merge: `concat` or `wrap` for a JSON object, `concat`
+    /// of list fields for a form, and neither for `json_array` and `ndjson`, whose items merge.
+    /// A request that uses a shared rule may bring only some of its arrays, but at least one.
     fn check_batchable(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         merge: Option<&Merge>,
         request: &CompiledRequest,
         shared: bool,
     ) {
-        if request.body.is_none() {
+        let Some(body) = &request.body else {
             self.problem(
+                DiagnosticKind::Batch,
                 pointer,
                 Target::Key,
                 "this request has no body, so there is nothing to merge",
             )
-            .help = Some("give the request a JSON `body`, or remove `batch`".into());
-        } else if request.format != BodyFormat::Json {
+            .help = Some("give the request a `body`, or remove `batch`".into());
+            return;
+        };
+        let fits = merge.is_none_or(|merge| self.merge_fits(pointer, request.format, merge));
+        let Some(Merge::Concat(names)) = merge.filter(|_| fits) else {
+            return;
+        };
+        let fields = &body.fields;
+        if shared && !names.iter().any(|n| fields.iter().any(|f| *f.key == **n)) {
             self.problem(
+                DiagnosticKind::Batch,
                 pointer,
-                Target::Key,
-                "only requests with a JSON body can be batched",
-            )
-            .help = Some("remove `format: form`, or remove `batch`".into());
-        } else if let (Some(Merge::Concat(names)), Some(body)) =
-            (merge, request.body.as_ref().map(|b| &b.fields))
-        {
-            if shared && !names.iter().any(|n| body.iter().any(|f| *f.key == **n)) {
-                self.problem(
-                    pointer,
-                    Target::Value,
-                    format!(
-                        "the request body has none of the arrays this batch rule concatenates: {}",
-                        names
-                            .iter()
-                            .map(|n| format!("`{n}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-                return;
+                Target::Value,
+                format!(
+                    "the request body has none of the arrays this batch rule concatenates: {}",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return;
+        }
+        for (i, name) in names.iter().enumerate() {
+            let field = fields.iter().find(|f| *f.key == **name);
+            if shared && field.is_none() {
+                continue;
             }
-            for (i, name) in names.iter().enumerate() {
-                let field = body.iter().find(|f| *f.key == **name);
-                if shared && field.is_none() {
-                    continue;
-                }
-                let is_list = field.is_some_and(|f| {
-                    !f.spread
-                        && f.computed_key.is_none()
-                        && matches!(
-                            f.source,
-                            Source::Items(_) | Source::Each { .. } | Source::Value(Value::Array(_))
-                        )
-                });
-                if !is_list {
-                    let at = if shared {
-                        pointer.to_owned()
-                    } else {
-                        format!("{pointer}/concat/{i}")
-                    };
-                    let (message, help) = if field.is_some() {
-                        (
-                            format!(
-                                "body field `{name}` is not a list (`items`, `each` or a list `value`), so it cannot be concatenated"
-                            ),
-                            Some(format!(
-                                "make it a list: `{name}: {{ items: [ {{ fields: ... }} ] }}`"
-                            )),
-                        )
-                    } else {
-                        let keys: Vec<&str> = body.iter().map(|f| &*f.key).collect();
-                        (
-                            format!("the request body has no field `{name}` to concatenate"),
-                            did_you_mean(name, keys.iter().copied())
-                                .map(|n| format!("did you mean `{n}`?")),
-                        )
-                    };
-                    self.problem(&at, Target::Value, message).help = help;
-                }
+            let is_list = field.is_some_and(|f| {
+                !f.spread
+                    && f.computed_key.is_none()
+                    && matches!(
+                        f.source,
+                        Source::Items(_)
+                            | Source::Each { sum: false, .. }
+                            | Source::Value(Value::Array(_))
+                    )
+            });
+            if !is_list {
+                let at = if shared {
+                    pointer.clone()
+                } else {
+                    pointer.key("concat").index(i)
+                };
+                let (message, help) = if field.is_some() {
+                    (
+                        format!(
+                            "body field `{name}` is not a list (`items`, `each` or a list `value`), so it cannot be concatenated"
+                        ),
+                        Some(format!(
+                            "make it a list: `{name}: {{ items: [ {{ fields: ... }} ] }}`"
+                        )),
+                    )
+                } else {
+                    let keys: Vec<&str> = fields.iter().map(|f| &*f.key).collect();
+                    (
+                        format!("the request body has no field `{name}` to concatenate"),
+                        did_you_mean(name, keys.iter().copied())
+                            .map(|n| format!("did you mean `{n}`?")),
+                    )
+                };
+                self.problem(DiagnosticKind::Batch, &at, Target::Value, message)
+                    .help = help;
             }
         }
     }
 
+    /// Whether a body of `format` merges as `merge` says; reported when it does not.
+    fn merge_fits(&mut self, pointer: &Pointer, format: BodyFormat, merge: &Merge) -> bool {
+        let (message, help) = match (format, merge) {
+            (BodyFormat::Json, Merge::Concat(_) | Merge::Wrap(_))
+            | (BodyFormat::Form, Merge::Concat(_))
+            | (BodyFormat::JsonArray | BodyFormat::Ndjson, Merge::Items) => return true,
+            (BodyFormat::Json, Merge::Items) => (
+                "say how JSON objects merge: `concat: [array, ...]` or `wrap: KEY`".to_owned(),
+                "Braze-style bodies concatenate their arrays: `concat: [attributes, events, purchases]`; a body that is a JSON array of items merges them with `format: json_array`",
+            ),
+            (BodyFormat::Form, _) => (
+                "a form body merges by concatenating the lists its fields hold: `concat: [field, ...]`".to_owned(),
+                "give the form a list field (`items` or `each`, sent as JSON text) and concatenate it, or send JSON with `format: json_array`",
+            ),
+            (BodyFormat::JsonArray | BodyFormat::Ndjson, _) => (
+                format!(
+                    "a `{}` body merges its items as they are: `concat` and `wrap` have nothing to do",
+                    format.as_str()
+                ),
+                "remove `concat` and `wrap`",
+            ),
+        };
+        self.problem(DiagnosticKind::Batch, pointer, Target::Key, message)
+            .help = Some(help.into());
+        false
+    }
+
+    #[allow(clippy::too_many_lines)]
     fn batch_rule(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         batch: &model::Batch,
         request: Option<&CompiledRequest>,
         group: Option<Arc<str>>,
@@ -153,16 +184,27 @@ impl Compiler<'_> {
             (false, None) => Some(Merge::Concat(
                 batch.concat.iter().map(|c| c.as_str().into()).collect(),
             )),
+            (true, Some(wrap)) if wrap.is_empty() || wrap.starts_with('$') => {
+                self.problem(
+                    DiagnosticKind::Batch,
+                    &pointer.key("wrap"),
+                    Target::Value,
+                    format!("`wrap` names the body member that holds the merged bodies, and `{wrap}` is no name for one"),
+                )
+                .help = Some("write a member name such as `wrap: events`; for a body that is a JSON array of the requests' bodies, use `format: json_array` on the request and leave `wrap` out".into());
+                None
+            }
             (true, Some(wrap)) => Some(Merge::Wrap(wrap.as_str().into())),
             (false, Some(_)) => {
-                self.problem(&format!("{pointer}/wrap"), Target::Key, "a batch either concatenates arrays (`concat`) or wraps bodies (`wrap`), not both");
+                self.problem(
+                    DiagnosticKind::Batch,
+                    &pointer.key("wrap"),
+                    Target::Key,
+                    "a batch either concatenates arrays (`concat`) or wraps bodies (`wrap`), not both",
+                );
                 None
             }
-            (true, None) => {
-                self.problem(pointer, Target::Key, "say how requests merge: `concat: [array, ...]` or `wrap: KEY`")
-                    .help = Some("Braze-style bodies concatenate their arrays: `concat: [attributes, events, purchases]`".into());
-                None
-            }
+            (true, None) => Some(Merge::Items),
         };
         if let Some(request) = request {
             self.check_batchable(pointer, merge.as_ref(), request, false);
@@ -172,7 +214,8 @@ impl Compiler<'_> {
             && max > limit
         {
             self.problem(
-                &format!("{pointer}/max_bytes"),
+                DiagnosticKind::Batch,
+                &pointer.key("max_bytes"),
                 Target::Value,
                 format!("`max_bytes` is larger than `http.max_body_bytes` ({limit})"),
             )
@@ -184,20 +227,35 @@ impl Compiler<'_> {
         let key = batch
             .key
             .as_ref()
-            .and_then(|key| self.template(&format!("{pointer}/key"), key, Escape::None));
+            .and_then(|key| self.template(&pointer.key("key"), key, Escape::None));
         let item_errors = batch.item_errors.as_ref().and_then(|rule| {
-            let at = format!("{pointer}/item_errors");
-            let list = self.path(&format!("{at}/list"), &rule.list);
-            let index = self.path(&format!("{at}/index"), &rule.index);
-            let array = rule
-                .array
+            let at = pointer.key("item_errors");
+            let list = self.path(&at.key("list"), &rule.list);
+            let index = self.path(&at.key("index"), &rule.index);
+            let array = rule.array.as_ref().map(|a| self.path(&at.key("array"), a));
+            let reason = rule.reason.as_ref().map(|r| self.path(&at.key("reason"), r));
+            let statuses: Vec<u16> = rule
+                .status
                 .as_ref()
-                .map(|a| self.path(&format!("{at}/array"), a));
-            let reason = rule
-                .reason
-                .as_ref()
-                .map(|r| self.path(&format!("{at}/reason"), r));
+                .map(|s| s.as_slice().to_vec())
+                .unwrap_or_default();
+            for (i, status) in statuses.iter().enumerate() {
+                if !(400..=599).contains(status) {
+                    let at = match &rule.status {
+                        Some(model::OneOrMany::Many(_)) => at.key("status").index(i),
+                        _ => at.key("status"),
+                    };
+                    self.problem(
+                        DiagnosticKind::Batch,
+                        &at,
+                        Target::Value,
+                        format!("`{status}` is not an error status: a 2xx response is read for item errors anyway"),
+                    )
+                    .help = Some("list the 4xx or 5xx statuses whose response names the failed items, e.g. `status: 400`".into());
+                }
+            }
             Some(ItemErrorRule {
+                statuses,
                 list: list?,
                 index: index?,
                 array: array.map(|a| a.ok_or(())).transpose().ok()?,

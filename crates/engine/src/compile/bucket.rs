@@ -1,28 +1,34 @@
 //! Objects and their buckets: `fields` (a group's first), `rest_of` with its fallback paths, and
 //! which keys of a bucket's object the other fields of the request read, so that the bucket
-//! leaves them out.
+//! leaves them out. A read by a field written only when its `when` holds hides its key only
+//! for the events that `when` holds for.
 
-use ferry_spec::Target;
+use std::sync::Arc;
+
 use ferry_spec::model::{self, OneOrMany};
+use ferry_spec::{DiagnosticKind, Target};
 
-use crate::compiled::{CompiledAction, CompiledRequest, Field, Names, Object, Rest, Source};
+use crate::compiled::{
+    CompiledAction, CompiledRequest, Conditions, Field, KeySet, Looseness, Names, Object, Rest,
+    Selector, Source,
+};
 use crate::path::{Path, Root, Segment};
 
 use super::field::Slot;
-use super::{Compiler, Place, list_pointer};
+use super::{Compiler, Place, each_item};
 
 impl Compiler<'_> {
     /// An object: the group's fields, then its own (which replace the group's of the same
     /// name), then the bucket.
     pub(super) fn object(&mut self, place: &Place, field: &model::Field) -> Option<Object> {
-        let pointer = place.pointer.as_str();
+        let pointer = &place.pointer;
         let mut fields = match &field.group {
-            Some(name) => self.group_fields(&format!("{pointer}/group"), place, name)?,
+            Some(name) => self.group_fields(&pointer.key("group"), place, name)?,
             None => Vec::new(),
         };
         if let Some(own) = &field.fields {
             let parent = Place {
-                pointer: format!("{pointer}/fields"),
+                pointer: pointer.key("fields"),
                 label: place.label.clone(),
             };
             for compiled in self.fields(&parent, own, ".", Slot::Member) {
@@ -33,16 +39,16 @@ impl Compiler<'_> {
             }
         }
         let rest = match &field.rest_of {
-            Some(paths) => Some(self.rest(pointer, field, paths, &fields)?),
+            Some(paths) => Some(self.rest(place, field, paths)?),
             None => None,
         };
-        let mut object = object_of(fields, rest);
+        let mut object = self.object_of(fields, rest);
         if let Some(within) = &field.within {
-            for (i, text) in within.as_slice().iter().enumerate() {
-                let at = list_pointer(&format!("{pointer}/within"), within, i);
+            for (at, text) in each_item(&pointer.key("within"), within) {
                 let path = self.path(&at, text)?;
                 if path.is_query() || path.root() == Root::Key {
                     self.problem(
+                        DiagnosticKind::Path,
                         &at,
                         Target::Value,
                         "`within` needs a plain path to one object, without wildcards or filters",
@@ -57,17 +63,17 @@ impl Compiler<'_> {
 
     fn rest(
         &mut self,
-        pointer: &str,
+        place: &Place,
         field: &model::Field,
         paths: &OneOrMany<String>,
-        fields: &[Field],
     ) -> Option<Rest> {
+        let pointer = &place.pointer;
         let mut compiled = Vec::new();
-        for (i, text) in paths.as_slice().iter().enumerate() {
-            let at = list_pointer(&format!("{pointer}/rest_of"), paths, i);
+        for (at, text) in each_item(&pointer.key("rest_of"), paths) {
             let path = self.path(&at, text)?;
             if path.is_query() || path.root() == Root::Key {
                 self.problem(
+                    DiagnosticKind::Path,
                     &at,
                     Target::Value,
                     "`rest_of` needs a plain path to one object, without wildcards or filters",
@@ -77,79 +83,33 @@ impl Compiler<'_> {
             compiled.push(path);
         }
         let only = match &field.only {
-            Some(names) => self.names(&format!("{pointer}/only"), names, false),
+            Some(names) => self.names(&pointer.key("only"), names, Looseness::default()),
             None => Names::Any,
+        };
+        // Keys written in the mapping are left out once, when it compiles.
+        let (consumed, except) = match &field.except {
+            Some(model::Names::One(one)) => (vec![one.as_str().into()], Names::Any),
+            Some(model::Names::Many(many)) => {
+                (many.iter().map(|k| k.as_str().into()).collect(), Names::Any)
+            }
+            Some(names @ model::Names::Setting(_)) => (
+                Vec::new(),
+                self.names(&pointer.key("except"), names, Looseness::default()),
+            ),
+            None => (Vec::new(), Names::Any),
         };
         Some(Rest {
             paths: compiled,
-            consumed: field.except.iter().map(|k| k.as_str().into()).collect(),
+            consumed: consumed.into_iter().collect(),
+            consumed_when: Vec::new(),
             named: Vec::new(),
-            siblings: fields.iter().map(|f| f.key.clone()).collect(),
+            siblings: KeySet::default(),
+            siblings_when: Vec::new(),
             prefix: field.prefix.as_deref().unwrap_or("").into(),
             flatten: field.flatten,
             only,
+            except,
         })
-    }
-}
-
-/// An object of `fields` and a bucket. Every bucket of the object, its own or a spread child's,
-/// leaves out every name the object writes that is known when it compiles; names are tracked
-/// per event only when some are not known (computed keys, spread `entries`) or when two buckets
-/// could write the same one.
-pub(super) fn object_of(mut fields: Vec<Field>, mut rest: Option<Rest>) -> Object {
-    let mut names = Vec::new();
-    static_names(&fields, &mut names);
-    let mut rests = usize::from(rest.is_some());
-    let mut unknown = false;
-    for field in &mut fields {
-        if field.computed_key.is_some() {
-            unknown = true;
-        }
-        if field.spread {
-            spread_buckets(field, &names, &mut rests, &mut unknown);
-        }
-    }
-    if let Some(rest) = &mut rest {
-        rest.siblings.extend(names.iter().cloned());
-    }
-    Object {
-        within: Vec::new(),
-        fields,
-        rest,
-        dynamic: unknown || rests > 1,
-    }
-}
-
-/// The names written by `fields` that are known when they compile, spread children's included.
-fn static_names(fields: &[Field], out: &mut Vec<Box<str>>) {
-    for field in fields {
-        match &field.source {
-            Source::Object(object) if field.spread => static_names(&object.fields, out),
-            _ if field.spread || field.computed_key.is_some() => {}
-            _ => out.push(field.key.clone()),
-        }
-    }
-}
-
-/// Counts the buckets of a spread child (and its spread children), adding `names` to each, and
-/// notes names only known per event.
-fn spread_buckets(field: &mut Field, names: &[Box<str>], rests: &mut usize, unknown: &mut bool) {
-    match &mut field.source {
-        Source::Object(object) => {
-            if let Some(rest) = &mut object.rest {
-                rest.siblings.extend(names.iter().cloned());
-                *rests += 1;
-            }
-            for child in &mut object.fields {
-                if child.computed_key.is_some() {
-                    *unknown = true;
-                }
-                if child.spread {
-                    spread_buckets(child, names, rests, unknown);
-                }
-            }
-        }
-        _ => *unknown = true,
     }
 }
 
@@ -164,7 +124,7 @@ pub(super) fn settle_steps(action: &mut CompiledAction) {
             .iter()
             .filter_map(|later| later.when.as_ref())
             .filter(|when| when.response == Some(i))
-            .flat_map(|when| when.statuses.iter().copied())
+            .flat_map(Selector::statuses)
             .filter(|status| !(200..300).contains(status))
             .collect();
         handled.sort_unstable();
@@ -180,38 +140,70 @@ struct Read {
     keys: Vec<Box<str>>,
     /// With `member`: the path whose text names the member read under `keys`.
     named: Option<Path>,
+    /// The `when`s (in the scope of the reads' list) that must hold for the read to happen.
+    conditions: Conditions,
+}
+
+/// How reads are collected below a field.
+#[derive(Clone, Default)]
+struct Context {
+    /// The `when`s above, in the scope reads are collected for.
+    conditions: Conditions,
+    /// Below a change of scope (`within`, `each`, `entries`): `when`s there are evaluated in
+    /// another scope, so they no longer make reads conditional.
+    bounded: bool,
+}
+
+impl Context {
+    fn under(&self, field: &Field) -> Context {
+        let mut inner = self.clone();
+        if let (Some(when), false) = (&field.when, self.bounded) {
+            inner.conditions.push(Arc::clone(when));
+        }
+        inner
+    }
+
+    fn bounded(&self) -> Context {
+        Context {
+            conditions: self.conditions.clone(),
+            bounded: true,
+        }
+    }
 }
 
 fn settle_buckets(request: &mut CompiledRequest, dedupe_key: Option<&Field>) {
     let mut read: Vec<Read> = Vec::new();
-    let mut collect = |field: &Field| collect_reads(field, &mut read);
-    request.query.iter().for_each(&mut collect);
-    request
-        .body
+    let top = Context::default();
+    for field in request
+        .query
         .iter()
-        .flat_map(|b| &b.fields)
-        .for_each(&mut collect);
-    if let Some(f) = dedupe_key {
-        collect(f);
+        .chain(request.body.iter().flat_map(|b| &b.fields))
+        .chain(dedupe_key)
+    {
+        collect_reads(field, &top, &mut read);
     }
     let templates = request
         .headers
         .iter()
-        .map(|(_, t)| t)
+        .map(|h| &h.value)
         .chain(std::iter::once(&request.path));
     for template in templates {
         read.extend(template.event_paths().map(|keys| Read {
             root: Root::Scope,
             keys: keys.to_vec(),
             named: None,
+            conditions: Vec::new(),
         }));
     }
     // At the top of a request the scope is the event.
     for r in &mut read {
-        r.root = Root::Event;
+        if r.root == Root::Scope {
+            r.root = Root::Event;
+        }
     }
+    let event = read.clone();
     for field in request.body.iter_mut().flat_map(|b| &mut b.fields) {
-        mark_rests(field, &read, &read);
+        mark_rests(field, &read, &event);
     }
 }
 
@@ -227,22 +219,29 @@ fn keys(path: &Path) -> Option<Vec<Box<str>>> {
     })
 }
 
+/// Whether a read from `root` can hide keys of the event's buckets.
+fn reads_event(root: Root) -> bool {
+    matches!(root, Root::Scope | Root::Event)
+}
+
 /// The values `field` reads: in its scope, and from the whole event (`$event`). Inside `each`
 /// and `entries`, only the reads of the whole event are kept: the others read the item.
-fn collect_reads(field: &Field, out: &mut Vec<Read>) {
+fn collect_reads(field: &Field, context: &Context, out: &mut Vec<Read>) {
+    let context = context.under(field);
     let push = |path: &Path, named: Option<&Path>, out: &mut Vec<Read>| {
-        if path.root() != Root::Key
+        if reads_event(path.root())
             && let Some(keys) = keys(path)
         {
             out.push(Read {
                 root: path.root(),
                 keys,
                 named: named.cloned(),
+                conditions: context.conditions.clone(),
             });
         }
     };
     if let Some(key) = &field.computed_key {
-        collect_reads(key, out);
+        collect_reads(key, &context, out);
     }
     match &field.source {
         Source::Paths { paths, member, .. } => {
@@ -260,17 +259,18 @@ fn collect_reads(field: &Field, out: &mut Vec<Read>) {
             root: Root::Scope,
             keys: keys.to_vec(),
             named: None,
+            conditions: context.conditions.clone(),
         })),
         Source::Object(object) if object.within.is_empty() => {
             for f in &object.fields {
-                collect_reads(f, out);
+                collect_reads(f, &context, out);
             }
         }
         // Inside `within`, `$` is the object there: what its fields read, read under it.
         Source::Object(object) => {
             let mut inner = Vec::new();
             for f in &object.fields {
-                collect_reads(f, &mut inner);
+                collect_reads(f, &context.bounded(), &mut inner);
             }
             for path in &object.within {
                 push(path, None, out);
@@ -280,7 +280,7 @@ fn collect_reads(field: &Field, out: &mut Vec<Read>) {
                         Root::Scope => Read {
                             root: path.root(),
                             keys: prefix.iter().chain(&read.keys).cloned().collect(),
-                            named: read.named.clone(),
+                            ..read.clone()
                         },
                         _ => read.clone(),
                     });
@@ -289,34 +289,49 @@ fn collect_reads(field: &Field, out: &mut Vec<Read>) {
         }
         Source::Items(fields) => {
             for f in fields {
-                collect_reads(f, out);
+                collect_reads(f, &context, out);
             }
         }
         // Paths inside `each` and `entries` are relative to the item; the list itself, and what
         // the items read of the whole event, count as read.
         Source::Each { path, item, .. } => {
             push(path, None, out);
-            collect_event_reads(item, out);
+            collect_event_reads(item, &context, out);
         }
         Source::Entries { paths, item, .. } => {
             for path in paths {
                 push(path, None, out);
             }
-            collect_event_reads(item, out);
+            collect_event_reads(item, &context, out);
         }
-        // Responses and setting-chosen paths are not known to read the event's bucketed keys.
+        // Responses, settings, the clock and setting-chosen paths are not known to read the
+        // event's bucketed keys.
         Source::Recall(_)
         | Source::Value(_)
         | Source::Setting(_)
+        | Source::SettingTemplate(_)
+        | Source::Now
         | Source::Response { .. }
         | Source::SettingPath(_) => {}
     }
 }
 
-fn collect_event_reads(item: &Field, out: &mut Vec<Read>) {
+fn collect_event_reads(item: &Field, context: &Context, out: &mut Vec<Read>) {
     let mut inner = Vec::new();
-    collect_reads(item, &mut inner);
+    collect_reads(item, &context.bounded(), &mut inner);
     out.extend(inner.into_iter().filter(|r| r.root == Root::Event));
+}
+
+/// The reads of the whole event as seen from another scope: their conditions were written for
+/// the event's scope, so there they hide their keys whatever the conditions.
+fn unconditional(reads: &[Read]) -> Vec<Read> {
+    reads
+        .iter()
+        .map(|r| Read {
+            conditions: Vec::new(),
+            ..r.clone()
+        })
+        .collect()
 }
 
 /// Leaves out of every bucket under `field` the keys read in its scope (`scope`) or of the whole
@@ -326,23 +341,24 @@ fn mark_rests(field: &mut Field, scope: &[Read], event: &[Read]) {
         Source::Each { item, .. } | Source::Entries { item, .. } => {
             // Inside, `$` is the item: its bucket leaves out what the item's own fields read.
             let mut item_reads = Vec::new();
-            collect_reads(item, &mut item_reads);
+            collect_reads(item, &Context::default(), &mut item_reads);
             item_reads.retain(|r| r.root == Root::Scope);
-            mark_rests(item, &item_reads, event);
+            mark_rests(item, &item_reads, &unconditional(event));
         }
         Source::Object(object) if !object.within.is_empty() => {
             // Inside, `$` is the object `within` selects: its bucket leaves out what the
             // object's own fields read.
             let mut inner = Vec::new();
             for f in &object.fields {
-                collect_reads(f, &mut inner);
+                collect_reads(f, &Context::default(), &mut inner);
             }
             inner.retain(|r| r.root == Root::Scope);
+            let event = unconditional(event);
             if let Some(rest) = &mut object.rest {
-                consume(rest, &inner, event);
+                consume(rest, &inner, &event);
             }
             for f in &mut object.fields {
-                mark_rests(f, &inner, event);
+                mark_rests(f, &inner, &event);
             }
         }
         Source::Object(object) => {
@@ -380,10 +396,19 @@ fn consume(rest: &mut Rest, scope: &[Read], event: &[Read]) {
             match &read.named {
                 Some(named) if read.keys.len() == prefix.len() => rest.named.push(named.clone()),
                 None if read.keys.len() > prefix.len() => {
-                    rest.consumed.insert(read.keys[prefix.len()].clone());
+                    let key = read.keys[prefix.len()].clone();
+                    if read.conditions.is_empty() {
+                        rest.consumed.insert(key);
+                    } else {
+                        rest.consumed_when.push((read.conditions.clone(), key));
+                    }
                 }
                 _ => {}
             }
         }
     }
+    // A key hidden whatever happens needs no condition.
+    let consumed = &rest.consumed;
+    rest.consumed_when
+        .retain(|(_, key)| !consumed.contains(key));
 }

@@ -1,12 +1,14 @@
-//! The shared HTTP part: base URL, auth and headers, all templates over settings only.
+//! The shared HTTP part: base URL, auth and headers, all templates over settings only; and the
+//! templates of the whole mapping, checked for the names they use.
 
 use std::sync::Arc;
 
-use ferry_spec::{Diagnostic, Target, did_you_mean, escape_segment};
+use ferry_spec::model;
+use ferry_spec::{Diagnostic, DiagnosticKind, Pointer, Target, did_you_mean};
 
 use crate::checks::check_base_url;
-use crate::compiled::HeaderValue;
-use crate::template::{Escape, Template};
+use crate::compiled::{AuthRule, HeaderValue};
+use crate::template::{Escape, Template, Unknown, VARIABLES};
 
 use super::Compiler;
 
@@ -14,24 +16,25 @@ impl Compiler<'_> {
     /// A template that may read settings only (base URL, shared headers, auth).
     pub(super) fn settings_template(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         source: &str,
         what: &str,
     ) -> Option<Template> {
         let template = self.template(pointer, source, Escape::None)?;
-        if template.reads_event() {
+        if template.reads_more_than_settings() {
             let message = if what == "http.base_url" {
                 "the base URL cannot use event data: event data must never choose the host"
                     .to_owned()
             } else {
-                format!("`{what}` is shared by every request and cannot use event data")
+                format!("`{what}` is rendered once per connection and cannot use event data")
             };
             let help = if what == "http.base_url" {
                 "put event values in an action's `request.path`, where each one is URL-encoded"
             } else {
                 "use an action's `request.headers` for values taken from the event"
             };
-            self.problem(pointer, Target::Value, message).help = Some(help.into());
+            self.problem(DiagnosticKind::Request, pointer, Target::Value, message)
+                .help = Some(help.into());
             return None;
         }
         for setting in &template.settings {
@@ -39,8 +42,9 @@ impl Compiler<'_> {
             if let Some(declared) = declared
                 && !declared.required
                 && declared.default.is_none()
+                && what.starts_with("http.")
             {
-                let diagnostic = self.problem(pointer, Target::Value, format!("`{what}` uses setting `{setting}`, which is neither required nor has a default"));
+                let diagnostic = self.problem(DiagnosticKind::Setting, pointer, Target::Value, format!("`{what}` uses setting `{setting}`, which is neither required nor has a default"));
                 narrow(diagnostic, &[&format!("settings.{setting}"), setting]);
                 diagnostic.help = Some(format!(
                     "mark `settings.{setting}` as `required: true`, or give it a `default`"
@@ -50,37 +54,57 @@ impl Compiler<'_> {
         if what == "http.base_url" && template.settings.is_empty() {
             check_base_url(source)
                 .err()
-                .map(|why| self.problem(pointer, Target::Value, why));
+                .map(|why| self.problem(DiagnosticKind::Request, pointer, Target::Value, why));
         }
         Some(template)
     }
 
     pub(super) fn template(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         source: &str,
         escape: Escape,
     ) -> Option<Template> {
-        let template = match self.templates.add(source, escape) {
-            Ok(template) => template,
+        let (template, unknown) = match self.templates.add(source, escape) {
+            Ok(compiled) => compiled,
             Err(why) => {
-                self.problem(pointer, Target::Value, format!("invalid template: {why}"));
+                self.problem(
+                    DiagnosticKind::Template,
+                    pointer,
+                    Target::Value,
+                    format!("invalid template: {why}"),
+                );
                 return None;
             }
         };
         let mut ok = true;
-        for name in &template.unknown {
+        for name in &unknown {
             ok = false;
-            let diagnostic = self.problem(
-                pointer,
-                Target::Value,
-                format!("the template reads `{name}`, which is not defined"),
-            );
-            narrow(diagnostic, &[name]);
-            diagnostic.help = Some(match did_you_mean(name, ["event", "settings"]) {
-                Some(near) => format!("did you mean `{near}`?"),
-                None => "templates can read `event` (the incoming event) and `settings`".into(),
-            });
+            let (message, help) = match name {
+                Unknown::Variable(name) => (
+                    format!("the template reads `{name}`, which is not defined"),
+                    match did_you_mean(name, VARIABLES) {
+                        Some(near) => format!("did you mean `{near}`?"),
+                        None => "templates read `event`, `settings`, `computed` and, with `for_each`, `item`".into(),
+                    },
+                ),
+                Unknown::Filter(name) => (
+                    format!("the template uses the filter `{name}`, which does not exist"),
+                    "docs/writing-a-mapping.md lists the filters, tests and functions templates have; fields also have operations such as `truncate`, `format_time` and `capture`".into(),
+                ),
+                Unknown::Test(name) => (
+                    format!("the template uses the test `{name}`, which does not exist"),
+                    "docs/writing-a-mapping.md lists the tests templates have".into(),
+                ),
+                Unknown::Function(name) => (
+                    format!("the template calls the function `{name}`, which does not exist"),
+                    "docs/writing-a-mapping.md lists the functions templates have".into(),
+                ),
+            };
+            let diagnostic =
+                self.problem(DiagnosticKind::Template, pointer, Target::Value, message);
+            narrow(diagnostic, &[name.name()]);
+            diagnostic.help = Some(help);
         }
         for setting in &template.settings {
             if !self.mapping().settings.contains_key(setting) {
@@ -89,6 +113,7 @@ impl Compiler<'_> {
                     did_you_mean(setting, self.mapping().settings.keys().map(String::as_str))
                         .map(str::to_owned);
                 let diagnostic = self.problem(
+                    DiagnosticKind::Setting,
                     pointer,
                     Target::Value,
                     format!("the template reads `settings.{setting}`, which is not declared"),
@@ -100,63 +125,144 @@ impl Compiler<'_> {
                 });
             }
         }
+        if template.reads_item && !self.for_each_in_scope {
+            ok = false;
+            let diagnostic = self.problem(
+                DiagnosticKind::Template,
+                pointer,
+                Target::Value,
+                "the template reads `item`, the item of the action's `for_each`, and this action has none",
+            );
+            narrow(diagnostic, &["item"]);
+        }
         ok.then_some(template)
     }
 
-    pub(super) fn mapping_headers(&mut self) -> Vec<(Arc<str>, HeaderValue)> {
+    /// `http.headers` and `http.auth`.
+    pub(super) fn mapping_headers(&mut self) -> (Vec<(Arc<str>, Template)>, Option<AuthRule>) {
         let http = self.mapping().http.clone();
-        let mut headers = Vec::new();
-        if let Some(auth) = &http.auth {
-            if let Some(token) = &auth.bearer
-                && let Some(t) = self.settings_template(
-                    "/http/auth/bearer",
-                    &format!("Bearer {token}"),
-                    "http.auth.bearer",
-                )
-            {
-                headers.push(("Authorization".into(), HeaderValue::Template(t)));
-            }
-            if let Some(basic) = &auth.basic {
-                let username = self.settings_template(
-                    "/http/auth/basic/username",
-                    &basic.username,
-                    "http.auth.basic.username",
-                );
-                let password = self.settings_template(
-                    "/http/auth/basic/password",
-                    &basic.password,
-                    "http.auth.basic.password",
-                );
-                if let (Some(username), Some(password)) = (username, password) {
-                    headers.push((
-                        "Authorization".into(),
-                        HeaderValue::Basic { username, password },
-                    ));
-                }
-            }
-            if let Some(header) = &auth.header {
-                check_header_name(&header.name)
-                    .err()
-                    .map(|why| self.problem("/http/auth/header/name", Target::Value, why));
-                if let Some(t) = self.settings_template(
-                    "/http/auth/header/value",
-                    &header.value,
-                    "http.auth.header.value",
-                ) {
-                    headers.push((header.name.as_str().into(), HeaderValue::Template(t)));
-                }
-            }
-        }
+        let base = Pointer::root().key("http");
+        let auth = http
+            .auth
+            .as_ref()
+            .and_then(|auth| self.auth(&base.key("auth"), auth, "http.auth"));
+        let mut headers: Vec<(Arc<str>, Template)> = Vec::new();
         for (name, value) in &http.headers {
-            let pointer = format!("/http/headers/{}", escape_segment(name));
-            check_header_name(name)
-                .err()
-                .map(|why| self.problem(&pointer, Target::Key, why));
+            let pointer = base.key("headers").key(name);
+            if let Err(why) = check_header_name(name) {
+                self.problem(DiagnosticKind::Header, &pointer, Target::Key, why);
+            } else if let Some((earlier, _)) =
+                headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                let earlier = Arc::clone(earlier);
+                self.problem(
+                    DiagnosticKind::Header,
+                    &pointer,
+                    Target::Key,
+                    format!("`{name}` is the header `{earlier}` again: header names are compared without regard to case"),
+                )
+                .help = Some("keep one of them".into());
+            } else if let Some(AuthRule::Header {
+                name: auth_name, ..
+            }) = &auth
+                && auth_name.eq_ignore_ascii_case(name)
+            {
+                self.problem(
+                    DiagnosticKind::Header,
+                    &pointer,
+                    Target::Key,
+                    format!("`http.auth` sets the `{auth_name}` header already: two would be sent"),
+                )
+                .help = Some("remove this header, or the auth".into());
+            }
             if let Some(t) = self.settings_template(&pointer, value, "http.headers") {
-                headers.push((name.as_str().into(), HeaderValue::Template(t)));
+                headers.push((name.as_str().into(), t));
             }
         }
-        headers
+        (headers, auth)
+    }
+
+    /// An auth rule (`http.auth`, or a request's own).
+    /// `what` names it in messages: `http.auth`, or `request.auth`.
+    pub(super) fn auth(
+        &mut self,
+        pointer: &Pointer,
+        auth: &model::Auth,
+        what: &str,
+    ) -> Option<AuthRule> {
+        let model::Auth {
+            bearer,
+            basic,
+            header,
+            query,
+        } = auth;
+        if let Some(token) = bearer {
+            let t = self.settings_template(
+                &pointer.key("bearer"),
+                &format!("Bearer {token}"),
+                &format!("{what}.bearer"),
+            )?;
+            return Some(AuthRule::Header {
+                name: "Authorization".into(),
+                value: HeaderValue::Template(t),
+            });
+        }
+        if let Some(basic) = basic {
+            let at = pointer.key("basic");
+            let username = self.settings_template(
+                &at.key("username"),
+                &basic.username,
+                &format!("{what}.basic.username"),
+            );
+            let password = self.settings_template(
+                &at.key("password"),
+                &basic.password,
+                &format!("{what}.basic.password"),
+            );
+            return Some(AuthRule::Header {
+                name: "Authorization".into(),
+                value: HeaderValue::Basic {
+                    username: username?,
+                    password: password?,
+                },
+            });
+        }
+        if let Some(header) = header {
+            let at = pointer.key("header");
+            if let Err(why) = check_header_name(&header.name) {
+                self.problem(DiagnosticKind::Header, &at.key("name"), Target::Value, why);
+            }
+            let t = self.settings_template(
+                &at.key("value"),
+                &header.value,
+                &format!("{what}.header.value"),
+            )?;
+            return Some(AuthRule::Header {
+                name: header.name.as_str().into(),
+                value: HeaderValue::Template(t),
+            });
+        }
+        if let Some(query) = query {
+            let at = pointer.key("query");
+            if query.name.is_empty() {
+                self.problem(
+                    DiagnosticKind::Request,
+                    &at.key("name"),
+                    Target::Value,
+                    "the query parameter needs a name",
+                );
+            }
+            let t = self.settings_template(
+                &at.key("value"),
+                &query.value,
+                &format!("{what}.query.value"),
+            )?;
+            return Some(AuthRule::Query {
+                name: query.name.as_str().into(),
+                value: t,
+            });
+        }
+        None
     }
 }
 

@@ -1,25 +1,26 @@
 //! JSONPaths in a mapping: compiled once, and when one cannot be read, a diagnostic whose caret
-//! sits under the part the parser stopped at.
+//! sits under the part the parser stopped at. Paths rooted at `$key`, `$item`, `$settings` and
+//! `$computed` are checked against what they can read where they are written.
 
-use ferry_spec::{Diagnostic, Target};
+use ferry_spec::{Diagnostic, DiagnosticKind, Pointer, Target, did_you_mean};
 
-use crate::path::{Path, Root};
+use crate::path::{Path, Root, Segment};
 
 use super::Compiler;
 
 impl Compiler<'_> {
-    pub(super) fn path(&mut self, pointer: &str, text: &str) -> Option<Path> {
+    pub(super) fn path(&mut self, pointer: &Pointer, text: &str) -> Option<Path> {
         self.path_at(pointer, Target::Value, text)
     }
 
-    pub(super) fn path_at(&mut self, pointer: &str, target: Target, text: &str) -> Option<Path> {
+    pub(super) fn path_at(
+        &mut self,
+        pointer: &Pointer,
+        target: Target,
+        text: &str,
+    ) -> Option<Path> {
         match Path::parse(text) {
-            Ok(path) if path.root() == Root::Key && self.entries_depth == 0 => {
-                self.problem(pointer, target, "`$key` is the key of an entry, and only `entries` has entries")
-                    .help = Some("read the key inside a field with `entries: $...`, or use a path such as `$.name`".into());
-                None
-            }
-            Ok(path) => Some(path),
+            Ok(path) => self.check_root(pointer, target, path),
             Err(why) => {
                 let (message, at) = match unbalanced(text).or_else(|| parse_error_column(&why)) {
                     Some(column) => {
@@ -43,13 +44,88 @@ impl Compiler<'_> {
                     }
                     None => (why, None),
                 };
-                let diagnostic = self.problem(pointer, target, message);
+                let diagnostic = self.problem(DiagnosticKind::Path, pointer, target, message);
                 if let Some((column, rest)) = &at {
                     narrow_path(diagnostic, text, *column, rest);
                 }
                 if text.starts_with('$') {
                     diagnostic.help = Some(path_help(text, at.as_ref().map(|(c, _)| *c)));
                 }
+                None
+            }
+        }
+    }
+
+    /// A path whose root can be read where it is written.
+    fn check_root(&mut self, pointer: &Pointer, target: Target, path: Path) -> Option<Path> {
+        let first = || match path.segments().and_then(<[Segment]>::first) {
+            Some(Segment::Key(name)) => Some(name.to_string()),
+            _ => None,
+        };
+        match path.root() {
+            Root::Key if self.entries_depth == 0 => {
+                self.problem(DiagnosticKind::Path, pointer, target, "`$key` is the key of an entry, and only `entries` has entries")
+                    .help = Some("read the key inside a field with `entries: $...`, or use a path such as `$.name`".into());
+                None
+            }
+            Root::Item if !self.for_each_in_scope => {
+                self.problem(
+                    DiagnosticKind::Path,
+                    pointer,
+                    target,
+                    "`$item` is the item of the action's `for_each`, and this action has none",
+                )
+                .help =
+                    Some("add `for_each: $...` to the action, or read the event with `$.`".into());
+                None
+            }
+            Root::Scope | Root::Event | Root::Key | Root::Item => Some(path),
+            Root::Settings => {
+                let Some(name) = first() else {
+                    self.problem(
+                        DiagnosticKind::Path,
+                        pointer,
+                        target,
+                        "`$settings` needs the name of a setting: `$settings.NAME`",
+                    );
+                    return None;
+                };
+                self.setting_ref_at(pointer, target, &name)?;
+                Some(path)
+            }
+            Root::Computed => {
+                let Some(name) = first() else {
+                    self.problem(
+                        DiagnosticKind::Path,
+                        pointer,
+                        target,
+                        "`$computed` needs the name of a computed value: `$computed.NAME`",
+                    );
+                    return None;
+                };
+                if self.computed_known.contains(&name) {
+                    return Some(path);
+                }
+                let declared = self.mapping().computed.contains_key(&name);
+                let near = did_you_mean(&name, self.computed_known.iter().map(String::as_str))
+                    .map(str::to_owned);
+                let diagnostic = self.problem(
+                    DiagnosticKind::Computed,
+                    pointer,
+                    target,
+                    if declared {
+                        format!("computed value `{name}` is computed after this one, so it is not known here")
+                    } else {
+                        format!("no computed value is named `{name}`")
+                    },
+                );
+                diagnostic.help = Some(match (declared, near) {
+                    (true, _) => {
+                        "a computed value reads only those written before it: move it up".into()
+                    }
+                    (false, Some(near)) => format!("did you mean `$computed.{near}`?"),
+                    (false, None) => "declare it under `computed:`".into(),
+                });
                 None
             }
         }

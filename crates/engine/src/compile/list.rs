@@ -2,14 +2,14 @@
 //! where an entry with `each` adds every item), and `entries` (one member per entry of an
 //! object, with a computed key).
 
-use ferry_spec::Target;
 use ferry_spec::model::{self, OneOrMany};
+use ferry_spec::{DiagnosticKind, Target};
 
 use crate::compiled::Source;
 use crate::path::Root;
 
 use super::field::Slot;
-use super::{Compiler, Place, list_pointer};
+use super::{Compiler, Place, each_item};
 
 impl Compiler<'_> {
     /// `each`: the other keys of the field shape each item; `alone` copies the items.
@@ -18,16 +18,15 @@ impl Compiler<'_> {
         place: &Place,
         key: &str,
         field: &model::Field,
+        path: &str,
         alone: bool,
     ) -> Option<Source> {
-        let pointer = place.pointer.as_str();
-        let path = self.path(
-            &format!("{pointer}/each"),
-            field.each.as_deref().expect("`each` is given"),
-        );
+        let pointer = &place.pointer;
+        let path = self.path(&pointer.key("each"), path);
         if path.as_ref().is_some_and(|p| p.root() == Root::Key) {
             self.problem(
-                &format!("{pointer}/each"),
+                DiagnosticKind::Path,
+                &pointer.key("each"),
                 Target::Value,
                 "`each` needs a path to a list; `$key` is text",
             );
@@ -36,7 +35,7 @@ impl Compiler<'_> {
         let filter = field
             .filter
             .as_deref()
-            .map(|w| self.selector(&format!("{pointer}/where"), w));
+            .map(|w| self.selector(&pointer.key("where"), w));
         let item_spec = item_of(field, alone);
         let item_place = Place {
             pointer: place.pointer.clone(),
@@ -47,6 +46,8 @@ impl Compiler<'_> {
             path: path?,
             item: Box::new(item?),
             filter,
+            single_as_list: field.single_as_list,
+            sum: field.sum,
         })
     }
 
@@ -57,16 +58,16 @@ impl Compiler<'_> {
         place: &Place,
         key: &str,
         field: &model::Field,
+        given: &OneOrMany<String>,
         alone: bool,
     ) -> Option<Source> {
-        let pointer = place.pointer.as_str();
-        let given = field.entries.as_ref().expect("`entries` is given");
+        let pointer = &place.pointer;
         let mut paths = Vec::new();
-        for (i, text) in given.as_slice().iter().enumerate() {
-            let at = list_pointer(&format!("{pointer}/entries"), given, i);
+        for (at, text) in each_item(&pointer.key("entries"), given) {
             if let Some(path) = self.path(&at, text) {
                 if path.is_query() || path.root() == Root::Key {
                     self.problem(
+                        DiagnosticKind::Path,
                         &at,
                         Target::Value,
                         "`entries` needs a plain path to one object, without wildcards or filters",
@@ -76,11 +77,12 @@ impl Compiler<'_> {
                 }
             }
         }
+        // `$key` reads the entry's key in `where` as well as in the fields.
+        self.entries_depth += 1;
         let filter = field
             .filter
             .as_deref()
-            .map(|w| self.selector(&format!("{pointer}/where"), w));
-        self.entries_depth += 1;
+            .map(|w| self.selector(&pointer.key("where"), w));
         let mut item_spec = item_of(field, alone);
         item_spec.key.clone_from(&field.key);
         let item_place = Place {
@@ -100,12 +102,11 @@ impl Compiler<'_> {
     }
 
     /// `items`: one entry per field given.
-    pub(super) fn items(&mut self, place: &Place, key: &str, field: &model::Field) -> Source {
-        let items = field.items.as_deref().expect("`items` is given");
+    pub(super) fn items(&mut self, place: &Place, key: &str, items: &[model::Field]) -> Source {
         let mut compiled = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let item_place = Place {
-                pointer: format!("{}/items/{i}", place.pointer),
+                pointer: place.pointer.key("items").index(i),
                 label: format!("{}[{i}]", place.label),
             };
             compiled.extend(self.field(&item_place, key, item, Slot::ListEntry));
@@ -125,8 +126,10 @@ fn item_of(field: &model::Field, alone: bool) -> model::Field {
         spread: false,
         key: None,
         default: None,
-        required: false,
+        required: model::Required::default(),
         omit_empty: false,
+        single_as_list: false,
+        sum: false,
         keep_null: field.keep_null,
         ..field.clone()
     };

@@ -1,16 +1,16 @@
 //! Turns a parsed mapping into its compiled form, checking every path, template, setting
 //! reference and rule, and reporting every problem at once with its place in the file.
 
-use std::collections::HashSet;
-
-use ferry_spec::model::{self, Mapping};
-use ferry_spec::{Diagnostic, Diagnostics, Document, Target, did_you_mean, escape_segment};
-
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use ferry_spec::model::{self, Mapping};
+use ferry_spec::{
+    Diagnostic, DiagnosticKind, Diagnostics, Document, Pointer, Target, did_you_mean,
+};
+
 use crate::batch_rule::BatchRule;
-use crate::compiled::{CompiledAction, CompiledMapping};
+use crate::compiled::{CompiledAction, CompiledHttp, CompiledMapping, Field};
 use crate::template::Templates;
 
 mod action;
@@ -20,13 +20,13 @@ mod field;
 mod http;
 mod jsonpath;
 mod list;
-mod recall;
+mod names;
 mod selector;
 mod source;
 
 use bucket::settle_steps;
+use field::Slot;
 use http::check_header_name;
-use recall::{visit_recalled, visit_recalls};
 
 /// Message types of the Segment spec (plus `delete`, which Segment sends to destinations).
 const SEGMENT_TYPES: &[&str] = &[
@@ -43,13 +43,21 @@ pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
         batches: HashMap::new(),
         groups_in_use: Vec::new(),
         entries_depth: 0,
+        for_each_in_scope: false,
+        computed_known: Vec::new(),
+        recalls: Vec::new(),
     };
     let mapping = &document.mapping;
     compiler.check_settings();
     compiler.named_batches();
-    let base_url =
-        compiler.settings_template("/http/base_url", &mapping.http.base_url, "http.base_url");
-    let headers = compiler.mapping_headers();
+    let http = Pointer::root().key("http");
+    let base_url = compiler.settings_template(
+        &http.key("base_url"),
+        &mapping.http.base_url,
+        "http.base_url",
+    );
+    let (headers, auth) = compiler.mapping_headers();
+    let computed = compiler.computed();
     let mut slots = 0;
     let actions: Vec<CompiledAction> = mapping
         .actions
@@ -70,15 +78,20 @@ pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
         return Err(Diagnostics(problems));
     }
     let base_url = base_url.expect("no problems means the base URL compiled");
-    Ok(CompiledMapping {
-        name: mapping.name.as_str().into(),
-        file: document.file.clone(),
-        spec: document.mapping,
-        templates,
+    let file = document.file.clone();
+    let http = CompiledHttp {
         base_url,
         headers,
+        auth,
+    };
+    Ok(CompiledMapping::new(
+        document.mapping,
+        file,
+        templates,
+        http,
+        computed,
         actions,
-    })
+    ))
 }
 
 struct Compiler<'d> {
@@ -93,6 +106,14 @@ struct Compiler<'d> {
     groups_in_use: Vec<String>,
     /// How many `entries` the field being compiled sits in (`$key` needs one).
     entries_depth: usize,
+    /// Whether the action being compiled has `for_each` (`$item` needs it).
+    for_each_in_scope: bool,
+    /// The computed values a path may read: those declared, or while they compile, those
+    /// before the one compiling.
+    computed_known: Vec<String>,
+    /// Every store a `recall` or `recalled` reads, with where: checked once every action's
+    /// `remember` is known.
+    recalls: Vec<(Pointer, String)>,
 }
 
 /// The steps around the one being compiled.
@@ -106,14 +127,14 @@ struct StepScope {
 /// Where a field sits: its pointer in the file and its dotted output label.
 #[derive(Clone)]
 struct Place {
-    pointer: String,
+    pointer: Pointer,
     label: String,
 }
 
 impl Place {
     fn child(&self, key: &str, separator: &str) -> Place {
         Place {
-            pointer: format!("{}/{}", self.pointer, escape_segment(key)),
+            pointer: self.pointer.key(key),
             label: if self.label.is_empty() {
                 key.to_owned()
             } else {
@@ -130,27 +151,24 @@ impl Compiler<'_> {
 
     fn problem(
         &mut self,
-        pointer: &str,
+        kind: DiagnosticKind,
+        pointer: &Pointer,
         target: Target,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        let diagnostic = self.document.diagnostic(pointer, target, message);
+        let diagnostic = self.document.diagnostic(kind, pointer, target, message);
         self.problems.push(diagnostic);
         self.problems.last_mut().expect("just pushed")
     }
 
     fn check_settings(&mut self) {
-        let settings: Vec<(String, model::Setting)> = self
-            .mapping()
-            .settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (name, setting) in settings {
-            let pointer = format!("/settings/{}", escape_segment(&name));
+        let document: &Document = self.document;
+        for (name, setting) in &document.mapping.settings {
+            let pointer = Pointer::root().key("settings").key(name);
             if setting.required && setting.default.is_some() {
                 self.problem(
-                    &format!("{pointer}/default"),
+                    DiagnosticKind::Setting,
+                    &pointer.key("default"),
                     Target::Key,
                     format!("setting `{name}` is required and also has a default"),
                 )
@@ -162,68 +180,86 @@ impl Compiler<'_> {
             for (i, allowed) in setting.one_of.iter().enumerate() {
                 if let Err(why) = crate::checks::check_setting_type(setting.kind, allowed) {
                     self.problem(
-                        &format!("{pointer}/one_of/{i}"),
+                        DiagnosticKind::Setting,
+                        &pointer.key("one_of").index(i),
                         Target::Value,
                         format!("a choice of setting `{name}` {why}"),
                     );
                 }
             }
             if let Some(default) = &setting.default
-                && let Err(why) = crate::checks::check_setting_value(&setting, default)
+                && let Err(why) = crate::checks::check_setting_value(setting, default)
             {
                 self.problem(
-                    &format!("{pointer}/default"),
+                    DiagnosticKind::Setting,
+                    &pointer.key("default"),
                     Target::Value,
                     format!("the default of setting `{name}` {why}"),
                 );
             }
-        }
-    }
-}
-
-impl Compiler<'_> {
-    fn check_recalls(&mut self, actions: &[CompiledAction]) {
-        let remembered: HashSet<&str> = actions
-            .iter()
-            .flat_map(|a| a.remember.iter().map(|r| &*r.store))
-            .collect();
-        let mut missing = Vec::new();
-        for (name, action) in &self.mapping().actions {
-            let action_base = format!("/actions/{}", escape_segment(name));
-            visit_recalled(&format!("{action_base}/when"), &action.when, &mut missing);
-            for (step, s) in &action.steps {
-                if let Some(when) = &s.when {
-                    let at = format!("{action_base}/steps/{}/when", escape_segment(step));
-                    visit_recalled(&at, when, &mut missing);
+            for (i, other) in setting.required_with.iter().enumerate() {
+                let at = pointer.key("required_with").index(i);
+                if other == name {
+                    self.problem(
+                        DiagnosticKind::Setting,
+                        &at,
+                        Target::Value,
+                        format!("setting `{name}` cannot be required with itself"),
+                    );
+                } else {
+                    self.setting_ref(&at, other);
                 }
             }
-            let requests = action
-                .request
-                .iter()
-                .map(|r| (format!("{action_base}/request"), r))
-                .chain(action.steps.iter().map(|(step, s)| {
-                    (
-                        format!("{action_base}/steps/{}/request", escape_segment(step)),
-                        &s.request,
-                    )
-                }));
-            for (base, request) in requests {
-                visit_recalls(&format!("{base}/body"), request.body.as_ref(), &mut missing);
-                visit_recalls(&format!("{base}/query"), Some(&request.query), &mut missing);
+            if !setting.required_with.is_empty() && setting.required {
+                self.problem(
+                    DiagnosticKind::Setting,
+                    &pointer.key("required_with"),
+                    Target::Key,
+                    format!("setting `{name}` is required anyway: `required_with` adds nothing"),
+                );
             }
         }
-        for (name, group) in &self.mapping().groups {
-            let base = format!("/groups/{}", escape_segment(name));
-            visit_recalls(&base, Some(group), &mut missing);
+    }
+
+    /// The mapping's computed values, in order; each may read those before it.
+    fn computed(&mut self) -> Vec<Field> {
+        let document: &Document = self.document;
+        let base = Pointer::root().key("computed");
+        let mut out = Vec::new();
+        for (name, field) in &document.mapping.computed {
+            let place = Place {
+                pointer: base.key(name),
+                label: format!("computed.{name}"),
+            };
+            if let Some(compiled) = self.field(&place, name, field, Slot::Member) {
+                if compiled.spread || compiled.computed_key.is_some() {
+                    self.problem(
+                        DiagnosticKind::Computed,
+                        &place.pointer,
+                        Target::Key,
+                        "a computed value is read by its name: it cannot be spread or named per event",
+                    );
+                }
+                out.push(compiled);
+            }
+            self.computed_known.push(name.clone());
         }
+        out
+    }
+
+    fn check_recalls(&mut self, actions: &[CompiledAction]) {
         if actions.len() < self.mapping().actions.len() || !self.document.pruned_actions.is_empty()
         {
             // Some actions failed to load or compile; their `remember` is unknown, so do not guess.
             return;
         }
+        let remembered: HashSet<&str> = actions
+            .iter()
+            .flat_map(|a| a.remember.iter().map(|r| &*r.store))
+            .collect();
         let mut stores: Vec<&str> = remembered.iter().copied().collect();
         stores.sort_unstable();
-        for (pointer, store) in missing {
+        for (pointer, store) in std::mem::take(&mut self.recalls) {
             if !remembered.contains(store.as_str()) {
                 let help = match did_you_mean(&store, stores.iter().copied()) {
                     Some(near) => format!("did you mean `{near}`?"),
@@ -232,6 +268,7 @@ impl Compiler<'_> {
                     ),
                 };
                 self.problem(
+                    DiagnosticKind::Recall,
                     &pointer,
                     Target::Value,
                     format!("`recall` reads the store `{store}`, but no action remembers it"),
@@ -242,9 +279,13 @@ impl Compiler<'_> {
     }
 }
 
-fn list_pointer<T>(base: &str, list: &model::OneOrMany<T>, index: usize) -> String {
-    match list {
-        model::OneOrMany::One(_) => base.to_owned(),
-        model::OneOrMany::Many(_) => format!("{base}/{index}"),
-    }
+/// The model's `OneOrMany` as a slice, with the pointer of each item.
+fn each_item<'a, T>(
+    base: &'a Pointer,
+    list: &'a model::OneOrMany<T>,
+) -> impl Iterator<Item = (Pointer, &'a T)> + 'a {
+    list.as_slice()
+        .iter()
+        .enumerate()
+        .map(move |(i, item)| (base.item(list, i), item))
 }

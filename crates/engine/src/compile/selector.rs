@@ -1,91 +1,89 @@
-//! Selectors (`when`, `where`): message types, event names, paths, settings, remembered values,
-//! earlier steps' responses, and their `any`, `all` and `not` combinations.
+//! Selectors (`when`, `where`, `refuse`, `failure`): message types, event names, paths,
+//! settings, remembered values, earlier steps' responses, and their `any`, `all` and `not`
+//! combinations.
 
-use ferry_spec::model::{self, SettingType, SourceDialect};
-use ferry_spec::{Target, did_you_mean, escape_segment};
+use ferry_spec::model::{self, Loose, LooseCase, SettingType, SourceDialect};
+use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
 use crate::checks::{check_setting_value, setting_type_name};
-use crate::compiled::{Names, Selector};
+use crate::compiled::{Condition, Looseness, Names, Selector};
 use crate::path::Path;
 
-use super::{Compiler, SEGMENT_TYPES, list_pointer};
+use super::{Compiler, SEGMENT_TYPES, each_item};
 
 impl Compiler<'_> {
-    /// Compiles a `when` (or `where`); `loose` is inherited from an enclosing selector.
-    pub(super) fn selector(&mut self, pointer: &str, selector: &model::Selector) -> Selector {
-        self.selector_in(pointer, selector, false)
+    /// Compiles a `when` (or `where`).
+    pub(super) fn selector(&mut self, pointer: &Pointer, selector: &model::Selector) -> Selector {
+        self.selector_in(pointer, selector, Looseness::Exact)
     }
 
+    /// Compiles a selector; `loose` is inherited from an enclosing one. Every key of the model's
+    /// selector is named here, so that a new condition is compiled when it is added.
     #[allow(clippy::too_many_lines)]
     fn selector_in(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         selector: &model::Selector,
-        inherited_loose: bool,
+        inherited: Looseness,
     ) -> Selector {
-        let dialect = self.mapping().source;
-        let loose = inherited_loose || selector.loose;
-        let mut out = Selector {
+        let model::Selector {
+            kind,
+            event,
+            exists,
+            equals,
+            matches,
+            same,
+            missing,
+            settings,
+            recalled,
+            response,
+            status,
+            filled,
+            blank,
+            not,
+            any,
+            all,
             loose,
-            ..Selector::default()
+        } = selector;
+        let loose = match loose {
+            Loose::Flag(true) => Looseness::Loose,
+            Loose::Only(LooseCase::Case) => Looseness::Case,
+            Loose::Flag(false) => inherited,
         };
-        if let Some(types) = &selector.kind {
-            if dialect == SourceDialect::Json {
-                self.problem(
-                    &format!("{pointer}/type"),
-                    Target::Key,
-                    "`type` needs a source dialect with message types; `source: json` has none",
-                )
-                .help = Some("select with `exists` or `equals` instead".into());
-            }
-            for (i, kind) in types.as_slice().iter().enumerate() {
-                let allowed: &[&str] = match dialect {
-                    SourceDialect::Segment => SEGMENT_TYPES,
-                    SourceDialect::Extole => &["track", "delete"],
-                    _ => &["track"],
-                };
-                if !allowed.contains(&kind.as_str()) && dialect != SourceDialect::Json {
-                    let near = did_you_mean(kind, allowed.iter().copied());
-                    let message = format!(
-                        "unknown message type `{kind}` for `source: {}`",
-                        dialect.as_str()
-                    );
-                    let diagnostic = self.problem(
-                        &list_pointer(&format!("{pointer}/type"), types, i),
-                        Target::Value,
-                        message,
-                    );
-                    diagnostic.help = Some(match near {
-                        Some(near) => format!("did you mean `{near}`?"),
-                        None => format!("expected one of: {}", allowed.join(", ")),
-                    });
-                }
-                out.types.push(kind.as_str().into());
-            }
+        let mut out = Selector::default();
+        let conditions = &mut Vec::new();
+        if let Some(types) = kind {
+            conditions.push(Condition::Types(self.types(&pointer.key("type"), types)));
         }
-        if let Some(events) = &selector.event {
-            if dialect == SourceDialect::Json {
+        if let Some(events) = event {
+            if self.mapping().source == SourceDialect::Json {
                 self.problem(
-                    &format!("{pointer}/event"),
+                    DiagnosticKind::Selector,
+                    &pointer.key("event"),
                     Target::Key,
                     "`event` needs a source dialect with event names; `source: json` has none",
                 )
                 .help = Some("select with `equals: { $.your.name.field: ... }` instead".into());
             }
-            out.events = self.names(&format!("{pointer}/event"), events, loose);
+            conditions.push(Condition::Events(self.names(
+                &pointer.key("event"),
+                events,
+                loose,
+            )));
         }
-        if let Some(name) = &selector.response {
-            out.response = self.step_ref(&format!("{pointer}/response"), name);
+        if let Some(name) = response {
+            out.response = self.step_ref(&pointer.key("response"), name);
         }
-        if let Some(statuses) = &selector.status {
-            if selector.response.is_none() {
+        if let Some(statuses) = status {
+            if response.is_none() {
                 let step = self
                     .steps_in_scope
                     .as_ref()
                     .and_then(|s| s.earlier.last().cloned());
                 self.problem(
-                    &format!("{pointer}/status"),
+                    DiagnosticKind::Step,
+                    &pointer.key("status"),
                     Target::Key,
                     "`status` reads a response: name the step with `response: STEP`",
                 )
@@ -94,120 +92,185 @@ impl Compiler<'_> {
                     None => "only a step after another step can test a response status".into(),
                 });
             }
-            for (i, status) in statuses.as_slice().iter().enumerate() {
+            for (at, status) in each_item(&pointer.key("status"), statuses) {
                 if !(100..=599).contains(status) {
                     self.problem(
-                        &list_pointer(&format!("{pointer}/status"), statuses, i),
+                        DiagnosticKind::Step,
+                        &at,
                         Target::Value,
                         format!("`{status}` is not an HTTP status"),
                     );
                 }
-                out.statuses.push(*status);
             }
+            conditions.push(Condition::Statuses(statuses.as_slice().to_vec()));
         }
-        for (key, list) in [
-            ("exists", &selector.exists),
-            ("missing", &selector.missing),
-            ("filled", &selector.filled),
-            ("blank", &selector.blank),
-        ] {
-            let Some(paths) = list else { continue };
-            let compiled: Vec<Path> = paths
-                .as_slice()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, path)| {
-                    self.path(&list_pointer(&format!("{pointer}/{key}"), paths, i), path)
-                })
-                .collect();
-            match key {
-                "exists" => out.exists = compiled,
-                "missing" => out.missing = compiled,
-                "filled" => out.filled = compiled,
-                _ => out.blank = compiled,
-            }
+        let paths = |compiler: &mut Self, key: &str, list: &Option<model::OneOrMany<String>>| {
+            list.as_ref().map(|list| {
+                each_item(&pointer.key(key), list)
+                    .filter_map(|(at, text)| compiler.path(&at, text))
+                    .collect::<Vec<Path>>()
+            })
+        };
+        if let Some(list) = paths(self, "exists", exists) {
+            conditions.push(Condition::Exists(list));
         }
-        if let Some(equals) = &selector.equals {
+        if let Some(list) = paths(self, "missing", missing) {
+            conditions.push(Condition::Missing(list));
+        }
+        if let Some(list) = paths(self, "filled", filled) {
+            conditions.push(Condition::Filled(list));
+        }
+        if let Some(list) = paths(self, "blank", blank) {
+            conditions.push(Condition::Blank(list));
+        }
+        if let Some(equals) = equals {
+            let mut compiled = Vec::new();
             for (path, value) in equals {
-                let at = format!("{pointer}/equals/{}", escape_segment(path));
+                let at = pointer.key("equals").key(path);
                 if let Some(p) = self.path_at(&at, Target::Key, path) {
                     let value = match value {
-                        Value::String(text) if loose => Value::String(loosened(text)),
+                        Value::String(text) => Value::String(loosened(text, loose)),
                         other => other.clone(),
                     };
-                    out.equals.push((p, value));
+                    compiled.push((p, value));
+                }
+            }
+            conditions.push(Condition::Equals(compiled, loose));
+        }
+        if let Some(matches) = matches {
+            let mut compiled = Vec::new();
+            for (path, pattern) in matches {
+                let at = pointer.key("matches").key(path);
+                let path = self.path_at(&at, Target::Key, path);
+                let regex = self.regex(&at, pattern);
+                if let (Some(path), Some(regex)) = (path, regex) {
+                    compiled.push((path, regex));
+                }
+            }
+            conditions.push(Condition::Matches(compiled));
+        }
+        if let Some(pair) = same {
+            let at = pointer.key("same");
+            if let [a, b] = pair.as_slice() {
+                let a = self.path(&at.index(0), a);
+                let b = self.path(&at.index(1), b);
+                if let (Some(a), Some(b)) = (a, b) {
+                    conditions.push(Condition::Same(a, b, loose));
                 }
             }
         }
-        if let Some(settings) = &selector.settings {
+        if let Some(settings) = settings {
+            let mut compiled = Vec::new();
             for (name, value) in settings {
-                let at = format!("{pointer}/settings/{}", escape_segment(name));
+                let at = pointer.key("settings").key(name);
                 if let Some(setting) = self.setting_ref_at(&at, Target::Key, name)
                     && let Err(why) = check_setting_value(setting, value)
                 {
                     self.problem(
+                        DiagnosticKind::Setting,
                         &at,
                         Target::Value,
                         format!("setting `{name}` can never hold this value: it {why}"),
                     );
                 }
-                out.settings.push((name.as_str().into(), value.clone()));
+                compiled.push((name.as_str().into(), value.clone()));
             }
+            conditions.push(Condition::Settings(compiled));
         }
-        if let Some(recalled) = &selector.recalled {
-            out.recalled = self.recall(&format!("{pointer}/recalled"), recalled);
+        if let Some(recalled) = recalled
+            && let Some(rule) = self.recall(&pointer.key("recalled"), recalled)
+        {
+            conditions.push(Condition::Recalled(rule));
         }
-        if let Some(not) = &selector.not {
-            out.not = Some(Box::new(self.selector_in(
-                &format!("{pointer}/not"),
-                not,
-                loose,
-            )));
+        if let Some(not) = not {
+            let inner = self.selector_in(&pointer.key("not"), not, loose);
+            conditions.push(Condition::Not(Box::new(inner)));
         }
-        for (key, list, into) in [
-            ("any", &selector.any, &mut out.any),
-            ("all", &selector.all, &mut out.all),
-        ] {
-            for (i, nested) in list.iter().enumerate() {
-                let compiled = self.selector_in(&format!("{pointer}/{key}/{i}"), nested, loose);
-                into.push(compiled);
+        for (key, list) in [("any", any), ("all", all)] {
+            if list.is_empty() {
+                continue;
             }
+            let nested: Vec<Selector> = list
+                .iter()
+                .enumerate()
+                .map(|(i, nested)| self.selector_in(&pointer.key(key).index(i), nested, loose))
+                .collect();
+            conditions.push(if key == "any" {
+                Condition::Any(nested)
+            } else {
+                Condition::All(nested)
+            });
         }
-        if !selector.any.is_empty() && selector.any.len() < 2 {
+        if any.len() == 1 {
             self.problem(
-                &format!("{pointer}/any"),
+                DiagnosticKind::Selector,
+                &pointer.key("any"),
                 Target::Key,
                 "`any` with one selector is that selector: write its conditions in place",
             );
         }
+        out.conditions = std::mem::take(conditions);
         out
     }
 
-    /// Names written in the mapping or taken from a list setting; `loose` names are kept
-    /// trimmed and in lower case, as they are compared.
-    pub(super) fn names(&mut self, pointer: &str, names: &model::Names, loose: bool) -> Names {
+    /// Message types, checked against the source dialect.
+    fn types(&mut self, pointer: &Pointer, types: &model::OneOrMany<String>) -> Vec<Box<str>> {
+        let dialect = self.mapping().source;
+        if dialect == SourceDialect::Json {
+            self.problem(
+                DiagnosticKind::Selector,
+                pointer,
+                Target::Key,
+                "`type` needs a source dialect with message types; `source: json` has none",
+            )
+            .help = Some("select with `exists` or `equals` instead".into());
+        }
+        let allowed: &[&str] = match dialect {
+            SourceDialect::Segment => SEGMENT_TYPES,
+            SourceDialect::Extole => &["track", "delete"],
+            SourceDialect::Amplitude | SourceDialect::Json => &["track"],
+        };
+        let mut out = Vec::new();
+        for (at, kind) in each_item(pointer, types) {
+            if !allowed.contains(&kind.as_str()) && dialect != SourceDialect::Json {
+                let near = did_you_mean(kind, allowed.iter().copied());
+                let message = format!(
+                    "unknown message type `{kind}` for `source: {}`",
+                    dialect.as_str()
+                );
+                self.problem(DiagnosticKind::Selector, &at, Target::Value, message)
+                    .help = Some(match near {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("expected one of: {}", allowed.join(", ")),
+                });
+            }
+            out.push(kind.as_str().into());
+        }
+        out
+    }
+
+    /// Names written in the mapping or taken from a list setting; loose names are kept as they
+    /// are compared.
+    pub(super) fn names(
+        &mut self,
+        pointer: &Pointer,
+        names: &model::Names,
+        loose: Looseness,
+    ) -> Names {
         let listed = |list: &[String]| Names::Listed {
-            names: list
-                .iter()
-                .map(|n| {
-                    if loose {
-                        loosened(n).into()
-                    } else {
-                        n.as_str().into()
-                    }
-                })
-                .collect(),
+            names: list.iter().map(|n| loosened(n, loose).into()).collect(),
             loose,
         };
         match names {
             model::Names::One(one) => listed(std::slice::from_ref(one)),
             model::Names::Many(many) => listed(many),
             model::Names::Setting(reference) => {
-                let at = format!("{pointer}/setting");
+                let at = pointer.key("setting");
                 match self.setting_ref(&at, &reference.setting).map(|s| s.kind) {
                     Some(SettingType::List) | None => {}
                     Some(kind) => {
                         self.problem(
+                            DiagnosticKind::Setting,
                             &at,
                             Target::Value,
                             format!(
@@ -231,9 +294,10 @@ impl Compiler<'_> {
     }
 
     /// The index of an earlier step of the action being compiled.
-    pub(super) fn step_ref(&mut self, pointer: &str, name: &str) -> Option<usize> {
+    pub(super) fn step_ref(&mut self, pointer: &Pointer, name: &str) -> Option<usize> {
         let Some(scope) = self.steps_in_scope.clone() else {
             self.problem(
+                DiagnosticKind::Step,
                 pointer,
                 Target::Key,
                 "`response` reads an earlier step's response; only a step of an action with `steps` has one",
@@ -246,6 +310,7 @@ impl Compiler<'_> {
         let current = &scope.current;
         if name.starts_with('$') {
             let diagnostic = self.problem(
+                DiagnosticKind::Step,
                 pointer,
                 Target::Value,
                 format!("`response` names a step, not a path: `{name}`"),
@@ -279,12 +344,17 @@ impl Compiler<'_> {
             };
             (format!("`{name}` is not a step of this action"), help)
         };
-        self.problem(pointer, Target::Value, message).help = Some(help);
+        self.problem(DiagnosticKind::Step, pointer, Target::Value, message)
+            .help = Some(help);
         None
     }
 }
 
-/// A text as loose matching compares it: trimmed, in lower case.
-pub(crate) fn loosened(text: &str) -> String {
-    text.trim().to_lowercase()
+/// A text as a comparison of `loose` reads it.
+pub(crate) fn loosened(text: &str, loose: Looseness) -> String {
+    match loose {
+        Looseness::Exact => text.to_owned(),
+        Looseness::Loose => text.trim().to_lowercase(),
+        Looseness::Case => text.to_lowercase(),
+    }
 }

@@ -1,191 +1,333 @@
 //! Field sources that give one value: paths into the event (or the item, or a response),
-//! path settings, literals, templates, settings and remembered values; and the operations that
-//! shape a present value (`remap`, `transform`, `as`, in a fixed order or as `apply` says).
+//! path settings, literals, templates, settings, the clock and remembered values; and the
+//! operations that shape a present value (in a fixed order, or as `apply` says).
 
-use ferry_spec::model::{self, Conversion, Otherwise, SettingType};
-use ferry_spec::{Target, did_you_mean, escape_segment};
+use ferry_spec::model::{self, Conversion, OneOrMany, Otherwise, SettingType, TemplateSource};
+use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 
 use crate::checks::setting_type_name;
 use crate::compiled::{Op, Recall, Remap, Source};
 use crate::path::Path;
 use crate::template::Escape;
 
-use super::{Compiler, Place, list_pointer};
+use super::field::Given;
+use super::{Compiler, Place, each_item};
 
 impl<'d> Compiler<'d> {
-    /// The source of a field that gives one value, or `None` (reported) when it cannot compile.
-    /// `kind` names the source key given.
-    pub(super) fn scalar_source(
+    /// `from` (with `member`, `first`, `response`), and its fallbacks `recall` and `now`.
+    pub(super) fn paths_source(
         &mut self,
         place: &Place,
         field: &model::Field,
-        kind: &str,
+        from: &OneOrMany<String>,
+        recall: Option<&model::Recall>,
+        now: bool,
     ) -> Option<Source> {
-        let pointer = place.pointer.as_str();
-        Some(match kind {
-            "from" => {
-                let from = field.from.as_ref().expect("`from` is given");
-                let paths: Vec<Path> = from
-                    .as_slice()
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| {
-                        self.path(&list_pointer(&format!("{pointer}/from"), from, i), p)
-                    })
-                    .collect();
-                if let Some(step) = &field.response {
-                    for (key, set) in [("member", field.member.is_some()), ("first", field.first)] {
-                        if set {
-                            self.problem(
-                                &format!("{pointer}/{key}"),
-                                Target::Key,
-                                format!("`{key}` reads the event, not a response"),
-                            );
-                        }
-                    }
-                    let step = self.step_ref(&format!("{pointer}/response"), step)?;
-                    Source::Response { step, paths }
-                } else {
-                    let recall = field
-                        .recall
-                        .as_ref()
-                        .and_then(|r| self.recall(&format!("{pointer}/recall"), r));
-                    let member = field
-                        .member
-                        .as_ref()
-                        .and_then(|m| self.path(&format!("{pointer}/member"), m));
-                    Source::Paths {
-                        paths,
-                        recall,
-                        member,
-                        first: field.first,
-                    }
+        let pointer = &place.pointer;
+        let paths: Vec<Path> = each_item(&pointer.key("from"), from)
+            .filter_map(|(at, text)| self.path(&at, text))
+            .collect();
+        if let Some(step) = &field.response {
+            for (key, set) in [("member", field.member.is_some()), ("first", field.first)] {
+                if set {
+                    self.problem(
+                        DiagnosticKind::Field,
+                        &pointer.key(key),
+                        Target::Key,
+                        format!("`{key}` reads the event, not a response"),
+                    );
                 }
             }
-            "from_setting" => {
-                let setting = field.from_setting.as_ref().expect("given");
-                let at = format!("{pointer}/from_setting");
-                match self.setting_ref(&at, setting).map(|s| s.kind) {
-                    Some(SettingType::Path) => {}
-                    Some(kind) => {
-                        self.problem(
-                            &at,
-                            Target::Value,
-                            format!(
-                                "`from_setting` needs a `path` setting; `{setting}` is a `{}` setting",
-                                setting_type_name(kind)
-                            ),
-                        )
-                        .help = Some(format!("declare `settings.{setting}` with `type: path`"));
-                        return None;
-                    }
-                    None => return None,
-                }
-                Source::SettingPath(setting.as_str().into())
-            }
-            "recall" => {
-                let recall = field.recall.as_ref().expect("given");
-                Source::Recall(self.recall(&format!("{pointer}/recall"), recall)?)
-            }
-            "value" => Source::Value(field.value.clone().expect("given")),
-            "template" => Source::Template(self.template(
-                &format!("{pointer}/template"),
-                field.template.as_deref().expect("given"),
-                Escape::None,
-            )?),
-            _ => {
-                let setting = field.setting.as_ref().expect("given");
-                self.setting_ref(&format!("{pointer}/setting"), setting)?;
-                Source::Setting(setting.as_str().into())
-            }
+            let step = self.step_ref(&pointer.key("response"), step)?;
+            return Some(Source::Response { step, paths });
+        }
+        let recall = recall.and_then(|r| self.recall(&pointer.key("recall"), r));
+        let member = field
+            .member
+            .as_ref()
+            .and_then(|m| self.path(&pointer.key("member"), m));
+        Some(Source::Paths {
+            paths,
+            recall,
+            member,
+            first: field.first,
+            now,
         })
     }
 
-    /// The operations on a present value: `apply` in its order, or `remap`, `transform` and
-    /// `as` in theirs.
-    pub(super) fn operations(&mut self, pointer: &str, field: &model::Field) -> Vec<Op> {
+    /// The source of a field that gives one value, or `None` (reported) when it cannot compile.
+    pub(super) fn single_source(
+        &mut self,
+        place: &Place,
+        field: &model::Field,
+        given: Given<'_>,
+    ) -> Option<Source> {
+        let pointer = &place.pointer;
+        Some(match given {
+            Given::From(from) => return self.paths_source(place, field, from, None, false),
+            Given::FromSetting(setting) => {
+                let at = pointer.key("from_setting");
+                self.typed_setting(&at, setting, SettingType::Path, "`from_setting`")?;
+                Source::SettingPath(setting.into())
+            }
+            Given::Recall(recall) => Source::Recall(self.recall(&pointer.key("recall"), recall)?),
+            Given::Value(value) => Source::Value(value.clone()),
+            Given::Template(TemplateSource::Text(text)) => {
+                Source::Template(self.template(&pointer.key("template"), text, Escape::None)?)
+            }
+            Given::Template(TemplateSource::Setting(reference)) => {
+                let at = pointer.key("template").key("setting");
+                self.typed_setting(
+                    &at,
+                    &reference.setting,
+                    SettingType::Template,
+                    "`template: { setting }`",
+                )?;
+                Source::SettingTemplate(reference.setting.as_str().into())
+            }
+            Given::Setting(setting) => {
+                self.setting_ref(&pointer.key("setting"), setting)?;
+                Source::Setting(setting.into())
+            }
+            Given::Now => Source::Now,
+            Given::Fields
+            | Given::Group
+            | Given::RestOf
+            | Given::Items(_)
+            | Given::Each(_)
+            | Given::Entries(_) => unreachable!("objects and lists are not single values"),
+        })
+    }
+
+    /// A setting that must have type `kind` for `what` to read it.
+    fn typed_setting(
+        &mut self,
+        pointer: &Pointer,
+        name: &str,
+        kind: SettingType,
+        what: &str,
+    ) -> Option<()> {
+        match self.setting_ref(pointer, name).map(|s| s.kind) {
+            Some(found) if found == kind => Some(()),
+            Some(found) => {
+                self.problem(
+                    DiagnosticKind::Setting,
+                    pointer,
+                    Target::Value,
+                    format!(
+                        "{what} needs a `{}` setting; `{name}` is a `{}` setting",
+                        setting_type_name(kind),
+                        setting_type_name(found)
+                    ),
+                )
+                .help = Some(format!(
+                    "declare `settings.{name}` with `type: {}`",
+                    setting_type_name(kind)
+                ));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The operations on a present value: `apply` in its order, or the field's own keys in
+    /// theirs.
+    pub(super) fn operations(&mut self, pointer: &Pointer, field: &model::Field) -> Vec<Op> {
         let mut ops = Vec::new();
-        if field.apply.is_empty() {
-            if let Some(remap) = &field.remap {
-                ops.extend(
-                    self.remap(&format!("{pointer}/remap"), remap)
-                        .map(Op::Remap),
-                );
+        let model::Field {
+            remap,
+            transform,
+            capture,
+            user_agent,
+            truncate,
+            count,
+            to_object,
+            convert,
+            format_time,
+            apply,
+            ..
+        } = field;
+        let own = model::Operation {
+            remap: remap.clone(),
+            transform: (!transform.is_empty()).then(|| OneOrMany::Many(transform.clone())),
+            capture: capture.clone(),
+            user_agent: *user_agent,
+            truncate: *truncate,
+            count: count.then_some(true),
+            to_object: to_object.clone(),
+            convert: *convert,
+            format_time: format_time.clone(),
+            must_be: None,
+        };
+        if apply.is_empty() {
+            if convert.is_some() && format_time.is_some() {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key("format_time"),
+                    Target::Key,
+                    "`format_time` writes a time as text itself; `as` beside it has nothing to do",
+                )
+                .help = Some("remove `as`, or use `apply` to give both in order".into());
             }
-            ops.extend(field.transform.iter().map(|t| Op::Transform(*t)));
-            ops.extend(field.convert.map(Op::Convert));
+            self.operation(pointer, &own, &mut ops);
         } else {
-            for (key, set) in [
-                ("remap", field.remap.is_some()),
-                ("transform", !field.transform.is_empty()),
-                ("as", field.convert.is_some()),
-            ] {
-                if set {
-                    self.problem(
-                        &format!("{pointer}/{key}"),
-                        Target::Key,
-                        format!("`{key}` beside `apply`: give every operation in `apply`, in the order they run"),
-                    )
-                    .help = Some(format!("move it into `apply`, e.g. `apply: [{{ {key}: ... }}]`"));
-                }
+            for key in op_keys(&own) {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key(key),
+                    Target::Key,
+                    format!("`{key}` beside `apply`: give every operation in `apply`, in the order they run"),
+                )
+                .help = Some(format!("move it into `apply`, e.g. `apply: [{{ {key}: ... }}]`"));
             }
-            for (i, op) in field.apply.iter().enumerate() {
-                let at = format!("{pointer}/apply/{i}");
-                if let Some(remap) = &op.remap {
-                    ops.extend(self.remap(&format!("{at}/remap"), remap).map(Op::Remap));
-                } else if let Some(transforms) = &op.transform {
-                    ops.extend(transforms.as_slice().iter().map(|t| Op::Transform(*t)));
-                } else if let Some(to) = op.convert {
-                    ops.push(Op::Convert(to));
-                }
+            for (i, op) in apply.iter().enumerate() {
+                self.operation(&pointer.key("apply").index(i), op, &mut ops);
             }
         }
         let converts_time = ops.iter().any(|op| {
             matches!(
                 op,
-                Op::Convert(
-                    Conversion::Iso8601
-                        | Conversion::Date
-                        | Conversion::UnixSeconds
-                        | Conversion::UnixMillis
-                )
+                Op::FormatTime(_)
+                    | Op::Convert(
+                        Conversion::Iso8601
+                            | Conversion::Date
+                            | Conversion::UnixSeconds
+                            | Conversion::UnixMillis
+                            | Conversion::UnixMicros
+                    )
             )
         });
         if field.time_unit.is_some() && !converts_time {
             self.problem(
-                &format!("{pointer}/time_unit"),
+                DiagnosticKind::Operation,
+                &pointer.key("time_unit"),
                 Target::Key,
-                "`time_unit` only applies with `as: iso8601`, `date`, `unix_seconds` or `unix_millis`",
+                "`time_unit` only applies with `as: iso8601`, `date`, `unix_*`, or `format_time`",
             );
         }
-        let can_fail = ops
-            .iter()
-            .any(|op| matches!(op, Op::Transform(_) | Op::Convert(_)));
+        let can_fail = ops.iter().any(|op| !matches!(op, Op::Remap(_)));
         if field.on_invalid.is_some() && !can_fail {
             self.problem(
-                &format!("{pointer}/on_invalid"),
+                DiagnosticKind::Operation,
+                &pointer.key("on_invalid"),
                 Target::Key,
-                "`on_invalid` says what a value that cannot be transformed or converted becomes, and this field has no `transform` or `as`",
+                "`on_invalid` says what a value that cannot be transformed or converted becomes, and this field has no operation that can fail",
             );
+        }
+        if field.on_invalid == Some(model::OnInvalid::Next)
+            && !matches!(&field.from, Some(OneOrMany::Many(paths)) if paths.len() > 1)
+        {
+            self.problem(
+                DiagnosticKind::Operation,
+                &pointer.key("on_invalid"),
+                Target::Value,
+                "`on_invalid: next` reads the next path of `from`, and this field has only one",
+            )
+            .help = Some("give `from` a list of paths, or use `omit` or `keep`".into());
         }
         ops
     }
 
-    pub(super) fn recall(&mut self, pointer: &str, recall: &model::Recall) -> Option<Recall> {
-        let key = self.path(&format!("{pointer}/key"), &recall.key)?;
+    /// The operations of one `apply` entry (or of a field's own keys), in their fixed order.
+    fn operation(&mut self, pointer: &Pointer, op: &model::Operation, ops: &mut Vec<Op>) {
+        let model::Operation {
+            remap,
+            transform,
+            capture,
+            user_agent,
+            truncate,
+            count,
+            to_object,
+            convert,
+            format_time,
+            must_be,
+        } = op;
+        if let Some(remap) = remap {
+            ops.extend(self.remap(&pointer.key("remap"), remap).map(Op::Remap));
+        }
+        if let Some(transforms) = transform {
+            ops.extend(transforms.as_slice().iter().map(|t| Op::Transform(*t)));
+        }
+        if let Some(pattern) = capture {
+            ops.extend(
+                self.regex(&pointer.key("capture"), pattern)
+                    .map(Op::Capture),
+            );
+        }
+        ops.extend(user_agent.map(Op::UserAgent));
+        if let Some(chars) = truncate {
+            if *chars == 0 {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key("truncate"),
+                    Target::Value,
+                    "`truncate: 0` keeps nothing",
+                );
+            }
+            ops.push(Op::Truncate(*chars));
+        }
+        if *count == Some(true) {
+            ops.push(Op::Count);
+        }
+        ops.extend(to_object.clone().map(Op::ToObject));
+        ops.extend(convert.map(Op::Convert));
+        if let Some(pattern) = format_time {
+            if let Err(why) = crate::convert::check_time_format(pattern) {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key("format_time"),
+                    Target::Value,
+                    format!("`{pattern}` is not a time format: {why}"),
+                )
+                .help = Some("strftime patterns read like `%Y-%m-%dT%H:%M:%S`".into());
+            }
+            ops.push(Op::FormatTime(pattern.as_str().into()));
+        }
+        ops.extend(must_be.map(Op::MustBe));
+    }
+
+    /// A regular expression, compiled once.
+    pub(super) fn regex(&mut self, pointer: &Pointer, pattern: &str) -> Option<regex::Regex> {
+        match regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+        {
+            Ok(regex) => Some(regex),
+            Err(error) => {
+                let why = error.to_string();
+                let last = why.lines().last().unwrap_or_default().trim().to_owned();
+                self.problem(
+                    DiagnosticKind::Operation,
+                    pointer,
+                    Target::Value,
+                    format!("`{pattern}` is not a regular expression: {last}"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn recall(&mut self, pointer: &Pointer, recall: &model::Recall) -> Option<Recall> {
+        self.recalls
+            .push((pointer.key("name"), recall.name.clone()));
+        let key = self.path(&pointer.key("key"), &recall.key)?;
         Some(Recall {
             store: recall.name.as_str().into(),
             key,
         })
     }
 
-    pub(super) fn setting_ref(&mut self, pointer: &str, name: &str) -> Option<&'d model::Setting> {
+    pub(super) fn setting_ref(
+        &mut self,
+        pointer: &Pointer,
+        name: &str,
+    ) -> Option<&'d model::Setting> {
         self.setting_ref_at(pointer, Target::Value, name)
     }
 
     pub(super) fn setting_ref_at(
         &mut self,
-        pointer: &str,
+        pointer: &Pointer,
         target: Target,
         name: &str,
     ) -> Option<&'d model::Setting> {
@@ -195,7 +337,12 @@ impl<'d> Compiler<'d> {
         }
         let near = did_you_mean(name, self.mapping().settings.keys().map(String::as_str))
             .map(str::to_owned);
-        let diagnostic = self.problem(pointer, target, format!("unknown setting `{name}`"));
+        let diagnostic = self.problem(
+            DiagnosticKind::Setting,
+            pointer,
+            target,
+            format!("unknown setting `{name}`"),
+        );
         diagnostic.help = Some(match near {
             Some(near) => format!("did you mean `{near}`?"),
             None => "declare it under `settings:`".into(),
@@ -203,21 +350,20 @@ impl<'d> Compiler<'d> {
         None
     }
 
-    pub(super) fn remap(&mut self, pointer: &str, remap: &model::Remap) -> Option<Remap> {
+    pub(super) fn remap(&mut self, pointer: &Pointer, remap: &model::Remap) -> Option<Remap> {
         let mut ok = true;
         if let Some(setting) = &remap.setting {
-            match self
-                .setting_ref(&format!("{pointer}/setting"), setting)
-                .map(|s| s.kind)
-            {
-                Some(SettingType::Map) => {}
+            let at = pointer.key("setting");
+            match self.setting_ref(&at, setting).map(|s| s.kind) {
+                Some(SettingType::Map | SettingType::List) => {}
                 Some(kind) => {
                     ok = false;
                     self.problem(
-                        &format!("{pointer}/setting"),
+                        DiagnosticKind::Setting,
+                        &at,
                         Target::Value,
                         format!(
-                            "remap setting `{setting}` is a `{}` setting; a remap needs a `map`",
+                            "remap setting `{setting}` is a `{}` setting; a remap needs a `map`, or a `list` of `{{from, to}}` pairs",
                             setting_type_name(kind)
                         ),
                     )
@@ -227,19 +373,13 @@ impl<'d> Compiler<'d> {
                 }
                 None => ok = false,
             }
-        } else if remap.table.is_empty() {
-            ok = false;
-            self.problem(
-                pointer,
-                Target::Key,
-                "a remap needs a `table`, a `setting`, or both",
-            );
         }
         match (remap.otherwise, &remap.default) {
             (Otherwise::Default, None) => {
                 ok = false;
                 self.problem(
-                    &format!("{pointer}/otherwise"),
+                    DiagnosticKind::Operation,
+                    &pointer.key("otherwise"),
                     Target::Value,
                     "`otherwise: default` needs a `default` value in the remap",
                 )
@@ -251,7 +391,8 @@ impl<'d> Compiler<'d> {
             (other, Some(_)) if other != Otherwise::Default => {
                 ok = false;
                 self.problem(
-                    &format!("{pointer}/default"),
+                    DiagnosticKind::Operation,
+                    &pointer.key("default"),
                     Target::Key,
                     "the remap's `default` is only used with `otherwise: default`",
                 )
@@ -263,7 +404,8 @@ impl<'d> Compiler<'d> {
             if to.is_object() || to.is_array() {
                 ok = false;
                 self.problem(
-                    &format!("{pointer}/table/{}", escape_segment(from)),
+                    DiagnosticKind::Operation,
+                    &pointer.key("table").key(from),
                     Target::Value,
                     format!("remap entry `{from}` must map to a single value"),
                 );
@@ -280,4 +422,35 @@ impl<'d> Compiler<'d> {
             default: remap.default.clone(),
         })
     }
+}
+
+/// The operation keys given in `op`.
+fn op_keys(op: &model::Operation) -> Vec<&'static str> {
+    let model::Operation {
+        remap,
+        transform,
+        capture,
+        user_agent,
+        truncate,
+        count,
+        to_object,
+        convert,
+        format_time,
+        must_be,
+    } = op;
+    [
+        ("remap", remap.is_some()),
+        ("transform", transform.is_some()),
+        ("capture", capture.is_some()),
+        ("user_agent", user_agent.is_some()),
+        ("truncate", truncate.is_some()),
+        ("count", count.is_some()),
+        ("to_object", to_object.is_some()),
+        ("as", convert.is_some()),
+        ("format_time", format_time.is_some()),
+        ("must_be", must_be.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect()
 }

@@ -5,8 +5,9 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::compiled::{Field, Rest};
+use crate::compiled::{Conditions, Field, Rest};
 use crate::convert::kind;
+use crate::plan::FailureKind;
 
 use super::write::Written;
 use super::{Run, Scope, Step, Stop, is_empty, separate, write_str, write_value};
@@ -31,17 +32,23 @@ impl<'a> Run<'a> {
                 }
                 None | Some(Cow::Borrowed(Value::Null)) => {}
                 Some(other) => {
-                    return Err(Stop::Failed(format!(
-                        "`{}`: `{path}` must be an object, not {}",
-                        owner.label,
-                        kind(&other)
-                    )));
+                    return Err(Stop::Failed(
+                        FailureKind::Invalid,
+                        format!(
+                            "`{}`: `{path}` must be an object, not {}",
+                            owner.label,
+                            kind(&other)
+                        ),
+                    ));
                 }
             }
         }
         let Some((map, path)) = found else {
             return Ok(());
         };
+        // Keys read, and names written, by fields that this event writes.
+        let hidden = self.held(&rest.consumed_when, scope);
+        let taken = self.held(&rest.siblings_when, scope);
         let named: Vec<Cow<'a, Value>> = rest
             .named
             .iter()
@@ -50,7 +57,9 @@ impl<'a> Run<'a> {
         let mut shown = Vec::new();
         for (key, value) in map {
             if rest.consumed.contains(key.as_str())
+                || hidden.contains(&key.as_str())
                 || !rest.only.allows(Some(key), self.connection)
+                || rest.except.lists(key, self.connection)
                 || named.iter().any(|n| n.as_str() == Some(key))
             {
                 continue;
@@ -60,7 +69,8 @@ impl<'a> Run<'a> {
             } else {
                 Cow::Owned(format!("{}{key}", rest.prefix))
             };
-            self.rest_entry(rest, owner, name, value, out, first, written, &mut shown)?;
+            let entry = Entry { name, value };
+            self.rest_entry(rest, owner, entry, &taken, out, first, written, &mut shown)?;
         }
         if !shown.is_empty() {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
@@ -68,29 +78,44 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The names of `list` whose conditions hold in `scope`.
+    fn held(&self, list: &'a [(Conditions, Box<str>)], scope: Scope<'a>) -> Vec<&'a str> {
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let subject = self.subject_at(scope);
+        list.iter()
+            .filter(|(conditions, _)| conditions.iter().all(|c| c.matches(&subject)))
+            .map(|(_, name)| &**name)
+            .collect()
+    }
+
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn rest_entry(
+    fn rest_entry(
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
-        name: Cow<'a, str>,
-        value: &'a Value,
+        entry: Entry<'a>,
+        taken: &[&str],
         out: &mut Vec<u8>,
         first: &mut bool,
         written: &mut Written<'a>,
         shown: &mut Vec<String>,
     ) -> Step<()> {
+        let Entry { name, value } = entry;
         if rest.flatten
             && let Value::Object(inner) = value
         {
             for (key, value) in inner {
                 let name = Cow::Owned(format!("{name}_{key}"));
-                self.rest_entry(rest, owner, name, value, out, first, written, shown)?;
+                let entry = Entry { name, value };
+                self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
             }
             return Ok(());
         }
         if rest.siblings.contains(&*name)
-            || (value.is_null() && !owner.keep_null)
+            || taken.contains(&&*name)
+            || (value.is_null() && owner.keep_null == crate::compiled::KeepNull::No)
             || (owner.omit_empty && is_empty(value))
             || written.as_ref().is_some_and(|names| names.contains(&name))
         {
@@ -116,4 +141,10 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
+}
+
+/// One member a bucket may write: its output name and the value.
+struct Entry<'a> {
+    name: Cow<'a, str>,
+    value: &'a Value,
 }

@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::compiled::{Field, Source};
-use crate::convert::kind;
+use crate::convert::{self, kind};
+use crate::plan::FailureKind;
 
 use super::write::{Written, describe_within};
 use super::{Run, Scope, Step, Stop, separate, write_value};
@@ -24,8 +25,34 @@ impl<'a> Run<'a> {
         mark: (usize, bool),
         key: &dyn Fn(&mut Vec<u8>, &mut bool),
     ) -> Step<bool> {
-        if let Source::Each { path, .. } = &field.source {
+        if let Source::Each {
+            path, sum: true, ..
+        } = &field.source
+        {
+            self.check_computed(path)?;
+            let Some(total) = self.sum(field, scope)? else {
+                return match self.missing(field, || format!("`{path}` is missing"))? {
+                    Some(value) => {
+                        key(out, first);
+                        write_value(out, &value);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                };
+            };
+            key(out, first);
+            write_value(out, &total);
+            return Ok(true);
+        }
+        if let Source::Each {
+            path,
+            single_as_list,
+            ..
+        } = &field.source
+        {
+            self.check_computed(path)?;
             match self.read(path, scope).filter(|v| !v.is_null()) {
+                Some(found) if found.is_object() && *single_as_list => {}
                 Some(found) if found.is_array() => {
                     if found.as_array().is_some_and(Vec::is_empty) && field.omit_empty {
                         self.note(|| format!("{}: omitted (empty)", field.label));
@@ -43,11 +70,14 @@ impl<'a> Run<'a> {
                     };
                 }
                 Some(other) => {
-                    return Err(Stop::Failed(format!(
-                        "`{}`: `{path}` must be a list, not {}",
-                        field.label,
-                        kind(&other)
-                    )));
+                    return Err(Stop::Failed(
+                        FailureKind::Invalid,
+                        format!(
+                            "`{}`: `{path}` must be a list, not {}",
+                            field.label,
+                            kind(&other)
+                        ),
+                    ));
                 }
             }
         }
@@ -97,11 +127,27 @@ impl<'a> Run<'a> {
         first_item: &mut bool,
     ) -> Step<()> {
         match &field.source {
-            Source::Each { path, item, filter } => {
+            Source::Each {
+                path,
+                item,
+                filter,
+                single_as_list,
+                ..
+            } => {
                 let Some(found) = self.read(path, scope) else {
                     return Ok(());
                 };
                 let count = match found {
+                    Cow::Borrowed(one @ Value::Object(_)) if *single_as_list => {
+                        let item_scope = Scope::of(one);
+                        if filter
+                            .as_ref()
+                            .is_none_or(|f| self.holds(f, item_scope, &item.label, "where"))
+                        {
+                            self.item(item, item_scope, out, first_item)?;
+                        }
+                        1
+                    }
                     Cow::Borrowed(Value::Array(items)) => {
                         for value in items {
                             let item_scope = Scope::of(value);
@@ -136,11 +182,14 @@ impl<'a> Run<'a> {
                     }
                     Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null) => 0,
                     other => {
-                        return Err(Stop::Failed(format!(
-                            "`{}`: `{path}` must be a list, not {}",
-                            field.label,
-                            kind(&other)
-                        )));
+                        return Err(Stop::Failed(
+                            FailureKind::Invalid,
+                            format!(
+                                "`{}`: `{path}` must be a list, not {}",
+                                field.label,
+                                kind(&other)
+                            ),
+                        ));
                     }
                 };
                 self.note(|| format!("{} <- each of {path} ({count} items)", field.label));
@@ -230,6 +279,77 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The sum of the values an `each` with `sum: true` gives its items; `None` when the list is
+    /// missing.
+    fn sum(&mut self, field: &'a Field, scope: Scope<'a>) -> Step<Option<Value>> {
+        let Source::Each {
+            path,
+            item,
+            filter,
+            single_as_list,
+            ..
+        } = &field.source
+        else {
+            return Ok(None);
+        };
+        let Some(found) = self.read(path, scope).filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let items: Vec<&Value> = match &*found {
+            Value::Array(items) => items.iter().collect(),
+            one @ Value::Object(_) if *single_as_list => vec![one],
+            other => {
+                return Err(Stop::Failed(
+                    FailureKind::Invalid,
+                    format!(
+                        "`{}`: `{path}` must be a list, not {}",
+                        field.label,
+                        kind(other)
+                    ),
+                ));
+            }
+        };
+        let mut run = self.scoped();
+        let mut total = 0.0_f64;
+        let mut whole = true;
+        for value in items {
+            let item_scope = Scope::of(value);
+            if let Some(filter) = filter
+                && !run.holds(filter, item_scope, &item.label, "where")
+            {
+                continue;
+            }
+            let Some(value) = run.value_of(item, item_scope)? else {
+                continue;
+            };
+            let number = match &*value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(text) => text.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            let Some(number) = number.filter(|n| n.is_finite()) else {
+                return Err(Stop::Failed(
+                    FailureKind::Invalid,
+                    format!(
+                        "`{}`: cannot add {} `{}`",
+                        field.label,
+                        kind(&value),
+                        convert::short(&value)
+                    ),
+                ));
+            };
+            whole &= number.fract() == 0.0 && number.abs() < 9.0e15;
+            total += number;
+        }
+        self.note(|| format!("{} <- sum of each of {path}", field.label));
+        #[allow(clippy::cast_possible_truncation)]
+        Ok(Some(if whole {
+            Value::from(total as i64)
+        } else {
+            serde_json::Number::from_f64(total).map_or(Value::Null, Value::Number)
+        }))
     }
 
     /// One member per entry of the first object the field's paths select.

@@ -1,41 +1,88 @@
-//! Running a connection on one event: select actions, evaluate fields, write bodies straight to
-//! a buffer in the mapping's order. Nothing here parses the mapping; everything was compiled.
+//! Running a connection on one event: compute the mapping's named values, select actions,
+//! evaluate fields, write bodies straight to a buffer in the mapping's order. Nothing here
+//! parses the mapping; everything was compiled.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ferry_spec::model::SourceDialect;
-use serde_json::Value;
-
-use std::borrow::Cow;
+use serde_json::{Map, Value};
 
 use crate::compiled::{CompiledAction, Selector};
 use crate::connection::Connection;
 use crate::convert::kind;
-use crate::path::{Path, Root};
-use crate::plan::{Continuation, Failure, Outcome, Plan, Skip, StepResponse};
+use crate::path::{Path, Root, Segment};
+use crate::plan::{
+    Continuation, Failure, FailureKind, Outcome, Plan, PlannedRequest, Refusal, Skip, SkipKind,
+    StepResponse,
+};
 use crate::state::{Recall, Remembered};
+use crate::template::{Context, RenderError, Template};
 
 mod bucket;
 mod list;
 mod request;
 mod select;
-
-use select::Subject;
 mod value;
 mod write;
+
+use select::Subject;
 
 /// An event's message type and event name, read once per event.
 type Identity<'e> = (Option<&'e str>, Option<&'e str>);
 
 /// Why an action stopped.
+#[derive(Debug, Clone)]
 enum Stop {
     /// The event cannot be mapped: a per-event error.
-    Failed(String),
-    /// The mapping says to drop the event (a remap's `otherwise: drop`).
-    Drop(String),
+    Failed(FailureKind, String),
+    /// The mapping says to plan nothing for the event (a remap's `otherwise: drop`, a value
+    /// `required: skip`).
+    Skip(SkipKind, String),
 }
 
 type Step<T> = Result<T, Stop>;
+
+/// The mapping's computed values for one event, read as `$computed.NAME`.
+#[derive(Debug)]
+pub(crate) struct Computed {
+    /// The values made, by name.
+    values: Value,
+    /// Why a value could not be made, by name: a field that reads it stops the same way.
+    stops: Vec<(Box<str>, Stop)>,
+}
+
+impl Computed {
+    fn none() -> Computed {
+        Computed {
+            values: Value::Object(Map::new()),
+            stops: Vec::new(),
+        }
+    }
+
+    /// How a read of `path` stops, when it reads a value that could not be made.
+    fn stop_for(&self, path: &Path) -> Option<&Stop> {
+        if path.root() != Root::Computed || self.stops.is_empty() {
+            return None;
+        }
+        let Some(Segment::Key(name)) = path.segments().and_then(<[Segment]>::first) else {
+            return None;
+        };
+        self.stops
+            .iter()
+            .find(|(stopped, _)| **stopped == **name)
+            .map(|(_, stop)| stop)
+    }
+}
+
+/// What one event is, for every action: the event, its message type and name, the computed
+/// values.
+#[derive(Clone, Copy)]
+struct Event<'e> {
+    value: &'e Value,
+    identity: Identity<'e>,
+    computed: &'e Computed,
+}
 
 impl Connection {
     /// Plans the requests for `event`, reading remembered values from `state`.
@@ -51,7 +98,8 @@ impl Connection {
 
     /// Continues a multi-step action once the destination answered the step `continuation`
     /// was planned for: plans the next step whose `when` holds, or returns `None` when the
-    /// action is complete. A non-2xx status that no later step handles fails the action.
+    /// action is complete. A non-2xx status that no later step handles, or a 2xx response
+    /// that the step's `failure` rule reads as a failure, fails the action.
     pub fn resume(
         &self,
         event: &Value,
@@ -61,24 +109,43 @@ impl Connection {
     ) -> Option<Outcome> {
         let action = self.mapping.actions.get(continuation.action)?;
         let step = action.steps.get(continuation.step)?;
+        let step_name = step.name.as_deref().unwrap_or(&action.name);
+        let failed = |message: String| {
+            Some(Outcome::Failed(Failure {
+                action: Some(Arc::clone(&action.name)),
+                kind: FailureKind::Step,
+                message: self.redact(&message).into_owned(),
+            }))
+        };
         if !(200..300).contains(&response.status) && !step.handled.contains(&response.status) {
-            return Some(Outcome::Failed(Failure {
-                action: Arc::clone(&action.name),
-                message: self
-                    .redact(&format!(
-                        "step `{}` answered {}, which no later step handles",
-                        step.name.as_deref().unwrap_or(&action.name),
-                        response.status
-                    ))
-                    .into_owned(),
-            }));
+            return failed(format!(
+                "step `{step_name}` answered {}, which no later step handles",
+                response.status
+            ));
+        }
+        let document = Arc::new(response.document());
+        if (200..300).contains(&response.status)
+            && let Some(rule) = &step.failure
+            && let Some(why) = self.failure_in(rule, &document)
+        {
+            return failed(format!(
+                "step `{step_name}` answered {}: {why}",
+                response.status
+            ));
         }
         let mut responses = continuation.responses.clone();
-        responses[continuation.step] = Some(Arc::new(response.document()));
+        responses[continuation.step] = Some(document);
+        let computed = self.computed(event, state, &mut None);
+        let event = Event {
+            value: event,
+            identity: self.identify(event),
+            computed: &computed,
+        };
         self.next_step(
             continuation.action,
             continuation.step + 1,
-            (event, self.identify(event)),
+            event,
+            None,
             state,
             responses,
             &mut None,
@@ -102,22 +169,22 @@ impl Connection {
         let mut plan = Plan::default();
         if !event.is_object() {
             plan.outcomes.push(Outcome::Failed(Failure {
-                action: "*".into(),
+                action: None,
+                kind: FailureKind::NotAnObject,
                 message: format!("an event must be a JSON object, not {}", kind(event)),
             }));
             return plan;
         }
+        let mut trace = tracing.then(Vec::new);
+        let computed = self.computed(event, state, &mut trace);
+        plan.trace.extend(trace.take().unwrap_or_default());
         let (message_type, event_name) = self.identify(event);
-        let subject = Subject {
-            event,
-            scope: event,
-            key: None,
-            message_type,
-            event_name,
-            responses: &[],
-            connection: self,
-            state,
+        let this = Event {
+            value: event,
+            identity: (message_type, event_name),
+            computed: &computed,
         };
+        let subject = self.subject(this, None, state, &[]);
         let mut selected = false;
         for (index, action) in self.mapping.actions.iter().enumerate() {
             if !action.when.matches(&subject) {
@@ -129,36 +196,31 @@ impl Connection {
                 continue;
             }
             selected = true;
-            let mut trace = tracing.then(Vec::new);
-            // A single-step action never reads a response: no allocation for one.
-            let responses = if action.steps.len() > 1 {
-                vec![None; action.steps.len()]
-            } else {
-                Vec::new()
-            };
-            let outcome = self.next_step(
-                index,
-                0,
-                (event, (message_type, event_name)),
-                state,
-                responses,
-                &mut trace,
-            );
-            if let Some(lines) = trace {
+            if tracing {
                 plan.trace
                     .push(format!("action `{}`: selected", action.name));
-                plan.trace.extend(lines);
             }
-            match outcome {
-                Some(Outcome::Request(request)) => {
-                    remember(action, event, &mut plan);
-                    plan.outcomes.push(Outcome::Request(request));
+            if let Some(refusal) = action.refuse.iter().find(|r| r.when.matches(&subject)) {
+                let message = match self.render(&refusal.reason, self.context(this, None, event)) {
+                    Ok(reason) => reason,
+                    Err(error) => format!(
+                        "the event is refused, and its reason cannot be written: {}",
+                        render_error(&error)
+                    ),
+                };
+                if tracing {
+                    plan.trace.push(format!("  refused: {message}"));
                 }
-                Some(other) => plan.outcomes.push(other),
-                None => plan.outcomes.push(Outcome::Skipped(Skip {
+                plan.outcomes.push(Outcome::Failed(Failure {
                     action: Some(Arc::clone(&action.name)),
-                    reason: "no step of this action applies".to_owned(),
-                })),
+                    kind: FailureKind::Refused,
+                    message: self.redact(&message).into_owned(),
+                }));
+                continue;
+            }
+            match &action.for_each {
+                None => self.plan_action(index, this, None, state, tracing, &mut plan),
+                Some(rule) => self.plan_each(index, rule, this, state, tracing, &mut plan),
             }
         }
         if !selected {
@@ -176,47 +238,169 @@ impl Connection {
             };
             plan.outcomes.push(Outcome::Skipped(Skip {
                 action: None,
+                kind: SkipKind::NoAction,
                 reason,
             }));
         }
         plan
     }
 
+    /// Plans an action with `for_each` once per item its list keeps.
+    fn plan_each(
+        &self,
+        index: usize,
+        rule: &crate::compiled::ForEach,
+        this: Event<'_>,
+        state: &dyn Recall,
+        tracing: bool,
+        plan: &mut Plan,
+    ) {
+        let action = &self.mapping.actions[index];
+        let subject = self.subject(this, None, state, &[]);
+        let items = match subject.read(&rule.path, this.value) {
+            Some(Cow::Borrowed(Value::Array(items))) => Cow::Borrowed(&items[..]),
+            Some(Cow::Owned(Value::Array(items))) => Cow::Owned(items),
+            None | Some(Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null)) => {
+                Cow::Owned(Vec::new())
+            }
+            Some(other) => {
+                plan.outcomes.push(Outcome::Failed(Failure {
+                    action: Some(Arc::clone(&action.name)),
+                    kind: FailureKind::Invalid,
+                    message: format!(
+                        "`for_each`: `{}` must be a list, not {}",
+                        rule.path,
+                        kind(&other)
+                    ),
+                }));
+                return;
+            }
+        };
+        let before = plan.outcomes.len();
+        for item in items.iter() {
+            let kept = rule
+                .filter
+                .as_ref()
+                .is_none_or(|filter| filter.matches(&self.subject(this, Some(item), state, &[])));
+            if kept {
+                self.plan_action(index, this, Some(item), state, tracing, plan);
+            }
+        }
+        if plan.outcomes.len() == before {
+            let reason = format!("`for_each` found no item in `{}`", rule.path);
+            if tracing {
+                plan.trace.push(format!("  skipped: {reason}"));
+            }
+            plan.outcomes.push(Outcome::Skipped(Skip {
+                action: Some(Arc::clone(&action.name)),
+                kind: SkipKind::NoItem,
+                reason,
+            }));
+        }
+    }
+
+    /// Plans one run of an action (one item of its `for_each`, or the event).
+    fn plan_action(
+        &self,
+        index: usize,
+        event: Event<'_>,
+        item: Option<&Value>,
+        state: &dyn Recall,
+        tracing: bool,
+        plan: &mut Plan,
+    ) {
+        let action = &self.mapping.actions[index];
+        let mut trace = tracing.then(Vec::new);
+        // A single-step action never reads a response: no allocation for one.
+        let responses = if action.steps.len() > 1 {
+            vec![None; action.steps.len()]
+        } else {
+            Vec::new()
+        };
+        let outcome = self.next_step(index, 0, event, item, state, responses, &mut trace);
+        if let Some(lines) = trace {
+            plan.trace.extend(lines);
+        }
+        match outcome {
+            Some(Outcome::Request(request)) => {
+                remember(action, event.value, plan);
+                plan.outcomes.push(Outcome::Request(request));
+            }
+            Some(other) => plan.outcomes.push(other),
+            None => plan.outcomes.push(Outcome::Skipped(Skip {
+                action: Some(Arc::clone(&action.name)),
+                kind: SkipKind::NoStep,
+                reason: "no step of this action applies".to_owned(),
+            })),
+        }
+    }
+
+    /// The mapping's computed values for `event`, each made once, in order.
+    fn computed(
+        &self,
+        event: &Value,
+        state: &dyn Recall,
+        trace: &mut Option<Vec<String>>,
+    ) -> Computed {
+        if self.mapping.computed.is_empty() {
+            return Computed::none();
+        }
+        let mut computed = Computed::none();
+        let identity = self.identify(event);
+        for field in &self.mapping.computed {
+            let made = {
+                let this = Event {
+                    value: event,
+                    identity,
+                    computed: &computed,
+                };
+                let mut run = Run::new(self, state, &self.mapping.name, this, None, &[]);
+                run.trace = trace.take();
+                let made = run
+                    .value(field, Scope::of(event))
+                    .map(|value| value.map(Cow::into_owned));
+                *trace = run.trace.take();
+                made
+            };
+            match made {
+                Ok(Some(value)) => {
+                    if let Value::Object(values) = &mut computed.values {
+                        values.insert(field.key.to_string(), value);
+                    }
+                }
+                Ok(None) => {}
+                Err(stop) => computed.stops.push((field.key.clone(), stop)),
+            }
+        }
+        computed
+    }
+
     /// Plans the first step from `from` on whose `when` holds; `None` when none does.
-    /// `subject` is the event with its message type and name.
+    #[allow(clippy::too_many_arguments)]
     fn next_step(
         &self,
         index: usize,
         from: usize,
-        subject: (&Value, Identity<'_>),
+        event: Event<'_>,
+        item: Option<&Value>,
         state: &dyn Recall,
         responses: Vec<Option<Arc<Value>>>,
         trace: &mut Option<Vec<String>>,
     ) -> Option<Outcome> {
-        let (event, (message_type, event_name)) = subject;
         let action = &self.mapping.actions[index];
         let (at, more) = if action.steps.len() == 1 && action.steps[0].when.is_none() {
             // A plain `request`: nothing to choose, nothing waits.
             (0, false)
         } else {
-            self.choose_step(action, from, subject, state, &responses, trace)?
+            self.choose_step(action, from, event, item, state, &responses, trace)?
         };
         let step = &action.steps[at];
-        let mut run = Run {
-            connection: self,
-            state,
-            action: &action.name,
-            event,
-            message_type,
-            event_name,
-            responses: &responses,
-            trace: trace.take(),
-            capture: None,
-        };
+        let mut run = Run::new(self, state, &action.name, event, item, &responses);
+        run.trace = trace.take();
         if let (Some(lines), Some(name)) = (run.trace.as_mut(), &step.name) {
             lines.push(format!("  step `{name}`: runs"));
         }
-        let outcome = run.request(step, action.dedupe_key.as_ref(), event);
+        let outcome = run.request(step, action.dedupe_key.as_ref());
         *trace = run.trace;
         Some(match outcome {
             Ok(mut request) => {
@@ -229,12 +413,19 @@ impl Connection {
                 }
                 Outcome::Request(request)
             }
-            Err(Stop::Drop(reason)) => Outcome::Skipped(Skip {
+            Err(Stop::Skip(kind, reason)) => {
+                if let Some(lines) = trace.as_mut() {
+                    lines.push(format!("  skipped: {reason}"));
+                }
+                Outcome::Skipped(Skip {
+                    action: Some(Arc::clone(&action.name)),
+                    kind,
+                    reason,
+                })
+            }
+            Err(Stop::Failed(kind, message)) => Outcome::Failed(Failure {
                 action: Some(Arc::clone(&action.name)),
-                reason,
-            }),
-            Err(Stop::Failed(message)) => Outcome::Failed(Failure {
-                action: Arc::clone(&action.name),
+                kind,
                 message: self.redact(&message).into_owned(),
             }),
         })
@@ -242,26 +433,18 @@ impl Connection {
 
     /// The first step from `from` on whose `when` holds, and whether a later step may still run
     /// after it (so that its response is waited for).
+    #[allow(clippy::too_many_arguments)]
     fn choose_step(
         &self,
         action: &CompiledAction,
         from: usize,
-        subject: (&Value, Identity<'_>),
+        event: Event<'_>,
+        item: Option<&Value>,
         state: &dyn Recall,
         responses: &[Option<Arc<Value>>],
         trace: &mut Option<Vec<String>>,
     ) -> Option<(usize, bool)> {
-        let (event, (message_type, event_name)) = subject;
-        let subject = Subject {
-            event,
-            scope: event,
-            key: None,
-            message_type,
-            event_name,
-            responses,
-            connection: self,
-            state,
-        };
+        let subject = self.subject(event, item, state, responses);
         let position = action.steps[from..].iter().position(|step| {
             let runs = step.when.as_ref().is_none_or(|w| w.matches(&subject));
             if !runs && let (Some(lines), Some(when)) = (trace.as_mut(), &step.when) {
@@ -285,16 +468,105 @@ impl Connection {
         Some((at, more))
     }
 
+    fn subject<'e>(
+        &'e self,
+        event: Event<'e>,
+        item: Option<&'e Value>,
+        state: &'e dyn Recall,
+        responses: &'e [Option<Arc<Value>>],
+    ) -> Subject<'e> {
+        Subject {
+            event: event.value,
+            scope: event.value,
+            key: None,
+            item,
+            computed: event.computed,
+            message_type: event.identity.0,
+            event_name: event.identity.1,
+            responses,
+            connection: self,
+            state,
+        }
+    }
+
+    /// What a template renders with, `scope` being `event` in it.
+    fn context<'e>(
+        &'e self,
+        event: Event<'e>,
+        item: Option<&'e Value>,
+        scope: &'e Value,
+    ) -> Context<'e> {
+        Context {
+            event: Some(scope),
+            settings: &self.settings,
+            computed: Some(&event.computed.values),
+            item,
+        }
+    }
+
+    /// Whether a 2xx `response` to `request` says that the request failed, by the `failure`
+    /// rule of its action or step: why, and whether to send it again later.
+    pub fn refusal(&self, request: &PlannedRequest, response: &StepResponse) -> Option<Refusal> {
+        let rule = request.failure.as_ref()?;
+        if !(200..300).contains(&response.status) {
+            return None;
+        }
+        let reason = self.failure_in(rule, &response.document())?;
+        Some(Refusal {
+            reason: self.redact(&reason).into_owned(),
+            retry: rule.retry,
+        })
+    }
+
+    /// Why `rule` reads `response` (a step response's document) as a failure, if it does.
+    pub(crate) fn failure_in(
+        &self,
+        rule: &crate::compiled::FailureRule,
+        response: &Value,
+    ) -> Option<String> {
+        let computed = Computed::none();
+        let subject = Subject {
+            event: response,
+            scope: response,
+            key: None,
+            item: None,
+            computed: &computed,
+            message_type: None,
+            event_name: None,
+            responses: &[],
+            connection: self,
+            state: &crate::state::NoState,
+        };
+        if !rule.when.matches(&subject) {
+            return None;
+        }
+        Some(
+            match rule.reason.as_ref().and_then(|path| path.get(response)) {
+                Some(reason) => value::text_of(&reason),
+                None => "the response says the request failed".to_owned(),
+            },
+        )
+    }
+
     /// The message type and event name, read where the mapping's dialect keeps them.
     fn identify<'e>(&self, event: &'e Value) -> Identity<'e> {
         let text = |key: &str| event.get(key).and_then(Value::as_str);
-        match self.mapping.spec.source {
+        match self.mapping.dialect() {
             SourceDialect::Segment => (text("type").or_else(|| text("action")), text("event")),
             SourceDialect::Amplitude => (Some("track"), text("event_type")),
             // Extole's webhooks carry events; ferry also accepts `"type": "delete"` for erasures.
             SourceDialect::Extole => (text("type").or(Some("track")), text("event_name")),
             SourceDialect::Json => (None, None),
         }
+    }
+}
+
+/// A template error as a message names it.
+fn render_error(error: &RenderError) -> String {
+    match error {
+        RenderError::Undefined(Some(name)) => format!("it reads `{name}`, which is missing"),
+        RenderError::Undefined(None) => "it reads a value that is missing".to_owned(),
+        RenderError::Failed(why) => why.clone(),
     }
 }
 
@@ -332,6 +604,9 @@ struct Run<'a> {
     action: &'a Arc<str>,
     /// The whole event, which `$event` paths read wherever they are.
     event: &'a Value,
+    computed: &'a Computed,
+    /// The item of the action's `for_each` this run plans a request for.
+    item: Option<&'a Value>,
     message_type: Option<&'a str>,
     event_name: Option<&'a str>,
     /// Responses of the action's earlier steps, by step index.
@@ -367,49 +642,109 @@ impl<'a> Scope<'a> {
 }
 
 impl<'a> Run<'a> {
+    fn new(
+        connection: &'a Connection,
+        state: &'a dyn Recall,
+        action: &'a Arc<str>,
+        event: Event<'a>,
+        item: Option<&'a Value>,
+        responses: &'a [Option<Arc<Value>>],
+    ) -> Run<'a> {
+        Run {
+            connection,
+            state,
+            action,
+            event: event.value,
+            computed: event.computed,
+            item,
+            message_type: event.identity.0,
+            event_name: event.identity.1,
+            responses,
+            trace: None,
+            capture: None,
+        }
+    }
+
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("  {}", line()));
         }
     }
 
-    /// The value at `path` in `scope`, or of the whole event, or the entry's key.
-    fn read(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+    /// The value a path's root stands for, `scope` being `$`.
+    fn root(&self, path: &Path, scope: Scope<'a>) -> Option<&'a Value> {
         match path.root() {
-            Root::Scope => path.get(scope.value),
-            Root::Event => path.get(self.event),
-            Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+            Root::Scope => Some(scope.value),
+            Root::Event => Some(self.event),
+            Root::Item => self.item,
+            Root::Settings => Some(&self.connection.settings_value),
+            Root::Computed => Some(&self.computed.values),
+            Root::Key => None,
         }
     }
 
-    /// A query's first match (a plain path's value), in `scope` or of the whole event.
+    /// The value at `path` in `scope`, or of another root, or the entry's key.
+    fn read(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+        if path.root() == Root::Key {
+            return scope.key.map(|k| Cow::Owned(Value::String(k.to_owned())));
+        }
+        path.get(self.root(path, scope)?)
+    }
+
+    /// A query's first match (a plain path's value).
     fn read_first(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
-        match path.root() {
-            Root::Scope => path.first(scope.value).map(Cow::Borrowed),
-            Root::Event => path.first(self.event).map(Cow::Borrowed),
-            Root::Key => self.read(path, scope),
+        if path.root() == Root::Key {
+            return self.read(path, scope);
+        }
+        path.first(self.root(path, scope)?).map(Cow::Borrowed)
+    }
+
+    /// Fails the way a computed value `path` reads failed, if it did.
+    fn check_computed(&self, path: &Path) -> Step<()> {
+        match self.computed.stop_for(path) {
+            Some(stop) => Err(stop.clone()),
+            None => Ok(()),
         }
     }
 
     /// Whether `selector` holds in `scope`; when tracing, the reason it does not is noted
     /// under `label`.
     fn holds(&mut self, selector: &Selector, scope: Scope<'a>, label: &str, what: &str) -> bool {
-        let subject = Subject {
-            event: self.event,
-            scope: scope.value,
-            key: scope.key,
-            message_type: self.message_type,
-            event_name: self.event_name,
-            responses: self.responses,
-            connection: self.connection,
-            state: self.state,
-        };
+        let subject = self.subject_at(scope);
         let holds = selector.matches(&subject);
         if !holds && self.trace.is_some() {
             let why = selector.explain(&subject);
             self.note(|| format!("{label}: left out by its `{what}`: {why}"));
         }
         holds
+    }
+
+    fn subject_at(&self, scope: Scope<'a>) -> Subject<'a> {
+        Subject {
+            event: self.event,
+            scope: scope.value,
+            key: scope.key,
+            item: self.item,
+            computed: self.computed,
+            message_type: self.message_type,
+            event_name: self.event_name,
+            responses: self.responses,
+            connection: self.connection,
+            state: self.state,
+        }
+    }
+
+    /// Renders a template with `scope` as its `event`.
+    fn render(&self, template: &Template, scope: &'a Value) -> Result<String, RenderError> {
+        self.connection.render(
+            template,
+            Context {
+                event: Some(scope),
+                settings: &self.connection.settings,
+                computed: Some(&self.computed.values),
+                item: self.item,
+            },
+        )
     }
 
     /// The same run over values that live shorter (items a query copied out of the event).
@@ -422,6 +757,8 @@ impl<'a> Run<'a> {
             state: self.state,
             action: self.action,
             event: self.event,
+            computed: self.computed,
+            item: self.item,
             message_type: self.message_type,
             event_name: self.event_name,
             responses: self.responses,
@@ -488,15 +825,6 @@ fn is_empty(value: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
-    }
-}
-
-/// Text of a value for query strings, form fields and keys.
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
     }
 }
 

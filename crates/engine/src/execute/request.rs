@@ -1,104 +1,66 @@
 //! One action's request: URL, query, headers, body and dedupe key.
 
+use std::sync::Arc;
+
+use ferry_spec::model::BodyFormat;
+use serde_json::Value;
+
 use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
 use crate::checks::check_header_value;
 use crate::compiled::{CompiledStep, Field, Object};
 use crate::connection::Header;
-use crate::plan::{Body, PlannedRequest};
+use crate::plan::{Body, FailureKind, PlannedRequest};
 use crate::template::RenderError;
-use ferry_spec::model::BodyFormat;
-use serde_json::Value;
-use std::sync::Arc;
 
-use super::{Capture, Run, Scope, Step, Stop, text_of};
+use super::value::text_of;
+use super::{Capture, Run, Scope, Step, Stop};
 
 impl<'a> Run<'a> {
     pub(super) fn request(
         &mut self,
         step: &'a CompiledStep,
         dedupe_key: Option<&'a Field>,
-        event: &'a Value,
     ) -> Step<PlannedRequest> {
         let connection = self.connection;
-        let action = &step.request;
-        let url = self.url(step, event)?;
-        let mut headers: Vec<Header> = connection.headers.to_vec();
-        for (name, template) in &action.headers {
-            let value = match connection.render(template, Some(event)) {
-                Ok(value) => value,
-                Err(RenderError::Undefined(_)) => continue,
-                Err(RenderError::Failed(why)) => {
-                    return Err(Stop::Failed(format!("header `{name}`: {why}")));
-                }
-            };
-            check_header_value(name, &value).map_err(Stop::Failed)?;
-            let redacted = if connection.reads_secret(template) {
-                connection
-                    .render_redacted(template, Some(event))
-                    .ok()
-                    .map(Into::into)
-            } else {
-                None
-            };
-            headers.push(Header {
-                name: Arc::clone(name),
-                value: value.into(),
-                redacted,
-            });
-        }
-        let mut layout = None;
-        let body = match (&action.body, action.format) {
-            (None, _) => None,
-            (Some(fields), BodyFormat::Json) => {
-                // Most bodies fit: one allocation, no copy as it grows.
-                let mut out = Vec::with_capacity(1024);
-                layout = match step.batch.as_deref() {
-                    Some(rule) if recordable(fields, rule) => {
-                        self.body_with_layout(fields, rule, event, &mut out)?
-                    }
-                    _ => {
-                        self.object(fields, None, Scope::of(event), &mut out)?;
-                        None
-                    }
-                };
-                let limit = connection.mapping.spec.http.max_body_bytes;
-                if out.len() as u64 > limit {
-                    return Err(Stop::Failed(format!(
-                        "the body is {} bytes, over the mapping's limit of {limit} (`http.max_body_bytes`)",
-                        out.len()
-                    )));
-                }
-                Some(Body::Json(
-                    String::from_utf8(out).expect("serde_json writes UTF-8"),
-                ))
+        let event = self.event;
+        let request = &step.request;
+        let url = self.url(step)?;
+        let mut headers = self.headers(step)?;
+        let (body, layout) = match &request.body {
+            Some(fields) => {
+                let (body, layout) = self.body(fields, step)?;
+                (Some(body), layout)
             }
-            (Some(fields), BodyFormat::Form) => {
-                Some(Body::Form(self.flat_fields(&fields.fields, event)?))
-            }
+            None => (None, None),
         };
+        if let Some(body) = &body
+            && !request.content_type_given
+        {
+            headers.push(connection.content_type(body));
+        }
         let dedupe_key = match dedupe_key {
             Some(field) => self.value(field, Scope::of(event))?.map(|v| text_of(&v)),
             None => None,
         };
         let batch_key = match step.batch.as_ref().and_then(|b| b.key.as_ref()) {
-            Some(template) => Some(connection.render(template, Some(event)).map_err(
-                |e| match e {
-                    RenderError::Undefined(why) => {
-                        Stop::Failed(match connection.missing_in(template, event) {
-                            Some(what) => format!("the batch key needs {what}"),
-                            None => format!("the batch key cannot be rendered: {why}"),
-                        })
-                    }
-                    RenderError::Failed(why) => {
-                        Stop::Failed(format!("the batch key cannot be rendered: {why}"))
-                    }
-                },
-            )?),
+            Some(template) => Some(self.render(template, event).map_err(|e| match e {
+                RenderError::Undefined(_) => Stop::Failed(
+                    FailureKind::Missing,
+                    match connection.missing_in(template, event) {
+                        Some(what) => format!("the batch key needs {what}"),
+                        None => "the batch key reads a value that is missing".to_owned(),
+                    },
+                ),
+                RenderError::Failed(why) => Stop::Failed(
+                    FailureKind::Template,
+                    format!("the batch key cannot be rendered: {why}"),
+                ),
+            })?),
             None => None,
         };
         Ok(PlannedRequest {
             action: Arc::clone(self.action),
-            method: action.method,
+            method: request.method,
             url,
             headers,
             body,
@@ -107,45 +69,160 @@ impl<'a> Run<'a> {
             batch: step.batch.clone(),
             batch_key,
             continuation: None,
+            failure: step.failure.clone(),
             layout,
         })
     }
 
-    /// The full URL: the base URL, the path (rendered once per connection when it reads no
-    /// event value) and the query.
-    fn url(&mut self, step: &'a CompiledStep, event: &'a Value) -> Step<String> {
+    /// The request's headers: the mapping's and the auth's (as rendered for its step), then
+    /// its own, each replacing a shared one of the same name.
+    fn headers(&mut self, step: &'a CompiledStep) -> Step<Vec<Header>> {
         let connection = self.connection;
-        let action = &step.request;
-        let mut url = if let Some(url) = &connection.paths[step.slot] {
-            url.to_string()
-        } else {
-            let path = connection
-                .render(&action.path, Some(event))
-                .map_err(|e| match e {
-                    RenderError::Undefined(why) => {
-                        Stop::Failed(match connection.missing_in(&action.path, event) {
-                            Some(what) => format!("the request path needs {what}"),
-                            None => {
-                                format!("the request path needs a value the event lacks: {why}")
-                            }
-                        })
-                    }
-                    RenderError::Failed(why) => {
-                        Stop::Failed(format!("the request path cannot be rendered: {why}"))
-                    }
-                })?;
-            format!("{}{path}", connection.base_url)
-        };
-        if !action.query.is_empty() {
-            let pairs = self.flat_fields(&action.query, event)?;
-            if !pairs.is_empty() {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str(
-                    &url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(&pairs)
-                        .finish(),
-                );
+        let event = self.event;
+        let request = &step.request;
+        let shared = connection.slots[step.slot]
+            .headers
+            .as_ref()
+            .map_err(|why| Stop::Failed(FailureKind::Setting, why.clone()))?;
+        let mut headers: Vec<Header> = Vec::with_capacity(shared.len() + request.headers.len() + 1);
+        headers.extend(shared.iter().cloned());
+        for header in &request.headers {
+            let value = match self.render(&header.value, event) {
+                Ok(value) => value,
+                Err(RenderError::Undefined(_)) => continue,
+                Err(RenderError::Failed(why)) => {
+                    return Err(Stop::Failed(
+                        FailureKind::Template,
+                        format!("header `{}`: {why}", header.name),
+                    ));
+                }
+            };
+            check_header_value(&header.name, &value)
+                .map_err(|why| Stop::Failed(FailureKind::Invalid, why))?;
+            let redacted = if connection.reads_secret(&header.value) {
+                connection
+                    .render_redacted(&header.value, Some(event))
+                    .ok()
+                    .map(Into::into)
+            } else {
+                None
+            };
+            if header.replaces {
+                headers.retain(|h| !h.name.eq_ignore_ascii_case(&header.name));
             }
+            headers.push(Header {
+                name: Arc::clone(&header.name),
+                value: value.into(),
+                redacted,
+            });
+        }
+        Ok(headers)
+    }
+
+    /// The body in the request's format, with where its merged items are when recorded.
+    fn body(
+        &mut self,
+        fields: &'a Object,
+        step: &'a CompiledStep,
+    ) -> Step<(Body, Option<Box<BodyLayout>>)> {
+        let connection = self.connection;
+        let event = self.event;
+        let mut layout = None;
+        // Most bodies fit: one allocation, no copy as it grows.
+        let mut out = Vec::with_capacity(1024);
+        let body = match step.request.format {
+            BodyFormat::Json => {
+                layout = match step.batch.as_deref() {
+                    Some(rule) if recordable(fields, rule) => {
+                        self.body_with_layout(fields, rule, &mut out)?
+                    }
+                    _ => {
+                        self.object(fields, None, Scope::of(event), &mut out)?;
+                        None
+                    }
+                };
+                Body::Json(into_text(out))
+            }
+            BodyFormat::JsonArray => {
+                out.push(b'[');
+                self.object(fields, None, Scope::of(event), &mut out)?;
+                out.push(b']');
+                layout = Some(Box::new(BodyLayout::items(1..out.len() - 1, out.len())));
+                Body::JsonArray(into_text(out))
+            }
+            BodyFormat::Ndjson => {
+                self.object(fields, None, Scope::of(event), &mut out)?;
+                let line = 0..out.len();
+                out.push(b'\n');
+                layout = Some(Box::new(BodyLayout::items(line, out.len())));
+                Body::Ndjson(into_text(out))
+            }
+            BodyFormat::Form => {
+                self.object(fields, None, Scope::of(event), &mut out)?;
+                Body::Form(form_fields(&into_text(out)))
+            }
+        };
+        let size = match &body {
+            Body::Form(_) => body.to_bytes().len(),
+            other => other.text().map_or(0, str::len),
+        };
+        let limit = connection.mapping.max_body_bytes();
+        if size as u64 > limit {
+            return Err(Stop::Failed(
+                FailureKind::TooLarge,
+                format!(
+                    "the body is {size} bytes, over the mapping's limit of {limit} (`http.max_body_bytes`)"
+                ),
+            ));
+        }
+        Ok((body, layout))
+    }
+
+    /// The full URL: the base URL, the path (rendered once per connection when it reads no
+    /// event value), the query and the auth's query parameter.
+    fn url(&mut self, step: &'a CompiledStep) -> Step<String> {
+        let connection = self.connection;
+        let event = self.event;
+        let request = &step.request;
+        let slot = &connection.slots[step.slot];
+        let mut url = match &slot.url {
+            Ok(Some(url)) => url.to_string(),
+            Ok(None) => {
+                let path = self.render(&request.path, event).map_err(|e| match e {
+                    RenderError::Undefined(name) => Stop::Failed(
+                        FailureKind::Missing,
+                        match connection.missing_in(&request.path, event) {
+                            Some(what) => format!("the request path needs {what}"),
+                            None => format!(
+                                "the request path needs `{}`, which is missing",
+                                name.unwrap_or_else(|| "a value".to_owned())
+                            ),
+                        },
+                    ),
+                    RenderError::Failed(why) => Stop::Failed(
+                        FailureKind::Template,
+                        format!("the request path cannot be rendered: {why}"),
+                    ),
+                })?;
+                format!("{}{path}", connection.base_url)
+            }
+            Err(why) => return Err(Stop::Failed(FailureKind::Setting, why.clone())),
+        };
+        let mut pairs = if request.query.is_empty() {
+            Vec::new()
+        } else {
+            self.flat_fields(&request.query)?
+        };
+        if let Some((name, value)) = &slot.query_auth {
+            pairs.push((name.to_string(), value.to_string()));
+        }
+        if !pairs.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(&pairs)
+                    .finish(),
+            );
         }
         Ok(url)
     }
@@ -157,9 +234,9 @@ impl<'a> Run<'a> {
         &mut self,
         body: &'a Object,
         rule: &BatchRule,
-        event: &'a Value,
         out: &mut Vec<u8>,
     ) -> Step<Option<Box<BodyLayout>>> {
+        let event = self.event;
         let names = rule.arrays();
         let mut layout = BodyLayout {
             arrays: vec![Vec::new(); names.len()],
@@ -204,12 +281,9 @@ impl<'a> Run<'a> {
         Ok(valid.then(|| Box::new(layout)))
     }
 
-    /// Query parameters and form fields: name and text of every present value.
-    pub(super) fn flat_fields(
-        &mut self,
-        fields: &'a [Field],
-        event: &'a Value,
-    ) -> Step<Vec<(String, String)>> {
+    /// Query parameters: name and text of every present value.
+    pub(super) fn flat_fields(&mut self, fields: &'a [Field]) -> Step<Vec<(String, String)>> {
+        let event = self.event;
         let mut pairs = Vec::with_capacity(fields.len());
         for field in fields {
             if let Some(value) = self.value(field, Scope::of(event))? {
@@ -218,6 +292,27 @@ impl<'a> Run<'a> {
         }
         Ok(pairs)
     }
+}
+
+fn into_text(out: Vec<u8>) -> String {
+    String::from_utf8(out).expect("the writer writes UTF-8")
+}
+
+/// The members of a JSON object written by the engine, as form fields: text as it is, anything
+/// else as its compact JSON text (`null` as nothing).
+fn form_fields(object: &str) -> Vec<(String, String)> {
+    crate::batch::members(object)
+        .expect("the engine writes objects serde_json reads")
+        .into_iter()
+        .map(|(name, raw)| {
+            let text = match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::String(text)) => text,
+                Ok(Value::Null) => String::new(),
+                _ => raw.get().to_owned(),
+            };
+            (name.into_owned(), text)
+        })
+        .collect()
 }
 
 /// Whether the writer can record a body's layout for `rule`: its arrays are concatenated, and

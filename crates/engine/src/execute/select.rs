@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::compiled::{Names, Selector};
+use crate::compiled::{Condition, Looseness, Names, Selector};
 use crate::connection::Connection;
 use crate::path::{Path, Root};
 use crate::state::Recall;
 use serde_json::Value;
 
-use super::{is_empty, key_text};
+use super::{Computed, is_empty, key_text};
 
 /// What a selector is evaluated against.
 pub(super) struct Subject<'e> {
@@ -18,6 +18,9 @@ pub(super) struct Subject<'e> {
     pub scope: &'e Value,
     /// The entry's key inside `entries`, read as `$key`.
     pub key: Option<&'e str>,
+    /// The item of the action's `for_each`, read as `$item`.
+    pub item: Option<&'e Value>,
+    pub computed: &'e Computed,
     pub message_type: Option<&'e str>,
     pub event_name: Option<&'e str>,
     /// Responses of the action's earlier steps, by step index.
@@ -29,19 +32,21 @@ pub(super) struct Subject<'e> {
 /// The first condition of a selector that a subject fails. Cheap to build: text is only made
 /// for the trace.
 enum Miss<'s> {
-    Type,
-    Event,
+    Type(&'s [Box<str>]),
+    Event(&'s Names),
     NoResponse,
-    Status(Option<u64>),
+    Status(Option<u64>, &'s [u16]),
     Exists(&'s Path),
     Missing(&'s Path),
     Filled(&'s Path),
     Blank(&'s Path),
     Equals(&'s Path, &'s Value),
+    Matches(&'s Path, &'s regex::Regex),
+    Same(&'s Path, &'s Path),
     Setting(&'s str, &'s Value),
     Recalled(&'s str),
     Not,
-    Any,
+    Any(&'s [Selector]),
     All(&'s Selector),
 }
 
@@ -49,8 +54,8 @@ impl Names {
     /// Whether `name` is allowed; a name setting that is not set allows every name.
     pub(super) fn allows(&self, name: Option<&str>, connection: &Connection) -> bool {
         let name = name.unwrap_or_default();
-        let hit = |x: &str, loose: bool| {
-            x == "*" || (!name.is_empty() && if loose { loose_eq(x, name) } else { x == name })
+        let hit = |x: &str, loose: Looseness| {
+            x == "*" || (!name.is_empty() && texts_equal(x, name, loose))
         };
         match self {
             Names::Any => true,
@@ -59,18 +64,24 @@ impl Names {
                 name: setting,
                 loose,
             } => match connection.name_lists.get(&**setting) {
-                Some(list) => {
-                    list.all
-                        || (!name.is_empty()
-                            && if *loose {
-                                list.loose.contains(name.trim().to_lowercase().as_str())
-                            } else {
-                                list.exact.contains(name)
-                            })
-                }
+                Some(list) => list.allows(name, *loose),
                 // A connection that leaves the setting unset allows every name.
                 None => true,
             },
+        }
+    }
+
+    /// Whether `name` is listed: like [`Names::allows`], but an unset setting lists nothing
+    /// (for `except`).
+    pub(super) fn lists(&self, name: &str, connection: &Connection) -> bool {
+        match self {
+            Names::Setting { name: setting, .. }
+                if !connection.name_lists.contains_key(&**setting) =>
+            {
+                false
+            }
+            Names::Any => false,
+            _ => self.allows(Some(name), connection),
         }
     }
 
@@ -83,10 +94,9 @@ impl Names {
                     .map(|x| format!("`{x}`"))
                     .collect::<Vec<_>>()
                     .join(" or ");
-                if *loose {
-                    format!("{list} (in any case)")
-                } else {
-                    list
+                match loose {
+                    Looseness::Exact => list,
+                    Looseness::Loose | Looseness::Case => format!("{list} (in any case)"),
                 }
             }
             Names::Setting { name, .. } => format!("listed in setting `{name}`"),
@@ -98,32 +108,32 @@ impl Selector {
     /// Whether this selector reads the response of step `step` or a later one.
     pub(super) fn reads_response_from(&self, step: usize) -> bool {
         self.response.is_some_and(|r| r >= step)
-            || self
-                .not
-                .as_ref()
-                .is_some_and(|not| not.reads_response_from(step))
-            || self
-                .any
-                .iter()
-                .chain(&self.all)
-                .any(|s| s.reads_response_from(step))
+            || self.conditions.iter().any(|condition| match condition {
+                Condition::Not(not) => not.reads_response_from(step),
+                Condition::Any(list) | Condition::All(list) => {
+                    list.iter().any(|s| s.reads_response_from(step))
+                }
+                _ => false,
+            })
+    }
+
+    /// The response statuses this selector tests.
+    pub(crate) fn statuses(&self) -> impl Iterator<Item = u16> + '_ {
+        self.conditions
+            .iter()
+            .flat_map(|condition| match condition {
+                Condition::Statuses(list) => list.as_slice(),
+                _ => &[],
+            })
+            .copied()
     }
 
     pub(super) fn matches(&self, subject: &Subject<'_>) -> bool {
         self.miss(subject).is_none()
     }
 
+    #[allow(clippy::too_many_lines)]
     fn miss(&self, subject: &Subject<'_>) -> Option<Miss<'_>> {
-        if !self.types.is_empty()
-            && !subject
-                .message_type
-                .is_some_and(|t| self.types.iter().any(|x| &**x == t))
-        {
-            return Some(Miss::Type);
-        }
-        if !self.events.allows(subject.event_name, subject.connection) {
-            return Some(Miss::Event);
-        }
         let root: &Value = match self.response {
             Some(step) => match subject.responses.get(step).and_then(Option::as_deref) {
                 Some(response) => response,
@@ -132,95 +142,103 @@ impl Selector {
             None => subject.scope,
         };
         let read = |path: &Path| subject.read(path, root);
-        if !self.statuses.is_empty() {
-            let status = root.get("status").and_then(Value::as_u64);
-            if !status.is_some_and(|s| self.statuses.iter().any(|&x| u64::from(x) == s)) {
-                return Some(Miss::Status(status));
-            }
-        }
-        if let Some(p) = self
-            .exists
-            .iter()
-            .find(|p| read(p).is_none_or(|v| v.is_null()))
-        {
-            return Some(Miss::Exists(p));
-        }
-        if let Some(p) = self
-            .missing
-            .iter()
-            .find(|p| read(p).is_some_and(|v| !v.is_null()))
-        {
-            return Some(Miss::Missing(p));
-        }
-        if let Some(p) = self.filled.iter().find(|p| is_blank(read(p).as_deref())) {
-            return Some(Miss::Filled(p));
-        }
-        if let Some(p) = self.blank.iter().find(|p| !is_blank(read(p).as_deref())) {
-            return Some(Miss::Blank(p));
-        }
-        if let Some((p, want)) = self.equals.iter().find(|(p, want)| {
-            read(p).is_none_or(|v| {
-                !if self.loose {
-                    loose_value_eq(want, &v)
-                } else {
-                    *v == *want
+        for condition in &self.conditions {
+            let miss = match condition {
+                Condition::Types(types) => (!subject
+                    .message_type
+                    .is_some_and(|t| types.iter().any(|x| &**x == t)))
+                .then_some(Miss::Type(types)),
+                Condition::Events(names) => (!names.allows(subject.event_name, subject.connection))
+                    .then_some(Miss::Event(names)),
+                Condition::Statuses(statuses) => {
+                    let status = root.get("status").and_then(Value::as_u64);
+                    (!status.is_some_and(|s| statuses.iter().any(|&x| u64::from(x) == s)))
+                        .then_some(Miss::Status(status, statuses))
                 }
-            })
-        }) {
-            return Some(Miss::Equals(p, want));
-        }
-        if let Some((name, want)) = self
-            .settings
-            .iter()
-            .find(|(name, want)| subject.connection.values.get(&**name) != Some(want))
-        {
-            return Some(Miss::Setting(name, want));
-        }
-        if let Some(rule) = &self.recalled {
-            let known = rule
-                .key
-                .get(subject.event)
-                .and_then(|k| key_text(&k))
-                .and_then(|key| subject.state.recall(&rule.store, &key));
-            if known.is_none() {
-                return Some(Miss::Recalled(&rule.store));
+                Condition::Exists(paths) => paths
+                    .iter()
+                    .find(|p| read(p).is_none_or(|v| v.is_null()))
+                    .map(Miss::Exists),
+                Condition::Missing(paths) => paths
+                    .iter()
+                    .find(|p| read(p).is_some_and(|v| !v.is_null()))
+                    .map(Miss::Missing),
+                Condition::Filled(paths) => paths
+                    .iter()
+                    .find(|p| is_blank(read(p).as_deref()))
+                    .map(Miss::Filled),
+                Condition::Blank(paths) => paths
+                    .iter()
+                    .find(|p| !is_blank(read(p).as_deref()))
+                    .map(Miss::Blank),
+                Condition::Equals(pairs, loose) => pairs
+                    .iter()
+                    .find(|(p, want)| read(p).is_none_or(|v| !values_equal(want, &v, *loose)))
+                    .map(|(p, want)| Miss::Equals(p, want)),
+                Condition::Matches(pairs) => pairs
+                    .iter()
+                    .find(|(p, regex)| {
+                        read(p).is_none_or(|v| match &*v {
+                            Value::String(text) => !regex.is_match(text),
+                            Value::Number(n) => !regex.is_match(&n.to_string()),
+                            _ => true,
+                        })
+                    })
+                    .map(|(p, regex)| Miss::Matches(p, regex)),
+                Condition::Same(a, b, loose) => {
+                    let same = match (read(a), read(b)) {
+                        (Some(x), Some(y)) if !x.is_null() => values_equal(&x, &y, *loose),
+                        _ => false,
+                    };
+                    (!same).then_some(Miss::Same(a, b))
+                }
+                Condition::Settings(pairs) => pairs
+                    .iter()
+                    .find(|(name, want)| subject.connection.values.get(&**name) != Some(want))
+                    .map(|(name, want)| Miss::Setting(name, want)),
+                Condition::Recalled(rule) => {
+                    let known = rule
+                        .key
+                        .get(subject.event)
+                        .and_then(|k| key_text(&k))
+                        .and_then(|key| subject.state.recall(&rule.store, &key));
+                    known.is_none().then_some(Miss::Recalled(&rule.store))
+                }
+                Condition::Not(not) => not.matches(subject).then_some(Miss::Not),
+                Condition::Any(list) => {
+                    (!list.iter().any(|s| s.matches(subject))).then_some(Miss::Any(list))
+                }
+                Condition::All(list) => list.iter().find(|s| !s.matches(subject)).map(Miss::All),
+            };
+            if miss.is_some() {
+                return miss;
             }
-        }
-        if self.not.as_ref().is_some_and(|not| not.matches(subject)) {
-            return Some(Miss::Not);
-        }
-        if !self.any.is_empty() && !self.any.iter().any(|s| s.matches(subject)) {
-            return Some(Miss::Any);
-        }
-        if let Some(failed) = self.all.iter().find(|s| !s.matches(subject)) {
-            return Some(Miss::All(failed));
         }
         None
     }
 
     /// Why the subject is not selected (call only when [`Selector::matches`] is false).
     pub(super) fn explain(&self, subject: &Subject<'_>) -> String {
-        let types = || {
-            self.types
-                .iter()
-                .map(|x| format!("`{x}`"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        };
         match self.miss(subject) {
-            Some(Miss::Type) => {
-                format!("type is {}, not {}", shown(subject.message_type), types())
-            }
-            Some(Miss::Event) => format!(
+            Some(Miss::Type(types)) => format!(
+                "type is {}, not {}",
+                shown(subject.message_type),
+                types
+                    .iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            Some(Miss::Event(names)) => format!(
                 "event is {}, not {}",
                 shown(subject.event_name),
-                self.events.describe()
+                names.describe()
             ),
             Some(Miss::NoResponse) => "the step whose response it reads did not run".to_owned(),
-            Some(Miss::Status(status)) => format!(
+            Some(Miss::Status(status, statuses)) => format!(
                 "the response status is {}, not {}",
                 status.map_or_else(|| "missing".to_owned(), |s| s.to_string()),
-                self.statuses
+                statuses
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
@@ -231,13 +249,14 @@ impl Selector {
             Some(Miss::Filled(p)) => format!("`{p}` is missing or empty"),
             Some(Miss::Blank(p)) => format!("`{p}` is not empty"),
             Some(Miss::Equals(p, want)) => format!("`{p}` is not `{want}`"),
+            Some(Miss::Matches(p, regex)) => format!("`{p}` does not match `{regex}`"),
+            Some(Miss::Same(a, b)) => format!("`{a}` and `{b}` differ"),
             Some(Miss::Setting(name, want)) => format!("setting `{name}` is not `{want}`"),
             Some(Miss::Recalled(store)) => format!("no `{store}` is remembered for this event"),
             Some(Miss::Not) => "the `not` condition holds".to_owned(),
-            Some(Miss::Any) => format!(
+            Some(Miss::Any(list)) => format!(
                 "no selector of `any` holds ({})",
-                self.any
-                    .iter()
+                list.iter()
                     .map(|s| s.explain(subject))
                     .collect::<Vec<_>>()
                     .join("; ")
@@ -249,8 +268,8 @@ impl Selector {
 }
 
 impl<'e> Subject<'e> {
-    /// The value at `path`: from `root` (the scope, or a response), the whole event (`$event`),
-    /// or the entry's key (`$key`).
+    /// The value at `path`: from `root` (the scope, or a response), or from the root the path
+    /// names (`$event`, `$item`, `$settings`, `$computed`, `$key`).
     pub(super) fn read<'r>(&self, path: &Path, root: &'r Value) -> Option<Cow<'r, Value>>
     where
         'e: 'r,
@@ -258,6 +277,9 @@ impl<'e> Subject<'e> {
         match path.root() {
             Root::Scope => path.get(root),
             Root::Event => path.get(self.event),
+            Root::Item => path.get(self.item?),
+            Root::Settings => path.get(&self.connection.settings_value),
+            Root::Computed => path.get(&self.computed.values),
             Root::Key => self.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
         }
     }
@@ -268,9 +290,13 @@ fn is_blank(value: Option<&Value>) -> bool {
     value.is_none_or(|v| v.is_null() || is_empty(v))
 }
 
-/// Texts equal without regard to case and surrounding white space.
-pub(super) fn loose_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.trim(), b.trim());
+/// Texts equal as `loose` compares them.
+pub(super) fn texts_equal(a: &str, b: &str, loose: Looseness) -> bool {
+    let (a, b) = match loose {
+        Looseness::Exact => return a == b,
+        Looseness::Loose => (a.trim(), b.trim()),
+        Looseness::Case => (a, b),
+    };
     if a.is_ascii() && b.is_ascii() {
         a.eq_ignore_ascii_case(b)
     } else {
@@ -278,9 +304,9 @@ pub(super) fn loose_eq(a: &str, b: &str) -> bool {
     }
 }
 
-fn loose_value_eq(want: &Value, got: &Value) -> bool {
+fn values_equal(want: &Value, got: &Value, loose: Looseness) -> bool {
     match (want, got) {
-        (Value::String(a), Value::String(b)) => loose_eq(a, b),
+        (Value::String(a), Value::String(b)) => texts_equal(a, b, loose),
         _ => want == got,
     }
 }

@@ -1,16 +1,30 @@
-//! One field's value: its source, the missing-value rules, remap, transforms and `as`.
+//! One field's value: its source, the missing-value rules, and the operations that shape it.
 
-use crate::compiled::{Field, Op, Recall as RecallRule, Remap, Source};
+use crate::compiled::{Field, KeepNull, Op, Recall as RecallRule, Remap, Required, Source};
 use crate::connection::Connection;
 use crate::convert::{self, kind, short};
 use crate::path::Path;
-use crate::template::RenderError;
+use crate::plan::{FailureKind, SkipKind};
+use crate::template::{RenderError, Template};
 use ferry_spec::model::{OnInvalid, Otherwise};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 
 use super::{Run, Scope, Step, Stop, is_empty, key_text};
+
+/// What shaping a present value gave.
+enum Shaped<'v> {
+    Kept(Cow<'v, Value>),
+    /// An operation leaves the field out (a remap's `omit`, `on_invalid: omit`).
+    Omitted,
+    /// An operation found nothing (`capture` without a match, an unknown user-agent part):
+    /// the value is missing.
+    Missing(String),
+    /// An operation cannot handle the value, and `on_invalid` says to fail (or to read the
+    /// next path).
+    Invalid(String),
+}
 
 impl<'a> Run<'a> {
     /// The value of a field that is not an object or list, after its `when`, defaults and
@@ -34,37 +48,86 @@ impl<'a> Run<'a> {
         field: &'a Field,
         scope: Scope<'a>,
     ) -> Step<Option<Cow<'a, Value>>> {
-        let (raw, from) = match &field.source {
+        let mut start = 0;
+        loop {
+            let Raw {
+                value: raw,
+                origin: from,
+                next,
+                why,
+            } = self.raw(field, scope, start)?;
+            let value = match raw {
+                Some(v) if v.is_null() && field.keep_null != KeepNull::No => return Ok(Some(v)),
+                Some(v) if v.is_null() || (field.omit_empty && is_empty(&v)) => None,
+                other => other,
+            };
+            let Some(value) = value else {
+                let (connection, event) = (self.connection, self.event);
+                return self.missing(field, || {
+                    why.unwrap_or_else(|| field.source.describe_missing(scope, event, connection))
+                });
+            };
+            match self.shape_ops(field, value, true)? {
+                Shaped::Kept(shaped) => {
+                    self.note(|| format!("{} <- {from}", field.label));
+                    return Ok(Some(shaped));
+                }
+                Shaped::Omitted => return Ok(None),
+                Shaped::Missing(why) => return self.missing(field, || why),
+                Shaped::Invalid(why) => match next {
+                    Some(next) if field.on_invalid == OnInvalid::Next => {
+                        self.note(|| format!("{}: `{from}` skipped ({why})", field.label));
+                        start = next;
+                    }
+                    _ => {
+                        return Err(Stop::Failed(
+                            FailureKind::Invalid,
+                            format!("`{}`: {why}", field.label),
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The value of the field's source, where it came from, and for `from` the index of the
+    /// next path to try.
+    fn raw(&mut self, field: &'a Field, scope: Scope<'a>, start: usize) -> Step<Raw<'a>> {
+        let (value, origin, next) = match &field.source {
             Source::Paths {
                 paths,
                 recall,
                 member,
                 first,
-            } => self.read_paths(
-                field,
-                scope,
-                paths,
-                recall.as_ref(),
-                member.as_ref(),
-                *first,
-            ),
+                now,
+            } => {
+                let fallbacks = Fallbacks {
+                    recall: recall.as_ref(),
+                    now: *now,
+                };
+                self.read_from(
+                    field,
+                    scope,
+                    paths,
+                    start,
+                    member.as_ref(),
+                    *first,
+                    fallbacks,
+                )?
+            }
             Source::Recall(rule) => (
                 self.recall(rule).map(Cow::Owned),
                 Origin::Recalled(&rule.store),
+                None,
             ),
-            Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal),
-            Source::Template(template) => {
-                match self.connection.render(template, Some(scope.value)) {
-                    Ok(text) => (Some(Cow::Owned(Value::String(text))), Origin::Template),
-                    Err(RenderError::Undefined(_)) => (None, Origin::Nothing),
-                    Err(RenderError::Failed(why)) => {
-                        return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
-                    }
-                }
-            }
+            Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal, None),
+            Source::Now => (Some(Cow::Owned(self.connection.now())), Origin::Now, None),
+            Source::Template(template) => return self.rendered(field, template, scope),
+            Source::SettingTemplate(name) => return self.rendered_setting(field, name, scope),
             Source::Setting(name) => (
                 self.connection.values.get(&**name).map(Cow::Borrowed),
                 Origin::Setting(name),
+                None,
             ),
             Source::Response { step, paths } => {
                 let response = self.responses.get(*step).and_then(Option::as_deref);
@@ -74,55 +137,131 @@ impl<'a> Run<'a> {
                         .find_map(|p| p.get(r).filter(|v| !v.is_null()).map(|v| (v, p)))
                 });
                 match found {
-                    Some((v, path)) => (Some(v), Origin::Path(path.as_str())),
-                    None => (None, Origin::Nothing),
+                    Some((v, path)) => (Some(v), Origin::Path(path.as_str()), None),
+                    None => (None, Origin::Nothing, None),
                 }
             }
             Source::SettingPath(name) => match self.connection.setting_paths.get(&**name) {
-                Some(path) => (self.read(path, scope), Origin::Path(path.as_str())),
-                None => (None, Origin::Nothing),
+                Some(path) => (self.read(path, scope), Origin::Path(path.as_str()), None),
+                None => (None, Origin::Nothing, None),
             },
             Source::Object { .. }
             | Source::Each { .. }
             | Source::Entries { .. }
             | Source::Items(_) => {
-                return Err(Stop::Failed(format!(
-                    "`{}` must be a single value",
-                    field.label
-                )));
+                return Err(Stop::Failed(
+                    FailureKind::Invalid,
+                    format!("`{}` must be a single value", field.label),
+                ));
             }
         };
-        let value = match raw {
-            Some(v) if v.is_null() && field.keep_null => return Ok(Some(v)),
-            Some(v) if v.is_null() || (field.omit_empty && is_empty(&v)) => None,
-            other => other,
-        };
-        let Some(value) = value else {
-            let (connection, event) = (self.connection, self.event);
-            return self.missing(field, || {
-                field.source.describe_missing(scope, event, connection)
-            });
-        };
-        let Some(shaped) = self.shape(field, value, true)? else {
-            return Ok(None);
-        };
-        self.note(|| format!("{} <- {from}", field.label));
-        Ok(Some(shaped))
+        Ok(Raw {
+            value,
+            origin,
+            next,
+            why: None,
+        })
     }
 
-    /// The value of `from` (with `member`, `first` and `recall`), and where it came from.
+    /// A template's text, or why the field is missing.
+    fn rendered(&self, field: &'a Field, template: &Template, scope: Scope<'a>) -> Step<Raw<'a>> {
+        let (value, why) = match self.render(template, scope.value) {
+            Ok(text) => (Some(Cow::Owned(Value::String(text))), None),
+            Err(RenderError::Undefined(name)) => {
+                let why = match name.or_else(|| template.first_missing(scope.value)) {
+                    Some(name) => format!("the template reads `{name}`, which is missing"),
+                    None => "the template reads a value that is missing".to_owned(),
+                };
+                (None, Some(why))
+            }
+            Err(RenderError::Failed(why)) => {
+                return Err(Stop::Failed(
+                    FailureKind::Template,
+                    format!("`{}`: {why}", field.label),
+                ));
+            }
+        };
+        Ok(Raw {
+            value,
+            origin: Origin::Template,
+            next: None,
+            why,
+        })
+    }
+
+    /// The text of the template a `template` setting holds.
+    fn rendered_setting(&self, field: &'a Field, name: &str, scope: Scope<'a>) -> Step<Raw<'a>> {
+        let value = match self
+            .connection
+            .render_setting_template(name, scope.value, self.item)
+        {
+            Some(Ok(text)) => Some(Cow::Owned(Value::String(text))),
+            Some(Err(RenderError::Failed(why))) => {
+                return Err(Stop::Failed(
+                    FailureKind::Template,
+                    format!("`{}`: the template of setting `{name}`: {why}", field.label),
+                ));
+            }
+            Some(Err(RenderError::Undefined(_))) | None => None,
+        };
+        Ok(Raw {
+            value,
+            origin: Origin::Template,
+            next: None,
+            why: None,
+        })
+    }
+
+    /// `from` from the path at `start` on, then its fallbacks.
+    #[allow(clippy::too_many_arguments)]
+    fn read_from(
+        &self,
+        field: &'a Field,
+        scope: Scope<'a>,
+        paths: &'a [Path],
+        start: usize,
+        member: Option<&Path>,
+        first: bool,
+        fallbacks: Fallbacks<'a>,
+    ) -> Step<(Option<Cow<'a, Value>>, Origin<'a>, Option<usize>)> {
+        for path in paths {
+            self.check_computed(path)?;
+        }
+        Ok(
+            match self.read_paths(field, scope, &paths[start..], member, first) {
+                Read::Found(v, path, at) => (Some(v), Origin::Path(path), Some(start + at + 1)),
+                Read::Null if field.keep_null == KeepNull::First => {
+                    (Some(Cow::Owned(Value::Null)), Origin::Null, None)
+                }
+                read => match fallbacks
+                    .recall
+                    .and_then(|rule| Some((self.recall(rule)?, &*rule.store)))
+                {
+                    Some((v, store)) => (Some(Cow::Owned(v)), Origin::Recalled(store), None),
+                    None if fallbacks.now => {
+                        (Some(Cow::Owned(self.connection.now())), Origin::Now, None)
+                    }
+                    None if matches!(read, Read::Null) => {
+                        (Some(Cow::Owned(Value::Null)), Origin::Null, None)
+                    }
+                    None => (None, Origin::Nothing, None),
+                },
+            },
+        )
+    }
+
+    /// The first of `paths` that selects a value (with `member` and `first`); with
+    /// `omit_empty`, an empty value does not win over a later path.
     fn read_paths(
         &self,
         field: &Field,
         scope: Scope<'a>,
         paths: &'a [Path],
-        recall: Option<&'a RecallRule>,
         member: Option<&Path>,
         first: bool,
-    ) -> (Option<Cow<'a, Value>>, Origin<'a>) {
+    ) -> Read<'a> {
         let mut saw_null = false;
-        let mut found = None;
-        for path in paths {
+        for (at, path) in paths.iter().enumerate() {
             let got = if first {
                 self.read_first(path, scope)
             } else {
@@ -133,28 +272,18 @@ impl<'a> Run<'a> {
                 (got, _) => got,
             };
             match got {
-                Some(v) if v.is_null() => saw_null = true,
-                // With `omit_empty`, an empty value does not win over a later path.
-                Some(v) if field.omit_empty && is_empty(&v) => {}
-                Some(v) => {
-                    found = Some((v, path.as_str()));
-                    break;
+                Some(v) if v.is_null() => {
+                    if field.keep_null == KeepNull::First {
+                        return Read::Null;
+                    }
+                    saw_null = true;
                 }
+                Some(v) if field.omit_empty && is_empty(&v) => {}
+                Some(v) => return Read::Found(v, path.as_str(), at),
                 None => {}
             }
         }
-        match found {
-            Some((v, path)) => (Some(v), Origin::Path(path)),
-            None => match recall {
-                Some(rule) => match self.recall(rule) {
-                    Some(v) => (Some(Cow::Owned(v)), Origin::Recalled(&rule.store)),
-                    None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
-                    None => (None, Origin::Nothing),
-                },
-                None if saw_null => (Some(Cow::Owned(Value::Null)), Origin::Null),
-                None => (None, Origin::Nothing),
-            },
-        }
+        if saw_null { Read::Null } else { Read::Nothing }
     }
 
     /// The member of `object` named by the text at `name`.
@@ -176,7 +305,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// What a missing value becomes: the default, an error when required, or omission.
+    /// What a missing value becomes: the default, an error (or a skip) when required, or
+    /// omission.
     pub(super) fn missing(
         &mut self,
         field: &'a Field,
@@ -186,18 +316,23 @@ impl<'a> Run<'a> {
             self.note(|| format!("{} <- default", field.label));
             return Ok(Some(Cow::Borrowed(default)));
         }
-        if field.required {
-            return Err(Stop::Failed(format!(
-                "`{}` is required but {}",
-                field.label,
-                why()
-            )));
+        match field.required {
+            Required::Fail => Err(Stop::Failed(
+                FailureKind::Missing,
+                format!("`{}` is required but {}", field.label, why()),
+            )),
+            Required::Skip => Err(Stop::Skip(
+                SkipKind::Required,
+                format!("`{}` is missing: {}", field.label, why()),
+            )),
+            Required::No => {
+                if self.trace.is_some() {
+                    let why = why();
+                    self.note(|| format!("{}: omitted ({why})", field.label));
+                }
+                Ok(None)
+            }
         }
-        if self.trace.is_some() {
-            let why = why();
-            self.note(|| format!("{}: omitted ({why})", field.label));
-        }
-        Ok(None)
     }
 
     /// Applies the field's operations (without remaps for `remaps: false`, as for bucketed
@@ -211,28 +346,71 @@ impl<'a> Run<'a> {
     where
         'a: 'v,
     {
+        match self.shape_ops(field, value, remaps)? {
+            Shaped::Kept(value) => Ok(Some(value)),
+            Shaped::Omitted | Shaped::Missing(_) => Ok(None),
+            Shaped::Invalid(why) => Err(Stop::Failed(
+                FailureKind::Invalid,
+                format!("`{}`: {why}", field.label),
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn shape_ops<'v>(
+        &mut self,
+        field: &'a Field,
+        value: Cow<'v, Value>,
+        remaps: bool,
+    ) -> Step<Shaped<'v>>
+    where
+        'a: 'v,
+    {
         let mut value = value;
         for op in &field.ops {
-            let result = match op {
-                Op::Remap(remap) if remaps => match self.remap(field, remap, value)? {
-                    Some(v) if v.is_null() => return Ok(Some(v)),
+            if let Op::Remap(remap) = op {
+                if !remaps {
+                    continue;
+                }
+                match self.remap(field, remap, value)? {
+                    Some(v) if v.is_null() => return Ok(Shaped::Kept(v)),
                     Some(v) => {
                         value = v;
                         continue;
                     }
                     None => {
                         self.note(|| format!("{}: omitted (not in the remap table)", field.label));
-                        return Ok(None);
+                        return Ok(Shaped::Omitted);
                     }
-                },
+                }
+            }
+            let result: Result<Cow<'v, Value>, String> = match op {
                 Op::Remap(_) => continue,
-                Op::Transform(transform) => match convert::transform(&value, *transform) {
-                    Ok(v) => {
-                        value = Cow::Owned(v);
-                        continue;
+                Op::Transform(transform) => convert::transform(&value, *transform).map(Cow::Owned),
+                Op::Capture(regex) => match convert::capture(&value, regex) {
+                    Ok(Some(found)) => Ok(Cow::Owned(found)),
+                    Ok(None) => {
+                        return Ok(Shaped::Missing(format!(
+                            "`{}` does not match `{regex}`",
+                            short(&value)
+                        )));
                     }
-                    Err(why) => (why, value),
+                    Err(why) => Err(why),
                 },
+                Op::UserAgent(part) => match convert::user_agent(&value, *part) {
+                    Ok(Some(found)) => Ok(Cow::Owned(found)),
+                    Ok(None) => {
+                        return Ok(Shaped::Missing(format!(
+                            "the user agent `{}` tells no {}",
+                            short(&value),
+                            ua_part_name(*part)
+                        )));
+                    }
+                    Err(why) => Err(why),
+                },
+                Op::Truncate(chars) => convert::truncate(&value, *chars).map(Cow::Owned),
+                Op::Count => convert::count(&value).map(Cow::Owned),
+                Op::ToObject(filler) => convert::to_object(&value, filler).map(Cow::Owned),
                 Op::Convert(to) => {
                     let kept = (field.on_invalid == OnInvalid::Keep).then(|| value.clone());
                     match convert::convert(value, *to, field.time_unit) {
@@ -240,37 +418,45 @@ impl<'a> Run<'a> {
                             value = v;
                             continue;
                         }
-                        Err(why) => (why, kept.unwrap_or(Cow::Owned(Value::Null))),
+                        Err(why) => {
+                            value = kept.unwrap_or(Cow::Owned(Value::Null));
+                            Err(why)
+                        }
                     }
                 }
+                Op::FormatTime(pattern) => {
+                    convert::format_time(&value, pattern, field.time_unit).map(Cow::Owned)
+                }
+                Op::MustBe(want) => {
+                    if convert::has_type(&value, *want) {
+                        continue;
+                    }
+                    Err(type_error(field, *want, &value))
+                }
             };
-            let (why, before) = result;
-            match field.on_invalid {
-                OnInvalid::Fail => {
-                    return Err(Stop::Failed(format!("`{}`: {why}", field.label)));
-                }
-                OnInvalid::Omit => {
-                    self.note(|| format!("{}: omitted ({why})", field.label));
-                    return Ok(None);
-                }
-                OnInvalid::Keep => {
-                    self.note(|| format!("{}: kept as it was ({why})", field.label));
-                    value = before;
-                }
+            match result {
+                Ok(v) => value = v,
+                Err(why) => match field.on_invalid {
+                    OnInvalid::Fail | OnInvalid::Next => return Ok(Shaped::Invalid(why)),
+                    OnInvalid::Omit => {
+                        self.note(|| format!("{}: omitted ({why})", field.label));
+                        return Ok(Shaped::Omitted);
+                    }
+                    OnInvalid::Keep => {
+                        self.note(|| format!("{}: kept as it was ({why})", field.label));
+                    }
+                },
             }
         }
         if let Some(want) = field.must_be
             && !convert::has_type(&value, want)
         {
-            return Err(Stop::Failed(format!(
-                "`{}` must be {}, not {} (`{}`)",
-                field.label,
-                convert::type_name(want),
-                kind(&value),
-                short(&value)
-            )));
+            return Err(Stop::Failed(
+                FailureKind::Invalid,
+                format!("`{}` {}", field.label, type_error(field, want, &value)),
+            ));
         }
-        Ok(Some(value))
+        Ok(Shaped::Kept(value))
     }
 
     /// The value through `remap`: `None` when the remap omits it.
@@ -288,18 +474,16 @@ impl<'a> Run<'a> {
             Value::Number(n) => Cow::Owned(n.to_string()),
             Value::Bool(b) => Cow::Owned(b.to_string()),
             other => {
-                return Err(Stop::Failed(format!(
-                    "`{}`: a remap needs text, not {}",
-                    field.label,
-                    kind(other)
-                )));
+                return Err(Stop::Failed(
+                    FailureKind::Invalid,
+                    format!("`{}`: a remap needs text, not {}", field.label, kind(other)),
+                ));
             }
         };
         let from_setting = remap
             .setting
             .as_deref()
-            .and_then(|s| self.connection.values.get(s))
-            .and_then(|table| table.get(&*text));
+            .and_then(|s| self.connection.lookup(s, &text));
         let found = from_setting.or_else(|| remap.table.get(&*text));
         Ok(Some(match (found, remap.otherwise) {
             (Some(mapped), _) => Cow::Borrowed(mapped),
@@ -310,18 +494,24 @@ impl<'a> Run<'a> {
                 Cow::Borrowed(remap.default.as_ref().expect("checked when compiled"))
             }
             (None, Otherwise::Drop) => {
-                return Err(Stop::Drop(format!(
-                    "`{}`: `{}` is not in the remap table (`otherwise: drop`)",
-                    field.label,
-                    short(&value)
-                )));
+                return Err(Stop::Skip(
+                    SkipKind::Dropped,
+                    format!(
+                        "`{}`: `{}` is not in the remap table (`otherwise: drop`)",
+                        field.label,
+                        short(&value)
+                    ),
+                ));
             }
             (None, Otherwise::Error) => {
-                return Err(Stop::Failed(format!(
-                    "`{}`: `{}` is not in the remap table",
-                    field.label,
-                    short(&value)
-                )));
+                return Err(Stop::Failed(
+                    FailureKind::Invalid,
+                    format!(
+                        "`{}`: `{}` is not in the remap table",
+                        field.label,
+                        short(&value)
+                    ),
+                ));
             }
         }))
     }
@@ -329,6 +519,53 @@ impl<'a> Run<'a> {
     pub(super) fn recall(&self, rule: &RecallRule) -> Option<Value> {
         let key = rule.key.get(self.event).and_then(|k| key_text(&k))?;
         self.state.recall(&rule.store, &key)
+    }
+}
+
+/// What `from` falls back on when no path selects a value.
+#[derive(Clone, Copy)]
+struct Fallbacks<'a> {
+    recall: Option<&'a RecallRule>,
+    now: bool,
+}
+
+/// What a field's source gave.
+struct Raw<'a> {
+    value: Option<Cow<'a, Value>>,
+    origin: Origin<'a>,
+    /// With `from`: the index of the path after the one that gave the value.
+    next: Option<usize>,
+    /// Why the value is missing, when the source can say better than its description.
+    why: Option<String>,
+}
+
+/// What reading `from` found.
+enum Read<'a> {
+    /// A value, the path it came from and that path's index.
+    Found(Cow<'a, Value>, &'a str, usize),
+    /// Only `null`s.
+    Null,
+    Nothing,
+}
+
+/// "must be text, not a number (`123`)".
+fn type_error(_field: &Field, want: ferry_spec::model::ValueType, value: &Value) -> String {
+    format!(
+        "must be {}, not {} (`{}`)",
+        convert::type_name(want),
+        kind(value),
+        short(value)
+    )
+}
+
+fn ua_part_name(part: ferry_spec::model::UserAgentPart) -> &'static str {
+    use ferry_spec::model::UserAgentPart;
+    match part {
+        UserAgentPart::Browser => "browser",
+        UserAgentPart::BrowserVersion => "browser version",
+        UserAgentPart::Os => "operating system",
+        UserAgentPart::OsVersion => "operating system version",
+        UserAgentPart::Device => "device",
     }
 }
 
@@ -340,6 +577,7 @@ enum Origin<'a> {
     Setting(&'a str),
     Literal,
     Template,
+    Now,
     Null,
     /// Nothing was found; never shown, since a missing value is traced as missing.
     Nothing,
@@ -353,6 +591,7 @@ impl fmt::Display for Origin<'_> {
             Origin::Setting(name) => write!(f, "setting `{name}`"),
             Origin::Literal => f.write_str("literal"),
             Origin::Template => f.write_str("template"),
+            Origin::Now => f.write_str("the clock"),
             Origin::Null => f.write_str("null"),
             Origin::Nothing => Ok(()),
         }
@@ -383,8 +622,15 @@ impl Source {
             Source::Recall(rule) => rule.describe_unknown(event),
             Source::Template(template) => match template.first_missing(scope.value) {
                 Some(path) => format!("the template reads `{path}`, which is missing"),
-                None => "the template reads a value the event lacks".to_owned(),
+                None => "the template reads a value that is missing".to_owned(),
             },
+            Source::SettingTemplate(name) => {
+                if connection.values.contains_key(&**name) {
+                    format!("the template of setting `{name}` reads a value that is missing")
+                } else {
+                    format!("setting `{name}` is not set")
+                }
+            }
             Source::Setting(name) => format!("setting `{name}` is not set"),
             Source::SettingPath(name) => match connection.setting_paths.get(&**name) {
                 Some(path) => format!("`{path}` (setting `{name}`) is missing"),
@@ -399,7 +645,9 @@ impl Source {
                 let list = paths.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>();
                 format!("none of {} is an object", list.join(", "))
             }
-            Source::Value(_) | Source::Object { .. } | Source::Items(_) => "it is empty".to_owned(),
+            Source::Value(_) | Source::Now | Source::Object { .. } | Source::Items(_) => {
+                "it is empty".to_owned()
+            }
         }
     }
 }
@@ -417,5 +665,14 @@ impl RecallRule {
                 self.key, self.store
             ),
         }
+    }
+}
+
+/// Text of a value for query strings, form fields and keys.
+pub(super) fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }

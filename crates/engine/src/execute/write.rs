@@ -5,10 +5,12 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::compiled::{Field, Object, Source};
+use crate::compiled::{Field, Object, Required, Source};
 use crate::convert::kind;
+use crate::plan::{FailureKind, SkipKind};
 
-use super::{Run, Scope, Step, Stop, separate, text_of, write_str, write_value};
+use super::value::text_of;
+use super::{Run, Scope, Step, Stop, separate, write_str, write_value};
 
 /// The names written so far in an object whose members are not all known when it compiles
 /// (computed keys, spread objects, `entries`): none is written twice, the first one wins.
@@ -78,22 +80,28 @@ impl<'a> Run<'a> {
         written: &mut Written<'a>,
     ) -> Step<()> {
         if field.spread {
-            return match &field.source {
+            let mark = out.len();
+            match &field.source {
                 Source::Object(object) => {
                     let Some(scope) = self.within(object, field, scope)? else {
-                        self.note(|| {
-                            format!("{}: omitted ({})", field.label, describe_within(object))
-                        });
+                        let why = describe_within(object);
+                        required_part(field, &why)?;
+                        self.note(|| format!("{}: omitted ({why})", field.label));
                         return Ok(());
                     };
-                    self.members(object, Some(field), scope, out, first, written)
+                    self.members(object, Some(field), scope, out, first, written)?;
                 }
-                Source::Entries { .. } => self.entries(field, scope, out, first, written),
-                _ => Ok(()),
-            };
+                Source::Entries { .. } => self.entries(field, scope, out, first, written)?,
+                _ => {}
+            }
+            if out.len() == mark {
+                required_part(field, "it writes no member")?;
+            }
+            return Ok(());
         }
         let name: Option<Cow<'a, str>> = if let Some(key) = &field.computed_key {
-            let Some(value) = self.value(key, scope)? else {
+            // A name that is missing, or `null` (a remap's `send_null`), leaves the member out.
+            let Some(value) = self.value(key, scope)?.filter(|v| !v.is_null()) else {
                 self.note(|| format!("{}: omitted (its key is missing)", field.label));
                 return Ok(());
             };
@@ -164,8 +172,8 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// An object or list written from `start` that came out empty (`{}` or `[]`): an error when
-    /// the field is required, taken back out with `omit_empty`, kept otherwise.
+    /// An object or list written from `start` that came out empty (`{}` or `[]`): an error (or
+    /// a skip) when the field is required, taken back out with `omit_empty`, kept otherwise.
     pub(super) fn settle_empty(
         &mut self,
         field: &Field,
@@ -174,13 +182,8 @@ impl<'a> Run<'a> {
         mark: (usize, bool),
         first: &mut bool,
     ) -> Step<()> {
-        if out.len() - start == 2 && (field.omit_empty || field.required) {
-            if field.required {
-                return Err(Stop::Failed(format!(
-                    "`{}` is required but came out empty",
-                    field.label
-                )));
-            }
+        if out.len() - start == 2 && (field.omit_empty || field.required != Required::No) {
+            required_part(field, "came out empty")?;
             self.note(|| format!("{}: omitted (empty)", field.label));
             out.truncate(mark.0);
             *first = mark.1;
@@ -206,15 +209,34 @@ impl<'a> Run<'a> {
                 }
                 None | Some(Cow::Borrowed(Value::Null)) => {}
                 Some(other) => {
-                    return Err(Stop::Failed(format!(
-                        "`{}`: `{path}` must be an object, not {}",
-                        field.label,
-                        kind(&other)
-                    )));
+                    return Err(Stop::Failed(
+                        FailureKind::Invalid,
+                        format!(
+                            "`{}`: `{path}` must be an object, not {}",
+                            field.label,
+                            kind(&other)
+                        ),
+                    ));
                 }
             }
         }
         Ok(None)
+    }
+}
+
+/// A part (an object, a list, a spread object's members) that came out empty: an error or a
+/// skip when the field is required.
+pub(super) fn required_part(field: &Field, why: &str) -> Step<()> {
+    match field.required {
+        Required::No => Ok(()),
+        Required::Fail => Err(Stop::Failed(
+            FailureKind::Missing,
+            format!("`{}` is required but {why}", field.label),
+        )),
+        Required::Skip => Err(Stop::Skip(
+            SkipKind::Required,
+            format!("`{}` {why}", field.label),
+        )),
     }
 }
 

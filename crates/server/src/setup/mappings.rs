@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_engine::CompiledMapping;
-use ferry_spec::Diagnostic;
 use ferry_spec::config::SourceKind;
 use ferry_spec::model::SourceDialect;
+use ferry_spec::{Diagnostic, DiagnosticKind};
 
 /// The mappings of a folder: those that compiled, by name, and the files that did not.
 #[derive(Default)]
@@ -52,6 +52,7 @@ pub(crate) fn load_mappings(dir: &Path, problems: &mut Vec<Diagnostic>) -> Folde
         Err(error) => {
             problems.push(
                 Diagnostic::at(
+                    DiagnosticKind::Read,
                     &dir.display().to_string(),
                     "",
                     None,
@@ -78,6 +79,7 @@ pub(crate) fn load_mappings(dir: &Path, problems: &mut Vec<Diagnostic>) -> Folde
                 let name = Arc::clone(&mapping.name);
                 if let Some(earlier) = mappings.insert(Arc::clone(&name), Arc::new(mapping)) {
                     problems.push(Diagnostic::at(
+                        DiagnosticKind::Conflict,
                         &file.display().to_string(),
                         "",
                         None,

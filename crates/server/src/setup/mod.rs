@@ -344,7 +344,7 @@ impl Found<'_> {
             return None;
         };
         if let Some(kind) = source
-            && !reads(mapping.spec.source, kind)
+            && !reads(mapping.dialect(), kind)
         {
             problems.push(self.document.diagnostic(
                 &format!("{at}/mapping"),
@@ -352,7 +352,7 @@ impl Found<'_> {
                 format!(
                     "the mapping `{}` reads {} events, but the source `{}` sends {} events",
                     spec.mapping,
-                    mapping.spec.source.as_str(),
+                    mapping.dialect().as_str(),
                     spec.source,
                     kind.as_str()
                 ),
