@@ -171,7 +171,13 @@ pub struct Entry {
 pub enum ReadError {
     /// The line is not a dead-letter record; reading goes on with the next line.
     #[error("line {line}: not a dead-letter record: {message}")]
-    BadLine { line: usize, message: String },
+    BadLine {
+        line: usize,
+        message: String,
+        /// The line as it is in the file, without its line ending, so that whoever rewrites the
+        /// file can keep it.
+        text: Vec<u8>,
+    },
     /// The file could not be read; reading stops.
     #[error("line {line}: cannot read: {source}")]
     Io {
@@ -225,9 +231,14 @@ impl<R: BufRead> Iterator for DeadLetterReader<R> {
                     return Some(
                         serde_json::from_slice(&self.buffer)
                             .map(|record| Entry { line, record })
-                            .map_err(|err| ReadError::BadLine {
-                                line,
-                                message: err.to_string(),
+                            .map_err(|err| {
+                                let text = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
+                                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                                ReadError::BadLine {
+                                    line,
+                                    message: err.to_string(),
+                                    text: text.to_vec(),
+                                }
                             }),
                     );
                 }
@@ -261,5 +272,20 @@ mod tests {
         assert_eq!(entry.line, 1);
         assert_eq!(entry.record.connection, None);
         assert_eq!(entry.record.last_request, None);
+    }
+
+    #[test]
+    fn a_bad_line_comes_back_as_it_is_in_the_file() {
+        let text = b"not json\r\n\xff{\n{\"torn\"";
+        let bad: Vec<Vec<u8>> = DeadLetterReader::new(&text[..])
+            .map(|item| match item {
+                Err(ReadError::BadLine { text, .. }) => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            bad,
+            [&b"not json"[..], b"\xff{", br#"{"torn""#].map(<[u8]>::to_vec)
+        );
     }
 }
