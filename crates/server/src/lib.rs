@@ -93,7 +93,7 @@ impl Options {
 pub struct Running {
     /// The address it listens on (useful with port 0).
     pub address: SocketAddr,
-    pub app: Arc<App>,
+    app: Arc<App>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_server: oneshot::Sender<()>,
     stop_workers: oneshot::Sender<Duration>,
@@ -166,6 +166,22 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 }
 
 impl Running {
+    /// The setup being served now; a reload replaces it.
+    pub fn setup(&self) -> Arc<Setup> {
+        self.app.setup.load_full()
+    }
+
+    /// The store: what is queued, in flight and dead.
+    pub fn queue(&self) -> &dyn ferry_queue::Queue {
+        self.app.queue.as_ref()
+    }
+
+    /// Every metric in the Prometheus text format, as `GET /metrics` shows them but without
+    /// reading the queue depths from the store first.
+    pub fn metrics_text(&self) -> String {
+        self.app.metrics.render()
+    }
+
     /// Shuts down gracefully: stops accepting requests (those being answered finish), then
     /// lets deliveries in flight finish within the drain time; what is left stays pending in
     /// the store for the next start.

@@ -153,7 +153,7 @@ async fn segment_calls_are_authenticated_and_answered_as_segment_does() {
     .await;
     assert_eq!(status, 413);
 
-    let received = running.app.metrics.render();
+    let received = running.metrics_text();
     assert!(
         received.contains("ferry_events_received_total{source=\"web\"} 4"),
         "{received}"
@@ -246,7 +246,7 @@ async fn extole_webhooks_need_the_shared_secret() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1);
     assert_eq!(body["rejected"][0]["position"], 2);
-    let dead = running.app.queue.dead_letters(None, 10).await.unwrap();
+    let dead = running.queue().dead_letters(None, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(
         dead[0].reason.contains("refused at ingest"),
@@ -289,13 +289,12 @@ async fn a_refused_segment_event_keeps_no_write_key() {
     .await;
     assert_eq!(status, 200);
 
-    let dead = running.app.queue.dead_letters(None, 10).await.unwrap();
+    let dead = running.queue().dead_letters(None, 10).await.unwrap();
     assert_eq!(dead.len(), 6, "{dead:?}");
     for summary in &dead {
         assert!(summary.reason.contains("refused at ingest"), "{summary:?}");
         let letter = running
-            .app
-            .queue
+            .queue()
             .dead_letter(summary.id)
             .await
             .unwrap()
