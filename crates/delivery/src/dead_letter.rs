@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -99,7 +99,6 @@ pub fn timestamp(time: SystemTime) -> String {
 /// blocking file I/O, small and rare.
 #[derive(Debug)]
 pub struct DeadLetterWriter {
-    path: PathBuf,
     file: Mutex<File>,
     fsync: bool,
 }
@@ -110,12 +109,11 @@ impl DeadLetterWriter {
     /// of a write), a newline is added so the next record starts on its own line; the partial
     /// one is then reported by the reader as a bad line.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let path = path.as_ref().to_path_buf();
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
+        let mut file = options.open(path)?;
         if file.metadata()?.len() > 0 {
             file.seek(SeekFrom::End(-1))?;
             let mut last = [0u8; 1];
@@ -125,7 +123,6 @@ impl DeadLetterWriter {
             }
         }
         Ok(Self {
-            path,
             file: Mutex::new(file),
             fsync: false,
         })
@@ -136,10 +133,6 @@ impl DeadLetterWriter {
     pub fn fsync(mut self, on: bool) -> Self {
         self.fsync = on;
         self
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends one record as one line.
@@ -204,7 +197,7 @@ impl DeadLetterReader<BufReader<File>> {
 }
 
 impl<R: BufRead> DeadLetterReader<R> {
-    pub fn new(reader: R) -> Self {
+    pub(crate) fn new(reader: R) -> Self {
         Self {
             reader,
             line: 0,

@@ -9,8 +9,8 @@
 //!
 //! The whole request gets 400 (the body is `{"success": false, "code", "message"}`) when:
 //! - a single call is over [`MAX_CALL_BYTES`] (`payload_too_large`);
-//! - a batch is over [`MAX_BATCH_BYTES`] (`payload_too_large`) or holds more than
-//!   [`MAX_BATCH_EVENTS`] events (`too_many_events`; Segment drops such a batch with a 200, but
+//! - a batch is over `MAX_BATCH_BYTES` (`payload_too_large`) or holds more than
+//!   `MAX_BATCH_EVENTS` events (`too_many_events`; Segment drops such a batch with a 200, but
 //!   a 400 tells the sender while it can still split the batch);
 //! - the body is not a JSON object, or a batch's `batch`, `context` or `integrations` has the
 //!   wrong type (`invalid_json`), or a batch has no `batch` list (`missing_batch`);
@@ -59,9 +59,9 @@ mod event;
 /// The largest single call, and the largest event inside a batch, in bytes (Segment: 32 KB).
 pub const MAX_CALL_BYTES: usize = 32 * 1024;
 /// The largest batch body in bytes (Segment: 500 KB).
-pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 500 * 1024;
 /// The most events one batch may hold.
-pub const MAX_BATCH_EVENTS: usize = 2_500;
+pub(crate) const MAX_BATCH_EVENTS: usize = 2_500;
 /// The longest `messageId`, in characters.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// What one batch may store, as a multiple of its own size: its `context` and `integrations` are
@@ -92,7 +92,7 @@ pub enum Call {
 
 impl Call {
     /// The call a path segment names (`"track"`, `"import"`, ...), or `None`.
-    pub fn from_path_segment(segment: &str) -> Option<Self> {
+    pub(crate) fn from_path_segment(segment: &str) -> Option<Self> {
         Some(match segment {
             "identify" => Self::Identify,
             "track" => Self::Track,
@@ -123,7 +123,7 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// The body's `writeKey`; the handler prefers it or the Basic one as it sees fit.
-    pub write_key: Option<String>,
+    pub(crate) write_key: Option<String>,
     /// The events.
     pub ingested: Ingested,
 }
@@ -159,12 +159,12 @@ pub fn parse(call: Call, body: &[u8], received_at: &str) -> Result<Parsed, WireE
 }
 
 /// The body of a 200: `{"success": true}`.
-pub fn accepted_body() -> Value {
+pub(crate) fn accepted_body() -> Value {
     json!({ "success": true })
 }
 
 /// The 401 for a missing or unknown write key.
-pub fn unauthorized() -> WireError {
+pub(crate) fn unauthorized() -> WireError {
     error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
