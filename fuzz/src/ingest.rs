@@ -3,6 +3,8 @@
 //! parses as a `serde_json::Value` (an object), and a batch never stores more than
 //! [`segment::MAX_STORED_FACTOR`] times its request's size.
 
+use std::collections::BTreeMap;
+
 use ferry_server::wire::{
     Ingested, MAX_REJECTED_TEXT_BYTES, WireError, amplitude, extole, segment,
 };
@@ -131,6 +133,17 @@ pub fn segment(data: &[u8]) {
         assert!(accepted.body.len() <= segment::MAX_CALL_BYTES + segment::SERVER_FIELDS_BYTES);
         if let Some(id) = &accepted.dedupe {
             assert!(!id.is_empty() && id.chars().count() <= segment::MAX_MESSAGE_ID_CHARS);
+        }
+    }
+    for rejected in &ingested.rejected {
+        // Read as the parsers read an item: a refused event's text (unless cut) is an object
+        // without `writeKey`, or not an object at all.
+        if let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(&rejected.text) {
+            assert!(
+                !fields.contains_key("writeKey"),
+                "a refused event keeps its write key: {}",
+                rejected.text
+            );
         }
     }
     let stored: usize = ingested.accepted.iter().map(|a| a.body.len()).sum();

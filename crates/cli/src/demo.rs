@@ -31,14 +31,14 @@ pub async fn run(origin: ConfigOrigin) -> anyhow::Result<ExitCode> {
     .await?;
     let base = format!("http://{}", running.address);
     eprintln!("ferry serve (dry run) is listening on {base}");
-    let setup = running.app.setup.load_full();
+    let setup = running.setup();
     post_samples(&base, &setup).await?;
 
     let started = Instant::now();
     loop {
         let mut open = 0;
         for connection in setup.connections.keys() {
-            let depth = running.app.queue.depth(connection).await?;
+            let depth = running.queue().depth(connection).await?;
             open += depth.pending + depth.in_flight + depth.retrying;
         }
         if open == 0 {
@@ -64,7 +64,7 @@ pub async fn run(origin: ConfigOrigin) -> anyhow::Result<ExitCode> {
     }
     let mut dead = 0;
     for connection in setup.connections.keys() {
-        dead += running.app.queue.depth(connection).await?.dead;
+        dead += running.queue().depth(connection).await?.dead;
     }
     running.stop().await?;
     let counts: Vec<String> = per_connection

@@ -142,6 +142,14 @@ fn send_dead_letters_what_is_refused_and_replay_delivers_it_once_fixed() {
             .is_some_and(|r| r.contains("event 3"))
     );
 
+    // Lines that are not dead letters, one not even UTF-8, are kept as they are.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&dead)
+        .expect("the dead letters open");
+    std::io::Write::write_all(&mut file, b"not a record\r\n\n\xff{\n").expect("lines appended");
+    drop(file);
+
     // The destination is fixed: replay sends the refused event; the unreadable line stays.
     server.refusing.store(false, Ordering::SeqCst);
     let mut args = vec!["replay", &dead_arg];
@@ -154,8 +162,15 @@ fn send_dead_letters_what_is_refused_and_replay_delivers_it_once_fixed() {
         "the unreadable line still fails: {stderr}"
     );
     assert!(stderr.contains("replayed 2 dead letters"), "{stderr}");
+    assert!(
+        stderr.contains(":3: not a dead letter") && stderr.contains(":5: not a dead letter"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 records remain"), "{stderr}");
     assert_eq!(server.bodies.lock().expect("not poisoned").len(), 4);
-    let left = std::fs::read_to_string(&dead).expect("the file is rewritten");
-    assert_eq!(left.lines().count(), 1, "{left}");
-    assert!(left.contains("{not json"));
+    let left = std::fs::read(&dead).expect("the file is rewritten");
+    let lines: Vec<&[u8]> = left.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 4, "{}", String::from_utf8_lossy(&left));
+    assert!(String::from_utf8_lossy(lines[0]).contains("{not json"));
+    assert_eq!(&lines[1..], [&b"not a record"[..], b"\xff{", b""]);
 }

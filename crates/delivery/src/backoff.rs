@@ -11,14 +11,14 @@ use crate::request::header;
 
 /// Exponential backoff ceilings: `initial`, doubled on each retry, capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
+pub(crate) struct Backoff {
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Backoff {
     /// The longest wait before retry number `retry` (1 for the wait after the first attempt).
-    pub fn ceiling(&self, retry: u32) -> Duration {
+    pub(crate) fn ceiling(&self, retry: u32) -> Duration {
         let doublings = retry.saturating_sub(1);
         2u32.checked_pow(doublings)
             .and_then(|factor| self.initial.checked_mul(factor))
@@ -27,19 +27,19 @@ impl Backoff {
 
     /// The wait before retry number `retry`, drawn uniformly from zero to the ceiling by
     /// `unit`, a number in `[0, 1]` (clamped).
-    pub fn delay_with(&self, retry: u32, unit: f64) -> Duration {
+    pub(crate) fn delay_with(&self, retry: u32, unit: f64) -> Duration {
         self.ceiling(retry).mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// The wait before retry number `retry`, with fresh randomness ("full jitter").
-    pub fn delay(&self, retry: u32) -> Duration {
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
         self.delay_with(retry, fastrand::f64())
     }
 }
 
 /// Which response header named a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HintSource {
+pub(crate) enum HintSource {
     RetryAfter,
     RateLimitReset,
 }
@@ -55,14 +55,14 @@ impl fmt::Display for HintSource {
 
 /// A wait named by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerHint {
-    pub wait: Duration,
-    pub source: HintSource,
+pub(crate) struct ServerHint {
+    pub(crate) wait: Duration,
+    pub(crate) source: HintSource,
 }
 
 /// Parses a `Retry-After` value: delta seconds (whole, or leniently with a fraction) or an
 /// HTTP date. A date in the past means no wait. Anything else is `None`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Some(seconds) = parse_seconds(value) {
         return Some(seconds);
@@ -79,7 +79,7 @@ const EPOCH_THRESHOLD: f64 = 1_000_000_000.0;
 /// Parses an `X-RateLimit-Reset` value: the UTC epoch second at which the rate-limit window
 /// resets (Braze). A reset in the past means no wait. A value too small to be an epoch time
 /// (before 2001) is read as seconds from now. Anything else is `None`.
-pub fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> {
     let number = parse_number(value.trim())?;
     if number < EPOCH_THRESHOLD {
         return Duration::try_from_secs_f64(number).ok();
@@ -91,7 +91,7 @@ pub fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> 
 /// The wait a retryable response asks for, if any: `Retry-After` on any status, else
 /// `X-RateLimit-Reset` on a 429 only (Braze sends it on every response, where it describes
 /// the window rather than asking for a wait).
-pub fn server_hint(
+pub(crate) fn server_hint(
     status: u16,
     headers: &[(String, String)],
     now: SystemTime,
@@ -116,22 +116,26 @@ pub fn server_hint(
 
 /// Where the wait before the next attempt came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitSource {
+pub(crate) enum WaitSource {
     Backoff,
     Server(HintSource),
 }
 
 /// The wait before the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Wait {
-    pub duration: Duration,
-    pub source: WaitSource,
+pub(crate) struct Wait {
+    pub(crate) duration: Duration,
+    pub(crate) source: WaitSource,
 }
 
 /// Chooses the wait before the next attempt: the server's, when it named one longer than
 /// zero and the rules respect it; otherwise the backoff. A zero wait from the server (a reset
 /// time already past, often clock skew) falls back to the backoff so retries stay spread out.
-pub fn choose_wait(hint: Option<ServerHint>, respect_server: bool, backoff: Duration) -> Wait {
+pub(crate) fn choose_wait(
+    hint: Option<ServerHint>,
+    respect_server: bool,
+    backoff: Duration,
+) -> Wait {
     match hint {
         Some(hint) if respect_server && !hint.wait.is_zero() => Wait {
             duration: hint.wait,

@@ -2,7 +2,7 @@
 
 /// The meaning of one attempt's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 2xx: delivered.
     Success,
     /// 413: the body is too large for the destination. Sending it again cannot help; the
@@ -16,7 +16,7 @@ pub enum Verdict {
 }
 
 /// Classifies a response status. Success and 413 take precedence over `retry_statuses`.
-pub fn classify_status(status: u16, retry_statuses: &[u16]) -> Verdict {
+pub(crate) fn classify_status(status: u16, retry_statuses: &[u16]) -> Verdict {
     match status {
         200..=299 => Verdict::Success,
         413 => Verdict::TooLarge,

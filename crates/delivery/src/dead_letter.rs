@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -99,7 +99,6 @@ pub fn timestamp(time: SystemTime) -> String {
 /// blocking file I/O, small and rare.
 #[derive(Debug)]
 pub struct DeadLetterWriter {
-    path: PathBuf,
     file: Mutex<File>,
     fsync: bool,
 }
@@ -110,12 +109,11 @@ impl DeadLetterWriter {
     /// of a write), a newline is added so the next record starts on its own line; the partial
     /// one is then reported by the reader as a bad line.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let path = path.as_ref().to_path_buf();
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
+        let mut file = options.open(path)?;
         if file.metadata()?.len() > 0 {
             file.seek(SeekFrom::End(-1))?;
             let mut last = [0u8; 1];
@@ -125,7 +123,6 @@ impl DeadLetterWriter {
             }
         }
         Ok(Self {
-            path,
             file: Mutex::new(file),
             fsync: false,
         })
@@ -136,10 +133,6 @@ impl DeadLetterWriter {
     pub fn fsync(mut self, on: bool) -> Self {
         self.fsync = on;
         self
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends one record as one line.
@@ -171,7 +164,13 @@ pub struct Entry {
 pub enum ReadError {
     /// The line is not a dead-letter record; reading goes on with the next line.
     #[error("line {line}: not a dead-letter record: {message}")]
-    BadLine { line: usize, message: String },
+    BadLine {
+        line: usize,
+        message: String,
+        /// The line as it is in the file, without its line ending, so that whoever rewrites the
+        /// file can keep it.
+        text: Vec<u8>,
+    },
     /// The file could not be read; reading stops.
     #[error("line {line}: cannot read: {source}")]
     Io {
@@ -198,7 +197,7 @@ impl DeadLetterReader<BufReader<File>> {
 }
 
 impl<R: BufRead> DeadLetterReader<R> {
-    pub fn new(reader: R) -> Self {
+    pub(crate) fn new(reader: R) -> Self {
         Self {
             reader,
             line: 0,
@@ -225,9 +224,14 @@ impl<R: BufRead> Iterator for DeadLetterReader<R> {
                     return Some(
                         serde_json::from_slice(&self.buffer)
                             .map(|record| Entry { line, record })
-                            .map_err(|err| ReadError::BadLine {
-                                line,
-                                message: err.to_string(),
+                            .map_err(|err| {
+                                let text = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
+                                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                                ReadError::BadLine {
+                                    line,
+                                    message: err.to_string(),
+                                    text: text.to_vec(),
+                                }
                             }),
                     );
                 }
@@ -261,5 +265,20 @@ mod tests {
         assert_eq!(entry.line, 1);
         assert_eq!(entry.record.connection, None);
         assert_eq!(entry.record.last_request, None);
+    }
+
+    #[test]
+    fn a_bad_line_comes_back_as_it_is_in_the_file() {
+        let text = b"not json\r\n\xff{\n{\"torn\"";
+        let bad: Vec<Vec<u8>> = DeadLetterReader::new(&text[..])
+            .map(|item| match item {
+                Err(ReadError::BadLine { text, .. }) => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            bad,
+            [&b"not json"[..], b"\xff{", br#"{"torn""#].map(<[u8]>::to_vec)
+        );
     }
 }

@@ -49,10 +49,6 @@ impl Destination {
         })
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.inner.rules
-    }
-
     /// Sends `request`, retrying as the rules say, and reports the outcome with the history
     /// of its attempts. Never panics on a bad request or a bad response: every problem ends
     /// up in the outcome.

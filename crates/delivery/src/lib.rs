@@ -49,8 +49,8 @@ pub use dead_letter::{
 };
 pub use destination::Destination;
 pub use outcome::{AttemptRecord, Delivery, Failure, FailureKind, Outcome};
-pub use request::{Method, Outgoing, Response, status_line};
-pub use rules::{DEFAULT_RETRY_STATUSES, RateLimit, Rules, SetupError};
+pub use request::{Method, Outgoing, Response};
+pub use rules::{RateLimit, Rules, SetupError};
 
 /// A duration for people: `250ms`, `1.5s`, `30s`.
 pub(crate) fn human(duration: Duration) -> String {

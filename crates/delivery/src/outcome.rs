@@ -26,14 +26,6 @@ impl Delivery {
     pub fn is_delivered(&self) -> bool {
         matches!(self.outcome, Outcome::Delivered(_))
     }
-
-    /// The final response: the success, the 413, or the last response a failure got.
-    pub fn response(&self) -> Option<&Response> {
-        match &self.outcome {
-            Outcome::Delivered(response) | Outcome::TooLarge(response) => Some(response),
-            Outcome::Failed(failure) => failure.last_response.as_ref(),
-        }
-    }
 }
 
 /// How a request ended.

@@ -12,8 +12,8 @@ pub use http::Method;
 /// the body's length, so it may be logged; never log its fields directly.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Outgoing {
-    pub method: Method,
-    pub url: String,
+    pub(crate) method: Method,
+    pub(crate) url: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
@@ -94,7 +94,7 @@ impl fmt::Debug for Response {
 
 /// The status and its standard reason, e.g. `503 Service Unavailable`; just the number when
 /// the status has no standard reason.
-pub fn status_line(status: u16) -> String {
+pub(crate) fn status_line(status: u16) -> String {
     match http::StatusCode::from_u16(status)
         .ok()
         .and_then(|code| code.canonical_reason())

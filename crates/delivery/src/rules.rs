@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Statuses retried unless a destination says otherwise: request timeout, too many requests,
 /// and the server errors that mean "try again" (every 5xx in common use except 501).
-pub const DEFAULT_RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+pub(crate) const DEFAULT_RETRY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// How requests to one destination are retried, paced and bounded.
 ///
@@ -96,7 +96,7 @@ pub enum SetupError {
 
 impl Rules {
     /// Checks the rules make sense; [`Destination::new`](crate::Destination::new) calls this.
-    pub fn validate(&self) -> Result<(), SetupError> {
+    pub(crate) fn validate(&self) -> Result<(), SetupError> {
         let fail = |why| Err(SetupError::Rules(why));
         if self.max_attempts == 0 {
             return fail("max_attempts must be at least 1");

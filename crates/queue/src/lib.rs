@@ -31,7 +31,22 @@
 //! was in flight (claimed and not yet settled) at that moment, and nothing else. Destinations
 //! should be fed idempotent requests where they allow it.
 //!
-//! [`SqliteQueue`] is the SQLite implementation; the server only sees [`Queue`].
+//! # Backends
+//!
+//! The server only sees [`Queue`]; two stores implement it, with the same promises.
+//!
+//! - [`SqliteQueue`] keeps the queue in one file for one `ferry serve` process: a WAL-mode
+//!   database with one writer thread doing group commits. The log, the positions and the
+//!   retry and dead tables above are its own.
+//! - [`NatsQueue`] keeps it in NATS JetStream, shared by several `ferry serve` nodes. The log
+//!   is a stream that drops an event once every connection's consumer has acknowledged it. An
+//!   event is acknowledged to its sender once JetStream stored it on a majority of the stream's
+//!   replicas, and a repeat is dropped within the stream's duplicate window whichever node
+//!   received it. Every node pulls a connection's events from one durable consumer shared by
+//!   all, so each goes to one node, and what a node claimed and never settled goes to another
+//!   after [`NatsOptions::ack_wait`]. Retries and dead letters are streams of their own,
+//!   remembered values a key-value bucket, and an ordered connection is delivered by one node
+//!   at a time.
 
 mod checkpoint;
 mod claim;

@@ -103,11 +103,6 @@ impl SqliteQueue {
         })
     }
 
-    /// The file this queue lives in.
-    pub fn path(&self) -> &Path {
-        &self.shared.path
-    }
-
     /// How many group commits the writer has made since `open`: with many concurrent callers
     /// it grows much slower than the number of calls. For metrics and tests.
     pub fn commits(&self) -> u64 {

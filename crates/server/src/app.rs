@@ -16,33 +16,33 @@ use crate::metrics::Metrics;
 use crate::setup::{ConfigOrigin, Setup};
 
 /// What handlers share.
-pub struct App {
+pub(crate) struct App {
     /// The setup being served; swapped whole by a reload.
-    pub setup: ArcSwap<Setup>,
-    pub queue: Arc<dyn Queue>,
-    pub metrics: Arc<Metrics>,
+    pub(crate) setup: ArcSwap<Setup>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The outcome of the last reload.
-    pub status: Mutex<Status>,
+    pub(crate) status: Mutex<Status>,
     /// Asks the reloader to reload, and waits for the outcome.
-    pub reloads: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
+    pub(crate) reloads: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
     /// False until the workers run, and again once shutdown begins.
-    pub ready: AtomicBool,
+    pub(crate) ready: AtomicBool,
 }
 
 /// What `/admin/status` shows of the setup and its reloads.
 #[derive(Debug, Clone, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// 1 for the setup loaded at start, one more for each successful reload.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// When the setup being served was loaded.
-    pub loaded_at: String,
+    pub(crate) loaded_at: String,
     /// The configuration file, or that the embedded default is used.
-    pub origin: String,
-    pub last_reload: Option<ReloadOutcome>,
+    pub(crate) origin: String,
+    pub(crate) last_reload: Option<ReloadOutcome>,
 }
 
 impl Status {
-    pub fn started(origin: &ConfigOrigin) -> Status {
+    pub(crate) fn started(origin: &ConfigOrigin) -> Status {
         Status {
             generation: 1,
             loaded_at: ferry_delivery::timestamp(std::time::SystemTime::now()),
@@ -57,35 +57,35 @@ impl Status {
 
 /// The outcome of one reload.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReloadOutcome {
-    pub at: String,
+pub(crate) struct ReloadOutcome {
+    pub(crate) at: String,
     /// What asked for it: `file change`, `SIGHUP` or `admin`.
-    pub trigger: String,
-    pub ok: bool,
+    pub(crate) trigger: String,
+    pub(crate) ok: bool,
     /// The generation served after it.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// Every problem found, when it failed.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// One problem of a refused setup.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    pub help: Option<String>,
+pub(crate) struct Problem {
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
     /// The problem as the CLI prints it, with its snippet.
-    pub rendered: String,
+    pub(crate) rendered: String,
 }
 
 /// What every connection's delivery worker shares.
 #[derive(Clone)]
-pub struct WorkerContext {
-    pub queue: Arc<dyn Queue>,
-    pub metrics: Arc<Metrics>,
-    pub dry_run: Arc<DryRunLog>,
+pub(crate) struct WorkerContext {
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) dry_run: Arc<DryRunLog>,
     /// Where workers run: threads of their own, below ingest's priority.
-    pub runtime: DeliveryRuntime,
+    pub(crate) runtime: DeliveryRuntime,
 }

@@ -24,13 +24,13 @@ const NICENESS: i32 = 19;
 /// A handle on the delivery runtime; the runtime stops (without waiting) when the last handle
 /// is dropped.
 #[derive(Clone)]
-pub struct DeliveryRuntime(Arc<Owned>);
+pub(crate) struct DeliveryRuntime(Arc<Owned>);
 
 struct Owned(Option<Runtime>);
 
 impl DeliveryRuntime {
     /// Starts the runtime's threads, below the priority of the calling thread.
-    pub fn start() -> std::io::Result<DeliveryRuntime> {
+    pub(crate) fn start() -> std::io::Result<DeliveryRuntime> {
         let priority = delivery_priority();
         let runtime = Builder::new_multi_thread()
             .thread_name("ferry-delivery")
@@ -41,7 +41,7 @@ impl DeliveryRuntime {
     }
 
     /// Runs `task` on the delivery threads; tasks it spawns stay there.
-    pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

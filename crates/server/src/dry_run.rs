@@ -11,7 +11,7 @@ use ferry_delivery::RecordedRequest;
 use serde::Serialize;
 
 /// Appends dry-run requests to a file.
-pub struct DryRunLog {
+pub(crate) struct DryRunLog {
     path: PathBuf,
     file: Mutex<Option<File>>,
 }
@@ -25,7 +25,7 @@ struct Line<'a> {
 
 impl DryRunLog {
     /// A log at `path`, opened on the first request.
-    pub fn new(path: &Path) -> DryRunLog {
+    pub(crate) fn new(path: &Path) -> DryRunLog {
         DryRunLog {
             path: path.to_path_buf(),
             file: Mutex::new(None),
@@ -33,7 +33,7 @@ impl DryRunLog {
     }
 
     /// Records one request (already redacted by the pipeline).
-    pub fn record(&self, connection: &str, request: &RecordedRequest) {
+    pub(crate) fn record(&self, connection: &str, request: &RecordedRequest) {
         tracing::info!(
             connection,
             method = %request.method,

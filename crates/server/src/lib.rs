@@ -44,17 +44,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::app::WorkerContext;
-pub use crate::app::{App, Problem, ReloadOutcome, Status};
+use crate::app::{App, Status};
 use crate::delivery_runtime::DeliveryRuntime;
 use crate::dry_run::DryRunLog;
 pub use crate::error::{ServeError, StartError, StopError, StoreError};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 pub use crate::setup::{
-    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Listener, Setup, SourceSetup, StoreSetup,
-    interpolate,
+    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Setup, SourceSetup, StoreSetup, interpolate,
 };
-pub use crate::store::{STORE_FILE, open_queue, open_queue_at, open_store};
+use crate::store::open_queue;
+pub use crate::store::{STORE_FILE, open_queue_at};
 use crate::worker::Workers;
 
 /// How `ferry serve` runs.
@@ -74,7 +74,7 @@ pub struct Options {
 
 impl Options {
     /// Loads the setup and applies the command line's overrides to it.
-    pub fn load(&self) -> Result<Setup, ferry_spec::Diagnostics> {
+    pub(crate) fn load(&self) -> Result<Setup, ferry_spec::Diagnostics> {
         let mut setup = Setup::load(&self.origin)?;
         if let Some(data) = &self.data {
             setup.data_dir.clone_from(data);
@@ -93,7 +93,7 @@ impl Options {
 pub struct Running {
     /// The address it listens on (useful with port 0).
     pub address: SocketAddr,
-    pub app: Arc<App>,
+    app: Arc<App>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_server: oneshot::Sender<()>,
     stop_workers: oneshot::Sender<Duration>,
@@ -166,6 +166,22 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
 }
 
 impl Running {
+    /// The setup being served now; a reload replaces it.
+    pub fn setup(&self) -> Arc<Setup> {
+        self.app.setup.load_full()
+    }
+
+    /// The store: what is queued, in flight and dead.
+    pub fn queue(&self) -> &dyn ferry_queue::Queue {
+        self.app.queue.as_ref()
+    }
+
+    /// Every metric in the Prometheus text format, as `GET /metrics` shows them but without
+    /// reading the queue depths from the store first.
+    pub fn metrics_text(&self) -> String {
+        self.app.metrics.render()
+    }
+
     /// Shuts down gracefully: stops accepting requests (those being answered finish), then
     /// lets deliveries in flight finish within the drain time; what is left stays pending in
     /// the store for the next start.
@@ -192,7 +208,7 @@ pub async fn serve(options: Options, shutdown: impl Future<Output = ()>) -> Resu
 }
 
 /// Makes every connection a dry run.
-pub fn force_dry_run(setup: &mut Setup) {
+pub(crate) fn force_dry_run(setup: &mut Setup) {
     for connection in setup.connections.values_mut() {
         if !connection.dry_run {
             *connection = Arc::new(ConnectionSetup {

@@ -10,67 +10,67 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SourceLabel {
-    pub source: String,
+pub(crate) struct SourceLabel {
+    pub(crate) source: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConnectionLabel {
-    pub connection: String,
+pub(crate) struct ConnectionLabel {
+    pub(crate) connection: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DepthLabel {
-    pub connection: String,
+pub(crate) struct DepthLabel {
+    pub(crate) connection: String,
     /// `pending`, `in_flight`, `retrying` or `dead`.
-    pub state: &'static str,
+    pub(crate) state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
+pub(crate) struct ResultLabel {
     /// `ok` or `failed`.
-    pub result: &'static str,
+    pub(crate) result: &'static str,
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric the server keeps.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Events accepted and committed, per source.
-    pub received: Family<SourceLabel, Counter>,
+    pub(crate) received: Family<SourceLabel, Counter>,
     /// Events refused inside an accepted request (kept as dead letters), per source.
-    pub rejected: Family<SourceLabel, Counter>,
+    pub(crate) rejected: Family<SourceLabel, Counter>,
     /// Events dropped as repeats of a recent `messageId`/`insert_id`, per source.
-    pub duplicates: Family<SourceLabel, Counter>,
+    pub(crate) duplicates: Family<SourceLabel, Counter>,
     /// Time from receiving a request to acknowledging it (after the commit), per source.
-    pub ack_seconds: Histograms<SourceLabel>,
+    pub(crate) ack_seconds: Histograms<SourceLabel>,
     /// Events handed to a connection's mapping.
-    pub mapped: Family<ConnectionLabel, Counter>,
+    pub(crate) mapped: Family<ConnectionLabel, Counter>,
     /// Events whose every request was delivered.
-    pub delivered: Family<ConnectionLabel, Counter>,
+    pub(crate) delivered: Family<ConnectionLabel, Counter>,
     /// Events scheduled to be tried again later from the store.
-    pub retried: Family<ConnectionLabel, Counter>,
+    pub(crate) retried: Family<ConnectionLabel, Counter>,
     /// Events dead-lettered.
-    pub dead: Family<ConnectionLabel, Counter>,
+    pub(crate) dead: Family<ConnectionLabel, Counter>,
     /// HTTP attempts beyond the first, within a delivery.
-    pub http_retries: Family<ConnectionLabel, Counter>,
+    pub(crate) http_retries: Family<ConnectionLabel, Counter>,
     /// HTTP requests that finished (after all their attempts).
-    pub requests: Family<ConnectionLabel, Counter>,
+    pub(crate) requests: Family<ConnectionLabel, Counter>,
     /// Time from receiving an event to its delivery, per connection.
-    pub delivery_seconds: Histograms<ConnectionLabel>,
+    pub(crate) delivery_seconds: Histograms<ConnectionLabel>,
     /// Events in the store by state, per connection.
-    pub depth: Family<DepthLabel, Gauge>,
+    pub(crate) depth: Family<DepthLabel, Gauge>,
     /// Reloads of the configuration and mappings.
-    pub reloads: Family<ResultLabel, Counter>,
+    pub(crate) reloads: Family<ResultLabel, Counter>,
     /// The generation of the setup being served (1 at start, +1 per successful reload).
-    pub generation: Gauge,
+    pub(crate) generation: Gauge,
     /// Client connections open now.
-    pub connections_open: Gauge,
+    pub(crate) connections_open: Gauge,
     /// Client connections closed at once because `server.max_connections` were open.
-    pub connections_refused: Counter,
+    pub(crate) connections_refused: Counter,
     /// Requests answered 408 because their body did not arrive within `body_timeout_seconds`.
-    pub bodies_timed_out: Counter,
+    pub(crate) bodies_timed_out: Counter,
 }
 
 fn ack_histogram() -> Histogram {
@@ -84,7 +84,7 @@ fn delivery_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("ferry");
         let metrics = Metrics {
             received: Family::default(),
@@ -204,7 +204,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -218,13 +218,13 @@ impl Default for Metrics {
     }
 }
 
-pub fn source(name: &str) -> SourceLabel {
+pub(crate) fn source(name: &str) -> SourceLabel {
     SourceLabel {
         source: name.to_owned(),
     }
 }
 
-pub fn connection(name: &str) -> ConnectionLabel {
+pub(crate) fn connection(name: &str) -> ConnectionLabel {
     ConnectionLabel {
         connection: name.to_owned(),
     }

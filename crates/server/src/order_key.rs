@@ -11,7 +11,7 @@ use ferry_spec::config::SourceKind;
 use serde_json::Value;
 
 /// The paths read, in turn, when a source does not say.
-pub fn default_paths(kind: SourceKind) -> Vec<Path> {
+pub(crate) fn default_paths(kind: SourceKind) -> Vec<Path> {
     let texts: &[&str] = match kind {
         SourceKind::Segment => &["$.userId", "$.anonymousId"],
         SourceKind::Amplitude => &["$.user_id", "$.device_id"],
@@ -26,7 +26,7 @@ pub fn default_paths(kind: SourceKind) -> Vec<Path> {
 /// The key function over `paths`: the first one that finds a string, number or boolean gives
 /// the key (a number or boolean as its JSON text); an event where none does has no key and is
 /// not held back by others.
-pub fn order_key(paths: Vec<Path>) -> OrderKey {
+pub(crate) fn order_key(paths: Vec<Path>) -> OrderKey {
     Arc::new(move |body: &str| {
         let event: Value = serde_json::from_str(body).ok()?;
         paths

@@ -65,7 +65,7 @@ impl Reloader {
 
     /// Serves reload requests until `shutdown` says how long to let deliveries drain; then
     /// stops the workers.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut requests: mpsc::Receiver<oneshot::Sender<ReloadOutcome>>,
         shutdown: oneshot::Receiver<Duration>,

@@ -33,13 +33,16 @@ pub async fn open_queue_at(
 }
 
 /// Opens the queue of `setup`.
-pub async fn open_queue(setup: &Setup) -> Result<Arc<dyn Queue>, StoreError> {
+pub(crate) async fn open_queue(setup: &Setup) -> Result<Arc<dyn Queue>, StoreError> {
     open_queue_at(&setup.store, &setup.data_dir, Some(setup)).await
 }
 
 /// Opens the SQLite store in `data_dir`, creating the folder. With a `setup`, its store options
 /// apply; without (`ferry dlq`), the defaults.
-pub fn open_store(data_dir: &Path, setup: Option<&Setup>) -> Result<SqliteQueue, StoreError> {
+pub(crate) fn open_store(
+    data_dir: &Path,
+    setup: Option<&Setup>,
+) -> Result<SqliteQueue, StoreError> {
     private_folder(data_dir)?;
     let file = data_dir.join(STORE_FILE);
     for path in [

@@ -32,7 +32,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The running workers, by connection name.
-pub struct Workers {
+pub(crate) struct Workers {
     shared: WorkerContext,
     running: HashMap<String, Worker>,
     /// Remembered values per connection, kept across reloads.
@@ -49,7 +49,7 @@ struct Worker {
 }
 
 impl Workers {
-    pub fn new(shared: WorkerContext) -> Workers {
+    pub(crate) fn new(shared: WorkerContext) -> Workers {
         Workers {
             shared,
             running: HashMap::new(),
@@ -59,7 +59,7 @@ impl Workers {
 
     /// Runs a worker for every connection of `setup`: new connections start, changed ones
     /// switch to their new pipeline, removed ones finish what they hold and stop.
-    pub async fn apply(&mut self, setup: &Setup) -> Result<(), ferry_queue::QueueError> {
+    pub(crate) async fn apply(&mut self, setup: &Setup) -> Result<(), ferry_queue::QueueError> {
         let declared = setup
             .connections
             .values()
@@ -143,7 +143,7 @@ impl Workers {
 
     /// Stops every worker: no more claims; what was claimed is delivered within `drain`, and
     /// whatever is still unfinished then is put back to pending for the next start.
-    pub async fn shutdown(self, drain: Duration) {
+    pub(crate) async fn shutdown(self, drain: Duration) {
         for worker in self.running.values() {
             worker.halt.send_replace(Halt::Drain);
         }

@@ -153,7 +153,7 @@ async fn segment_calls_are_authenticated_and_answered_as_segment_does() {
     .await;
     assert_eq!(status, 413);
 
-    let received = running.app.metrics.render();
+    let received = running.metrics_text();
     assert!(
         received.contains("ferry_events_received_total{source=\"web\"} 4"),
         "{received}"
@@ -246,12 +246,69 @@ async fn extole_webhooks_need_the_shared_secret() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 1);
     assert_eq!(body["rejected"][0]["position"], 2);
-    let dead = running.app.queue.dead_letters(None, 10).await.unwrap();
+    let dead = running.queue().dead_letters(None, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(
         dead[0].reason.contains("refused at ingest"),
         "{:?}",
         dead[0]
     );
+    running.stop().await.unwrap();
+}
+
+/// A write key is the source's credential: an event refused at ingest is kept as a dead letter
+/// without it, as a stored event is, whether it came alone or in a batch, and whatever made ferry
+/// refuse it.
+#[tokio::test]
+async fn a_refused_segment_event_keeps_no_write_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = server(dir.path()).await;
+    let auth = basic("seg-key");
+    let big = "x".repeat(40 * 1024);
+    let batch = format!(
+        r#"{{"writeKey":"seg-key","batch":[{},{{"writeKey":"seg-key","type":"launch","userId":"u"}},{{"writeKey":"seg-key","type":"track","event":"e","userId":"u","pad":"{big}"}},{{"writeKey":"seg-key","type":"identify","userId":"u","writeKey":"seg-key"}}]}}"#,
+        identify("m-1")
+    );
+    let (status, body) = post(&running, "/v1/batch", &[], batch.into_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    for single in [
+        // A track without `event`.
+        r#"{"writeKey":"seg-key","userId":"u"}"#,
+        // An event a worker could not read; its key, escaped, still authenticates.
+        r#"{"userId":"u","event":"e","properties":{"s":"\ud800"},"write\u004bey":"seg-key"}"#,
+    ] {
+        let (status, body) = post(&running, "/v1/track", &[], single.as_bytes().to_vec()).await;
+        assert_eq!(status, 200, "{single}: {body}");
+    }
+    let (status, _) = post(
+        &running,
+        "/v1/identify",
+        &[("Authorization", &auth)],
+        br#"{"writeKey":"seg-key","anonymousId":7.5e0,"userId":[]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let dead = running.queue().dead_letters(None, 10).await.unwrap();
+    assert_eq!(dead.len(), 6, "{dead:?}");
+    for summary in &dead {
+        assert!(summary.reason.contains("refused at ingest"), "{summary:?}");
+        let letter = running
+            .queue()
+            .dead_letter(summary.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let shown = format!("{letter:?}");
+        assert!(
+            !shown.contains("seg-key"),
+            "a refused event kept its write key: {shown}"
+        );
+        assert!(
+            !letter.event.contains("writeKey") && !letter.event.contains("u004bey"),
+            "{shown}"
+        );
+        assert!(letter.event.contains(r#""userId""#), "{shown}");
+    }
     running.stop().await.unwrap();
 }

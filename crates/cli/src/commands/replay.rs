@@ -3,12 +3,12 @@
 //! until it is empty; records of other mappings and unreadable lines are kept as they were.
 
 use std::fs;
-use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ferry_delivery::{DeadLetter, DeadLetterWriter};
+use ferry_delivery::{DeadLetterReader, DeadLetterWriter, Entry, ReadError};
 use ferry_pipeline::Input;
 
 use super::send::{Target, connect, deliver, exit_code};
@@ -26,31 +26,34 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let file = fs::File::open(&args.file)
+    let reader = DeadLetterReader::open(&args.file)
         .with_context(|| format!("cannot open `{}`", args.file.display()))?;
-    let mut records: Vec<(usize, DeadLetter)> = Vec::new();
-    let mut kept: Vec<String> = Vec::new();
-    for (number, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read `{}`", args.file.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<DeadLetter>(&line) {
-            Ok(record) => records.push((number + 1, record)),
-            Err(error) => {
+    let mut records: Vec<Entry> = Vec::new();
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for item in reader {
+        match item {
+            Ok(entry) => records.push(entry),
+            Err(ReadError::BadLine {
+                line,
+                message,
+                text,
+            }) => {
                 eprintln!(
-                    "{}:{}: not a dead letter ({error}); kept as it is",
+                    "{}:{line}: not a dead letter ({message}); kept as it is",
                     args.file.display(),
-                    number + 1
                 );
-                kept.push(line);
+                kept.push(text);
+            }
+            Err(error @ ReadError::Io { .. }) => {
+                return Err(error)
+                    .with_context(|| format!("cannot read `{}`", args.file.display()));
             }
         }
     }
     let name = if let Some(name) = &args.mapping {
         name.clone()
-    } else if let Some((_, first)) = records.first() {
-        first.mapping.clone()
+    } else if let Some(first) = records.first() {
+        first.record.mapping.clone()
     } else {
         eprintln!("{}: no dead letters to replay", args.file.display());
         return Ok(ExitCode::SUCCESS);
@@ -61,9 +64,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let (mine, others): (Vec<_>, Vec<_>) = records
         .into_iter()
-        .partition(|(_, record)| record.mapping == *mapping.name);
-    for (_, record) in &others {
-        kept.push(serde_json::to_string(record).expect("a dead letter serializes"));
+        .partition(|entry| entry.record.mapping == *mapping.name);
+    for entry in &others {
+        kept.push(serde_json::to_vec(&entry.record).expect("a dead letter serializes"));
     }
     if !others.is_empty() {
         eprintln!(
@@ -79,7 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open `{}`", fresh.display()))?;
     let replayed = mine.len();
     let summary = deliver(connection, dead_letters, &args.target, move |tx| {
-        for (line, record) in mine {
+        for Entry { line, record } in mine {
             let input = if record.event.is_object() {
                 Input::Event {
                     index: line,
@@ -106,7 +109,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .open(&fresh)
             .with_context(|| format!("cannot open `{}`", fresh.display()))?;
         for line in &kept {
-            writeln!(out, "{line}")?;
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
         }
         out.sync_all()?;
     }

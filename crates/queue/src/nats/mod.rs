@@ -122,11 +122,6 @@ impl NatsQueue {
         ];
         Ok(NatsQueue { inner, tasks })
     }
-
-    /// The servers, credentials masked.
-    pub fn servers(&self) -> String {
-        self.inner.options.servers_shown()
-    }
 }
 
 impl Drop for NatsQueue {

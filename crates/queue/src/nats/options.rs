@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct NatsOptions {
     /// Server URLs (`nats://host:4222`); the client connects to one and learns the others.
-    pub servers: Vec<String>,
+    pub(crate) servers: Vec<String>,
     /// How to authenticate, if the servers ask.
     pub credentials: Option<NatsCredentials>,
     /// Copies of every stream and bucket (1, 3 or 5). An event is acknowledged only once

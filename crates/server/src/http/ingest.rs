@@ -18,7 +18,7 @@ use crate::metrics;
 use crate::wire::{Ingested, amplitude, extole, segment};
 
 /// `POST /v1/{call}`: Segment's HTTP Tracking API.
-pub async fn segment(
+pub(crate) async fn segment(
     State(app): State<Arc<App>>,
     Path(call): Path<String>,
     headers: HeaderMap,
@@ -56,7 +56,7 @@ pub async fn segment(
 }
 
 /// `POST /2/httpapi`: Amplitude's HTTP V2 API.
-pub async fn amplitude(State(app): State<Arc<App>>, body: Bytes) -> Response {
+pub(crate) async fn amplitude(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let started = Instant::now();
     let received = SystemTime::now();
     let parsed = match amplitude::parse(&body) {
@@ -84,7 +84,7 @@ pub async fn amplitude(State(app): State<Arc<App>>, body: Bytes) -> Response {
 }
 
 /// `POST /webhooks/extole/{source}`: Extole's webhooks, authenticated by the source's secret.
-pub async fn extole(
+pub(crate) async fn extole(
     State(app): State<Arc<App>>,
     Path(source): Path<String>,
     headers: HeaderMap,

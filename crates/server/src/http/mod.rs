@@ -35,7 +35,7 @@ use crate::app::App;
 
 /// The largest request body read, after decompression. Each wire format refuses smaller
 /// bodies with its own answer; this bounds the work a request can cause.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
 /// Every route.
 pub(crate) fn router(app: Arc<App>) -> Router {

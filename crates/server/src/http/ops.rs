@@ -16,13 +16,13 @@ use crate::metrics::DepthLabel;
 use crate::wire::extole::same_secret;
 
 /// `GET /healthz`: the process answers.
-pub async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: events are accepted and delivered (not before the workers run, nor once
 /// shutdown has begun).
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -31,7 +31,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 /// `GET /metrics`: every metric, with queue depths read from the store now.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
     refresh_depths(&app).await;
     (
         [(
@@ -72,7 +72,7 @@ async fn refresh_depths(app: &App) {
 
 /// `GET /admin/status`: the setup served, each connection with its queue depth, and the
 /// outcome of the last reload (with every problem when it failed).
-pub async fn status(
+pub(crate) async fn status(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -112,7 +112,7 @@ pub async fn status(
 
 /// `POST /admin/reload`: reloads now and answers with the outcome: 200, or 422 with every
 /// problem (the last good setup keeps serving).
-pub async fn reload(
+pub(crate) async fn reload(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

@@ -15,16 +15,16 @@ use super::env::interpolate;
 
 /// The listener, ready to serve.
 #[derive(Clone)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// `host:port`.
-    pub address: String,
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
+    pub(crate) address: String,
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// The certificate and key, read from their files, when it serves HTTPS.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Lets clients beyond loopback reach `/admin/*` with `Authorization: Bearer TOKEN`.
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
 }
 
 impl std::fmt::Debug for Listener {

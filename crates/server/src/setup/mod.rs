@@ -25,7 +25,7 @@ use indexmap::IndexMap;
 
 pub use self::env::interpolate;
 use self::env::interpolate_value;
-pub use self::listener::Listener;
+pub(crate) use self::listener::Listener;
 use self::mappings::{Folder, load_mappings, reads};
 pub use self::store::StoreSetup;
 
@@ -44,7 +44,7 @@ pub enum ConfigOrigin {
 
 impl ConfigOrigin {
     /// The file to watch for changes, if any.
-    pub fn file(&self) -> Option<&Path> {
+    pub(crate) fn file(&self) -> Option<&Path> {
         match self {
             ConfigOrigin::File(path) => Some(path),
             ConfigOrigin::Embedded => None,
@@ -100,12 +100,12 @@ impl SourceSetup {
 
 /// A connection ready to deliver.
 pub struct ConnectionSetup {
-    pub name: String,
-    pub source: String,
-    pub connection: Arc<Connection>,
-    pub dry_run: bool,
+    pub(crate) name: String,
+    pub(crate) source: String,
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) dry_run: bool,
     /// With `ordered: true`: the ordering key of its source's events.
-    pub order: Option<OrderKey>,
+    pub(crate) order: Option<OrderKey>,
 }
 
 impl std::fmt::Debug for ConnectionSetup {
@@ -123,16 +123,15 @@ impl std::fmt::Debug for ConnectionSetup {
 /// Everything the server runs, checked and compiled.
 #[derive(Debug)]
 pub struct Setup {
-    pub origin: ConfigOrigin,
-    pub config: Config,
+    pub(crate) config: Config,
     /// The mappings folder, resolved.
-    pub mappings_dir: PathBuf,
+    pub(crate) mappings_dir: PathBuf,
     /// The data folder, resolved.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The HTTP listener, checked (certificates read).
-    pub listener: Listener,
+    pub(crate) listener: Listener,
     /// Where the queue lives.
-    pub store: StoreSetup,
+    pub(crate) store: StoreSetup,
     pub sources: IndexMap<String, SourceSetup>,
     pub connections: IndexMap<String, Arc<ConnectionSetup>>,
     keys: HashMap<(SourceKind, String), String>,
@@ -140,7 +139,7 @@ pub struct Setup {
 
 impl Setup {
     /// Reads the configuration and the mappings it names, and checks them together.
-    pub fn load(origin: &ConfigOrigin) -> Result<Setup, Diagnostics> {
+    pub(crate) fn load(origin: &ConfigOrigin) -> Result<Setup, Diagnostics> {
         let (document, base) = origin.load()?;
         let config = document.config.clone();
         let mappings_dir = base.join(&config.mappings);
@@ -166,7 +165,6 @@ impl Setup {
 
         if problems.is_empty() {
             Ok(Setup {
-                origin: origin.clone(),
                 config,
                 mappings_dir,
                 data_dir,
@@ -182,7 +180,7 @@ impl Setup {
     }
 
     /// The source of `kind` that `key` authenticates.
-    pub fn source_for_key(&self, kind: SourceKind, key: &str) -> Option<&str> {
+    pub(crate) fn source_for_key(&self, kind: SourceKind, key: &str) -> Option<&str> {
         self.keys.get(&(kind, key.to_owned())).map(String::as_str)
     }
 

@@ -21,7 +21,11 @@ pub enum StoreSetup {
 
 /// The store `document` describes; problems go to `problems`. `base` is the folder relative
 /// paths start from.
-pub fn store(document: &ConfigDocument, base: &Path, problems: &mut Vec<Diagnostic>) -> StoreSetup {
+pub(crate) fn store(
+    document: &ConfigDocument,
+    base: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> StoreSetup {
     let spec = &document.config.store;
     if spec.backend == Backend::Sqlite {
         for (key, given) in [

@@ -10,10 +10,10 @@
 //! - each event needs a non-empty string `event_type`, and `user_id` or `device_id`; an event
 //!   with neither is listed under both names in `events_with_missing_fields`;
 //! - a present id must be a string of at least `options.min_id_length` characters (default
-//!   [`DEFAULT_MIN_ID_LENGTH`]) and not one of the placeholder ids Amplitude refuses, compared
+//!   `DEFAULT_MIN_ID_LENGTH`) and not one of the placeholder ids Amplitude refuses, compared
 //!   without regard to case;
 //! - `time`, when present, must be an integer (epoch milliseconds); `insert_id`, a string;
-//! - a body of [`PAYLOAD_LIMIT_BYTES`] or more, or with [`EVENTS_LIMIT`] events or more, is 413;
+//! - a body of `PAYLOAD_LIMIT_BYTES` or more, or with `EVENTS_LIMIT` events or more, is 413;
 //! - an event that is not a JSON object, repeats a checked field, or cannot be read as a delivery
 //!   worker reads it (nested over 128 deep, a lone surrogate escape) makes the body invalid JSON.
 //!
@@ -31,11 +31,11 @@ use super::splice::{as_str, is_null, present};
 use super::{Accepted, Ingested, WireError};
 
 /// Bodies of this many bytes or more are refused with 413 (Amplitude: under 1 MB).
-pub const PAYLOAD_LIMIT_BYTES: usize = 1024 * 1024;
+pub(crate) const PAYLOAD_LIMIT_BYTES: usize = 1024 * 1024;
 /// Requests with this many events or more are refused with 413 (Amplitude: fewer than 2,000).
-pub const EVENTS_LIMIT: usize = 2_000;
+pub(crate) const EVENTS_LIMIT: usize = 2_000;
 /// The shortest `user_id` or `device_id` unless `options.min_id_length` says otherwise.
-pub const DEFAULT_MIN_ID_LENGTH: usize = 5;
+pub(crate) const DEFAULT_MIN_ID_LENGTH: usize = 5;
 /// Ids Amplitude refuses whatever their length, compared without regard to case.
 const PLACEHOLDER_IDS: [&str; 14] = [
     "anonymous",
@@ -171,7 +171,7 @@ pub fn accepted_body(
 ///
 /// Amplitude's SDKs recognise this answer by its error starting with `Invalid API key`, and then
 /// stop retrying the batch.
-pub fn invalid_api_key() -> WireError {
+pub(crate) fn invalid_api_key() -> WireError {
     error(
         StatusCode::BAD_REQUEST,
         json!({"code": 400, "error": "Invalid API key: the key is not known to this server"}),

@@ -2,7 +2,7 @@
 //!
 //! Each item must be a JSON object with a non-empty string `event_name`, or a deletion
 //! (`"type": "delete"`); any other item is [`Rejected`] with its 1-based position and the rest are
-//! accepted. A body over [`MAX_BODY_BYTES`] or with more than [`MAX_ITEMS`] items is refused with
+//! accepted. A body over `MAX_BODY_BYTES` or with more than `MAX_ITEMS` items is refused with
 //! 413, invalid JSON with 400; error bodies are `{"error": "..."}`. Items are stored as sent, and
 //! an `event_id` (or else `id`) string or number is the dedupe key.
 //!
@@ -20,9 +20,9 @@ use super::splice::{as_str, is_null, present};
 use super::{Accepted, Ingested, Rejected, WireError};
 
 /// The largest body, in bytes.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The most items one body may hold.
-pub const MAX_ITEMS: usize = 1_000;
+pub(crate) const MAX_ITEMS: usize = 1_000;
 /// The header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
 pub const SIGNATURE_HEADER: &str = "x-extole-signature";
 
@@ -193,7 +193,7 @@ pub fn accepted_body(ingested: &Ingested) -> Value {
 }
 
 /// The 401 for a request without the shared secret.
-pub fn unauthorized() -> WireError {
+pub(crate) fn unauthorized() -> WireError {
     error(
         StatusCode::UNAUTHORIZED,
         "the request has neither the bearer token nor a valid signature",

@@ -20,7 +20,7 @@ pub struct Rejected {
     /// The 1-based position of the item in the request.
     pub position: usize,
     /// Why it was refused, for the dead-letter record and the sender.
-    pub reason: String,
+    pub(crate) reason: String,
     /// The item's raw JSON text, cut to at most [`MAX_REJECTED_TEXT_BYTES`] with a marker.
     pub text: String,
 }

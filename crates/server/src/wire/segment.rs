@@ -4,12 +4,13 @@
 //!
 //! Segment answers 200 for everything except oversized payloads and invalid JSON, and silently
 //! drops events it cannot use. ferry answers the same way, but returns the dropped events as
-//! [`Rejected`] so they are kept as dead letters with a reason.
+//! [`Rejected`] so they are kept as dead letters with a reason, each as sent but for its
+//! `writeKey` (see below).
 //!
 //! The whole request gets 400 (the body is `{"success": false, "code", "message"}`) when:
 //! - a single call is over [`MAX_CALL_BYTES`] (`payload_too_large`);
-//! - a batch is over [`MAX_BATCH_BYTES`] (`payload_too_large`) or holds more than
-//!   [`MAX_BATCH_EVENTS`] events (`too_many_events`; Segment drops such a batch with a 200, but
+//! - a batch is over `MAX_BATCH_BYTES` (`payload_too_large`) or holds more than
+//!   `MAX_BATCH_EVENTS` events (`too_many_events`; Segment drops such a batch with a 200, but
 //!   a 400 tells the sender while it can still split the batch);
 //! - the body is not a JSON object, or a batch's `batch`, `context` or `integrations` has the
 //!   wrong type (`invalid_json`), or a batch has no `batch` list (`missing_batch`);
@@ -35,8 +36,9 @@
 //! `sentAt`, `context` and `integrations`. A batch's `context` and `integrations` are merged one
 //! level deep: the item's own keys win. The path's call wins over a single call's own `type`, as
 //! it does at Segment. `timestamp`, `originalTimestamp` and `sentAt` are kept as sent, and numbers
-//! keep every digit. A `writeKey` in the body is dropped: it is the source's credential, not
-//! part of the event, so no mapping forwards it and `ferry dlq` never shows it.
+//! keep every digit. A `writeKey` in the body is dropped, from a stored event and from a refused
+//! one alike: it is the source's credential, not part of the event, so no mapping forwards it
+//! and `ferry dlq` never shows it.
 
 use std::borrow::Cow;
 
@@ -49,7 +51,7 @@ use serde_json::{Value, json};
 
 use self::event::{Probe, Refusal, Shared, Who, build};
 use super::readable::unreadable_field;
-use super::splice::{as_str, is_null, is_object, json_string, present};
+use super::splice::{as_str, is_null, is_object, json_string, present, without_member};
 use super::{Accepted, Ingested, Rejected, WireError};
 
 mod event;
@@ -57,9 +59,9 @@ mod event;
 /// The largest single call, and the largest event inside a batch, in bytes (Segment: 32 KB).
 pub const MAX_CALL_BYTES: usize = 32 * 1024;
 /// The largest batch body in bytes (Segment: 500 KB).
-pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 500 * 1024;
 /// The most events one batch may hold.
-pub const MAX_BATCH_EVENTS: usize = 2_500;
+pub(crate) const MAX_BATCH_EVENTS: usize = 2_500;
 /// The longest `messageId`, in characters.
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// What one batch may store, as a multiple of its own size: its `context` and `integrations` are
@@ -90,7 +92,7 @@ pub enum Call {
 
 impl Call {
     /// The call a path segment names (`"track"`, `"import"`, ...), or `None`.
-    pub fn from_path_segment(segment: &str) -> Option<Self> {
+    pub(crate) fn from_path_segment(segment: &str) -> Option<Self> {
         Some(match segment {
             "identify" => Self::Identify,
             "track" => Self::Track,
@@ -121,7 +123,7 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// The body's `writeKey`; the handler prefers it or the Basic one as it sees fit.
-    pub write_key: Option<String>,
+    pub(crate) write_key: Option<String>,
     /// The events.
     pub ingested: Ingested,
 }
@@ -157,12 +159,12 @@ pub fn parse(call: Call, body: &[u8], received_at: &str) -> Result<Parsed, WireE
 }
 
 /// The body of a 200: `{"success": true}`.
-pub fn accepted_body() -> Value {
+pub(crate) fn accepted_body() -> Value {
     json!({ "success": true })
 }
 
 /// The 401 for a missing or unknown write key.
-pub fn unauthorized() -> WireError {
+pub(crate) fn unauthorized() -> WireError {
     error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -222,7 +224,7 @@ fn parse_single(
                 write_key: lenient.write_key.and_then(as_str).map(Cow::into_owned),
                 ingested: Ingested {
                     accepted: Vec::new(),
-                    rejected: vec![Rejected::new(1, reason, text)],
+                    rejected: vec![refused(1, reason, text)],
                 },
             });
         }
@@ -237,13 +239,13 @@ fn parse_single(
     };
     match build(text, &probe, Some(kind), &shared, &Who::Single) {
         Ok(accepted) => ingested.accepted.push(accepted),
-        Err(Refusal::Item(reason)) => ingested.rejected.push(Rejected::new(1, reason, text)),
+        Err(Refusal::Item(reason)) => ingested.rejected.push(refused(1, reason, text)),
         // A single call's type comes from its path, so this does not happen; were it to, the
         // event would still be kept, refused, rather than dropped.
         Err(Refusal::MissingType) => {
             ingested
                 .rejected
-                .push(Rejected::new(1, "the event has no `type`".to_owned(), text));
+                .push(refused(1, "the event has no `type`".to_owned(), text));
         }
     }
     Ok(Parsed {
@@ -251,6 +253,24 @@ fn parse_single(
         ingested,
     })
 }
+
+/// What a refused event is kept as: its text as sent, less any `writeKey` of its own, which is
+/// the source's credential (see the module documentation).
+fn refused(position: usize, reason: String, text: &str) -> Rejected {
+    if !text.trim_start().starts_with('{') {
+        // Not an object: it has no fields.
+        return Rejected::new(position, reason, text);
+    }
+    match without_member(text, "writeKey") {
+        Some(kept) => Rejected::new(position, reason, &kept),
+        // An event is read as JSON before it can be refused one by one, so this does not happen;
+        // were it to, its text would be left out rather than kept with the key.
+        None => Rejected::new(position, reason, UNREAD_TEXT),
+    }
+}
+
+/// What stands for a refused event's text that could not be read to drop its `writeKey`.
+const UNREAD_TEXT: &str = "…[not kept: the text could not be read to drop its `writeKey`]";
 
 fn too_large(size: usize, limit: usize, what: &str) -> WireError {
     bad_request(
@@ -314,7 +334,7 @@ fn parse_batch(body: &[u8], received_at: &RawValue) -> Result<Parsed, WireError>
             Err(Refusal::Item(reason)) => {
                 ingested
                     .rejected
-                    .push(Rejected::new(position, reason, item.get()));
+                    .push(refused(position, reason, item.get()));
             }
             Err(Refusal::MissingType) => {
                 return Err(bad_request("missing_type", &format!("{who} has no `type`")));

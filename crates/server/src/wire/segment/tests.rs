@@ -639,6 +639,60 @@ fn a_write_key_in_the_body_is_not_stored() {
     }
 }
 
+/// A refused event is kept as sent but for its `writeKey`, whatever refused it, alone or in a
+/// batch.
+#[test]
+fn a_refused_event_keeps_no_write_key() {
+    let singles = [
+        (Call::Track, r#"{"writeKey":"wk-1","userId":"u"}"#),
+        (Call::Identify, r#" {"userId":[],"writeKey":"wk-1"} "#),
+        (
+            Call::Track,
+            r#"{"userId":"u","event":"e","s":"\ud800","write\u004bey":"wk-1"}"#,
+        ),
+    ];
+    for (call, body) in singles {
+        let parsed = parse(call, body.as_bytes(), AT).unwrap();
+        assert_eq!(parsed.write_key.as_deref(), Some("wk-1"), "{body}");
+        assert!(parsed.ingested.accepted.is_empty(), "{body}");
+        let text = &parsed.ingested.rejected[0].text;
+        assert!(!text.contains("wk-"), "{body}: {text}");
+        assert!(text.contains(r#""userId":"#), "{body}: {text}");
+    }
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let items = [
+        r#"{"writeKey":"wk-2","type":"launch","userId":"u"}"#.to_owned(),
+        r#"{"type":"identify","writeKey":"wk-2","userId":"u","writeKey":"wk-3"}"#.to_owned(),
+        format!(
+            r#"{{"writeKey":"wk-2","type":"page","userId":"u","pad":"{}"}}"#,
+            "x".repeat(MAX_CALL_BYTES)
+        ),
+        format!(r#"{{"writeKey":"wk-2","type":"track","userId":"u","deep":{deep}}}"#),
+    ];
+    let body = format!(
+        r#"{{"writeKey":"wk-1","batch":[{{"type":"identify","userId":"u","writeKey":"wk-2"}},{}]}}"#,
+        items.join(",")
+    );
+    let parsed = parse(Call::Batch, body.as_bytes(), AT).unwrap();
+    assert_eq!(parsed.ingested.accepted.len(), 1);
+    assert_eq!(parsed.ingested.rejected.len(), items.len());
+    for rejected in &parsed.ingested.rejected {
+        assert!(
+            !rejected.text.contains("writeKey") && !rejected.text.contains("wk-"),
+            "{rejected:?}"
+        );
+        assert!(rejected.text.contains(r#""userId":"u""#), "{rejected:?}");
+    }
+    // The rest of a refused event is kept as written.
+    assert_eq!(
+        parsed.ingested.rejected[0].text,
+        r#"{"type":"launch","userId":"u"}"#
+    );
+    // An item that is not an object has no field to drop.
+    let parsed = parse(Call::Batch, br#"{"batch":[["writeKey"]]}"#, AT).unwrap();
+    assert_eq!(parsed.ingested.rejected[0].text, r#"["writeKey"]"#);
+}
+
 /// The probe checks what a worker reads in the same pass: at every depth around the limit, in a
 /// probed field (`context`), another field (`properties`) and a batch's shared `context`, an
 /// event is accepted exactly when a worker can read it as stored.
