@@ -270,7 +270,7 @@ fn body_value(request: &PlannedRequest) -> Value {
 
 /// The batch spec of the action (or step) that planned `request`.
 fn batch_spec<'m>(connection: &'m Connection, request: &PlannedRequest) -> &'m Batch {
-    let spec = &connection.mapping().spec;
+    let spec = &connection.mapping().spec();
     let action = &spec.actions[&*request.action];
     let batch = match &request.step {
         Some(step) => action.steps[&**step].batch.as_ref(),

@@ -111,7 +111,7 @@ impl Bundled {
             "{name} has no golden case to take settings from"
         );
         let steps = mapping
-            .spec
+            .spec()
             .actions
             .iter()
             .flat_map(|(action, spec)| {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use arbitrary::Unstructured;
 use ferry_engine::{
-    Body, CannedResponses, Connection, Followed, MemoryState, Outcome, PlannedRequest, StepResponse,
+    Body, CannedResponses, Connection, DryRun, Followed, MemoryState, Outcome, PlannedRequest,
+    Shown, StepResponse,
 };
 use serde_json::Value;
 
@@ -117,25 +118,27 @@ impl Engine {
                 .unwrap_or_default(),
             Responses::Case(n) => bundled.responses[n].clone(),
         };
-        let mut state = MemoryState::default();
+        // The dry run `ferry map` and golden cases make, without batches.
+        let mut run = DryRun::new(connection, canned, false, input.traced);
         for (index, line) in lines.take(MAX_EVENTS).enumerate() {
             let Ok(event) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
-            let plan = if input.traced {
-                connection.plan_traced(&event, &state)
-            } else {
-                connection.plan(&event, &state)
-            };
-            let followed = connection.follow(&event, &state, plan.outcomes, &canned);
+            let (shown, _) = run.event(index + 1, &event);
+            let followed: Vec<Followed> = shown
+                .into_iter()
+                .map(|item| match item {
+                    Shown::Event { followed, .. } => followed,
+                    Shown::Batch(_) => unreachable!("a dry run without batches merges nothing"),
+                })
+                .collect();
             for step in &followed {
-                check_outcome(connection, &event, &state, step);
+                check_outcome(connection, &event, run.state(), step);
                 requests += usize::from(matches!(step.outcome, Outcome::Request(_)));
             }
             // What a dry run shows (the trace is raw: `ferry map --trace` redacts each line).
             let shown = ferry_golden::render_followed(index + 1, None, &followed, connection);
             check_no_secret(connection, &shown, &input.text);
-            state.apply(plan.remember);
         }
         requests
     }
@@ -149,6 +152,21 @@ pub fn check_request(connection: &Connection, request: &PlannedRequest) {
             let body: Value = serde_json::from_str(text)
                 .unwrap_or_else(|e| panic!("a planned body is not JSON ({e}): {text}"));
             assert!(body.is_object(), "a planned body is not an object: {text}");
+        }
+        Some(Body::JsonArray(text)) => {
+            let body: Value = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("a planned body is not JSON ({e}): {text}"));
+            assert!(
+                body.is_array(),
+                "a planned array body is not an array: {text}"
+            );
+        }
+        Some(Body::Ndjson(text)) => {
+            for line in text.lines() {
+                let item: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("a planned line is not JSON ({e}): {line}"));
+                assert!(item.is_object(), "a planned line is not an object: {line}");
+            }
         }
         Some(Body::Form(_)) | None => {}
     }
@@ -209,7 +227,7 @@ fn check_outcome(connection: &Connection, event: &Value, state: &MemoryState, st
 /// Text ferry shows never holds a secret setting's value, unless the input itself held it.
 pub fn check_no_secret(connection: &Connection, shown: &str, input: &str) {
     let mapping = Arc::clone(connection.mapping());
-    for (name, setting) in &mapping.spec.settings {
+    for (name, setting) in &mapping.spec().settings {
         if !setting.secret {
             continue;
         }

@@ -112,7 +112,7 @@ pub fn engine(engine: &Engine) -> Seeds {
                 ));
             }
         }
-        let sample = match bundled.mapping.spec.source {
+        let sample = match bundled.mapping.spec().source {
             ferry_spec::model::SourceDialect::Segment => "segment-events",
             ferry_spec::model::SourceDialect::Amplitude => "amplitude-events",
             ferry_spec::model::SourceDialect::Extole => "extole-events",
@@ -132,7 +132,7 @@ pub fn engine(engine: &Engine) -> Seeds {
 fn case_events(bundled: &[Bundled], dialect: ferry_spec::model::SourceDialect) -> Vec<Value> {
     bundled
         .iter()
-        .filter(|b| b.mapping.spec.source == dialect)
+        .filter(|b| b.mapping.spec().source == dialect)
         .flat_map(|b| b.cases.iter().flat_map(|(_, case)| case.events.clone()))
         .collect()
 }

@@ -375,6 +375,11 @@ impl CompiledMapping {
         }
     }
 
+    /// The mapping as written in its file.
+    pub fn spec(&self) -> &Mapping {
+        &self.spec
+    }
+
     /// The input dialect.
     pub fn dialect(&self) -> SourceDialect {
         self.spec.source

@@ -99,6 +99,11 @@ impl<'c> DryRun<'c> {
         (shown, plan.trace)
     }
 
+    /// The values the events so far remembered.
+    pub fn state(&self) -> &MemoryState {
+        &self.state
+    }
+
     /// Closes the batches still open, oldest first.
     pub fn finish(&mut self) -> Vec<Shown> {
         self.batcher
