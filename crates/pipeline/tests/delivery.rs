@@ -1,13 +1,16 @@
 //! Delivery of mapped events to real HTTP servers on loopback (wiremock): each test is named
 //! after the rule it checks, and asserts what the server received and what was dead-lettered.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_delivery::{DeadLetter, DeadLetterWriter};
+use common::{body, connect, deliver, received};
+use ferry_delivery::DeadLetterWriter;
 use ferry_engine::Connection;
-use ferry_pipeline::{Halt, Input, Pipeline, Summary};
+use ferry_pipeline::{Halt, Input, Pipeline};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wiremock::matchers::{method, path};
@@ -20,18 +23,6 @@ fn mapping_file(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../mappings")
         .join(format!("{name}.yaml"))
-}
-
-fn connect(mapping: ferry_engine::CompiledMapping, settings: &Value, server: &str) -> Connection {
-    let mut connection = Connection::new(
-        Arc::new(mapping),
-        settings.as_object().expect("settings are a map"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    connection
-        .override_base_url(server)
-        .unwrap_or_else(|e| panic!("{e}"));
-    connection
 }
 
 fn braze(server: &MockServer) -> Connection {
@@ -78,50 +69,6 @@ fn track(i: usize) -> Value {
 
 fn known_user(i: usize) -> Value {
     json!({"event_name": "Shared", "event_time": "2026-11-20T10:00:00Z", "external_id": format!("user-{i}")})
-}
-
-struct Delivered {
-    summary: Summary,
-    dead: Vec<DeadLetter>,
-    file: String,
-}
-
-async fn deliver(connection: Connection, events: Vec<Value>) -> Delivered {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("dead-letters.ndjson");
-    let writer = DeadLetterWriter::open(&file).expect("dead-letter file opens");
-    let pipeline = Pipeline::new(Arc::new(connection), writer).expect("valid rules");
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        for (i, event) in events.into_iter().enumerate() {
-            let input = Input::Event {
-                index: i + 1,
-                event,
-            };
-            if tx.send(input).await.is_err() {
-                return;
-            }
-        }
-    });
-    let summary = pipeline.run(rx, &mut |_| {}).await.expect("run completes");
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let dead = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("dead letters are JSON"))
-        .collect();
-    Delivered {
-        summary,
-        dead,
-        file: text,
-    }
-}
-
-async fn received(server: &MockServer) -> Vec<Request> {
-    server.received_requests().await.expect("recording is on")
-}
-
-fn body(request: &Request) -> Value {
-    serde_json::from_slice(&request.body).expect("JSON body")
 }
 
 fn ok() -> ResponseTemplate {

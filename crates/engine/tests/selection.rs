@@ -1,0 +1,214 @@
+//! Which events an action plans for, and how many requests: refusals with a reason, skips
+//! declared by `required: skip`, conditions on settings and on computed values, one request per
+//! item of a list, and lookup tables kept as lists of `{from, to}` pairs.
+
+mod support;
+
+use ferry_engine::{FailureKind, Outcome, SkipKind};
+use serde_json::{Value, json};
+use support::{HEAD, connect, failure, json as body, plan, rejected, request, requests, skip};
+
+fn mapping(extra: &str, actions: &str) -> String {
+    format!("{HEAD}{extra}actions:\n{actions}")
+}
+
+/// One `track` action: `keys` (indented by 4) before its request, whose body is `fields`
+/// (indented by 8).
+fn track(keys: &str, fields: &str) -> String {
+    format!(
+        "  track:\n    when: {{ type: track }}\n{keys}    request:\n      method: POST\n      path: /events\n      body:\n{fields}"
+    )
+}
+
+#[test]
+fn a_mapping_refuses_an_event_with_its_own_reason() {
+    let keys = "    refuse:\n      - { when: { blank: [$.userId, $.traits.email] }, reason: userId or email is required }\n      - { when: { not: { event: [Signed Up, Order Completed] } }, reason: \"event name {{ event.event }} is not valid\" }\n";
+    let connection = connect(
+        &mapping("", &track(keys, "        id: { from: $.userId }\n")),
+        &json!({}),
+    );
+    let anonymous = plan(&connection, &json!({"type": "track", "event": "Signed Up"}));
+    assert_eq!(failure(&anonymous), "userId or email is required");
+    let Outcome::Failed(refused) = &anonymous.outcomes[0] else {
+        panic!("a failure");
+    };
+    assert_eq!(refused.kind, FailureKind::Refused);
+    let unknown = plan(
+        &connection,
+        &json!({"type": "track", "event": "Clicked", "userId": "u1"}),
+    );
+    assert_eq!(failure(&unknown), "event name Clicked is not valid");
+    let fine = plan(
+        &connection,
+        &json!({"type": "track", "event": "Signed Up", "userId": "u1"}),
+    );
+    assert_eq!(body(request(&fine)), json!({"id": "u1"}));
+}
+
+#[test]
+fn required_on_a_spread_object_fails_when_it_writes_nothing() {
+    let fields = "        ids:\n          spread: true\n          required: true\n          fields: { user_id: { from: $.userId }, email: { from: $.email } }\n";
+    let connection = connect(&mapping("", &track("", fields)), &json!({}));
+    let message = failure(&plan(&connection, &json!({"type": "track"})));
+    assert_eq!(message, "`ids` is required but it writes no member");
+    let written = plan(&connection, &json!({"type": "track", "email": "a@b.io"}));
+    assert_eq!(body(request(&written)), json!({"email": "a@b.io"}));
+}
+
+#[test]
+fn required_skip_skips_the_action_for_the_event() {
+    let fields = "        $add:\n          rest_of: $.properties\n          only: [points, visits]\n          required: skip\n        user: { from: $.userId, required: true }\n";
+    let connection = connect(&mapping("", &track("", fields)), &json!({}));
+    let none = plan(
+        &connection,
+        &json!({"type": "track", "userId": "u1", "properties": {"other": 1}}),
+    );
+    assert_eq!(skip(&none), "`$add` came out empty");
+    let Outcome::Skipped(skipped) = &none.outcomes[0] else {
+        panic!("a skip");
+    };
+    assert_eq!(skipped.kind, SkipKind::Required);
+    let traced = connection.plan_traced(
+        &json!({"type": "track", "userId": "u1", "properties": {}}),
+        &ferry_engine::NoState,
+    );
+    assert!(
+        traced
+            .trace
+            .iter()
+            .any(|line| line.contains("skipped: `$add` came out empty")),
+        "{:#?}",
+        traced.trace
+    );
+    let some = plan(
+        &connection,
+        &json!({"type": "track", "userId": "u1", "properties": {"points": 2}}),
+    );
+    assert_eq!(
+        body(request(&some)),
+        json!({"$add": {"points": 2}, "user": "u1"})
+    );
+}
+
+#[test]
+fn conditions_read_settings_and_computed_values() {
+    let extra = "settings:\n  api_secret: { type: string, description: s }\n  region: { type: string, default: us, description: r }\ncomputed:\n  kind: { from: $.event, remap: { table: { Order Completed: purchase }, otherwise: omit } }\n";
+    let actions = format!(
+        "{}{}",
+        track(
+            "",
+            "        secret_set: { value: true, when: { filled: $settings.api_secret } }\n        region: { from: $settings.region }\n"
+        ),
+        "  purchase:\n    when: { type: track, equals: { $computed.kind: purchase } }\n    request: { method: POST, path: /purchase }\n"
+    );
+    let text = mapping(extra, &actions);
+    let unset = connect(&text, &json!({}));
+    let planned = plan(&unset, &json!({"type": "track", "event": "Clicked"}));
+    assert_eq!(body(request(&planned)), json!({"region": "us"}));
+    let set = connect(&text, &json!({"api_secret": "s"}));
+    let planned = plan(&set, &json!({"type": "track", "event": "Order Completed"}));
+    let [tracked, purchase] = requests(&planned)[..] else {
+        panic!("two requests");
+    };
+    assert_eq!(body(tracked), json!({"secret_set": true, "region": "us"}));
+    assert_eq!(purchase.url, "https://api.example.com/purchase");
+    let problems = rejected(&mapping(
+        extra,
+        &track("", "        x: { from: $settings.nope }\n"),
+    ));
+    assert!(problems.contains("unknown setting `nope`"), "{problems}");
+}
+
+#[test]
+fn an_action_plans_one_request_per_item_of_a_list() {
+    let extra =
+        "settings:\n  event_map: { type: list, default: [], description: events to conversions }\n";
+    let keys = "    for_each:\n      each: $settings.event_map\n      where: { same: [$item.from, $.event] }\n";
+    let fields = "        event_name: { from: $item.to }\n        user: { from: $.userId }\n";
+    let text = mapping(extra, &track(keys, fields));
+    let settings = json!({"event_map": [
+        {"from": "Order Completed", "to": "Purchase"},
+        {"from": "Signed Up", "to": "CompleteRegistration"},
+        {"from": "Order Completed", "to": "CompletePayment"}
+    ]});
+    let connection = connect(&text, &settings);
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "event": "Order Completed", "userId": "u1"}),
+    );
+    let bodies: Vec<Value> = requests(&planned).into_iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"event_name": "Purchase", "user": "u1"}),
+            json!({"event_name": "CompletePayment", "user": "u1"})
+        ]
+    );
+    let none = plan(&connection, &json!({"type": "track", "event": "Clicked"}));
+    assert!(skip(&none).contains("`for_each` found no item"), "{none:?}");
+    let problems = rejected(&mapping("", &track("", "        x: { from: $item.to }\n")));
+    assert!(
+        problems.contains("`$item` is the item of the action's `for_each`"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn each_iterates_a_setting_list_with_a_filter_on_the_event() {
+    let extra = "settings:\n  mappings: { type: list, default: [], description: m }\n";
+    let fields = "        data:\n          each: $settings.mappings\n          where: { same: [$.from, $event.event] }\n          fields: { name: { from: $.to } }\n";
+    let connection = connect(
+        &mapping(extra, &track("", fields)),
+        &json!({"mappings": [{"from": "a", "to": "A"}, {"from": "b", "to": "B"}, {"from": "a", "to": "AA"}]}),
+    );
+    let planned = plan(&connection, &json!({"type": "track", "event": "a"}));
+    assert_eq!(
+        body(request(&planned)),
+        json!({"data": [{"name": "A"}, {"name": "AA"}]})
+    );
+}
+
+#[test]
+fn lookup_tables_kept_as_pairs_remap_and_select() {
+    let extra = "settings:\n  events: { type: list, default: [], description: pairs }\n";
+    let actions = "  track:\n    when: { type: track, event: { setting: events }, loose: case }\n    request:\n      method: POST\n      path: /events\n      body:\n        name: { from: $.event, remap: { setting: events, otherwise: keep } }\n        kind: { from: $.kind, remap: { otherwise: default, default: other } }\n";
+    let connection = connect(
+        &mapping(extra, actions),
+        &json!({"events": [{"from": "Order Completed", "to": "purchase"}, {"from": "order completed", "to": "lower"}]}),
+    );
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "event": "Order Completed", "kind": "x"}),
+    );
+    assert_eq!(
+        body(request(&planned)),
+        json!({"name": "purchase", "kind": "other"})
+    );
+    // `loose: case` ignores case, and keeps spaces.
+    let upper = plan(
+        &connection,
+        &json!({"type": "track", "event": "ORDER COMPLETED"}),
+    );
+    assert_eq!(body(request(&upper))["name"], json!("ORDER COMPLETED"));
+    let spaced = plan(
+        &connection,
+        &json!({"type": "track", "event": " Order Completed"}),
+    );
+    assert!(skip(&spaced).contains("no action matches"), "{spaced:?}");
+}
+
+#[test]
+fn matches_tests_a_regular_expression() {
+    let actions = "  track:\n    when: { type: track, matches: { $.context.userAgent: \"(iPhone|Android)\" } }\n    request: { method: POST, path: /mobile }\n";
+    let connection = connect(&mapping("", actions), &json!({}));
+    let mobile = plan(
+        &connection,
+        &json!({"type": "track", "context": {"userAgent": "x (iPhone; CPU)"}}),
+    );
+    assert_eq!(request(&mobile).url, "https://api.example.com/mobile");
+    let desktop = plan(
+        &connection,
+        &json!({"type": "track", "context": {"userAgent": "x (Macintosh)"}}),
+    );
+    assert!(skip(&desktop).contains("no action matches"));
+}
