@@ -19,13 +19,16 @@ fn two_members_that_always_write_one_name_are_refused_where_the_second_is() {
     let spread_group = "        url: { from: $.a }\n        page:\n          spread: true\n          fields:\n            url: { from: $.b }\n";
     let problems = rejected(&with_body(spread_group));
     assert!(
-        problems.contains("writes the member `url`, which the field at line 13 writes too"),
+        problems.contains("the member `url` is written here and by the field at line 13"),
         "{problems}"
     );
     assert!(problems.contains("test.yaml:17:13"), "{problems}");
     let two_spreads = "        first: { spread: true, fields: { id: { from: $.a } } }\n        second: { spread: true, fields: { id: { from: $.b } } }\n";
     let problems = rejected(&with_body(two_spreads));
-    assert!(problems.contains("writes the member `id`"), "{problems}");
+    assert!(
+        problems.contains("the member `id` is written here"),
+        "{problems}"
+    );
 }
 
 #[test]

@@ -187,7 +187,7 @@ pub(crate) fn parse_yaml(
                 DiagnosticKind::Structure,
                 file,
                 text,
-                None,
+                source_map.first_key_named("<<"),
                 format!("a YAML merge key (`<<`) cannot be applied: {error}"),
             )
             .with_help("`<<` takes an anchored mapping (`<<: *common`) or a list of them"),

@@ -57,6 +57,16 @@ impl SourceMap {
             .map(|node| node.key.unwrap_or(node.value))
     }
 
+    /// The first key named `name` in the text, wherever it is.
+    pub fn first_key_named(&self, name: &str) -> Option<Span> {
+        let suffix = format!("/{}", escape_segment(name));
+        self.nodes
+            .iter()
+            .filter(|(pointer, _)| pointer.ends_with(&suffix))
+            .filter_map(|(_, node)| node.key)
+            .min_by_key(|span| (span.line, span.column))
+    }
+
     /// Keys written twice in one mapping: the pointer of the repeated entry and its key's position.
     pub fn duplicates(&self) -> &[(String, Span)] {
         &self.duplicates

@@ -185,11 +185,16 @@ impl Compiler<'_> {
                 batch.concat.iter().map(|c| c.as_str().into()).collect(),
             )),
             (true, Some(wrap)) if wrap.is_empty() || wrap.starts_with('$') => {
+                let what = if wrap.is_empty() {
+                    "an empty text names none".to_owned()
+                } else {
+                    format!("`{wrap}` is a path, not a member's name")
+                };
                 self.problem(
                     DiagnosticKind::Batch,
                     &pointer.key("wrap"),
                     Target::Value,
-                    format!("`wrap` names the body member that holds the merged bodies, and `{wrap}` is no name for one"),
+                    format!("`wrap` names the body member that holds the merged bodies, and {what}"),
                 )
                 .help = Some("write a member name such as `wrap: events`; for a body that is a JSON array of the requests' bodies, use `format: json_array` on the request and leave `wrap` out".into());
                 None

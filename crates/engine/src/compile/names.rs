@@ -15,8 +15,6 @@ use super::Compiler;
 /// A name an object's member is written under, known when the mapping compiles.
 struct StaticName<'f> {
     name: &'f str,
-    /// The field's dotted label, for messages.
-    label: &'f str,
     pointer: &'f Pointer,
     /// The `when`s that must hold for it to be written (its own, and its spread parents').
     conditions: Conditions,
@@ -50,8 +48,8 @@ impl Compiler<'_> {
                     later.pointer,
                     Target::Key,
                     format!(
-                        "`{}` writes the member `{}`, which the field at line {line} writes too: a JSON object cannot hold a name twice",
-                        later.label, later.name
+                        "the member `{}` is written here and by the field at line {line}: a JSON object cannot hold a name twice",
+                        later.name
                     ),
                 )
                 .help = Some(
@@ -108,7 +106,6 @@ fn static_names<'f>(
             _ if field.spread || field.computed_key.is_some() => *unknown = true,
             _ => out.push(StaticName {
                 name: &field.key,
-                label: &field.label,
                 pointer: &field.pointer,
                 conditions,
             }),

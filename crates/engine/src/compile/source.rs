@@ -295,7 +295,8 @@ impl<'d> Compiler<'d> {
             Ok(regex) => Some(regex),
             Err(error) => {
                 let why = error.to_string();
-                let last = why.lines().last().unwrap_or_default().trim().to_owned();
+                let last = why.lines().last().unwrap_or_default().trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                 self.problem(
                     DiagnosticKind::Operation,
                     pointer,
