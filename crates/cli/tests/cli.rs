@@ -347,3 +347,61 @@ fn map_without_responses_marks_the_step_that_waits_and_with_them_plans_the_branc
     assert_eq!(requests[1]["body"]["events"][0]["braze_id"], "b-1");
     assert!(requests[1].get("awaits_response").is_none());
 }
+
+/// A mapping that writes the time it maps an event, and its golden case with `now:`.
+const STAMPED: &str = r#"version: 1
+name: stamped
+source: segment
+http:
+  base_url: https://api.example.com
+actions:
+  track:
+    when: { type: track }
+    request:
+      method: POST
+      path: /events
+      format: ndjson
+      body:
+        sent_at: { now: true }
+        expires: { now: true, format_time: "%Y-%m-%d" }
+"#;
+
+#[test]
+fn a_pinned_clock_makes_map_and_golden_cases_repeat() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mapping = dir.path().join("stamped.yaml");
+    std::fs::write(&mapping, STAMPED).expect("written");
+    let path = mapping.to_str().expect("UTF-8");
+    let out = ferry(
+        &["map", "-m", path, "--now", "2026-11-02T10:00:00+01:00"],
+        Some(r#"{"type":"track"}"#),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let requests = lines(&out.stdout);
+    assert_eq!(
+        requests[0]["body"],
+        "{\"sent_at\":\"2026-11-02T09:00:00.000Z\",\"expires\":\"2026-11-02\"}\n"
+    );
+    assert_eq!(requests[0]["headers"]["Content-Type"], "application/x-ndjson");
+    let bad = ferry(&["map", "-m", path, "--now", "tomorrow"], Some("{}"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`--now tomorrow` is not an ISO-8601 time"));
+    let cases = dir.path().join("cases/stamped");
+    std::fs::create_dir_all(&cases).expect("created");
+    std::fs::write(
+        cases.join("pinned.yaml"),
+        "description: the clock is pinned\nnow: 2026-11-02T09:00:00Z\nevents:\n  - { type: track }\n",
+    )
+    .expect("written");
+    for _ in 0..2 {
+        let out = ferry(&["test", path, "--accept"], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let snapshot = std::fs::read_to_string(cases.join("pinned.snap")).expect("accepted");
+    assert!(
+        snapshot.contains("{\"sent_at\":\"2026-11-02T09:00:00.000Z\",\"expires\":\"2026-11-02\"}"),
+        "{snapshot}"
+    );
+    let checked = ferry(&["test", path], None);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+}
