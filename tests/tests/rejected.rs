@@ -91,3 +91,50 @@ fn structural_problems_in_one_action_do_not_hide_semantic_problems_elsewhere() {
     );
     assert_eq!(messages.len(), 4, "{messages:?}");
 }
+
+/// Every problem of a fixture carries the kind of mistake it is: tools and tests tell problems
+/// apart by kind, not by their messages.
+#[test]
+fn each_problem_carries_its_kind() {
+    use ferry_spec::DiagnosticKind as Kind;
+    let expected: &[(&str, &[Kind])] = &[
+        ("member_written_twice", &[Kind::DuplicateName]),
+        ("header_set_twice", &[Kind::Header, Kind::Header]),
+        ("batch_wrap_without_name", &[Kind::Batch, Kind::Batch]),
+        (
+            "template_unknown_filter",
+            &[Kind::Template, Kind::Template, Kind::Template],
+        ),
+        ("computed_not_known", &[Kind::Computed, Kind::Computed]),
+        ("item_outside_for_each", &[Kind::Path, Kind::Step]),
+        ("body_format_mismatch", &[Kind::Request, Kind::Batch]),
+        ("item_errors_on_success", &[Kind::Batch]),
+        (
+            "setting_rules_unknown",
+            &[Kind::Setting, Kind::Setting, Kind::Setting],
+        ),
+        (
+            "operations_invalid",
+            &[
+                Kind::Operation,
+                Kind::Operation,
+                Kind::Operation,
+                Kind::Operation,
+                Kind::Operation,
+            ],
+        ),
+        ("merge_key_not_a_mapping", &[Kind::Structure]),
+        ("unknown_key", &[Kind::Structure]),
+        ("yaml_syntax_error", &[Kind::Syntax]),
+        ("bad_jsonpath", &[Kind::Path]),
+        ("recall_without_remember", &[Kind::Recall]),
+    ];
+    for (fixture, kinds) in expected {
+        let name = format!("fixtures/rejected/{fixture}.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&name);
+        let text = std::fs::read_to_string(&path).expect("readable fixture");
+        let found: Vec<ferry_spec::DiagnosticKind> =
+            rejected(&name, &text).0.iter().map(|d| d.kind).collect();
+        assert_eq!(&found, kinds, "{fixture}");
+    }
+}

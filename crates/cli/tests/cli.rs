@@ -376,16 +376,25 @@ fn a_pinned_clock_makes_map_and_golden_cases_repeat() {
         &["map", "-m", path, "--now", "2026-11-02T10:00:00+01:00"],
         Some(r#"{"type":"track"}"#),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let requests = lines(&out.stdout);
     assert_eq!(
         requests[0]["body"],
         "{\"sent_at\":\"2026-11-02T09:00:00.000Z\",\"expires\":\"2026-11-02\"}\n"
     );
-    assert_eq!(requests[0]["headers"]["Content-Type"], "application/x-ndjson");
+    assert_eq!(
+        requests[0]["headers"]["Content-Type"],
+        "application/x-ndjson"
+    );
     let bad = ferry(&["map", "-m", path, "--now", "tomorrow"], Some("{}"));
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("`--now tomorrow` is not an ISO-8601 time"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("`--now tomorrow` is not an ISO-8601 time")
+    );
     let cases = dir.path().join("cases/stamped");
     std::fs::create_dir_all(&cases).expect("created");
     std::fs::write(
@@ -395,7 +404,11 @@ fn a_pinned_clock_makes_map_and_golden_cases_repeat() {
     .expect("written");
     for _ in 0..2 {
         let out = ferry(&["test", path, "--accept"], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let snapshot = std::fs::read_to_string(cases.join("pinned.snap")).expect("accepted");
     assert!(
@@ -403,5 +416,9 @@ fn a_pinned_clock_makes_map_and_golden_cases_repeat() {
         "{snapshot}"
     );
     let checked = ferry(&["test", path], None);
-    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
 }

@@ -51,7 +51,7 @@ pub(crate) fn check_setting_value(setting: &Setting, value: &Value) -> Result<()
 }
 
 /// Checks that `value` has the setting type `kind`; the error completes "setting `x` ...".
-pub fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String> {
+pub(crate) fn check_setting_type(kind: SettingType, value: &Value) -> Result<(), String> {
     let ok = match kind {
         SettingType::String => value.is_string(),
         SettingType::Number => value.is_number(),

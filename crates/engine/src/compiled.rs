@@ -102,7 +102,7 @@ pub(crate) struct CompiledStep {
 
 /// How a 2xx response says that its request failed.
 #[derive(Debug)]
-pub struct FailureRule {
+pub(crate) struct FailureRule {
     pub(crate) when: Selector,
     pub(crate) reason: Option<Path>,
     pub(crate) retry: bool,

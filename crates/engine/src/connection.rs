@@ -46,7 +46,7 @@ impl NameList {
 }
 
 /// What secrets are replaced with wherever ferry shows them.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// A header of a planned request.
 #[derive(Debug, Clone, PartialEq, Eq)]

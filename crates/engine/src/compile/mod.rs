@@ -34,7 +34,7 @@ const SEGMENT_TYPES: &[&str] = &[
 ];
 
 /// Compiles a loaded mapping, or returns every problem in it.
-pub fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
+pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics> {
     let mut compiler = Compiler {
         document: &document,
         problems: Vec::new(),
