@@ -60,6 +60,11 @@ impl Computed {
         }
     }
 
+    /// Whether some value could not be made.
+    fn any_stopped(&self) -> bool {
+        !self.stops.is_empty()
+    }
+
     /// How a read of `path` stops, when it reads a value that could not be made.
     fn stop_for(&self, path: &Path) -> Option<&Stop> {
         if path.root() != Root::Computed || self.stops.is_empty() {
@@ -614,6 +619,8 @@ struct Run<'a> {
     trace: Option<Vec<String>>,
     /// While a merged array of a batched body is written: where its items are.
     capture: Option<Capture>,
+    /// Why the last template found missing was: the value it read that the event lacks.
+    undefined: Option<String>,
 }
 
 /// The item ranges of the list being written at `depth` 1.
@@ -662,6 +669,7 @@ impl<'a> Run<'a> {
             responses,
             trace: None,
             capture: None,
+            undefined: None,
         }
     }
 
@@ -764,6 +772,7 @@ impl<'a> Run<'a> {
             responses: self.responses,
             trace: None,
             capture: None,
+            undefined: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::connection::Connection;
 use crate::convert::{self, kind, short};
 use crate::path::Path;
 use crate::plan::{FailureKind, SkipKind};
-use crate::template::{RenderError, Template};
+use crate::template::RenderError;
 use ferry_spec::model::{OnInvalid, Otherwise};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -48,14 +48,32 @@ impl<'a> Run<'a> {
         field: &'a Field,
         scope: Scope<'a>,
     ) -> Step<Option<Cow<'a, Value>>> {
-        let mut start = 0;
+        let sourced = self.raw(field, scope, 0)?;
+        // Most fields copy a value as it is: no rule to apply, no operation to run.
+        if field.ops.is_empty()
+            && field.must_be.is_none()
+            && let (Some(value), from, _) = &sourced
+            && !value.is_null()
+            && !(field.omit_empty && is_empty(value))
+        {
+            self.note(|| format!("{} <- {from}", field.label));
+            return Ok(sourced.0);
+        }
+        self.settle(field, scope, sourced)
+    }
+
+    /// What a sourced value becomes: missing-value rules, then the operations; with
+    /// `on_invalid: next`, a value they cannot handle gives way to the next path of `from`.
+    #[inline(never)]
+    fn settle(
+        &mut self,
+        field: &'a Field,
+        scope: Scope<'a>,
+        sourced: Sourced<'a>,
+    ) -> Step<Option<Cow<'a, Value>>> {
+        let mut sourced = sourced;
         loop {
-            let Raw {
-                value: raw,
-                origin: from,
-                next,
-                why,
-            } = self.raw(field, scope, start)?;
+            let (raw, from, next) = sourced;
             let value = match raw {
                 Some(v) if v.is_null() && field.keep_null != KeepNull::No => return Ok(Some(v)),
                 Some(v) if v.is_null() || (field.omit_empty && is_empty(&v)) => None,
@@ -63,6 +81,7 @@ impl<'a> Run<'a> {
             };
             let Some(value) = value else {
                 let (connection, event) = (self.connection, self.event);
+                let why = self.undefined.take();
                 return self.missing(field, || {
                     why.unwrap_or_else(|| field.source.describe_missing(scope, event, connection))
                 });
@@ -74,26 +93,26 @@ impl<'a> Run<'a> {
                 }
                 Shaped::Omitted => return Ok(None),
                 Shaped::Missing(why) => return self.missing(field, || why),
-                Shaped::Invalid(why) => match next {
-                    Some(next) if field.on_invalid == OnInvalid::Next => {
+                Shaped::Invalid(why) => {
+                    if next > 0 && field.on_invalid == OnInvalid::Next {
                         self.note(|| format!("{}: `{from}` skipped ({why})", field.label));
-                        start = next;
-                    }
-                    _ => {
+                        sourced = self.raw(field, scope, next)?;
+                    } else {
                         return Err(Stop::Failed(
                             FailureKind::Invalid,
                             format!("`{}`: {why}", field.label),
                         ));
                     }
-                },
+                }
             }
         }
     }
 
     /// The value of the field's source, where it came from, and for `from` the index of the
-    /// next path to try.
-    fn raw(&mut self, field: &'a Field, scope: Scope<'a>, start: usize) -> Step<Raw<'a>> {
-        let (value, origin, next) = match &field.source {
+    /// next path to try (0 for none). A template that reads a missing value says which in
+    /// `undefined`.
+    fn raw(&mut self, field: &'a Field, scope: Scope<'a>, start: usize) -> Step<Sourced<'a>> {
+        Ok(match &field.source {
             Source::Paths {
                 paths,
                 recall,
@@ -118,16 +137,46 @@ impl<'a> Run<'a> {
             Source::Recall(rule) => (
                 self.recall(rule).map(Cow::Owned),
                 Origin::Recalled(&rule.store),
-                None,
+                0,
             ),
-            Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal, None),
-            Source::Now => (Some(Cow::Owned(self.connection.now())), Origin::Now, None),
-            Source::Template(template) => return self.rendered(field, template, scope),
-            Source::SettingTemplate(name) => return self.rendered_setting(field, name, scope),
+            Source::Value(value) => (Some(Cow::Borrowed(value)), Origin::Literal, 0),
+            Source::Now => (Some(Cow::Owned(self.connection.now())), Origin::Now, 0),
+            Source::Template(template) => match self.render(template, scope.value) {
+                Ok(text) => (Some(Cow::Owned(Value::String(text))), Origin::Template, 0),
+                Err(RenderError::Undefined(name)) => {
+                    self.undefined =
+                        Some(match name.or_else(|| template.first_missing(scope.value)) {
+                            Some(name) => format!("the template reads `{name}`, which is missing"),
+                            None => "the template reads a value that is missing".to_owned(),
+                        });
+                    (None, Origin::Nothing, 0)
+                }
+                Err(RenderError::Failed(why)) => {
+                    return Err(Stop::Failed(
+                        FailureKind::Template,
+                        format!("`{}`: {why}", field.label),
+                    ));
+                }
+            },
+            Source::SettingTemplate(name) => {
+                let rendered =
+                    self.connection
+                        .render_setting_template(name, scope.value, self.item);
+                match rendered {
+                    Some(Ok(text)) => (Some(Cow::Owned(Value::String(text))), Origin::Template, 0),
+                    Some(Err(RenderError::Failed(why))) => {
+                        return Err(Stop::Failed(
+                            FailureKind::Template,
+                            format!("`{}`: the template of setting `{name}`: {why}", field.label),
+                        ));
+                    }
+                    Some(Err(RenderError::Undefined(_))) | None => (None, Origin::Nothing, 0),
+                }
+            }
             Source::Setting(name) => (
                 self.connection.values.get(&**name).map(Cow::Borrowed),
                 Origin::Setting(name),
-                None,
+                0,
             ),
             Source::Response { step, paths } => {
                 let response = self.responses.get(*step).and_then(Option::as_deref);
@@ -137,13 +186,13 @@ impl<'a> Run<'a> {
                         .find_map(|p| p.get(r).filter(|v| !v.is_null()).map(|v| (v, p)))
                 });
                 match found {
-                    Some((v, path)) => (Some(v), Origin::Path(path.as_str()), None),
-                    None => (None, Origin::Nothing, None),
+                    Some((v, path)) => (Some(v), Origin::Path(path.as_str()), 0),
+                    None => (None, Origin::Nothing, 0),
                 }
             }
             Source::SettingPath(name) => match self.connection.setting_paths.get(&**name) {
-                Some(path) => (self.read(path, scope), Origin::Path(path.as_str()), None),
-                None => (None, Origin::Nothing, None),
+                Some(path) => (self.read(path, scope), Origin::Path(path.as_str()), 0),
+                None => (None, Origin::Nothing, 0),
             },
             Source::Object { .. }
             | Source::Each { .. }
@@ -154,61 +203,6 @@ impl<'a> Run<'a> {
                     format!("`{}` must be a single value", field.label),
                 ));
             }
-        };
-        Ok(Raw {
-            value,
-            origin,
-            next,
-            why: None,
-        })
-    }
-
-    /// A template's text, or why the field is missing.
-    fn rendered(&self, field: &'a Field, template: &Template, scope: Scope<'a>) -> Step<Raw<'a>> {
-        let (value, why) = match self.render(template, scope.value) {
-            Ok(text) => (Some(Cow::Owned(Value::String(text))), None),
-            Err(RenderError::Undefined(name)) => {
-                let why = match name.or_else(|| template.first_missing(scope.value)) {
-                    Some(name) => format!("the template reads `{name}`, which is missing"),
-                    None => "the template reads a value that is missing".to_owned(),
-                };
-                (None, Some(why))
-            }
-            Err(RenderError::Failed(why)) => {
-                return Err(Stop::Failed(
-                    FailureKind::Template,
-                    format!("`{}`: {why}", field.label),
-                ));
-            }
-        };
-        Ok(Raw {
-            value,
-            origin: Origin::Template,
-            next: None,
-            why,
-        })
-    }
-
-    /// The text of the template a `template` setting holds.
-    fn rendered_setting(&self, field: &'a Field, name: &str, scope: Scope<'a>) -> Step<Raw<'a>> {
-        let value = match self
-            .connection
-            .render_setting_template(name, scope.value, self.item)
-        {
-            Some(Ok(text)) => Some(Cow::Owned(Value::String(text))),
-            Some(Err(RenderError::Failed(why))) => {
-                return Err(Stop::Failed(
-                    FailureKind::Template,
-                    format!("`{}`: the template of setting `{name}`: {why}", field.label),
-                ));
-            }
-            Some(Err(RenderError::Undefined(_))) | None => None,
-        };
-        Ok(Raw {
-            value,
-            origin: Origin::Template,
-            next: None,
-            why: None,
         })
     }
 
@@ -223,31 +217,37 @@ impl<'a> Run<'a> {
         member: Option<&Path>,
         first: bool,
         fallbacks: Fallbacks<'a>,
-    ) -> Step<(Option<Cow<'a, Value>>, Origin<'a>, Option<usize>)> {
-        for path in paths {
-            self.check_computed(path)?;
+    ) -> Step<Sourced<'a>> {
+        if self.computed.any_stopped() {
+            for path in paths {
+                self.check_computed(path)?;
+            }
         }
         Ok(
             match self.read_paths(field, scope, &paths[start..], member, first) {
-                Read::Found(v, path, at) => (Some(v), Origin::Path(path), Some(start + at + 1)),
-                Read::Null if field.keep_null == KeepNull::First => {
-                    (Some(Cow::Owned(Value::Null)), Origin::Null, None)
-                }
-                read => match fallbacks
-                    .recall
-                    .and_then(|rule| Some((self.recall(rule)?, &*rule.store)))
-                {
-                    Some((v, store)) => (Some(Cow::Owned(v)), Origin::Recalled(store), None),
-                    None if fallbacks.now => {
-                        (Some(Cow::Owned(self.connection.now())), Origin::Now, None)
-                    }
-                    None if matches!(read, Read::Null) => {
-                        (Some(Cow::Owned(Value::Null)), Origin::Null, None)
-                    }
-                    None => (None, Origin::Nothing, None),
-                },
+                Read::Found(v, path, at) => (Some(v), Origin::Path(path), start + at + 1),
+                read => self.fallback(field, &read, fallbacks),
             },
         )
+    }
+
+    /// What `from` gives when no path selects a value: an explicit `null` kept first, a
+    /// remembered value, the time, `null`, or nothing.
+    #[inline(never)]
+    fn fallback(&self, field: &Field, read: &Read<'a>, fallbacks: Fallbacks<'a>) -> Sourced<'a> {
+        let null = matches!(read, Read::Null);
+        if null && field.keep_null == KeepNull::First {
+            return (Some(Cow::Owned(Value::Null)), Origin::Null, 0);
+        }
+        match fallbacks
+            .recall
+            .and_then(|rule| Some((self.recall(rule)?, &*rule.store)))
+        {
+            Some((v, store)) => (Some(Cow::Owned(v)), Origin::Recalled(store), 0),
+            None if fallbacks.now => (Some(Cow::Owned(self.connection.now())), Origin::Now, 0),
+            None if null => (Some(Cow::Owned(Value::Null)), Origin::Null, 0),
+            None => (None, Origin::Nothing, 0),
+        }
     }
 
     /// The first of `paths` that selects a value (with `member` and `first`); with
@@ -529,15 +529,9 @@ struct Fallbacks<'a> {
     now: bool,
 }
 
-/// What a field's source gave.
-struct Raw<'a> {
-    value: Option<Cow<'a, Value>>,
-    origin: Origin<'a>,
-    /// With `from`: the index of the path after the one that gave the value.
-    next: Option<usize>,
-    /// Why the value is missing, when the source can say better than its description.
-    why: Option<String>,
-}
+/// What a field's source gave, where it came from, and with `from` the index of the path after
+/// the one that gave it (0 for none).
+type Sourced<'a> = (Option<Cow<'a, Value>>, Origin<'a>, usize);
 
 /// What reading `from` found.
 enum Read<'a> {
