@@ -112,6 +112,7 @@ impl Destination {
             let start = *budget_start.get_or_insert_with(Instant::now);
             let remaining = rules.max_total.saturating_sub(start.elapsed());
             let began = Instant::now();
+            let at = SystemTime::now();
             let result = client.attempt(prepared, rules.timeout.min(remaining)).await;
             drop(admission);
             let took = began.elapsed();
@@ -122,6 +123,7 @@ impl Destination {
                     run.history.push(AttemptRecord {
                         status: Some(status),
                         error: None,
+                        at,
                         took,
                     });
                     let verdict = classify_status(status, &rules.retry_statuses);
@@ -150,6 +152,7 @@ impl Destination {
                     run.history.push(AttemptRecord {
                         status: None,
                         error: Some(error),
+                        at,
                         took,
                     });
                     None

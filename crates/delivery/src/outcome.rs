@@ -1,6 +1,6 @@
 //! What became of a request: its outcome and the history of its attempts.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::client::TransportError;
 use crate::request::Response;
@@ -85,6 +85,8 @@ pub struct AttemptRecord {
     pub status: Option<u16>,
     /// Why there was no response.
     pub error: Option<TransportError>,
+    /// When it was sent.
+    pub at: SystemTime,
     /// Time from sending to the end of the response (or the error).
     pub took: Duration,
 }

@@ -1,5 +1,6 @@
 //! Golden cases: files of input events beside each mapping, and the text of the requests they
-//! plan, stored as insta snapshots so that `cargo insta review` and `ferry test` agree.
+//! plan, stored as insta snapshots so that `cargo insta review` and `ferry test` agree. Also
+//! how a dry run's requests are shown as JSON lines (`ferry map`, the console's playground).
 //!
 //! ```text
 //! mappings/extole.yaml                      the mapping
@@ -8,10 +9,12 @@
 //! ```
 
 mod case;
+mod line;
 mod render;
 mod snapshot;
 
 pub use case::{Case, CaseError, cases_dir, discover};
+pub use line::RequestLines;
 pub use render::{render_followed, render_merged, render_request};
 pub use snapshot::{read_snapshot, snapshot_path, write_snapshot};
 

@@ -22,6 +22,7 @@ impl Run<'_> {
         delivery: Delivery,
     ) -> io::Result<()> {
         self.count(&delivery);
+        self.journal(&merged.items, &merged.request, &delivery);
         let attempts = delivery.attempts;
         match delivery.outcome {
             Sent::Delivered(response) => {

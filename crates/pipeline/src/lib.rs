@@ -11,6 +11,7 @@
 mod batches;
 mod dead_letters;
 mod dedupe;
+mod journal;
 mod outgoing;
 mod rules;
 mod run;
@@ -19,6 +20,7 @@ mod summary;
 mod ticket;
 mod tracked;
 
+pub use journal::{Attempt, Exchange, Journal, Note};
 pub use rules::rules_for;
 pub use run::{Halt, Pipeline, SharedState};
 pub use summary::Summary;

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::dead_letters::Last;
 use crate::dedupe::Seen;
+use crate::journal::{Exchange, Note};
 use crate::outgoing::{recorded, recorded_response};
 use crate::rules::rules_for;
 use crate::sender::Sender;
@@ -274,14 +275,11 @@ impl Run<'_> {
         self.summary.events += 1;
         let (index, event, ticket) = match input {
             Input::Event { index, event } => (index, event, None),
-            Input::Queued { ticket, event } => {
-                ticket.start();
-                (
-                    usize::try_from(ticket.id()).unwrap_or(0),
-                    event,
-                    Some(ticket),
-                )
-            }
+            Input::Queued { ticket, event } => (
+                usize::try_from(ticket.id()).unwrap_or(0),
+                event,
+                Some(ticket),
+            ),
             Input::Unreadable {
                 index,
                 text,
@@ -306,10 +304,22 @@ impl Run<'_> {
                 .unwrap_or_else(PoisonError::into_inner);
             self.pipeline.connection.plan(&event, &*state)
         };
-        if let Some(ticket) = &ticket
-            && !plan.remember.is_empty()
-        {
-            ticket.remember(&plan.remember);
+        if let Some(ticket) = &ticket {
+            let requests = plan
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Request(_)))
+                .count();
+            ticket.start(requests);
+            if !plan.remember.is_empty() {
+                ticket.remember(&plan.remember);
+            }
+            let connection = &self.pipeline.connection;
+            ticket.journal(|journal| {
+                journal
+                    .planned
+                    .extend(plan.outcomes.iter().map(|o| Note::of(o, connection)));
+            });
         }
         let item = Arc::new(Tracked {
             index,
@@ -425,6 +435,27 @@ impl Run<'_> {
         }
     }
 
+    /// Writes the exchange of `request` in the journals of the watched events it carried.
+    pub(crate) fn journal(&self, items: &[Item], request: &PlannedRequest, delivery: &Delivery) {
+        let mut watched = items
+            .iter()
+            .filter_map(|item| item.ticket.as_ref())
+            .filter(|ticket| ticket.is_watched())
+            .peekable();
+        if watched.peek().is_none() {
+            return;
+        }
+        let exchange = Arc::new(Exchange::of(
+            request,
+            items.len(),
+            delivery,
+            self.connection(),
+        ));
+        for ticket in watched {
+            ticket.journal(|journal| journal.exchanges.push(Arc::clone(&exchange)));
+        }
+    }
+
     fn finished(&mut self, done: Done) -> io::Result<()> {
         match done {
             Done::Single {
@@ -460,6 +491,7 @@ impl Run<'_> {
         delivery: Delivery,
     ) -> io::Result<()> {
         self.count(&delivery);
+        self.journal(std::slice::from_ref(item), request, &delivery);
         let attempts = delivery.attempts;
         let answered = match delivery.outcome {
             // A 2xx answer the request's `failure` rule reads as a failure is one.

@@ -36,6 +36,7 @@ impl Sender {
                     history: vec![AttemptRecord {
                         status: Some(200),
                         error: None,
+                        at: std::time::SystemTime::now(),
                         took: Duration::ZERO,
                     }],
                     elapsed: Duration::ZERO,

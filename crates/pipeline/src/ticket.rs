@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ferry_delivery::DeadLetter;
 use ferry_engine::Remembered;
 
+use crate::journal::Journal;
+
 /// What became of a queued event for one connection.
 #[derive(Debug)]
 pub struct Settled {
@@ -24,6 +26,11 @@ pub struct Settled {
     /// The run was aborted before the event's requests finished: the outcome is unknown, and the
     /// event should stay pending.
     pub interrupted: bool,
+    /// What the event went through, for a watched ticket.
+    pub journal: Option<Journal>,
+    /// How many requests the event's plan made (0: nothing to send, by the mapping's design,
+    /// or every action failed).
+    pub requests: usize,
 }
 
 impl Settled {
@@ -57,6 +64,7 @@ pub trait Settle: Send + Sync {
 /// The outcome of a queued event, settled when the ticket is dropped.
 pub struct Ticket {
     id: i64,
+    watched: bool,
     outcome: Mutex<Settled>,
     settle: Arc<dyn Settle>,
 }
@@ -70,14 +78,27 @@ impl std::fmt::Debug for Ticket {
 impl Ticket {
     /// A ticket for the queued event `id`, reporting to `settle`.
     pub fn new(id: i64, settle: Arc<dyn Settle>) -> Ticket {
+        Ticket::build(id, settle, None)
+    }
+
+    /// A ticket that also keeps the event's [`Journal`]: what its plan said and every exchange
+    /// its requests had, handed over in [`Settled::journal`].
+    pub fn watched(id: i64, settle: Arc<dyn Settle>) -> Ticket {
+        Ticket::build(id, settle, Some(Journal::default()))
+    }
+
+    fn build(id: i64, settle: Arc<dyn Settle>, journal: Option<Journal>) -> Ticket {
         Ticket {
             id,
+            watched: journal.is_some(),
             outcome: Mutex::new(Settled {
                 id,
                 letters: Vec::new(),
                 remembered: Vec::new(),
                 // Until a run takes the event, nothing is known of it.
                 interrupted: true,
+                journal,
+                requests: 0,
             }),
             settle,
         }
@@ -88,15 +109,17 @@ impl Ticket {
         self.id
     }
 
-    /// A run has taken the event.
-    pub(crate) fn start(&self) {
-        self.lock().interrupted = false;
+    /// A run has taken the event and planned `requests` requests for it.
+    pub(crate) fn start(&self, requests: usize) {
+        let mut outcome = self.lock();
+        outcome.interrupted = false;
+        outcome.requests = requests;
     }
 
     /// Settles the event as undeliverable without running it (its stored text cannot be
     /// read, say).
     pub fn reject(self, letter: DeadLetter) {
-        self.start();
+        self.start(0);
         self.fail(letter, false, None);
     }
 
@@ -111,6 +134,20 @@ impl Ticket {
             retryable,
             not_before,
         });
+    }
+
+    /// Whether the ticket keeps a journal.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.watched
+    }
+
+    /// Writes in the journal of a watched ticket; does nothing otherwise.
+    pub(crate) fn journal(&self, write: impl FnOnce(&mut Journal)) {
+        if self.watched
+            && let Some(journal) = &mut self.lock().journal
+        {
+            write(journal);
+        }
     }
 
     pub(crate) fn interrupt(&self) {
@@ -137,6 +174,8 @@ impl Drop for Ticket {
                 letters: Vec::new(),
                 remembered: Vec::new(),
                 interrupted: true,
+                journal: None,
+                requests: 0,
             },
         );
         self.settle.settle(outcome);

@@ -10,6 +10,7 @@ use ferry_queue::Queue;
 use serde::Serialize;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::console::Console;
 use crate::delivery_runtime::DeliveryRuntime;
 use crate::dry_run::DryRunLog;
 use crate::metrics::Metrics;
@@ -27,6 +28,8 @@ pub(crate) struct App {
     pub(crate) reloads: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
     /// False until the workers run, and again once shutdown begins.
     pub(crate) ready: AtomicBool,
+    /// What the console shows.
+    pub(crate) console: Arc<Console>,
 }
 
 /// What `/admin/status` shows of the setup and its reloads.
@@ -80,6 +83,19 @@ pub(crate) struct Problem {
     pub(crate) rendered: String,
 }
 
+impl From<&ferry_spec::Diagnostic> for Problem {
+    fn from(diagnostic: &ferry_spec::Diagnostic) -> Problem {
+        Problem {
+            file: diagnostic.file.clone(),
+            line: diagnostic.line,
+            column: diagnostic.column,
+            message: diagnostic.message.clone(),
+            help: diagnostic.help.clone(),
+            rendered: diagnostic.to_string(),
+        }
+    }
+}
+
 /// What every connection's delivery worker shares.
 #[derive(Clone)]
 pub(crate) struct WorkerContext {
@@ -88,4 +104,6 @@ pub(crate) struct WorkerContext {
     pub(crate) dry_run: Arc<DryRunLog>,
     /// Where workers run: threads of their own, below ingest's priority.
     pub(crate) runtime: DeliveryRuntime,
+    /// Where workers report what became of events.
+    pub(crate) console: Arc<Console>,
 }

@@ -15,8 +15,10 @@
 //! - `worker`: per-connection delivery from the queue; `settle`: outcomes into settlements.
 //! - `reload`: hot reload; `app`: what those parts share.
 //! - `store`: the durable store's files; `metrics`: Prometheus metrics.
+//! - `console`: the console at `/console`, and what the other parts report to it.
 
 mod app;
+mod console;
 mod delivery_runtime;
 mod dry_run;
 mod error;
@@ -45,6 +47,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::app::WorkerContext;
 use crate::app::{App, Status};
+use crate::console::Console;
 use crate::delivery_runtime::DeliveryRuntime;
 use crate::dry_run::DryRunLog;
 pub use crate::error::{ServeError, StartError, StopError, StoreError};
@@ -111,12 +114,16 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         .map_err(StartError::Setup)?;
     let queue = open_queue(&setup).await?;
     let metrics = Arc::new(Metrics::new());
+    let (console, sightings) = Console::new();
+    let console = Arc::new(console);
+    tokio::spawn(Arc::clone(&console).run(sightings));
     let dry_run = Arc::new(DryRunLog::new(&setup.data_dir.join("dry-run.ndjson")));
     let mut workers = Workers::new(WorkerContext {
         queue: Arc::clone(&queue),
         metrics: Arc::clone(&metrics),
         dry_run,
         runtime: DeliveryRuntime::start().map_err(StartError::Runtime)?,
+        console: Arc::clone(&console),
     });
     workers.apply(&setup).await.map_err(StartError::Declare)?;
     metrics.generation.set(1);
@@ -144,6 +151,7 @@ pub async fn start(options: Options) -> Result<Running, StartError> {
         metrics,
         reloads,
         ready: AtomicBool::new(true),
+        console,
     });
     let (stop_workers, workers_stop) = oneshot::channel();
     let drain = options.drain;
@@ -187,6 +195,8 @@ impl Running {
     /// the store for the next start.
     pub async fn stop(self) -> Result<(), StopError> {
         self.app.ready.store(false, Ordering::Release);
+        // Live streams never end by themselves: end them so that the listener can stop.
+        self.app.console.close();
         let _ = self.stop_server.send(());
         let served = self.server.await;
         let _ = self.stop_workers.send(self.drain);

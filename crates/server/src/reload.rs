@@ -169,18 +169,7 @@ impl Reloader {
                     trigger,
                     "reload refused, the last good setup keeps serving:\n{diagnostics}"
                 );
-                let problems = diagnostics
-                    .0
-                    .iter()
-                    .map(|d| Problem {
-                        file: d.file.clone(),
-                        line: d.line,
-                        column: d.column,
-                        message: d.message.clone(),
-                        help: d.help.clone(),
-                        rendered: d.to_string(),
-                    })
-                    .collect();
+                let problems = diagnostics.0.iter().map(Problem::from).collect();
                 self.failed(&at, trigger, problems)
             }
         };

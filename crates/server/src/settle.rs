@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ferry_delivery::DeadLetter;
-use ferry_pipeline::{Input, Settle, Settled, Ticket};
+use ferry_pipeline::{Input, Note, Settle, Settled, Ticket};
 use ferry_queue::{Claimed, EventId, Remember, Settlement};
 use ferry_spec::config::Retry;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::app::WorkerContext;
+use crate::console::{Fate, FateStatus, Sighting};
 use crate::metrics;
 
 /// What the settler needs to know of a claimed event.
@@ -83,8 +84,9 @@ impl Settler {
 }
 
 impl SettlerHandle {
-    /// Hands a claimed event to the pipeline behind `events`.
-    pub(crate) async fn feed(&self, events: &mpsc::Sender<Input>, claimed: Claimed) {
+    /// Hands a claimed event to the pipeline behind `events`; a `watched` event keeps a journal
+    /// of what it goes through, for the console.
+    pub(crate) async fn feed(&self, events: &mpsc::Sender<Input>, claimed: Claimed, watched: bool) {
         self.outstanding.fetch_add(1, Ordering::AcqRel);
         self.meta
             .lock()
@@ -96,7 +98,12 @@ impl SettlerHandle {
                     attempt: claimed.attempt,
                 },
             );
-        let ticket = Ticket::new(claimed.id.0, Arc::clone(&self.settler) as Arc<dyn Settle>);
+        let settle = Arc::clone(&self.settler) as Arc<dyn Settle>;
+        let ticket = if watched {
+            Ticket::watched(claimed.id.0, settle)
+        } else {
+            Ticket::new(claimed.id.0, settle)
+        };
         match serde_json::from_str(&claimed.body) {
             Ok(event) => {
                 // A closed pipeline returns the input; dropping it settles the event as
@@ -138,6 +145,7 @@ async fn settle_loop(
         return;
     };
     let label = metrics::connection(&connection);
+    let console_name: Arc<str> = connection.as_str().into();
     while outcomes.recv_many(&mut batch, 1024).await > 0 {
         let now = now_ms();
         let policy = retry.borrow().clone();
@@ -151,7 +159,8 @@ async fn settle_loop(
         let mut settlements = Vec::with_capacity(batch.len());
         let mut released = Vec::new();
         let mut remembered = Vec::new();
-        for (settled, meta) in batch.drain(..).zip(metas) {
+        let mut fates = Vec::with_capacity(batch.len());
+        for (mut settled, meta) in batch.drain(..).zip(metas) {
             let meta = meta.unwrap_or(Meta {
                 received_at_ms: now,
                 attempt: 0,
@@ -159,6 +168,7 @@ async fn settle_loop(
             let id = EventId(settled.id);
             if settled.interrupted {
                 released.push(id);
+                fates.push(fate(&mut settled, None, meta, now));
                 continue;
             }
             remembered.extend(settled.remembered.iter().map(|r| Remember {
@@ -187,8 +197,13 @@ async fn settle_loop(
                     tracing::warn!(connection = %connection, event = id.0, "dead-lettered: {reason}");
                 }
             }
+            fates.push(fate(&mut settled, Some(&settlement), meta, now));
             settlements.push((id, settlement));
         }
+        shared.console.report(Sighting::Settled {
+            connection: Arc::clone(&console_name),
+            fates,
+        });
         let count = settlements.len() + released.len();
         if !settlements.is_empty()
             && let Err(error) = shared
@@ -208,6 +223,40 @@ async fn settle_loop(
             s.outstanding.fetch_sub(count, Ordering::AcqRel);
             s.room.notify_one();
         }
+    }
+}
+
+/// What the console shows of an event's settlement (`None`: handed back unfinished).
+fn fate(settled: &mut Settled, settlement: Option<&Settlement>, meta: Meta, now_ms: i64) -> Fate {
+    let (status, reason) = match settlement {
+        None => (
+            FateStatus::Pending,
+            Some("handed back unfinished".to_owned()),
+        ),
+        Some(Settlement::Delivered) if settled.requests == 0 => {
+            let skipped = settled.journal.as_ref().and_then(|journal| {
+                journal.planned.iter().find_map(|note| match note {
+                    Note::Skipped { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                })
+            });
+            (
+                FateStatus::Skipped,
+                Some(skipped.unwrap_or_else(|| "nothing to send for it".to_owned())),
+            )
+        }
+        Some(Settlement::Delivered) => (FateStatus::Delivered, None),
+        Some(Settlement::Retry { reason, .. }) => (FateStatus::Retrying, Some(reason.clone())),
+        Some(Settlement::Dead { reason, .. }) => (FateStatus::Dead, Some(reason.clone())),
+    };
+    Fate {
+        id: settled.id,
+        took_ms: (status == FateStatus::Delivered).then(|| (now_ms - meta.received_at_ms).max(0)),
+        status,
+        reason,
+        at_ms: now_ms,
+        attempt: meta.attempt,
+        journal: settled.journal.take().map(Arc::new),
     }
 }
 
@@ -308,6 +357,8 @@ mod tests {
                 .collect(),
             remembered: Vec::new(),
             interrupted: false,
+            journal: None,
+            requests: 1,
         }
     }
 

@@ -266,8 +266,10 @@ impl WorkerRun {
                 .mapped
                 .get_or_create(&metrics::connection(&self.name))
                 .inc_by(claimed.len() as u64);
-            for event in claimed {
-                settler.feed(&current.events, event).await;
+            let source: Arc<str> = self.setups.borrow().source.as_str().into();
+            let watched = self.shared.console.claimed(&source, &claimed);
+            for (event, watched) in claimed.into_iter().zip(watched) {
+                settler.feed(&current.events, event, watched).await;
             }
         }
         drop(current.events);

@@ -86,6 +86,10 @@ pub struct Server {
     /// (loopback clients are always answered). Use `${ENV_VAR}` to keep it out of this file.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Serve the console at `/console`: live events, what each connection made of them, dead
+    /// letters and a mapping playground. It answers whom `/admin/*` answers.
+    #[serde(default = "default_console")]
+    pub console: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -100,6 +104,7 @@ impl std::fmt::Debug for Server {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -112,6 +117,7 @@ impl Default for Server {
             body_timeout_seconds: default_body_timeout(),
             tls: None,
             admin_token: None,
+            console: default_console(),
         }
     }
 }
@@ -386,6 +392,10 @@ fn default_give_up() -> u64 {
 
 fn default_inline_retry() -> u64 {
     5
+}
+
+fn default_console() -> bool {
+    true
 }
 
 fn default_max_connections() -> u32 {

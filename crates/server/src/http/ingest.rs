@@ -14,8 +14,9 @@ use ferry_spec::config::SourceKind;
 use serde_json::json;
 
 use crate::app::App;
+use crate::console::Sighting;
 use crate::metrics;
-use crate::wire::{Ingested, amplitude, extole, segment};
+use crate::wire::{Ingested, WireError, amplitude, extole, segment};
 
 /// `POST /v1/{call}`: Segment's HTTP Tracking API.
 pub(crate) async fn segment(
@@ -35,7 +36,7 @@ pub(crate) async fn segment(
     let received = SystemTime::now();
     let parsed = match segment::parse(call, &body, &ferry_delivery::timestamp(received)) {
         Ok(parsed) => parsed,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refuse(&app, "segment", None, refused),
     };
     let key = segment::write_key_from_basic(&headers).or(parsed.write_key);
     let setup = app.setup.load();
@@ -43,7 +44,7 @@ pub(crate) async fn segment(
         .as_deref()
         .and_then(|k| setup.source_for_key(SourceKind::Segment, k))
     else {
-        return segment::unauthorized().into_response();
+        return refuse(&app, "segment", None, segment::unauthorized());
     };
     match commit(&app, source, parsed.ingested, received, started).await {
         Ok(_) => Json(segment::accepted_body()).into_response(),
@@ -61,11 +62,11 @@ pub(crate) async fn amplitude(State(app): State<Arc<App>>, body: Bytes) -> Respo
     let received = SystemTime::now();
     let parsed = match amplitude::parse(&body) {
         Ok(parsed) => parsed,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refuse(&app, "amplitude", None, refused),
     };
     let setup = app.setup.load();
     let Some(source) = setup.source_for_key(SourceKind::Amplitude, &parsed.api_key) else {
-        return amplitude::invalid_api_key().into_response();
+        return refuse(&app, "amplitude", None, amplitude::invalid_api_key());
     };
     let events = parsed.ingested.accepted.len();
     match commit(&app, source, parsed.ingested, received, started).await {
@@ -98,22 +99,22 @@ pub(crate) async fn extole(
         .get_key_value(&source)
         .filter(|(_, s)| s.kind == SourceKind::Extole);
     let Some((name, found)) = known else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no Extole source is named `{source}`")})),
-        )
-            .into_response();
+        let unknown = WireError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": format!("no Extole source is named `{source}`")}),
+        };
+        return refuse(&app, "extole", None, unknown);
     };
     if !found
         .keys()
         .iter()
         .any(|secret| extole::authenticate(&headers, &body, secret))
     {
-        return extole::unauthorized().into_response();
+        return refuse(&app, "extole", Some(name), extole::unauthorized());
     }
     let ingested = match extole::parse(&body) {
         Ok(ingested) => ingested,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refuse(&app, "extole", Some(name), refused),
     };
     let answer = extole::accepted_body(&ingested);
     match commit(&app, name, ingested, received, started).await {
@@ -124,6 +125,20 @@ pub(crate) async fn extole(
         )
             .into_response(),
     }
+}
+
+/// Answers a request refused whole, and tells the console why.
+fn refuse(app: &App, endpoint: &'static str, source: Option<&str>, refused: WireError) -> Response {
+    if app.setup.load().listener.console {
+        app.console.report(Sighting::Refused {
+            endpoint,
+            source: source.map(Into::into),
+            status: refused.status.as_u16(),
+            reason: refused.reason(),
+            at_ms: millis(SystemTime::now()),
+        });
+    }
+    refused.into_response()
 }
 
 /// Commits the events of one request (and its refused events, as dead letters) and counts
@@ -138,6 +153,22 @@ async fn commit(
     let received_at_ms = millis(received);
     let label = metrics::source(source);
     let rejected_count = ingested.rejected.len();
+    // The console keeps the text of recent events: a copy, made only while it is on.
+    let watched = app.setup.load().listener.console;
+    let bodies: Vec<Arc<str>> = if watched {
+        ingested
+            .accepted
+            .iter()
+            .map(|a| Arc::from(a.body.as_str()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rejected_reasons: Vec<String> = if watched {
+        ingested.rejected.iter().map(|r| r.reason.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let events = ingested
         .accepted
         .into_iter()
@@ -166,6 +197,22 @@ async fn commit(
         .iter()
         .filter(|o| matches!(o, Enqueued::Stored(_)))
         .count();
+    if watched {
+        let events = outcome
+            .iter()
+            .zip(bodies)
+            .filter_map(|(enqueued, body)| match enqueued {
+                Enqueued::Stored(id) => Some((id.0, body)),
+                Enqueued::Duplicate => None,
+            })
+            .collect();
+        app.console.report(Sighting::Received {
+            source: source.into(),
+            at_ms: received_at_ms,
+            events,
+            rejected: rejected_reasons,
+        });
+    }
     app.metrics
         .received
         .get_or_create(&label)

@@ -8,6 +8,7 @@
 //! | `GET /healthz`, `GET /readyz` | liveness, and readiness to accept events |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /admin/status`, `POST /admin/reload` | the setup served, and reloading it (loopback, or with the admin token) |
+//! | `/console`, `/console/api/*` | the console (see [`crate::console`]) |
 //!
 //! Every request's body must arrive whole within `server.body_timeout_seconds` (408 otherwise),
 //! and is read at most [`MAX_BODY_BYTES`] before and after decompression.
@@ -31,6 +32,7 @@ use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 
 pub(crate) use self::listener::serve;
+pub(crate) use self::ops::has_admin_token;
 use crate::app::App;
 
 /// The largest request body read, after decompression. Each wire format refuses smaller
@@ -52,6 +54,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/status", get(ops::status))
         .route("/admin/reload", post(ops::reload))
+        .merge(crate::console::router(&app))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             body_deadline,

@@ -148,9 +148,12 @@ pub(crate) async fn reload(
 /// Admin endpoints answer loopback clients, and others that send the configured admin token
 /// as `Authorization: Bearer TOKEN` (compared in constant time).
 fn admitted(app: &App, peer: SocketAddr, headers: &HeaderMap) -> bool {
-    if peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback() {
-        return true;
-    }
+    peer.ip().to_canonical().is_loopback() || has_admin_token(app, headers)
+}
+
+/// Whether the request carries the configured admin token as `Authorization: Bearer TOKEN`
+/// (compared in constant time); never, when no token is configured.
+pub(crate) fn has_admin_token(app: &App, headers: &HeaderMap) -> bool {
     let setup = app.setup.load();
     let Some(token) = setup.listener.admin_token.as_deref() else {
         return false;

@@ -25,6 +25,8 @@ pub(crate) struct Listener {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Lets clients beyond loopback reach `/admin/*` with `Authorization: Bearer TOKEN`.
     pub(crate) admin_token: Option<String>,
+    /// Serve the console at `/console`.
+    pub(crate) console: bool,
 }
 
 impl std::fmt::Debug for Listener {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for Listener {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -96,6 +99,7 @@ pub(crate) fn listener(
         body_timeout: Duration::from_secs(server.body_timeout_seconds),
         tls,
         admin_token: admin_token.filter(|t| !t.is_empty()),
+        console: server.console,
     }
 }
 

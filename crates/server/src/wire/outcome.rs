@@ -81,6 +81,16 @@ pub struct WireError {
     pub body: serde_json::Value,
 }
 
+impl WireError {
+    /// Why the request was refused, as its body tells the sender.
+    pub fn reason(&self) -> String {
+        ["message", "error"]
+            .iter()
+            .find_map(|key| self.body.get(*key).and_then(serde_json::Value::as_str))
+            .map_or_else(|| self.body.to_string(), str::to_owned)
+    }
+}
+
 impl axum::response::IntoResponse for WireError {
     fn into_response(self) -> axum::response::Response {
         (self.status, axum::Json(self.body)).into_response()
