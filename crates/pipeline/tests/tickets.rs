@@ -383,3 +383,72 @@ async fn a_wait_the_destination_asks_for_is_kept_for_the_queue() {
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_watched_ticket_keeps_the_plan_and_every_attempt_with_secrets_redacted() {
+    let server = MockServer::start().await;
+    // The first attempt fails, the second is answered.
+    Mock::given(method("POST"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"echo": KEY})))
+        .mount(&server)
+        .await;
+    let pipeline = Pipeline::queued(Arc::new(connection(&server.uri())), INLINE_RETRY).unwrap();
+    let settled = Arc::new(Collected::default());
+    let watched = |id, event| Input::Queued {
+        ticket: Ticket::watched(id, Arc::clone(&settled) as Arc<dyn Settle>),
+        event,
+    };
+    run(
+        &pipeline,
+        vec![
+            watched(1, track("user-1", "Signed Up")),
+            watched(2, json!({"type": "page", "userId": "user-1"})),
+            queued(3, track("user-2", "Signed Up"), &settled),
+        ],
+    )
+    .await;
+
+    let sent = settled.by_id(1);
+    assert_eq!(sent.requests, 1);
+    let journal = sent.journal.expect("a watched ticket keeps a journal");
+    assert!(
+        matches!(&journal.planned[..], [ferry_pipeline::Note::Request { label, method, url }]
+            if label == "track" && method == "POST" && url.ends_with("/events")),
+        "{:?}",
+        journal.planned
+    );
+    let [exchange] = &journal.exchanges[..] else {
+        panic!("one exchange: {:?}", journal.exchanges);
+    };
+    let statuses: Vec<Option<u16>> = exchange.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(503), Some(202)]);
+    assert!(exchange.attempts[0].at <= exchange.attempts[1].at);
+    assert_eq!(exchange.response.as_ref().unwrap().status, 202);
+    assert!(exchange.failure.is_none());
+    let shown = format!("{exchange:?}");
+    assert!(!shown.contains(KEY), "the key shows: {shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
+
+    // A page has no action: nothing is sent, and the journal says why.
+    let skipped = settled.by_id(2);
+    assert_eq!(skipped.requests, 0);
+    let journal = skipped.journal.unwrap();
+    assert!(journal.exchanges.is_empty());
+    assert!(
+        matches!(&journal.planned[..], [ferry_pipeline::Note::Skipped { reason, .. }] if !reason.is_empty()),
+        "{:?}",
+        journal.planned
+    );
+
+    // Nobody watched the third: no journal is kept for it.
+    let unwatched = settled.by_id(3);
+    assert!(unwatched.delivered());
+    assert!(unwatched.journal.is_none());
+}

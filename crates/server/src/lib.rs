@@ -54,7 +54,8 @@ pub use crate::error::{ServeError, StartError, StopError, StoreError};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 pub use crate::setup::{
-    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Setup, SourceSetup, StoreSetup, interpolate,
+    ConfigOrigin, ConnectionSetup, EMBEDDED_CONFIG, Reach, Setup, SourceSetup, StoreSetup,
+    interpolate,
 };
 use crate::store::open_queue;
 pub use crate::store::{STORE_FILE, open_queue_at};

@@ -6,5 +6,6 @@ pub mod replay;
 pub mod schema;
 pub mod send;
 pub mod serve;
+pub mod tap;
 pub mod test;
 pub mod validate;

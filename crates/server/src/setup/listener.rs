@@ -103,6 +103,78 @@ pub(crate) fn listener(
     }
 }
 
+/// How a client on this machine reaches the listener.
+#[derive(Clone)]
+pub struct Reach {
+    /// `http://HOST:PORT` or `https://...`, with a wildcard address (`0.0.0.0`, `[::]`) replaced
+    /// by loopback.
+    pub base_url: String,
+    /// The admin token, to send as `Authorization: Bearer TOKEN`.
+    pub admin_token: Option<String>,
+    /// The listener's certificate (PEM), to trust when it serves HTTPS.
+    pub certificate: Option<std::path::PathBuf>,
+    /// Whether the console (and its live stream) is on.
+    pub console: bool,
+}
+
+impl std::fmt::Debug for Reach {
+    /// Never shows the admin token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reach")
+            .field("base_url", &self.base_url)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("certificate", &self.certificate)
+            .field("console", &self.console)
+            .finish()
+    }
+}
+
+/// How to reach the listener `document` describes; problems go to `problems`.
+pub(crate) fn reach(
+    document: &ConfigDocument,
+    base: &Path,
+    problems: &mut Vec<Diagnostic>,
+) -> Reach {
+    let config = &document.config;
+    let server = &config.server;
+    let mut value = |pointer: &str, text: &str| match interpolate(text) {
+        Ok(value) => Some(value),
+        Err(message) => {
+            problems.push(document.diagnostic(pointer, Target::Value, message));
+            None
+        }
+    };
+    let admin_token = server
+        .admin_token
+        .as_deref()
+        .and_then(|token| value("/server/admin_token", token))
+        .filter(|t| !t.is_empty());
+    let certificate = server
+        .tls
+        .as_ref()
+        .and_then(|tls| value("/server/tls/certificate", &tls.certificate))
+        .map(|path| base.join(path));
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = match config.listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => config.listen.clone(),
+    };
+    Reach {
+        base_url: format!("{scheme}://{address}"),
+        admin_token,
+        certificate,
+        console: server.console,
+    }
+}
+
 /// A TLS server configuration from PEM files: TLS 1.2 and 1.3, HTTP/1.1. The error names the
 /// configuration key at fault.
 fn tls_config(

@@ -26,6 +26,7 @@ use indexmap::IndexMap;
 pub use self::env::interpolate;
 use self::env::interpolate_value;
 pub(crate) use self::listener::Listener;
+pub use self::listener::Reach;
 use self::mappings::{Folder, load_mappings, reads};
 pub use self::store::StoreSetup;
 
@@ -59,6 +60,19 @@ impl ConfigOrigin {
         let store = store::store(&document, &base, &mut problems);
         if problems.is_empty() {
             Ok((store, base.join(&document.config.data)))
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// How a client on this machine reaches the server's listener: what `ferry tap` needs,
+    /// without loading the mappings.
+    pub fn load_reach(&self) -> Result<Reach, Diagnostics> {
+        let (document, base) = self.load()?;
+        let mut problems = Vec::new();
+        let reach = listener::reach(&document, &base, &mut problems);
+        if problems.is_empty() {
+            Ok(reach)
         } else {
             Err(Diagnostics(problems))
         }

@@ -28,8 +28,8 @@ function h(tag, attributes, ...children) {
   return element;
 }
 
-function append(element, children) {
-  for (const child of children.flat()) {
+function append(element, ...children) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -225,23 +225,29 @@ async function overviewPage(page) {
         rows)),
   ]);
 
-  const live = { rows, counts: liveCount, unshown: 0, dropped: 0, refused: 0 };
+  // The connections each source feeds, from the overview, to show events as pending for them.
+  const live = { rows, counts: liveCount, unshown: 0, dropped: 0, refused: 0, connections: new Map() };
   // Subscribe first, then read what is already there: nothing falls in between.
   follow((message) => onLive(live, message));
-  try {
-    const recent = await api("/console/api/events?limit=100");
-    for (const event of recent.events.slice().reverse()) showEvent(live, event, false);
-  } catch (error) {
-    notice(error.message, "error");
-  }
   const refresh = async () => {
     try {
-      drawOverview(await api("/console/api/overview"), { summary, problems, sources, connections });
+      const overview = await api("/console/api/overview");
+      for (const source of overview.sources) live.connections.set(source.name, source.connections || []);
+      drawOverview(overview, { summary, problems, sources, connections });
     } catch (error) {
       notice(error.message, "error");
     }
   };
   await refresh();
+  try {
+    const recent = await api("/console/api/events?limit=100");
+    for (const event of recent.events.slice().reverse()) {
+      // An event the stream already showed keeps its row.
+      if (!rows.querySelector(`tr[data-id="${Number(event.id)}"]`)) showEvent(live, event, false);
+    }
+  } catch (error) {
+    notice(error.message, "error");
+  }
   setInterval(refresh, 2000);
 }
 
@@ -327,18 +333,34 @@ function fateBadges(fates) {
     fate.reason ? h("span", { class: "reason" }, ` ${fate.reason}`) : null));
 }
 
+/** The event's fates, with `pending` for each connection of its source not settled yet. */
+function withPending(live, event) {
+  const fates = (event.fates || []).slice();
+  for (const connection of live.connections.get(event.source) || []) {
+    if (!fates.some((fate) => fate.connection === connection)) {
+      fates.push({ connection, status: "pending", reason: null });
+    }
+  }
+  return fates;
+}
+
 function showEvent(live, event, fresh) {
   const existing = live.rows.querySelector(`tr[data-id="${Number(event.id)}"]`);
   const row = h("tr", { "data-id": Number(event.id), class: fresh ? "fresh" : null },
     h("td", {}, clock(event.at_ms)),
     h("td", {}, h("a", { href: `/console/events/${Number(event.id)}` }, `#${event.id}`)),
-    h("td", {}, event.source),
-    h("td", {}, event.type ?? ""),
+    h("td", { class: "event-source" }, event.source),
+    h("td", { class: "event-type" }, event.type ?? ""),
     h("td", { class: "event-name" }, event.name ?? ""),
     h("td", { class: "event-user" }, event.user ?? ""),
-    h("td", { class: "fates" }, fateBadges(event.fates || [])));
-  if (existing) existing.replaceWith(row);
-  else live.rows.prepend(row);
+    h("td", { class: "fates" }, fateBadges(withPending(live, event))));
+  if (existing) {
+    existing.replaceWith(row);
+  } else {
+    // Newest first, by id: rows from the stream and from the recent list interleave.
+    const older = Array.from(live.rows.children).find((r) => Number(r.dataset.id) < Number(event.id));
+    live.rows.insertBefore(row, older || null);
+  }
   while (live.rows.children.length > LIVE_ROWS) live.rows.lastChild.remove();
 }
 
@@ -670,8 +692,11 @@ async function playgroundPage(page) {
   }
 
   let last = null;
+  // Runs overlap (typing, then Run): only the latest one's answer is drawn.
+  let runs = 0;
   async function run() {
     if (!mapping.value.trim()) return;
+    const mine = ++runs;
     const trial = {
       mapping: mapping.value,
       file: file.value || "playground.yaml",
@@ -684,9 +709,10 @@ async function playgroundPage(page) {
     try {
       result = await post("/console/api/playground", trial);
     } catch (error) {
-      clear(output).append(h("p", { class: "error-text" }, error.message));
+      if (mine === runs) clear(output).append(h("p", { class: "error-text" }, error.message));
       return;
     }
+    if (mine !== runs) return;
     last = result;
     download.disabled = !result.case;
     drawResult(output, result);
