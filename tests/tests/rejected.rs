@@ -128,6 +128,20 @@ fn each_problem_carries_its_kind() {
         ("yaml_syntax_error", &[Kind::Syntax]),
         ("bad_jsonpath", &[Kind::Path]),
         ("recall_without_remember", &[Kind::Recall]),
+        (
+            "names_setting_member",
+            &[Kind::Setting, Kind::Setting, Kind::Setting],
+        ),
+        (
+            "flatten_rule_invalid",
+            &[Kind::Field, Kind::Field, Kind::Field, Kind::Field],
+        ),
+        (
+            "single_value_rules",
+            &[Kind::Field, Kind::Field, Kind::Field, Kind::Operation],
+        ),
+        ("index_outside_for_each", &[Kind::Path, Kind::Path]),
+        ("failure_rules_invalid", &[Kind::Path]),
     ];
     for (fixture, kinds) in expected {
         let name = format!("fixtures/rejected/{fixture}.yaml");

@@ -23,12 +23,17 @@ pub struct CompiledMapping {
     pub name: Arc<str>,
     /// The file it came from.
     pub file: String,
-    spec: Mapping,
+    pub(crate) spec: Mapping,
     pub(crate) templates: Templates,
     pub(crate) http: CompiledHttp,
     /// `computed`, in order.
     pub(crate) computed: Vec<Field>,
+    /// The mapping's own `refuse` rules, checked before any action is selected.
+    pub(crate) refuse: Vec<Refusal>,
     pub(crate) actions: Vec<CompiledAction>,
+    /// The list settings that names are read from (`event`, `only`, `except`), each with the
+    /// member of its items that holds a name, by [`NameSource::slot`].
+    pub(crate) name_sources: Vec<NameSource>,
 }
 
 /// The shared HTTP part: rendered once per connection.
@@ -93,7 +98,9 @@ pub(crate) struct CompiledStep {
     pub when: Option<Selector>,
     pub request: CompiledRequest,
     pub batch: Option<Arc<BatchRule>>,
-    pub failure: Option<Arc<FailureRule>>,
+    /// The `failure` rules, in order: the first whose `when` holds decides. Rules written
+    /// alike share one list, so that requests compare them by pointer.
+    pub failure: Option<Arc<[FailureRule]>>,
     /// Position among all steps of the mapping, for what a connection renders once per step.
     pub slot: usize,
     /// Non-2xx statuses of this step's response that a later step handles.
@@ -173,21 +180,33 @@ pub(crate) enum Looseness {
     Case,
 }
 
-/// Names written in the mapping, or held by a list setting (`"*"` allows every name).
+/// Names written in the mapping, or held by list settings (`"*"` allows every name).
 #[derive(Debug, Default)]
 pub(crate) enum Names {
     /// No condition.
     #[default]
     Any,
-    /// Names as written; with loose matching, written as they are compared.
+    /// Names as written (with loose matching, as they are compared), and those the settings
+    /// listed beside them hold; a setting a connection leaves unset adds none.
     Listed {
         names: Vec<Box<str>>,
+        settings: Vec<NameSource>,
         loose: Looseness,
     },
+    /// The names one setting holds; a connection that leaves it unset sets no condition.
     Setting {
-        name: Box<str>,
+        source: NameSource,
         loose: Looseness,
     },
+}
+
+/// A list setting that names are read from: its items, or each item's `member`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameSource {
+    pub setting: Box<str>,
+    pub member: Option<Box<str>>,
+    /// Where a connection keeps the names, among the mapping's `name_sources`.
+    pub slot: usize,
 }
 
 #[derive(Debug)]
@@ -250,6 +269,8 @@ pub(crate) enum Op {
     Capture(Regex),
     UserAgent(UserAgentPart),
     Truncate(usize),
+    /// Text split at this separator into trimmed, non-empty texts.
+    Split(Box<str>),
     Count,
     ToObject(Value),
     Convert(Conversion),
@@ -282,8 +303,8 @@ pub(crate) enum Source {
         path: Path,
         item: Box<Field>,
         filter: Option<Selector>,
-        /// A single object counts as a list of one.
-        single_as_list: bool,
+        /// What a single value where the list is expected becomes.
+        single: Single,
         /// The sum of the items' values instead of the list.
         sum: bool,
     },
@@ -304,6 +325,17 @@ pub(crate) enum Source {
     SettingPath(Box<str>),
 }
 
+/// What `each` makes of a single value (not a list, not `null`) where it expects a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Single {
+    /// An error: `each` needs a list.
+    Refused,
+    /// A list of one (`single_as_list`).
+    AsList,
+    /// Shaped like an item and sent alone (`keep_single`).
+    Alone,
+}
+
 #[derive(Debug)]
 pub(crate) struct Recall {
     pub store: Box<str>,
@@ -316,7 +348,7 @@ pub(crate) struct Object {
     /// `within`: the first of these that selects an object is `$` inside this one.
     pub within: Vec<Path>,
     pub fields: Vec<Field>,
-    pub rest: Option<Rest>,
+    pub rest: Option<Box<Rest>>,
     /// Some member's name is only known per event (a computed key, `entries`, a spread
     /// object's bucket, or names that fields left out by their `when` may share): names written
     /// are tracked so that none is written twice.
@@ -341,10 +373,21 @@ pub(crate) struct Rest {
     /// Output names of fields beside the bucket written only when their conditions hold.
     pub siblings_when: Vec<(Conditions, Box<str>)>,
     pub prefix: Box<str>,
-    pub flatten: bool,
+    /// How nested values are flattened, if they are.
+    pub flatten: Option<Flattening>,
     pub only: Names,
     /// `except: { setting: NAME }`: keys never bucketed, per connection.
     pub except: Names,
+}
+
+/// How a bucket flattens nested values into keys of its own.
+#[derive(Debug)]
+pub(crate) struct Flattening {
+    /// Between a parent's key and a child's.
+    pub separator: Box<str>,
+    /// For list items: the text before and after the index (`[` and `]` for `"[{i}]"`); lists
+    /// are kept as they are without it.
+    pub lists: Option<(Box<str>, Box<str>)>,
 }
 
 #[derive(Debug)]
@@ -356,25 +399,6 @@ pub(crate) struct Remap {
 }
 
 impl CompiledMapping {
-    pub(crate) fn new(
-        spec: Mapping,
-        file: String,
-        templates: Templates,
-        http: CompiledHttp,
-        computed: Vec<Field>,
-        actions: Vec<CompiledAction>,
-    ) -> CompiledMapping {
-        CompiledMapping {
-            name: spec.name.as_str().into(),
-            file,
-            spec,
-            templates,
-            http,
-            computed,
-            actions,
-        }
-    }
-
     /// The mapping as written in its file.
     pub fn spec(&self) -> &Mapping {
         &self.spec

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::checks::{check_base_url, check_header_value, check_setting_value};
 use crate::compiled::{
-    AuthRule, CompiledMapping, CompiledRequest, FastHash, HeaderValue, KeySet, Looseness,
+    AuthRule, CompiledMapping, CompiledRequest, HeaderValue, KeySet, Looseness, NameSource,
 };
 use crate::path::Path;
 use crate::plan::Body;
@@ -94,8 +94,9 @@ pub struct Connection {
     pub(crate) setting_paths: HashMap<Box<str>, Path>,
     /// The templates held by `template` settings, compiled once.
     setting_templates: (Templates, HashMap<Box<str>, Template>),
-    /// The texts of `list` settings, as sets, for selectors that match names against them.
-    pub(crate) name_lists: HashMap<Box<str>, NameList, FastHash>,
+    /// The names each of the mapping's name sources holds, as sets, by slot: `None` for a
+    /// setting this connection leaves unset (or sets to something other than a list).
+    pub(crate) name_lists: Vec<Option<NameList>>,
     /// `Content-Type` headers of the body formats, made once.
     content_types: [Header; 3],
     /// The time `now` reads, when pinned (dry runs, golden cases).
@@ -234,7 +235,7 @@ impl Connection {
                 redacted_values.insert(name.clone(), Value::String(REDACTED.into()));
             }
         }
-        let name_lists = name_lists(&values);
+        let name_lists = name_lists(&mapping.name_sources, &values);
         let settings = crate::template::template_object(&values);
         let redacted_settings = crate::template::template_object(&redacted_values);
         let name = mapping.name.to_string();
@@ -366,6 +367,12 @@ impl Connection {
             headers.push(self.header(name, &HeaderValue::Template(template.clone()))?);
         }
         Ok(headers)
+    }
+
+    /// The names a name source holds for this connection; `None` when it leaves the setting
+    /// unset.
+    pub(crate) fn names_of(&self, source: &NameSource) -> Option<&NameList> {
+        self.name_lists.get(source.slot)?.as_ref()
     }
 
     /// The compiled mapping.
@@ -565,27 +572,27 @@ fn is_set(value: Option<&Value>) -> bool {
     })
 }
 
-/// The texts of every list setting, as sets: the items, or the `from` of `{from, to}` pairs.
-fn name_lists(values: &Map<String, Value>) -> HashMap<Box<str>, NameList, FastHash> {
-    values
+/// The names every name source holds, as sets: a list setting's items (texts, or the `from` of
+/// `{from, to}` pairs), or with a member, that member of each item (an item that is text being
+/// a name itself).
+fn name_lists(sources: &[NameSource], values: &Map<String, Value>) -> Vec<Option<NameList>> {
+    sources
         .iter()
-        .filter_map(|(name, value)| {
-            let list = value.as_array()?;
+        .map(|source| {
+            let list = values.get(&*source.setting)?.as_array()?;
+            let member = source.member.as_deref().unwrap_or("from");
             let texts = || {
                 list.iter().filter_map(|item| match item {
-                    Value::Object(pair) => pair.get("from").and_then(Value::as_str),
+                    Value::Object(object) => object.get(member).and_then(Value::as_str),
                     other => other.as_str(),
                 })
             };
-            Some((
-                Box::from(name.as_str()),
-                NameList {
-                    all: texts().any(|t| t == "*"),
-                    exact: texts().map(Into::into).collect(),
-                    lower: texts().map(|t| t.to_lowercase().into()).collect(),
-                    loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
-                },
-            ))
+            Some(NameList {
+                all: texts().any(|t| t == "*"),
+                exact: texts().map(Into::into).collect(),
+                lower: texts().map(|t| t.to_lowercase().into()).collect(),
+                loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
+            })
         })
         .collect()
 }

@@ -289,6 +289,19 @@ pub(crate) fn truncate(value: &Value, chars: usize) -> Result<Value, ShapeError>
     }))
 }
 
+/// The text split at `separator` into its parts, trimmed, empty ones left out: `"a, b,"` is
+/// `["a", "b"]`. (A list is kept as it is by the caller.)
+pub(crate) fn split(value: &Value, separator: &str) -> Result<Value, ShapeError> {
+    let text = text_for("split", value)?;
+    Ok(Value::Array(
+        text.split(separator)
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| Value::String(part.to_owned()))
+            .collect(),
+    ))
+}
+
 /// The first match of `regex` in the text: its first group when it has groups (missing when
 /// that group took no part), else the whole match; `None` without a match.
 pub(crate) fn capture(value: &Value, regex: &regex::Regex) -> Result<Option<Value>, ShapeError> {

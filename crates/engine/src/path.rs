@@ -38,6 +38,8 @@ pub enum Root {
     Key,
     /// `$item...`: the item of the action's `for_each` the request is planned for.
     Item,
+    /// `$index`: the 0-based position of that item in the `for_each` list.
+    Index,
     /// `$settings...`: the connection's settings, e.g. `$settings.event_mappings`.
     Settings,
     /// `$computed...`: the mapping's computed values, e.g. `$computed.event_type`.
@@ -45,6 +47,11 @@ pub enum Root {
 }
 
 impl Root {
+    /// Whether the root is one value without members (`$key`, `$index`), not a document.
+    pub fn is_scalar(self) -> bool {
+        matches!(self, Root::Key | Root::Index)
+    }
+
     /// How the root is written.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +59,7 @@ impl Root {
             Root::Event => "$event",
             Root::Key => "$key",
             Root::Item => "$item",
+            Root::Index => "$index",
             Root::Settings => "$settings",
             Root::Computed => "$computed",
         }
@@ -103,6 +111,12 @@ impl Path {
         } else if text.starts_with("$key") && text[4..].starts_with(['.', '[']) {
             return Err(format!(
                 "`$key` is the text of the entry's key and has no members: write `$key` alone, not `{text}`"
+            ));
+        } else if text == "$index" {
+            (Root::Index, Cow::Borrowed("$"))
+        } else if text.starts_with("$index") && text[6..].starts_with(['.', '[']) {
+            return Err(format!(
+                "`$index` is the position of the `for_each` item, one number without members: `{text}`"
             ));
         } else {
             (Root::Scope, Cow::Borrowed(text))
@@ -307,6 +321,8 @@ mod tests {
         assert_eq!(path.segments().unwrap(), &[Segment::Key("userId".into())]);
         assert_eq!(Path::parse("$event").unwrap().segments().unwrap(), &[]);
         assert_eq!(Path::parse("$key").unwrap().root(), Root::Key);
+        assert_eq!(Path::parse("$index").unwrap().root(), Root::Index);
+        assert!(Path::parse("$index.x").is_err());
         assert_eq!(Path::parse("$.events").unwrap().root(), Root::Scope);
         assert!(Path::parse("$events").is_err());
         let setting = Path::parse("$settings.event_map[0].to").unwrap();

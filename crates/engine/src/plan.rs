@@ -58,8 +58,8 @@ pub struct PlannedRequest {
     /// Set when later steps of the action wait for this request's response: hand the response
     /// to [`Connection::resume`](crate::Connection::resume).
     pub continuation: Option<Continuation>,
-    /// How a 2xx response to it can still say it failed.
-    pub(crate) failure: Option<Arc<FailureRule>>,
+    /// How a 2xx response to it can still say it failed: the first rule whose `when` holds.
+    pub(crate) failure: Option<Arc<[FailureRule]>>,
     /// Where the JSON body's members and merged items are, when the engine recorded it.
     pub(crate) layout: Option<Box<BodyLayout>>,
 }

@@ -108,3 +108,157 @@ fn except_can_come_from_a_setting() {
         json!({"props": {"a": 1}})
     );
 }
+
+/// A mapping whose `track` body is `fields`, with `settings` declared.
+fn with_settings(settings: &str, fields: &str) -> String {
+    format!(
+        "{HEAD}settings:\n{settings}actions:\n  track:\n    when: {{ type: track }}\n    request:\n      method: POST\n      path: /events\n      body:\n{fields}"
+    )
+}
+
+#[test]
+fn names_are_read_from_a_member_of_each_item_of_a_list_setting() {
+    let settings = "  increments: { type: list, default: [], description: d }\n";
+    let fields = "        $add: { rest_of: $.traits, only: { setting: increments, member: traits }, omit_empty: true }\n        $set: { rest_of: $.traits, except: [city, { setting: increments, member: traits }] }\n";
+    let text = with_settings(settings, fields);
+    let event =
+        json!({"type": "track", "traits": {"age": 12, "logins": 3, "city": "Oslo", "name": "Ann"}});
+    let configured = connect(
+        &text,
+        &json!({"increments": [{"traits": "age"}, {"traits": "logins"}, {"traits": ""}]}),
+    );
+    assert_eq!(
+        body(request(&plan(&configured, &event))),
+        json!({"$add": {"age": 12, "logins": 3}, "$set": {"name": "Ann"}})
+    );
+    // An item that is text is a name itself.
+    let plain = connect(&text, &json!({"increments": ["age"]}));
+    assert_eq!(
+        body(request(&plan(&plain, &event))),
+        json!({"$add": {"age": 12}, "$set": {"logins": 3, "name": "Ann"}})
+    );
+    // The default, `[]`, names nothing: nothing is added, nothing but `city` left out.
+    let unset = connect(&text, &json!({}));
+    assert_eq!(
+        body(request(&plan(&unset, &event))),
+        json!({"$set": {"age": 12, "logins": 3, "name": "Ann"}})
+    );
+}
+
+#[test]
+fn a_setting_in_a_list_of_names_adds_none_when_it_is_unset() {
+    let settings =
+        "  once: { type: list, description: d }\n  more: { type: list, description: d }\n";
+    let fields = "        kept: { rest_of: $.traits, except: [city, { setting: once, member: property }, { setting: more }] }\n        only: { rest_of: $.traits, only: [name, { setting: more }] }\n        alone: { rest_of: $.traits, only: { setting: more } }\n";
+    let text = with_settings(settings, fields);
+    let event = json!({"type": "track", "traits": {"city": "Oslo", "name": "Ann", "plan": "pro", "age": 3}});
+    let unset = connect(&text, &json!({}));
+    assert_eq!(
+        body(request(&plan(&unset, &event))),
+        json!({
+            "kept": {"name": "Ann", "plan": "pro", "age": 3},
+            "only": {"name": "Ann"},
+            "alone": {"city": "Oslo", "name": "Ann", "plan": "pro", "age": 3}
+        })
+    );
+    let set = connect(
+        &text,
+        &json!({"once": [{"property": "plan"}], "more": ["age"]}),
+    );
+    assert_eq!(
+        body(request(&plan(&set, &event))),
+        json!({
+            "kept": {"name": "Ann"},
+            "only": {"name": "Ann", "age": 3},
+            "alone": {"age": 3}
+        })
+    );
+}
+
+#[test]
+fn event_names_may_come_from_a_member_of_a_setting_s_items() {
+    let text = format!(
+        "{HEAD}settings:\n  events: {{ type: list, default: [{{ name: Signed Up }}], description: d }}\nactions:\n  track:\n    when: {{ type: track, event: {{ setting: events, member: name }}, loose: true }}\n    request: {{ method: POST, path: /events }}\n"
+    );
+    let connection = connect(&text, &json!({}));
+    assert!(matches!(
+        plan(&connection, &json!({"type": "track", "event": "signed up"}))
+            .outcomes
+            .as_slice(),
+        [ferry_engine::Outcome::Request(_)]
+    ));
+    let skipped = plan(&connection, &json!({"type": "track", "event": "Clicked"}));
+    assert_eq!(
+        support::skip(&skipped),
+        "no action matches type `track`, event `Clicked`"
+    );
+}
+
+#[test]
+fn a_names_setting_must_be_a_list_whose_default_holds_names() {
+    let settings = "  increments: { type: map, description: d }\n  once: { type: list, default: [{ property: 3 }], description: d }\n";
+    let fields = "        a: { rest_of: $.traits, only: { setting: increments, member: traits } }\n        b: { rest_of: $.traits, except: [city, { setting: once, member: property }] }\n";
+    let problems = support::rejected(&with_settings(settings, fields));
+    assert!(
+        problems
+            .contains("setting `increments` is a `map` setting; a list of names needs a `list`"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "`{\"property\":3}` holds no name: `member: property` at line 17 reads each item's `property`, which must be text"
+        ),
+        "{problems}"
+    );
+}
+
+#[test]
+fn flatten_joins_keys_with_a_separator_and_keys_list_items_by_a_pattern() {
+    let fields = "        dotted: { rest_of: $.properties, flatten: { separator: \".\" } }\n        indexed: { rest_of: $.properties, flatten: { separator: \".\", lists: \"[{i}]\" } }\n        flat: { rest_of: $.properties, flatten: { lists: \"_{i}\" }, omit_empty: true }\n        legacy: { rest_of: $.properties, flatten: true }\n";
+    let connection = connect(&mapping(fields), &json!({}));
+    let event = json!({"type": "track", "properties": {
+        "friend": {"names": {"first": "Alice"}, "age": 25},
+        "items": [{"sku": "a", "tags": ["x"]}, {"sku": "b"}],
+        "levels": ["L1", "L2"],
+        "ids": [],
+        "empty": ""
+    }});
+    assert_eq!(
+        body(request(&plan(&connection, &event))),
+        json!({
+            "dotted": {
+                "friend.names.first": "Alice", "friend.age": 25,
+                "items": [{"sku": "a", "tags": ["x"]}, {"sku": "b"}],
+                "levels": ["L1", "L2"], "ids": [], "empty": ""
+            },
+            "indexed": {
+                "friend.names.first": "Alice", "friend.age": 25,
+                "items[0].sku": "a", "items[0].tags[0]": "x", "items[1].sku": "b",
+                "levels[0]": "L1", "levels[1]": "L2", "empty": ""
+            },
+            "flat": {
+                "friend_names_first": "Alice", "friend_age": 25,
+                "items_0_sku": "a", "items_0_tags_0": "x", "items_1_sku": "b",
+                "levels_0": "L1", "levels_1": "L2"
+            },
+            "legacy": {
+                "friend_names_first": "Alice", "friend_age": 25,
+                "items": [{"sku": "a", "tags": ["x"]}, {"sku": "b"}],
+                "levels": ["L1", "L2"], "ids": [], "empty": ""
+            }
+        })
+    );
+}
+
+#[test]
+fn a_flatten_rule_needs_a_separator_and_an_index_in_its_list_pattern() {
+    let fields = "        a: { rest_of: $.properties, flatten: { separator: \"\" } }\n        b: { rest_of: $.properties, flatten: { lists: \"[i]\" } }\n        c: { rest_of: $.properties, flatten: { lists: \"{i}\" } }\n";
+    let problems = support::rejected(&mapping(fields));
+    for expected in [
+        "an empty `separator` would run a parent's key and its child's together",
+        "`lists: \"[i]\"` cannot key a list's items: it has no `{i}` to write the index with",
+        "`lists: \"{i}\"` cannot key a list's items: an index alone would run into the list's key (`items0`)",
+    ] {
+        assert!(problems.contains(expected), "{expected}\n{problems}");
+    }
+}

@@ -330,3 +330,104 @@ fn amplitude_events_over_two_megabytes_are_refused_with_the_limit_named() {
     let retry = &connection.mapping().delivery().retry;
     assert!(retry.on_status.contains(&429));
 }
+
+#[test]
+fn the_first_failure_rule_that_holds_says_why_and_whether_to_retry() {
+    let text = r#"version: 1
+name: t
+source: segment
+http: { base_url: "https://api.example.com" }
+actions:
+  track:
+    when: { type: track }
+    request: { method: POST, path: /events, body: { name: { from: $.event } } }
+    failure:
+      - { when: { equals: { $.body.code: 40100 } }, reason: $.body.message, retry: true }
+      - { when: { not: { equals: { $.body.code: 0 } } }, reason: $.body.message }
+"#;
+    let connection = inline(text);
+    let request = only_request(
+        connection
+            .plan(&json!({"type": "track", "event": "x"}), &NoState)
+            .outcomes,
+    );
+    let answer = |body: Value| StepResponse {
+        status: 200,
+        headers: Vec::new(),
+        body,
+    };
+    let throttled = connection
+        .refusal(
+            &request,
+            &answer(json!({"code": 40100, "message": "too many requests"})),
+        )
+        .expect("a failure");
+    assert_eq!(
+        (throttled.reason.as_str(), throttled.retry),
+        ("too many requests", true)
+    );
+    let refused = connection
+        .refusal(
+            &request,
+            &answer(json!({"code": 40002, "message": "bad pixel"})),
+        )
+        .expect("a failure");
+    assert_eq!(
+        (refused.reason.as_str(), refused.retry),
+        ("bad pixel", false)
+    );
+    assert!(
+        connection
+            .refusal(&request, &answer(json!({"code": 0, "message": "OK"})))
+            .is_none()
+    );
+}
+
+/// Two actions naming the shared rule `events`, each with its own `failure` (`first` and
+/// `second`, YAML flow mappings).
+fn shared_rule_mapping(first: &str, second: &str) -> String {
+    format!(
+        r#"version: 1
+name: t
+source: segment
+http: {{ base_url: "https://api.example.com" }}
+batches:
+  events: {{ concat: [events], max_items: 10 }}
+actions:
+  track:
+    when: {{ type: track }}
+    request: {{ method: POST, path: /batch, body: {{ events: {{ items: [{{ fields: {{ name: {{ from: $.event }} }} }}] }} }} }}
+    failure: {first}
+    batch: events
+  page:
+    when: {{ type: page }}
+    request: {{ method: POST, path: /batch, body: {{ events: {{ items: [{{ fields: {{ page: {{ from: $.name }} }} }}] }} }} }}
+    failure: {second}
+    batch: events
+"#
+    )
+}
+
+fn merged_items(connection: &Connection) -> Vec<Vec<usize>> {
+    let events = [
+        json!({"type": "track", "event": "a"}),
+        json!({"type": "page", "name": "home"}),
+        json!({"type": "track", "event": "b"}),
+    ];
+    let mut batcher = Batcher::new();
+    for (i, event) in events.iter().enumerate() {
+        let request = only_request(connection.plan(event, &NoState).outcomes);
+        assert!(batcher.push(i, request).expect("fits").is_empty());
+    }
+    batcher.flush().into_iter().map(|m| m.items).collect()
+}
+
+#[test]
+fn actions_sharing_a_batch_rule_merge_when_their_failure_rules_are_written_alike() {
+    let rule = "{ when: { equals: { $.body.status: 0 } }, reason: $.body.error }";
+    let alike = inline(&shared_rule_mapping(rule, rule));
+    assert_eq!(merged_items(&alike), [vec![0, 1, 2]]);
+    let other = "{ when: { equals: { $.body.status: 0 } }, reason: $.body.message }";
+    let different = inline(&shared_rule_mapping(rule, other));
+    assert_eq!(merged_items(&different), [vec![0, 2], vec![1]]);
+}

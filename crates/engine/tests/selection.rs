@@ -46,6 +46,37 @@ fn a_mapping_refuses_an_event_with_its_own_reason() {
 }
 
 #[test]
+fn the_mapping_refuses_events_before_any_action_is_selected() {
+    let extra = "computed:\n  kind: { from: $.type }\nrefuse:\n  - { when: { blank: $.type }, reason: the event type is required }\n  - { when: { not: { type: [track, identify] } }, reason: \"{{ computed.kind }} calls are not accepted\" }\n";
+    let connection = connect(
+        &mapping(extra, &track("", "        id: { from: $.userId }\n")),
+        &json!({}),
+    );
+    let group = plan(&connection, &json!({"type": "group", "userId": "u1"}));
+    assert_eq!(
+        group.outcomes.len(),
+        1,
+        "no action runs: {:?}",
+        group.outcomes
+    );
+    let Outcome::Failed(refused) = &group.outcomes[0] else {
+        panic!("a failure: {:?}", group.outcomes);
+    };
+    assert_eq!(refused.kind, FailureKind::Refused);
+    assert!(refused.action.is_none());
+    assert_eq!(refused.message, "group calls are not accepted");
+    assert_eq!(
+        failure(&plan(&connection, &json!({"userId": "u1"}))),
+        "the event type is required"
+    );
+    // An identify passes the mapping's rules, and no action selects it: a skip, not a refusal.
+    let identify = plan(&connection, &json!({"type": "identify", "userId": "u1"}));
+    assert!(matches!(&identify.outcomes[..], [Outcome::Skipped(_)]));
+    let track = plan(&connection, &json!({"type": "track", "userId": "u1"}));
+    assert_eq!(body(request(&track)), json!({"id": "u1"}));
+}
+
+#[test]
 fn required_on_a_spread_object_fails_when_it_writes_nothing() {
     let fields = "        ids:\n          spread: true\n          required: true\n          fields: { user_id: { from: $.userId }, email: { from: $.email } }\n";
     let connection = connect(&mapping("", &track("", fields)), &json!({}));

@@ -236,3 +236,33 @@ fn a_computed_value_that_fails_fails_the_fields_that_read_it() {
         "`computed.id` is required but `$.userId` is missing"
     );
 }
+
+#[test]
+fn value_null_and_default_null_send_json_null() {
+    let fields = "        cleared: { value: null }\n        time: { from: $.timestamp, as: unix_millis, default: null }\n        tags: { each: $.tags, default: null }\n        list: { items: [{ value: null }, { from: $.userId }] }\n";
+    assert_eq!(
+        body_of(fields, &json!({"type": "track"})),
+        json!({"cleared": null, "time": null, "tags": null, "list": [null]})
+    );
+    assert_eq!(
+        body_of(
+            fields,
+            &json!({"type": "track", "timestamp": "2026-11-02T09:00:00Z", "tags": ["a"], "userId": "u1"})
+        ),
+        json!({"cleared": null, "time": 1_793_610_000_000_u64, "tags": ["a"], "list": [null, "u1"]})
+    );
+    // A `null` the event holds is still missing: the default stands for it.
+    assert_eq!(
+        body_of(fields, &json!({"type": "track", "timestamp": null}))["time"],
+        Value::Null
+    );
+}
+
+#[test]
+fn a_literal_null_is_not_shaped_and_a_when_still_leaves_it_out() {
+    let fields = "        a: { value: null, transform: [upper] }\n        b: { value: null, when: { filled: $.userId } }\n";
+    assert_eq!(
+        body_of(fields, &json!({"type": "track"})),
+        json!({"a": null})
+    );
+}

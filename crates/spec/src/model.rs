@@ -53,6 +53,12 @@ pub struct Mapping {
     /// `/users/track`.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub batches: Ordered<Batch>,
+    /// Events the destination refuses whichever action would take them (a message type it does
+    /// not accept, a setting missing for the chosen API version): checked in order once the
+    /// computed values are made and before any action is selected; the first rule whose `when`
+    /// holds fails the event with its reason, and no action runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refuse: Vec<Refusal>,
     /// What to send, keyed by action name. Every action whose `when` matches an event runs,
     /// in the order written here.
     pub actions: Ordered<Action>,
@@ -356,9 +362,10 @@ pub struct Action {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
     /// How a response says the request failed although its status is 2xx, e.g. Mixpanel's
-    /// `200 {"status": 0, "error": "..."}`.
+    /// `200 {"status": 0, "error": "..."}`: one rule, or a list of them, the first whose `when`
+    /// holds deciding (e.g. TikTok's throttling code, retried, before its other codes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<FailureRule>,
+    pub failure: Option<OneOrMany<FailureRule>>,
 }
 
 /// A reason to refuse an event.
@@ -426,9 +433,10 @@ pub struct Step {
     /// `batches`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRef>,
-    /// How a 2xx response to this step says that it failed.
+    /// How a 2xx response to this step says that it failed: one rule, or a list of them, the
+    /// first whose `when` holds deciding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<FailureRule>,
+    pub failure: Option<OneOrMany<FailureRule>>,
 }
 
 /// A batch rule written in place, or the name of a shared one.
@@ -603,10 +611,35 @@ impl Loose {
 pub enum Names {
     /// A single name.
     One(String),
-    /// Several names.
-    Many(Vec<String>),
-    /// The names in a list setting.
-    Setting(SettingRef),
+    /// Several names, each written here or the names a list setting holds, e.g.
+    /// `[city, { setting: traits_to_increment, member: traits }]`.
+    Many(Vec<NameItem>),
+    /// The names in a list setting: its items, or each item's `member`.
+    Setting(SettingNames),
+}
+
+/// One entry of a list of names: a name, or the names a list setting holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NameItem {
+    /// A name as written.
+    Name(String),
+    /// The names a list setting holds (none when a connection leaves it unset).
+    Setting(SettingNames),
+}
+
+/// The names a `list` setting holds: its items (texts, or the `from` of `{from, to}` pairs), or
+/// with `member` the member of that name of each item, e.g. `{ setting: prop_increments,
+/// member: property }` reads `counter` from `[{property: counter}]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingNames {
+    /// The setting's name; it must be a `list` setting.
+    pub setting: String,
+    /// The member of each item (an object) that holds the name; an item that is text is a
+    /// name itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// A reference to a setting.
@@ -731,8 +764,8 @@ impl BodyFormat {
 /// with `response`), `from_setting`, `value`, `template`, `setting`, `now`, `fields`, `group`,
 /// `rest_of`, `items`, `each`, `entries` or `recall`. `fields`, `group` and `rest_of` may be
 /// combined. Then, in this order: a missing value takes `default`, or fails when `required`, or
-/// is omitted; `remap`, `transform`, `capture`, `user_agent`, `truncate`, `count`, `to_object`,
-/// `as` and `format_time` shape a present value.
+/// is omitted; `remap`, `transform`, `capture`, `user_agent`, `truncate`, `split`, `count`,
+/// `to_object`, `as` and `format_time` shape a present value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
@@ -759,8 +792,12 @@ pub struct Field {
     /// A `path` setting holding the JSONPath to read, so that each connection chooses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_setting: Option<String>,
-    /// A literal value, sent as written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A literal value, sent as written; `value: null` sends JSON `null`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub value: Option<Value>,
     /// A template producing a string, over `event` and `settings`, or `{ setting: NAME }` for
     /// the template a `template` setting holds.
@@ -820,18 +857,25 @@ pub struct Field {
     /// With `rest_of`: a prefix added to every bucketed key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
-    /// With `rest_of`: nested objects become `parent_child` keys.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub flatten: bool,
+    /// With `rest_of`: nested objects become `parent_child` keys (`true`), or as the rule says:
+    /// `{ separator: ".", lists: "[{i}]" }` joins keys with `.` and flattens lists too, each
+    /// item's index written by the pattern (`items[0].sku`).
+    #[serde(default, skip_serializing_if = "Flatten::is_off")]
+    pub flatten: Flatten,
     /// JSONPath to a list: the field becomes a list with one entry per item, each mapped by the
     /// other keys of this field (`from`, `fields`, `template`...), where `$` and `event` mean the
     /// item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.properties.products")]
     pub each: Option<String>,
-    /// With `each`: a single object where the list is expected counts as a list of one.
+    /// With `each`: a single value (an object, a text, a number, a boolean) where the list is
+    /// expected counts as a list of one, e.g. one email or several, hashed item by item.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub single_as_list: bool,
+    /// With `each`: a single value where the list is expected is shaped like an item and sent
+    /// alone, not in a list, e.g. one phone as text and several as a list, each hashed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_single: bool,
     /// With `each` and a value per item: the sum of the items' values (numbers, or numeric
     /// text) instead of the list, e.g. the revenue of an order's products.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -843,8 +887,12 @@ pub struct Field {
     /// A value remembered by an earlier event's action; used after `from` finds nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall: Option<Recall>,
-    /// Value used when the source is missing (or null).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Value used when the source is missing (or null); `default: null` sends JSON `null`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default: Option<Value>,
     /// A missing value (an empty object or list, for those) fails the event's action with an
     /// error naming this field (`true`), or skips the action for the event (`skip`).
@@ -876,6 +924,10 @@ pub struct Field {
     /// Keep at most this many characters of the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncate: Option<usize>,
+    /// Text split at this separator into a list of trimmed texts, empty ones left out, e.g.
+    /// `"a, b"` -> `["a", "b"]` with `split: ","`; a list is kept as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
     /// The number of items of a list (members of an object, characters of a text).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub count: bool,
@@ -892,8 +944,8 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_time: Option<String>,
     /// Operations in the order written, instead of `remap`, `transform`, `capture`,
-    /// `user_agent`, `truncate`, `count`, `to_object`, `as` and `format_time` (which apply in
-    /// that fixed order), and `must_be` checks at any point, e.g.
+    /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as` and `format_time` (which
+    /// apply in that fixed order), and `must_be` checks at any point, e.g.
     /// `[{ must_be: string }, { transform: [trim, lower] }, { remap: {...} }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apply: Vec<Operation>,
@@ -931,6 +983,9 @@ pub struct Operation {
     /// Keep at most this many characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncate: Option<usize>,
+    /// Text split at this separator into a list of trimmed texts; a list is kept as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
     /// The number of items (members, characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<bool>,
@@ -1009,6 +1064,55 @@ impl KeepNull {
     pub fn is_no(&self) -> bool {
         *self == KeepNull::Flag(false)
     }
+}
+
+/// `true`, `false`, or a rule: how a bucket flattens nested values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Flatten {
+    /// `true`: nested objects become `parent_child` keys, lists are kept; `false`: nothing is
+    /// flattened.
+    Flag(bool),
+    /// Keys joined by a separator of your choice, and lists flattened too when `lists` says
+    /// how to write an item's index.
+    Rule(FlattenRule),
+}
+
+impl Default for Flatten {
+    fn default() -> Self {
+        Flatten::Flag(false)
+    }
+}
+
+impl Flatten {
+    /// Whether nothing is flattened.
+    pub fn is_off(&self) -> bool {
+        *self == Flatten::Flag(false)
+    }
+}
+
+/// How a bucket flattens nested values, e.g. `{ separator: ".", lists: "[{i}]" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlattenRule {
+    /// What joins a parent key and a child key: `_` when not given, e.g. `.` for
+    /// `friend.names.first`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    /// How a list item's key is written after the list's own, `{i}` standing for its 0-based
+    /// index: `"[{i}]"` gives `items[0]`, `"_{i}"` gives `tags_0`. Without it, lists are kept
+    /// as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"[{i}]")]
+    pub lists: Option<String>,
+}
+
+/// A value that was written, `null` included (serde reads a `null` as an absent `Option`).
+fn present<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// A template written in place, or held by a `template` setting.

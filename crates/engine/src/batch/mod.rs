@@ -269,6 +269,7 @@ impl<T> Open<T> {
             && same_headers(&head.headers, &request.headers)
             && head.batch_key == request.batch_key
             && match (&head.failure, &request.failure) {
+                // Rules written alike share one list (see `batch_key`).
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 (None, None) => true,
                 _ => false,
@@ -315,11 +316,12 @@ fn batch_key(request: &PlannedRequest, parts: &Parts) -> u64 {
         header.value.hash(&mut hasher);
     }
     request.batch_key.hash(&mut hasher);
-    // Requests that read their 2xx responses differently never share one.
+    // Requests that read their 2xx responses differently never share one. Rules written alike
+    // were compiled into one list, so the list's address stands for what was written.
     request
         .failure
         .as_ref()
-        .map(|rule| Arc::as_ptr(rule) as usize)
+        .map(|rules| Arc::as_ptr(rules).cast::<()>() as usize)
         .hash(&mut hasher);
     for (i, (name, _)) in parts.envelope.iter().enumerate() {
         name.hash(&mut hasher);

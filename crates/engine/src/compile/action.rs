@@ -17,6 +17,20 @@ use super::field::Slot;
 use super::{Compiler, Place, StepScope, check_header_name, each_item, settle_steps};
 
 impl Compiler<'_> {
+    /// Refusal rules (`refuse` of the mapping or of an action) at `base`.
+    pub(super) fn refusals(&mut self, base: &Pointer, rules: &[model::Refusal]) -> Vec<Refusal> {
+        rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                let at = base.index(i);
+                let when = self.selector(&at.key("when"), &rule.when);
+                let reason = self.template(&at.key("reason"), &rule.reason, Escape::None)?;
+                Some(Refusal { when, reason })
+            })
+            .collect()
+    }
+
     #[allow(clippy::too_many_lines)]
     pub(super) fn action(
         &mut self,
@@ -29,17 +43,7 @@ impl Compiler<'_> {
         self.steps_in_scope = None;
         self.for_each_in_scope = false;
         let when = self.selector(&base.key("when"), &action.when);
-        let refuse = action
-            .refuse
-            .iter()
-            .enumerate()
-            .filter_map(|(i, rule)| {
-                let at = base.key("refuse").index(i);
-                let when = self.selector(&at.key("when"), &rule.when);
-                let reason = self.template(&at.key("reason"), &rule.reason, Escape::None)?;
-                Some(Refusal { when, reason })
-            })
-            .collect();
+        let refuse = self.refusals(&base.key("refuse"), &action.refuse);
         let for_each = action
             .for_each
             .as_ref()
@@ -56,7 +60,7 @@ impl Compiler<'_> {
                 let failure = action
                     .failure
                     .as_ref()
-                    .map(|rule| self.failure(&base.key("failure"), rule));
+                    .and_then(|rules| self.failure(&base.key("failure"), rules));
                 if let Some(request) = request {
                     steps.push(CompiledStep {
                         name: None,
@@ -116,7 +120,7 @@ impl Compiler<'_> {
                     let failure = step
                         .failure
                         .as_ref()
-                        .map(|rule| self.failure(&pointer.key("failure"), rule));
+                        .and_then(|rules| self.failure(&pointer.key("failure"), rules));
                     earlier.push(step_name.clone());
                     if let Some(request) = request {
                         steps.push(CompiledStep {
@@ -221,17 +225,43 @@ impl Compiler<'_> {
         })
     }
 
-    fn failure(&mut self, pointer: &Pointer, rule: &model::FailureRule) -> Arc<FailureRule> {
-        let when = self.selector(&pointer.key("when"), &rule.when);
-        let reason = rule
-            .reason
-            .as_ref()
-            .and_then(|r| self.path(&pointer.key("reason"), r));
-        Arc::new(FailureRule {
-            when,
-            reason,
-            retry: rule.retry,
-        })
+    /// The `failure` rules of an action or step, in order. Rules written alike (on several
+    /// actions that share a batch rule, say) compile to one shared list, so that their requests
+    /// are known to read responses alike when the batcher compares them.
+    fn failure(
+        &mut self,
+        pointer: &Pointer,
+        rules: &model::OneOrMany<model::FailureRule>,
+    ) -> Option<Arc<[FailureRule]>> {
+        // A rule that names a step's response reads the steps around it: never shared.
+        let shareable = !rules.as_slice().iter().any(|r| reads_response(&r.when));
+        let written = serde_json::to_string(rules).expect("a rule serializes");
+        if shareable && let Some(known) = self.failures.get(&written) {
+            return Some(Arc::clone(known));
+        }
+        let errors_before = self.problems.len();
+        let compiled: Vec<FailureRule> = each_item(pointer, rules)
+            .map(|(at, rule)| {
+                let when = self.selector(&at.key("when"), &rule.when);
+                let reason = rule
+                    .reason
+                    .as_ref()
+                    .and_then(|r| self.path(&at.key("reason"), r));
+                FailureRule {
+                    when,
+                    reason,
+                    retry: rule.retry,
+                }
+            })
+            .collect();
+        if self.problems.len() > errors_before {
+            return None;
+        }
+        let compiled: Arc<[FailureRule]> = compiled.into();
+        if shareable {
+            self.failures.insert(written, Arc::clone(&compiled));
+        }
+        Some(compiled)
     }
 
     #[allow(clippy::too_many_lines)]
@@ -353,4 +383,11 @@ impl Compiler<'_> {
             auth.header.as_ref().map(|h| Arc::from(h.name.as_str()))
         }
     }
+}
+
+/// Whether `selector`, or one nested in it, names a step's response.
+fn reads_response(selector: &model::Selector) -> bool {
+    selector.response.is_some()
+        || selector.not.as_deref().is_some_and(reads_response)
+        || selector.any.iter().chain(&selector.all).any(reads_response)
 }

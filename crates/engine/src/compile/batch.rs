@@ -9,7 +9,7 @@ use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
 use crate::batch_rule::{BatchRule, ItemErrorRule, Merge};
-use crate::compiled::{CompiledRequest, Source};
+use crate::compiled::{CompiledRequest, Single, Source};
 use crate::template::Escape;
 
 use super::Compiler;
@@ -111,7 +111,11 @@ impl Compiler<'_> {
                     && matches!(
                         f.source,
                         Source::Items(_)
-                            | Source::Each { sum: false, .. }
+                            | Source::Each {
+                                sum: false,
+                                single: Single::Refused | Single::AsList,
+                                ..
+                            }
                             | Source::Value(Value::Array(_))
                     )
             });

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use ferry_spec::model::{self, OneOrMany};
-use ferry_spec::{DiagnosticKind, Target};
+use ferry_spec::{DiagnosticKind, Pointer, Target};
 
 use crate::compiled::{
-    CompiledAction, CompiledRequest, Conditions, Field, KeySet, Looseness, Names, Object, Rest,
-    Selector, Source,
+    CompiledAction, CompiledRequest, Conditions, Field, Flattening, KeySet, Looseness, Names,
+    Object, Rest, Selector, Source,
 };
 use crate::path::{Path, Root, Segment};
 
@@ -46,7 +46,7 @@ impl Compiler<'_> {
         if let Some(within) = &field.within {
             for (at, text) in each_item(&pointer.key("within"), within) {
                 let path = self.path(&at, text)?;
-                if path.is_query() || path.root() == Root::Key {
+                if path.is_query() || path.root().is_scalar() {
                     self.problem(
                         DiagnosticKind::Path,
                         &at,
@@ -71,7 +71,7 @@ impl Compiler<'_> {
         let mut compiled = Vec::new();
         for (at, text) in each_item(&pointer.key("rest_of"), paths) {
             let path = self.path(&at, text)?;
-            if path.is_query() || path.root() == Root::Key {
+            if path.is_query() || path.root().is_scalar() {
                 self.problem(
                     DiagnosticKind::Path,
                     &at,
@@ -86,11 +86,32 @@ impl Compiler<'_> {
             Some(names) => self.names(&pointer.key("only"), names, Looseness::default()),
             None => Names::Any,
         };
-        // Keys written in the mapping are left out once, when it compiles.
+        // Keys written in the mapping are left out once, when it compiles; those the settings
+        // listed beside them hold, per connection.
         let (consumed, except) = match &field.except {
             Some(model::Names::One(one)) => (vec![one.as_str().into()], Names::Any),
-            Some(model::Names::Many(many)) => {
-                (many.iter().map(|k| k.as_str().into()).collect(), Names::Any)
+            Some(model::Names::Many(items)) => {
+                let at = pointer.key("except");
+                let mut written = Vec::new();
+                let mut settings = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        model::NameItem::Name(name) => written.push(name.as_str().into()),
+                        model::NameItem::Setting(reference) => {
+                            settings.extend(self.name_source(&at.index(i), reference));
+                        }
+                    }
+                }
+                let except = if settings.is_empty() {
+                    Names::Any
+                } else {
+                    Names::Listed {
+                        names: Vec::new(),
+                        settings,
+                        loose: Looseness::default(),
+                    }
+                };
+                (written, except)
             }
             Some(names @ model::Names::Setting(_)) => (
                 Vec::new(),
@@ -98,6 +119,7 @@ impl Compiler<'_> {
             ),
             None => (Vec::new(), Names::Any),
         };
+        let flatten = self.flattening(&pointer.key("flatten"), &field.flatten);
         Some(Rest {
             paths: compiled,
             consumed: consumed.into_iter().collect(),
@@ -106,9 +128,59 @@ impl Compiler<'_> {
             siblings: KeySet::default(),
             siblings_when: Vec::new(),
             prefix: field.prefix.as_deref().unwrap_or("").into(),
-            flatten: field.flatten,
+            flatten,
             only,
             except,
+        })
+    }
+}
+
+impl Compiler<'_> {
+    /// A bucket's `flatten`: its separator, and how list items are keyed when they are
+    /// flattened.
+    fn flattening(&mut self, pointer: &Pointer, flatten: &model::Flatten) -> Option<Flattening> {
+        let rule = match flatten {
+            model::Flatten::Flag(false) => return None,
+            model::Flatten::Flag(true) => {
+                return Some(Flattening {
+                    separator: "_".into(),
+                    lists: None,
+                });
+            }
+            model::Flatten::Rule(rule) => rule,
+        };
+        let separator = rule.separator.as_deref().unwrap_or("_");
+        if separator.is_empty() {
+            self.problem(
+                DiagnosticKind::Field,
+                &pointer.key("separator"),
+                Target::Value,
+                "an empty `separator` would run a parent's key and its child's together",
+            )
+            .help = Some("write the text that joins them, e.g. `separator: \".\"`, or leave `separator` out for `_`".into());
+        }
+        let lists = rule.lists.as_deref().and_then(|pattern| {
+            let why = match pattern.split_once("{i}") {
+                None => "it has no `{i}` to write the index with",
+                Some((_, after)) if after.contains("{i}") => "it writes the index twice",
+                Some(("", "")) => "an index alone would run into the list's key (`items0`)",
+                Some((before, after)) => return Some((before.into(), after.into())),
+            };
+            self.problem(
+                DiagnosticKind::Field,
+                &pointer.key("lists"),
+                Target::Value,
+                format!("`lists: {pattern:?}` cannot key a list's items: {why}"),
+            )
+            .help = Some(
+                "write where the index goes, e.g. `lists: \"[{i}]\"` for `items[0]` or `lists: \"_{i}\"` for `tags_0`"
+                    .into(),
+            );
+            None
+        });
+        Some(Flattening {
+            separator: separator.into(),
+            lists,
         })
     }
 }

@@ -120,6 +120,7 @@ pub(super) fn given(field: &model::Field) -> Vec<Given<'_>> {
         prefix: _,
         flatten: _,
         single_as_list: _,
+        keep_single: _,
         sum: _,
         default: _,
         required: _,
@@ -130,6 +131,7 @@ pub(super) fn given(field: &model::Field) -> Vec<Given<'_>> {
         capture: _,
         user_agent: _,
         truncate: _,
+        split: _,
         count: _,
         to_object: _,
         convert: _,
@@ -487,7 +489,7 @@ impl Compiler<'_> {
                 ("only", field.only.is_some()),
                 ("except", field.except.is_some()),
                 ("prefix", field.prefix.is_some()),
-                ("flatten", field.flatten),
+                ("flatten", !field.flatten.is_off()),
             ] {
                 if set {
                     self.problem(
@@ -518,16 +520,7 @@ impl Compiler<'_> {
             )
             .help = Some("use `when` to decide whether the whole field is written".into());
         }
-        for (name, set) in [("single_as_list", field.single_as_list), ("sum", field.sum)] {
-            if set && !has("each") {
-                self.problem(
-                    DiagnosticKind::Field,
-                    &pointer.key(name),
-                    Target::Key,
-                    format!("`{name}` shapes the list of `each`, and this field has none"),
-                );
-            }
-        }
+        self.check_each_keys(pointer, field, has("each"));
         if field.sum
             && !given.iter().any(|g| {
                 matches!(
@@ -543,6 +536,46 @@ impl Compiler<'_> {
                 "`sum` adds up a value per item: give it with `from` (or `template`)",
             )
             .help = Some("e.g. `{ each: $.products, from: $.price, sum: true }`".into());
+        }
+    }
+
+    /// The keys that say what `each` makes of its list: only beside `each`, and not two that
+    /// contradict each other.
+    fn check_each_keys(&mut self, pointer: &Pointer, field: &model::Field, each: bool) {
+        for (name, set) in [
+            ("single_as_list", field.single_as_list),
+            ("keep_single", field.keep_single),
+            ("sum", field.sum),
+        ] {
+            if set && !each {
+                self.problem(
+                    DiagnosticKind::Field,
+                    &pointer.key(name),
+                    Target::Key,
+                    format!("`{name}` shapes the list of `each`, and this field has none"),
+                );
+            }
+        }
+        if field.keep_single && each {
+            let other = if field.single_as_list {
+                Some((
+                    "single_as_list",
+                    "a single value cannot be both a list of one and sent alone",
+                ))
+            } else if field.sum {
+                Some(("sum", "`sum` sends one number whatever the list holds"))
+            } else {
+                None
+            };
+            if let Some((other, why)) = other {
+                self.problem(
+                    DiagnosticKind::Field,
+                    &pointer.key("keep_single"),
+                    Target::Key,
+                    format!("`keep_single` beside `{other}`: {why}"),
+                )
+                .help = Some(format!("keep one of `keep_single` and `{other}`"));
+            }
         }
     }
 

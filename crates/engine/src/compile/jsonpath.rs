@@ -68,18 +68,26 @@ impl Compiler<'_> {
                     .help = Some("read the key inside a field with `entries: $...`, or use a path such as `$.name`".into());
                 None
             }
-            Root::Item if !self.for_each_in_scope => {
+            Root::Item | Root::Index if !self.for_each_in_scope => {
+                let root = path.root().as_str();
+                let what = if path.root() == Root::Item {
+                    "the item"
+                } else {
+                    "the position of the item"
+                };
                 self.problem(
                     DiagnosticKind::Path,
                     pointer,
                     target,
-                    "`$item` is the item of the action's `for_each`, and this action has none",
+                    format!(
+                        "`{root}` is {what} of the action's `for_each`, and this action has none"
+                    ),
                 )
                 .help =
                     Some("add `for_each: $...` to the action, or read the event with `$.`".into());
                 None
             }
-            Root::Scope | Root::Event | Root::Key | Root::Item => Some(path),
+            Root::Scope | Root::Event | Root::Key | Root::Item | Root::Index => Some(path),
             Root::Settings => {
                 let Some(name) = first() else {
                     self.problem(
@@ -206,6 +214,14 @@ pub(super) fn narrow_path(diagnostic: &mut Diagnostic, text: &str, column: usize
 
 /// How to fix a JSONPath the parser rejected.
 pub(super) fn path_help(text: &str, column: Option<usize>) -> String {
+    for root in [Root::Key, Root::Index] {
+        if text
+            .strip_prefix(root.as_str())
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+        {
+            return format!("write `{}` alone: it is one value", root.as_str());
+        }
+    }
     let before = column.and_then(|c| text.chars().nth(c.checked_sub(2)?));
     let after = column.and_then(|c| text.chars().nth(c - 1));
     if let Some(column) = column

@@ -5,8 +5,8 @@
 use ferry_spec::model::{self, OneOrMany};
 use ferry_spec::{DiagnosticKind, Target};
 
-use crate::compiled::Source;
-use crate::path::Root;
+use crate::compiled::{Single, Source};
+use crate::path::Path;
 
 use super::field::Slot;
 use super::{Compiler, Place, each_item};
@@ -23,12 +23,15 @@ impl Compiler<'_> {
     ) -> Option<Source> {
         let pointer = &place.pointer;
         let path = self.path(&pointer.key("each"), path);
-        if path.as_ref().is_some_and(|p| p.root() == Root::Key) {
+        if let Some(root) = path.as_ref().map(Path::root).filter(|r| r.is_scalar()) {
             self.problem(
                 DiagnosticKind::Path,
                 &pointer.key("each"),
                 Target::Value,
-                "`each` needs a path to a list; `$key` is text",
+                format!(
+                    "`each` needs a path to a list; `{}` is one value",
+                    root.as_str()
+                ),
             );
             return None;
         }
@@ -46,7 +49,13 @@ impl Compiler<'_> {
             path: path?,
             item: Box::new(item?),
             filter,
-            single_as_list: field.single_as_list,
+            single: if field.single_as_list {
+                Single::AsList
+            } else if field.keep_single {
+                Single::Alone
+            } else {
+                Single::Refused
+            },
             sum: field.sum,
         })
     }
@@ -65,7 +74,7 @@ impl Compiler<'_> {
         let mut paths = Vec::new();
         for (at, text) in each_item(&pointer.key("entries"), given) {
             if let Some(path) = self.path(&at, text) {
-                if path.is_query() || path.root() == Root::Key {
+                if path.is_query() || path.root().is_scalar() {
                     self.problem(
                         DiagnosticKind::Path,
                         &at,
@@ -129,6 +138,7 @@ fn item_of(field: &model::Field, alone: bool) -> model::Field {
         required: model::Required::default(),
         omit_empty: false,
         single_as_list: false,
+        keep_single: false,
         sum: false,
         keep_null: field.keep_null,
         ..field.clone()

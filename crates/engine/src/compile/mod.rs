@@ -10,7 +10,9 @@ use ferry_spec::{
 };
 
 use crate::batch_rule::BatchRule;
-use crate::compiled::{CompiledAction, CompiledHttp, CompiledMapping, Field};
+use crate::compiled::{
+    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource,
+};
 use crate::template::Templates;
 
 mod action;
@@ -46,6 +48,8 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         for_each_in_scope: false,
         computed_known: Vec::new(),
         recalls: Vec::new(),
+        name_sources: Vec::new(),
+        failures: HashMap::new(),
     };
     let mapping = &document.mapping;
     compiler.check_settings();
@@ -58,6 +62,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
     );
     let (headers, auth) = compiler.mapping_headers();
     let computed = compiler.computed();
+    let refuse = compiler.refusals(&Pointer::root().key("refuse"), &mapping.refuse);
     let mut slots = 0;
     let actions: Vec<CompiledAction> = mapping
         .actions
@@ -69,6 +74,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
     let Compiler {
         problems,
         templates,
+        name_sources,
         ..
     } = compiler;
     if !problems.is_empty() {
@@ -84,14 +90,17 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         headers,
         auth,
     };
-    Ok(CompiledMapping::new(
-        document.mapping,
+    Ok(CompiledMapping {
+        name: document.mapping.name.as_str().into(),
         file,
+        spec: document.mapping,
         templates,
         http,
         computed,
+        refuse,
         actions,
-    ))
+        name_sources,
+    })
 }
 
 struct Compiler<'d> {
@@ -114,6 +123,11 @@ struct Compiler<'d> {
     /// Every store a `recall` or `recalled` reads, with where: checked once every action's
     /// `remember` is known.
     recalls: Vec<(Pointer, String)>,
+    /// The list settings names are read from, each with its member, in the order first used.
+    name_sources: Vec<NameSource>,
+    /// The `failure` rules compiled so far, by what was written: rules written alike share one
+    /// list, so that their requests merge into one batch.
+    failures: HashMap<String, Arc<[FailureRule]>>,
 }
 
 /// The steps around the one being compiled.

@@ -82,7 +82,7 @@ impl Compiler<'_> {
         Object {
             within: Vec::new(),
             fields,
-            rest,
+            rest: rest.map(Box::new),
             dynamic: unknown || rests > 1 || conditional_duplicate,
         }
     }

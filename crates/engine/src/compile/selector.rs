@@ -7,7 +7,7 @@ use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
 use crate::checks::{check_setting_value, setting_type_name};
-use crate::compiled::{Condition, Looseness, Names, Selector};
+use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
 use crate::path::Path;
 
 use super::{Compiler, SEGMENT_TYPES, each_item};
@@ -249,7 +249,7 @@ impl Compiler<'_> {
         out
     }
 
-    /// Names written in the mapping or taken from a list setting; loose names are kept as they
+    /// Names written in the mapping or taken from list settings; loose names are kept as they
     /// are compared.
     pub(super) fn names(
         &mut self,
@@ -257,38 +257,131 @@ impl Compiler<'_> {
         names: &model::Names,
         loose: Looseness,
     ) -> Names {
-        let listed = |list: &[String]| Names::Listed {
-            names: list.iter().map(|n| loosened(n, loose).into()).collect(),
-            loose,
-        };
         match names {
-            model::Names::One(one) => listed(std::slice::from_ref(one)),
-            model::Names::Many(many) => listed(many),
-            model::Names::Setting(reference) => {
-                let at = pointer.key("setting");
-                match self.setting_ref(&at, &reference.setting).map(|s| s.kind) {
-                    Some(SettingType::List) | None => {}
-                    Some(kind) => {
-                        self.problem(
-                            DiagnosticKind::Setting,
-                            &at,
-                            Target::Value,
-                            format!(
-                                "setting `{}` is a `{}` setting; a list of names needs a `list`",
-                                reference.setting,
-                                setting_type_name(kind)
-                            ),
-                        )
-                        .help = Some(format!(
-                            "declare `settings.{}` with `type: list`",
-                            reference.setting
-                        ));
+            model::Names::One(one) => Names::Listed {
+                names: vec![loosened(one, loose).into()],
+                settings: Vec::new(),
+                loose,
+            },
+            model::Names::Many(items) => {
+                let mut listed = Vec::new();
+                let mut settings = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        model::NameItem::Name(name) => listed.push(loosened(name, loose).into()),
+                        model::NameItem::Setting(reference) => {
+                            settings.extend(self.name_source(&pointer.index(i), reference));
+                        }
                     }
                 }
-                Names::Setting {
-                    name: reference.setting.as_str().into(),
+                Names::Listed {
+                    names: listed,
+                    settings,
                     loose,
                 }
+            }
+            model::Names::Setting(reference) => match self.name_source(pointer, reference) {
+                Some(source) => Names::Setting { source, loose },
+                None => Names::Any,
+            },
+        }
+    }
+
+    /// The list setting `reference` names, checked: a `list` setting, whose default (when it
+    /// has one) holds names where `member` says.
+    pub(super) fn name_source(
+        &mut self,
+        pointer: &Pointer,
+        reference: &model::SettingNames,
+    ) -> Option<NameSource> {
+        let at = pointer.key("setting");
+        let name = &reference.setting;
+        let declared = self.setting_ref(&at, name)?;
+        if declared.kind != SettingType::List {
+            self.problem(
+                DiagnosticKind::Setting,
+                &at,
+                Target::Value,
+                format!(
+                    "setting `{name}` is a `{}` setting; a list of names needs a `list`",
+                    setting_type_name(declared.kind)
+                ),
+            )
+            .help = Some(format!("declare `settings.{name}` with `type: list`"));
+            return None;
+        }
+        let member = reference.member.as_deref().map(Box::<str>::from);
+        let setting: Box<str> = name.as_str().into();
+        let known = self
+            .name_sources
+            .iter()
+            .find(|s| s.setting == setting && s.member == member)
+            .map(|s| s.slot);
+        let slot = if let Some(slot) = known {
+            slot
+        } else {
+            // The default is checked once, where the first use of this member is written.
+            self.check_names_default(pointer, reference, declared);
+            let slot = self.name_sources.len();
+            self.name_sources.push(NameSource {
+                setting: setting.clone(),
+                member: member.clone(),
+                slot,
+            });
+            slot
+        };
+        Some(NameSource {
+            setting,
+            member,
+            slot,
+        })
+    }
+
+    /// A default of a names setting read with `member`: each item text, or an object whose
+    /// member is text (or absent).
+    fn check_names_default(
+        &mut self,
+        pointer: &Pointer,
+        reference: &model::SettingNames,
+        setting: &model::Setting,
+    ) {
+        let name = &reference.setting;
+        if let (Some(member), Some(Value::Array(items))) = (&reference.member, &setting.default) {
+            let holds_name = |item: &Value| {
+                item.is_string()
+                    || item.as_object().is_some_and(|object| {
+                        object
+                            .get(member.as_str())
+                            .is_none_or(|v| v.is_string() || v.is_null())
+                    })
+            };
+            if let Some(i) = items.iter().position(|item| !holds_name(item)) {
+                let line = self
+                    .document
+                    .diagnostic(
+                        DiagnosticKind::Setting,
+                        &pointer.key("member"),
+                        Target::Value,
+                        "",
+                    )
+                    .line;
+                let default_at = Pointer::root()
+                    .key("settings")
+                    .key(name)
+                    .key("default")
+                    .index(i);
+                self.problem(
+                    DiagnosticKind::Setting,
+                    &default_at,
+                    Target::Value,
+                    format!(
+                        "`{}` holds no name: `member: {member}` at line {line} reads each item's `{member}`, which must be text",
+                        crate::convert::short(&items[i])
+                    ),
+                )
+                .help = Some(format!(
+                    "write each item as text, or as an object whose `{member}` is text, e.g. `{{ {member}: age }}`"
+                ));
             }
         }
     }

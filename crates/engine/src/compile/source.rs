@@ -140,6 +140,7 @@ impl<'d> Compiler<'d> {
             capture,
             user_agent,
             truncate,
+            split,
             count,
             to_object,
             convert,
@@ -153,6 +154,7 @@ impl<'d> Compiler<'d> {
             capture: capture.clone(),
             user_agent: *user_agent,
             truncate: *truncate,
+            split: split.clone(),
             count: count.then_some(true),
             to_object: to_object.clone(),
             convert: *convert,
@@ -236,6 +238,7 @@ impl<'d> Compiler<'d> {
             capture,
             user_agent,
             truncate,
+            split,
             count,
             to_object,
             convert,
@@ -265,6 +268,18 @@ impl<'d> Compiler<'d> {
                 );
             }
             ops.push(Op::Truncate(*chars));
+        }
+        if let Some(separator) = split {
+            if separator.is_empty() {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key("split"),
+                    Target::Value,
+                    "`split: \"\"` has no separator to split at",
+                )
+                .help = Some("write the text between the parts, e.g. `split: \",\"`".into());
+            }
+            ops.push(Op::Split(separator.as_str().into()));
         }
         if *count == Some(true) {
             ops.push(Op::Count);
@@ -433,6 +448,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         capture,
         user_agent,
         truncate,
+        split,
         count,
         to_object,
         convert,
@@ -445,6 +461,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         ("capture", capture.is_some()),
         ("user_agent", user_agent.is_some()),
         ("truncate", truncate.is_some()),
+        ("split", split.is_some()),
         ("count", count.is_some()),
         ("to_object", to_object.is_some()),
         ("as", convert.is_some()),

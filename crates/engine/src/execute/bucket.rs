@@ -103,15 +103,28 @@ impl<'a> Run<'a> {
         shown: &mut Vec<String>,
     ) -> Step<()> {
         let Entry { name, value } = entry;
-        if rest.flatten
-            && let Value::Object(inner) = value
-        {
-            for (key, value) in inner {
-                let name = Cow::Owned(format!("{name}_{key}"));
-                let entry = Entry { name, value };
-                self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
+        if let Some(flat) = &rest.flatten {
+            // A nested object's members, and with `lists` a list's items, under keys of their
+            // own; an empty one writes nothing.
+            match value {
+                Value::Object(inner) => {
+                    for (key, value) in inner {
+                        let name = Cow::Owned(format!("{name}{}{key}", flat.separator));
+                        let entry = Entry { name, value };
+                        self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
+                    }
+                    return Ok(());
+                }
+                Value::Array(items) if let Some((before, after)) = &flat.lists => {
+                    for (i, value) in items.iter().enumerate() {
+                        let name = Cow::Owned(format!("{name}{before}{i}{after}"));
+                        let entry = Entry { name, value };
+                        self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
+                    }
+                    return Ok(());
+                }
+                _ => {}
             }
-            return Ok(());
         }
         if rest.siblings.contains(&*name)
             || taken.contains(&&*name)

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use crate::compiled::{Field, Source};
+use crate::compiled::{Field, Selector, Single, Source};
 use crate::convert::{self, kind};
 use crate::plan::FailureKind;
 
@@ -46,18 +46,43 @@ impl<'a> Run<'a> {
         }
         if let Source::Each {
             path,
-            single_as_list,
+            item,
+            filter,
+            single,
             ..
         } = &field.source
         {
             self.check_computed(path)?;
             match self.read(path, scope).filter(|v| !v.is_null()) {
-                Some(found) if found.is_object() && *single_as_list => {}
                 Some(found) if found.is_array() => {
                     if found.as_array().is_some_and(Vec::is_empty) && field.omit_empty {
                         self.note(|| format!("{}: omitted (empty)", field.label));
                         return Ok(false);
                     }
+                }
+                Some(_) if *single == Single::AsList => {}
+                Some(found) if *single == Single::Alone => {
+                    // Shaped like an item, and written as the member's value.
+                    key(out, first);
+                    let start = out.len();
+                    let mut alone = true;
+                    self.single_item(item, filter.as_ref(), found, out, &mut alone, false)?;
+                    let empty = matches!(&out[start..], b"\"\"" | b"[]" | b"{}");
+                    if out.len() > start && !(empty && field.omit_empty) {
+                        self.note(|| format!("{} <- the one value of {path}", field.label));
+                        return Ok(true);
+                    }
+                    out.truncate(mark.0);
+                    *first = mark.1;
+                    let why = || format!("the one value of `{path}` is left out");
+                    return match self.missing(field, why)? {
+                        Some(value) => {
+                            key(out, first);
+                            write_value(out, &value);
+                            Ok(true)
+                        }
+                        None => Ok(false),
+                    };
                 }
                 None => {
                     return match self.missing(field, || format!("`{path}` is missing"))? {
@@ -131,23 +156,13 @@ impl<'a> Run<'a> {
                 path,
                 item,
                 filter,
-                single_as_list,
+                single,
                 ..
             } => {
                 let Some(found) = self.read(path, scope) else {
                     return Ok(());
                 };
                 let count = match found {
-                    Cow::Borrowed(one @ Value::Object(_)) if *single_as_list => {
-                        let item_scope = Scope::of(one);
-                        if filter
-                            .as_ref()
-                            .is_none_or(|f| self.holds(f, item_scope, &item.label, "where"))
-                        {
-                            self.item(item, item_scope, out, first_item)?;
-                        }
-                        1
-                    }
                     Cow::Borrowed(Value::Array(items)) => {
                         for value in items {
                             let item_scope = Scope::of(value);
@@ -181,6 +196,10 @@ impl<'a> Run<'a> {
                         items.len()
                     }
                     Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null) => 0,
+                    one if *single != Single::Refused => {
+                        self.single_item(item, filter.as_ref(), one, out, first_item, true)?;
+                        1
+                    }
                     other => {
                         return Err(Stop::Failed(
                             FailureKind::Invalid,
@@ -209,6 +228,47 @@ impl<'a> Run<'a> {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// The one value `each` found where it expects a list, shaped like an item (when `where`
+    /// keeps it); `record` notes its range as an item of the list being captured.
+    fn single_item(
+        &mut self,
+        item: &'a Field,
+        filter: Option<&'a Selector>,
+        found: Cow<'a, Value>,
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        record: bool,
+    ) -> Step<()> {
+        match found {
+            Cow::Borrowed(one) => {
+                let scope = Scope::of(one);
+                if filter.is_none_or(|f| self.holds(f, scope, &item.label, "where")) {
+                    if record {
+                        self.item(item, scope, out, first)?;
+                    } else {
+                        self.item_unrecorded(item, scope, out, first)?;
+                    }
+                }
+            }
+            Cow::Owned(one) => {
+                // A value made for this read (not the event's) is written by a shorter-lived
+                // run, which records no ranges.
+                if record
+                    && let Some(capture) = &mut self.capture
+                    && capture.depth == 1
+                {
+                    capture.valid = false;
+                }
+                let mut scoped = self.scoped();
+                let scope = Scope::of(&one);
+                if filter.is_none_or(|f| scoped.holds(f, scope, &item.label, "where")) {
+                    scoped.item_unrecorded(item, scope, out, first)?;
+                }
+            }
         }
         Ok(())
     }
@@ -288,7 +348,7 @@ impl<'a> Run<'a> {
             path,
             item,
             filter,
-            single_as_list,
+            single,
             ..
         } = &field.source
         else {
@@ -299,7 +359,7 @@ impl<'a> Run<'a> {
         };
         let items: Vec<&Value> = match &*found {
             Value::Array(items) => items.iter().collect(),
-            one @ Value::Object(_) if *single_as_list => vec![one],
+            one if *single != Single::Refused => vec![one],
             other => {
                 return Err(Stop::Failed(
                     FailureKind::Invalid,

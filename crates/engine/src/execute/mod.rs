@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferry_spec::model::SourceDialect;
 use serde_json::{Map, Value};
 
-use crate::compiled::{CompiledAction, Selector};
+use crate::compiled::{CompiledAction, Field, Selector, Source};
 use crate::connection::Connection;
 use crate::convert::kind;
 use crate::path::{Path, Root, Segment};
@@ -130,8 +130,8 @@ impl Connection {
         }
         let document = Arc::new(response.document());
         if (200..300).contains(&response.status)
-            && let Some(rule) = &step.failure
-            && let Some(why) = self.failure_in(rule, &document)
+            && let Some(rules) = &step.failure
+            && let Some((why, _)) = self.failure_in(rules, &document)
         {
             return failed(format!(
                 "step `{step_name}` answered {}: {why}",
@@ -170,6 +170,23 @@ impl Connection {
                 .is_some_and(|s| s.handled.contains(&status))
     }
 
+    /// The reason a refusal gives, written for `event`, secrets redacted.
+    fn refusal_reason(
+        &self,
+        refusal: &crate::compiled::Refusal,
+        this: Event<'_>,
+        event: &Value,
+    ) -> String {
+        let message = match self.render(&refusal.reason, self.context(this, None, event)) {
+            Ok(reason) => reason,
+            Err(error) => format!(
+                "the event is refused, and its reason cannot be written: {}",
+                render_error(&error)
+            ),
+        };
+        self.redact(&message).into_owned()
+    }
+
     fn run(&self, event: &Value, state: &dyn Recall, tracing: bool) -> Plan {
         let mut plan = Plan::default();
         if !event.is_object() {
@@ -190,6 +207,24 @@ impl Connection {
             computed: &computed,
         };
         let subject = self.subject(this, None, state, &[]);
+        if let Some(refusal) = self
+            .mapping
+            .refuse
+            .iter()
+            .find(|r| r.when.matches(&subject))
+        {
+            let message = self.refusal_reason(refusal, this, event);
+            if tracing {
+                plan.trace
+                    .push(format!("refused by the mapping: {message}"));
+            }
+            plan.outcomes.push(Outcome::Failed(Failure {
+                action: None,
+                kind: FailureKind::Refused,
+                message,
+            }));
+            return plan;
+        }
         let mut selected = false;
         for (index, action) in self.mapping.actions.iter().enumerate() {
             if !action.when.matches(&subject) {
@@ -206,20 +241,14 @@ impl Connection {
                     .push(format!("action `{}`: selected", action.name));
             }
             if let Some(refusal) = action.refuse.iter().find(|r| r.when.matches(&subject)) {
-                let message = match self.render(&refusal.reason, self.context(this, None, event)) {
-                    Ok(reason) => reason,
-                    Err(error) => format!(
-                        "the event is refused, and its reason cannot be written: {}",
-                        render_error(&error)
-                    ),
-                };
+                let message = self.refusal_reason(refusal, this, event);
                 if tracing {
                     plan.trace.push(format!("  refused: {message}"));
                 }
                 plan.outcomes.push(Outcome::Failed(Failure {
                     action: Some(Arc::clone(&action.name)),
                     kind: FailureKind::Refused,
-                    message: self.redact(&message).into_owned(),
+                    message,
                 }));
                 continue;
             }
@@ -282,7 +311,11 @@ impl Connection {
             }
         };
         let before = plan.outcomes.len();
-        for item in items.iter() {
+        for (position, value) in items.iter().enumerate() {
+            let item = Item {
+                value,
+                index: position,
+            };
             let kept = rule
                 .filter
                 .as_ref()
@@ -309,7 +342,7 @@ impl Connection {
         &self,
         index: usize,
         event: Event<'_>,
-        item: Option<&Value>,
+        item: Option<Item<'_>>,
         state: &dyn Recall,
         tracing: bool,
         plan: &mut Plan,
@@ -361,9 +394,7 @@ impl Connection {
                 };
                 let mut run = Run::new(self, state, &self.mapping.name, this, None, &[]);
                 run.trace = trace.take();
-                let made = run
-                    .value(field, Scope::of(event))
-                    .map(|value| value.map(Cow::into_owned));
+                let made = run.computed_value(field, Scope::of(event));
                 *trace = run.trace.take();
                 made
             };
@@ -387,7 +418,7 @@ impl Connection {
         index: usize,
         from: usize,
         event: Event<'_>,
-        item: Option<&Value>,
+        item: Option<Item<'_>>,
         state: &dyn Recall,
         responses: Vec<Option<Arc<Value>>>,
         trace: &mut Option<Vec<String>>,
@@ -444,7 +475,7 @@ impl Connection {
         action: &CompiledAction,
         from: usize,
         event: Event<'_>,
-        item: Option<&Value>,
+        item: Option<Item<'_>>,
         state: &dyn Recall,
         responses: &[Option<Arc<Value>>],
         trace: &mut Option<Vec<String>>,
@@ -476,7 +507,7 @@ impl Connection {
     fn subject<'e>(
         &'e self,
         event: Event<'e>,
-        item: Option<&'e Value>,
+        item: Option<Item<'e>>,
         state: &'e dyn Recall,
         responses: &'e [Option<Arc<Value>>],
     ) -> Subject<'e> {
@@ -509,26 +540,28 @@ impl Connection {
         }
     }
 
-    /// Whether a 2xx `response` to `request` says that the request failed, by the `failure`
-    /// rule of its action or step: why, and whether to send it again later.
+    /// Whether a 2xx `response` to `request` says that the request failed, by the first
+    /// `failure` rule of its action or step whose `when` holds: why, and whether to send it
+    /// again later.
     pub fn refusal(&self, request: &PlannedRequest, response: &StepResponse) -> Option<Refusal> {
-        let rule = request.failure.as_ref()?;
+        let rules = request.failure.as_ref()?;
         if !(200..300).contains(&response.status) {
             return None;
         }
-        let reason = self.failure_in(rule, &response.document())?;
+        let (reason, retry) = self.failure_in(rules, &response.document())?;
         Some(Refusal {
             reason: self.redact(&reason).into_owned(),
-            retry: rule.retry,
+            retry,
         })
     }
 
-    /// Why `rule` reads `response` (a step response's document) as a failure, if it does.
+    /// Why the first of `rules` that reads `response` (a step response's document) as a
+    /// failure does, and whether its request is retried; `None` when none does.
     pub(crate) fn failure_in(
         &self,
-        rule: &crate::compiled::FailureRule,
+        rules: &[crate::compiled::FailureRule],
         response: &Value,
-    ) -> Option<String> {
+    ) -> Option<(String, bool)> {
         let computed = Computed::none();
         let subject = Subject {
             event: response,
@@ -542,15 +575,12 @@ impl Connection {
             connection: self,
             state: &crate::state::NoState,
         };
-        if !rule.when.matches(&subject) {
-            return None;
-        }
-        Some(
-            match rule.reason.as_ref().and_then(|path| path.get(response)) {
-                Some(reason) => value::text_of(&reason),
-                None => "the response says the request failed".to_owned(),
-            },
-        )
+        let rule = rules.iter().find(|rule| rule.when.matches(&subject))?;
+        let reason = match rule.reason.as_ref().and_then(|path| path.get(response)) {
+            Some(reason) => value::text_of(&reason),
+            None => "the response says the request failed".to_owned(),
+        };
+        Some((reason, rule.retry))
     }
 
     /// The message type and event name, read where the mapping's dialect keeps them.
@@ -610,8 +640,8 @@ struct Run<'a> {
     /// The whole event, which `$event` paths read wherever they are.
     event: &'a Value,
     computed: &'a Computed,
-    /// The item of the action's `for_each` this run plans a request for.
-    item: Option<&'a Value>,
+    /// The item of the action's `for_each` this run plans a request for, with its position.
+    item: Option<Item<'a>>,
     message_type: Option<&'a str>,
     event_name: Option<&'a str>,
     /// Responses of the action's earlier steps, by step index.
@@ -634,6 +664,14 @@ struct Capture {
     valid: bool,
 }
 
+/// The item of an action's `for_each` a run plans a request for, read as `$item`, and its
+/// 0-based position in the list, read as `$index`.
+#[derive(Clone, Copy)]
+pub(super) struct Item<'e> {
+    pub value: &'e Value,
+    pub index: usize,
+}
+
 /// What `$` reads where a field is evaluated: the event, or an item of `each` or `entries`
 /// (with its key).
 #[derive(Clone, Copy)]
@@ -654,7 +692,7 @@ impl<'a> Run<'a> {
         state: &'a dyn Recall,
         action: &'a Arc<str>,
         event: Event<'a>,
-        item: Option<&'a Value>,
+        item: Option<Item<'a>>,
         responses: &'a [Option<Arc<Value>>],
     ) -> Run<'a> {
         Run {
@@ -673,6 +711,26 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// A computed value: one value, or an object or a list (`fields`, `each`, `items`,
+    /// `entries`) made as a body member would be, then read back.
+    fn computed_value(&mut self, field: &'a Field, scope: Scope<'a>) -> Step<Option<Value>> {
+        if !matches!(
+            field.source,
+            Source::Object(_) | Source::Each { .. } | Source::Items(_) | Source::Entries { .. }
+        ) {
+            return self
+                .value(field, scope)
+                .map(|value| value.map(Cow::into_owned));
+        }
+        let mut out = vec![b'{'];
+        let mut first = true;
+        self.field(field, scope, &mut out, &mut first, &mut None)?;
+        out.push(b'}');
+        let mut written: Map<String, Value> =
+            serde_json::from_slice(&out).expect("the engine writes JSON");
+        Ok(written.remove(&*field.key))
+    }
+
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("  {}", line()));
@@ -684,24 +742,26 @@ impl<'a> Run<'a> {
         match path.root() {
             Root::Scope => Some(scope.value),
             Root::Event => Some(self.event),
-            Root::Item => self.item,
+            Root::Item => self.item.map(|item| item.value),
             Root::Settings => Some(&self.connection.settings_value),
             Root::Computed => Some(&self.computed.values),
-            Root::Key => None,
+            Root::Key | Root::Index => None,
         }
     }
 
-    /// The value at `path` in `scope`, or of another root, or the entry's key.
+    /// The value at `path` in `scope`, or of another root, or the entry's key, or the item's
+    /// position.
     fn read(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
-        if path.root() == Root::Key {
-            return scope.key.map(|k| Cow::Owned(Value::String(k.to_owned())));
+        match path.root() {
+            Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+            Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
+            _ => path.get(self.root(path, scope)?),
         }
-        path.get(self.root(path, scope)?)
     }
 
     /// A query's first match (a plain path's value).
     fn read_first(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
-        if path.root() == Root::Key {
+        if matches!(path.root(), Root::Key | Root::Index) {
             return self.read(path, scope);
         }
         path.first(self.root(path, scope)?).map(Cow::Borrowed)
@@ -750,7 +810,7 @@ impl<'a> Run<'a> {
                 event: Some(scope),
                 settings: &self.connection.settings,
                 computed: Some(&self.computed.values),
-                item: self.item,
+                item: self.item.map(|item| item.value),
             },
         )
     }

@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::compiled::{Condition, Looseness, Names, Selector};
+use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
 use crate::connection::Connection;
 use crate::path::{Path, Root};
 use crate::state::Recall;
 use serde_json::Value;
 
-use super::{Computed, is_empty, key_text};
+use super::{Computed, Item, is_empty, key_text};
 
 /// What a selector is evaluated against.
 pub(super) struct Subject<'e> {
@@ -18,8 +18,8 @@ pub(super) struct Subject<'e> {
     pub scope: &'e Value,
     /// The entry's key inside `entries`, read as `$key`.
     pub key: Option<&'e str>,
-    /// The item of the action's `for_each`, read as `$item`.
-    pub item: Option<&'e Value>,
+    /// The item of the action's `for_each`, read as `$item`, and its position, `$index`.
+    pub item: Option<Item<'e>>,
     pub computed: &'e Computed,
     pub message_type: Option<&'e str>,
     pub event_name: Option<&'e str>,
@@ -51,47 +51,60 @@ enum Miss<'s> {
 }
 
 impl Names {
-    /// Whether `name` is allowed; a name setting that is not set allows every name.
+    /// Whether `name` is allowed; a setting written alone that a connection leaves unset allows
+    /// every name.
     pub(super) fn allows(&self, name: Option<&str>, connection: &Connection) -> bool {
         let name = name.unwrap_or_default();
-        let hit = |x: &str, loose: Looseness| {
-            x == "*" || (!name.is_empty() && texts_equal(x, name, loose))
-        };
         match self {
             Names::Any => true,
-            Names::Listed { names, loose } => names.iter().any(|x| hit(x, *loose)),
-            Names::Setting {
-                name: setting,
+            Names::Listed {
+                names,
+                settings,
                 loose,
-            } => match connection.name_lists.get(&**setting) {
-                Some(list) => list.allows(name, *loose),
-                // A connection that leaves the setting unset allows every name.
-                None => true,
-            },
+            } => {
+                names
+                    .iter()
+                    .any(|x| &**x == "*" || (!name.is_empty() && texts_equal(x, name, *loose)))
+                    || settings.iter().any(|source| {
+                        connection
+                            .names_of(source)
+                            .is_some_and(|list| list.allows(name, *loose))
+                    })
+            }
+            Names::Setting { source, loose } => connection
+                .names_of(source)
+                .is_none_or(|list| list.allows(name, *loose)),
         }
     }
 
-    /// Whether `name` is listed: like [`Names::allows`], but an unset setting lists nothing
-    /// (for `except`).
+    /// Whether `name` is listed: like [`Names::allows`], but a setting a connection leaves
+    /// unset lists nothing (for `except`).
     pub(super) fn lists(&self, name: &str, connection: &Connection) -> bool {
         match self {
-            Names::Setting { name: setting, .. }
-                if !connection.name_lists.contains_key(&**setting) =>
-            {
-                false
-            }
             Names::Any => false,
-            _ => self.allows(Some(name), connection),
+            Names::Setting { source, loose } => connection
+                .names_of(source)
+                .is_some_and(|list| list.allows(name, *loose)),
+            Names::Listed { .. } => self.allows(Some(name), connection),
         }
     }
 
     fn describe(&self) -> String {
+        let setting = |source: &NameSource| match &source.member {
+            Some(member) => format!("setting `{}` (the items' `{member}`)", source.setting),
+            None => format!("setting `{}`", source.setting),
+        };
         match self {
             Names::Any => "anything".to_owned(),
-            Names::Listed { names, loose } => {
+            Names::Listed {
+                names,
+                settings,
+                loose,
+            } => {
                 let list = names
                     .iter()
                     .map(|x| format!("`{x}`"))
+                    .chain(settings.iter().map(|s| format!("a name in {}", setting(s))))
                     .collect::<Vec<_>>()
                     .join(" or ");
                 match loose {
@@ -99,7 +112,7 @@ impl Names {
                     Looseness::Loose | Looseness::Case => format!("{list} (in any case)"),
                 }
             }
-            Names::Setting { name, .. } => format!("listed in setting `{name}`"),
+            Names::Setting { source, .. } => format!("listed in {}", setting(source)),
         }
     }
 }
@@ -277,7 +290,8 @@ impl<'e> Subject<'e> {
         match path.root() {
             Root::Scope => path.get(root),
             Root::Event => path.get(self.event),
-            Root::Item => path.get(self.item?),
+            Root::Item => path.get(self.item?.value),
+            Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
             Root::Settings => path.get(&self.connection.settings_value),
             Root::Computed => path.get(&self.computed.values),
             Root::Key => self.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),

@@ -75,7 +75,14 @@ impl<'a> Run<'a> {
         loop {
             let (raw, from, next) = sourced;
             let value = match raw {
-                Some(v) if v.is_null() && field.keep_null != KeepNull::No => return Ok(Some(v)),
+                // `null` is sent when kept, or written as the field's value (`value: null`).
+                Some(v)
+                    if v.is_null()
+                        && (field.keep_null != KeepNull::No || matches!(from, Origin::Literal)) =>
+                {
+                    self.note(|| format!("{} <- {from}", field.label));
+                    return Ok(Some(v));
+                }
                 Some(v) if v.is_null() || (field.omit_empty && is_empty(&v)) => None,
                 other => other,
             };
@@ -159,9 +166,11 @@ impl<'a> Run<'a> {
                 }
             },
             Source::SettingTemplate(name) => {
-                let rendered =
-                    self.connection
-                        .render_setting_template(name, scope.value, self.item);
+                let rendered = self.connection.render_setting_template(
+                    name,
+                    scope.value,
+                    self.item.map(|item| item.value),
+                );
                 match rendered {
                     Some(Ok(text)) => (Some(Cow::Owned(Value::String(text))), Origin::Template, 0),
                     Some(Err(RenderError::Failed(why))) => {
@@ -409,6 +418,10 @@ impl<'a> Run<'a> {
                     Err(why) => Err(why),
                 },
                 Op::Truncate(chars) => convert::truncate(&value, *chars).map(Cow::Owned),
+                Op::Split(separator) => match &*value {
+                    Value::Array(_) => continue,
+                    _ => convert::split(&value, separator).map(Cow::Owned),
+                },
                 Op::Count => convert::count(&value).map(Cow::Owned),
                 Op::ToObject(filler) => convert::to_object(&value, filler).map(Cow::Owned),
                 Op::Convert(to) => {
