@@ -25,6 +25,11 @@ impl Run<'_> {
         self.journal(&merged.items, &merged.request, &delivery);
         let attempts = delivery.attempts;
         match delivery.outcome {
+            Sent::Delivered(_) if !self.pipeline.sender.answers_are_real() => {
+                self.summary.delivered += 1;
+                self.summary.items_delivered += merged.len() as u64;
+                Ok(())
+            }
             Sent::Delivered(response) => {
                 self.summary.delivered += 1;
                 let answer = StepResponse::from_bytes(response.status, Vec::new(), &response.body);

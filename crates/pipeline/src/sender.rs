@@ -21,6 +21,12 @@ pub(crate) enum Sender {
 }
 
 impl Sender {
+    /// Whether answers are the destination's, to be read by the mapping's `failure` and
+    /// `item_errors` rules; a dry run's `200 {}` is not.
+    pub(crate) fn answers_are_real(&self) -> bool {
+        matches!(self, Sender::Http(_))
+    }
+
     pub(crate) async fn send(&self, request: &PlannedRequest, connection: &Connection) -> Delivery {
         match self {
             Sender::Http(destination) => destination.send(&outgoing(request)).await,

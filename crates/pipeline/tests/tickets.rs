@@ -286,6 +286,46 @@ async fn a_dry_run_records_redacted_requests_and_sends_nothing() {
 }
 
 #[tokio::test]
+async fn a_dry_run_does_not_read_its_own_answer_as_the_destination_refusing() {
+    // A destination that answers 200 with `code: 0` on success: a dry run answers `200 {}`, which
+    // the mapping's `failure` rules would read as a refusal, alone or in a batch.
+    let text = r#"version: 1
+name: coded
+source: segment
+http:
+  base_url: https://api.example.com
+actions:
+  track:
+    when: { type: track }
+    request: { method: POST, path: /events, body: { name: { from: $.event } } }
+    failure: [{ when: { not: { equals: { $.body.code: 0 } } }, reason: $.body.message }]
+  page:
+    when: { type: page }
+    request: { method: POST, path: /pages, body: { names: { items: [{ from: $.name }] } } }
+    failure: [{ when: { not: { equals: { $.body.code: 0 } } }, reason: $.body.message }]
+    batch: { concat: [names], max_items: 10, linger_ms: 5 }
+"#;
+    let mapping = ferry_engine::load_str("coded.yaml", text).unwrap_or_else(|d| panic!("{d}"));
+    let connection = Connection::new(Arc::new(mapping), &serde_json::Map::new()).unwrap();
+    let settle = Arc::new(Collected::default());
+    let pipeline = Pipeline::queued(Arc::new(connection), INLINE_RETRY)
+        .unwrap()
+        .dry_run(Arc::new(|_| {}));
+    run(
+        &pipeline,
+        vec![
+            queued(1, track("u1", "Fine"), &settle),
+            queued(2, json!({"type": "page", "name": "Home"}), &settle),
+        ],
+    )
+    .await;
+    for id in [1, 2] {
+        let settled = settle.by_id(id);
+        assert!(settled.delivered(), "event {id}: {:?}", settled.letters);
+    }
+}
+
+#[tokio::test]
 async fn a_failed_event_sent_again_is_not_dropped_as_a_repeat() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

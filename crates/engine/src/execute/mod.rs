@@ -578,7 +578,7 @@ impl Connection {
         let rule = rules.iter().find(|rule| rule.when.matches(&subject))?;
         let reason = match rule.reason.as_ref().and_then(|path| path.get(response)) {
             Some(reason) => value::text_of(&reason),
-            None => "the response says the request failed".to_owned(),
+            None => "it gives no reason".to_owned(),
         };
         Some((reason, rule.retry))
     }
