@@ -88,6 +88,10 @@ pub struct Template {
     /// Whether it reads `computed` or `item`.
     pub(crate) reads_computed: bool,
     pub(crate) reads_item: bool,
+    /// The computed values and item values read, as key paths: only those are handed to the
+    /// template, so that a template reading one computed value does not copy them all.
+    computed_paths: Vec<Vec<Box<str>>>,
+    item_paths: Vec<Vec<Box<str>>>,
 }
 
 /// A name a template uses that nothing defines.
@@ -155,6 +159,7 @@ impl Templates {
         };
         let template = env.get_template(&name).map_err(|e| describe(&e))?;
         let mut event_paths = Vec::new();
+        let (mut computed_paths, mut item_paths) = (Vec::new(), Vec::new());
         let mut settings = BTreeSet::new();
         let mut unknown = Vec::new();
         let (mut reads_computed, mut reads_item) = (false, false);
@@ -171,8 +176,14 @@ impl Templates {
                         settings.insert(setting.to_owned());
                     }
                 }
-                "computed" => reads_computed = true,
-                "item" => reads_item = true,
+                "computed" => {
+                    reads_computed = true;
+                    computed_paths.push(parts.map(Into::into).collect());
+                }
+                "item" => {
+                    reads_item = true;
+                    item_paths.push(parts.map(Into::into).collect());
+                }
                 other if globals.contains(other) => {}
                 other => unknown.push(Unknown::Variable(other.to_owned())),
             }
@@ -191,8 +202,14 @@ impl Templates {
             }
             match root {
                 "event" => event_paths.push(Vec::new()),
-                "computed" => reads_computed = true,
-                "item" => reads_item = true,
+                "computed" => {
+                    reads_computed = true;
+                    computed_paths.push(Vec::new());
+                }
+                "item" => {
+                    reads_item = true;
+                    item_paths.push(Vec::new());
+                }
                 _ => {}
             }
         }
@@ -221,6 +238,8 @@ impl Templates {
                 settings,
                 reads_computed,
                 reads_item,
+                computed_paths,
+                item_paths,
             },
             unknown,
         ))
@@ -239,21 +258,15 @@ impl Templates {
         let compiled = env
             .get_template(&template.name)
             .map_err(|e| RenderError::Failed(describe(&e)))?;
-        let event_value = match context.event {
-            Some(event) if !template.event_paths.is_empty() => {
-                event_context(event, &template.event_paths)
-            }
-            _ => minijinja::Value::UNDEFINED,
-        };
-        let optional = |read: bool, value: Option<&Value>| match value {
-            Some(value) if read => template_value(value),
+        let read = |value: Option<&Value>, paths: &[Vec<Box<str>>]| match value {
+            Some(value) if !paths.is_empty() => event_context(value, paths),
             _ => minijinja::Value::UNDEFINED,
         };
         let context = minijinja::context! {
-            event => event_value,
+            event => read(context.event, &template.event_paths),
             settings => context.settings.clone(),
-            computed => optional(template.reads_computed, context.computed),
-            item => optional(template.reads_item, context.item),
+            computed => read(context.computed, &template.computed_paths),
+            item => read(context.item, &template.item_paths),
         };
         match compiled.render(context) {
             Ok(text) if text.len() > MAX_OUTPUT => Err(RenderError::Failed(format!(
@@ -342,7 +355,7 @@ impl Template {
 
 /// The part of `event` a template reads, as a template value.
 fn event_context(event: &Value, paths: &[Vec<Box<str>>]) -> minijinja::Value {
-    if paths.iter().any(Vec::is_empty) {
+    if paths.iter().any(Vec::is_empty) || !event.is_object() {
         return template_value(event);
     }
     let mut root = Map::new();
