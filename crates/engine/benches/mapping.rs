@@ -3,13 +3,15 @@
 //! Each round times two passes over the same stream of events (Segment events for Extole and
 //! Promoter, Extole events for Braze, Amplitude events for Amplitude -> Extole, and for
 //! Segment -> Braze and Customer.io a mix of identify calls with a dozen traits, track calls
-//! with a few properties, Order Completed with two or three products, and pages), held as raw
-//! JSON lines:
+//! with a few properties, Order Completed with two or three products, and pages, and for every
+//! other catalog destination its sample events over and over, each copy its own event), held as
+//! raw JSON lines:
 //!
 //! - floor: parse each line into a `serde_json::Value` and serialise it back to bytes;
 //! - ferry: parse each line, plan it with the connection, and take the body bytes of every
-//!   planned request; for Braze and Segment -> Braze, requests also merge into batches of 75 as
-//!   the mapping declares, and the merged bodies are what is counted.
+//!   planned request; for the mappings that batch (Braze, Segment -> Braze, and most of the
+//!   catalog), requests also merge as the mapping declares, and the merged bodies are what is
+//!   counted.
 //!
 //! The passes alternate in every round so that both see the same machine noise, and the medians
 //! over the rounds are compared. The target for every bundled mapping is a ratio of at most 2.0.
@@ -147,8 +149,8 @@ fn main() {
     }
 }
 
-/// Segment -> Braze and Segment -> Customer.io, on the stream of identify, track, order and page
-/// calls.
+/// Segment -> Braze and Segment -> Customer.io on the stream of identify, track, order and page
+/// calls, and the rest of the catalog on streams of their own samples.
 fn destination_benches(
     root: &Path,
     stream: &[Vec<u8>],
@@ -189,7 +191,105 @@ fn destination_benches(
         ));
     }
 
+    for (name, settings, batching) in catalog() {
+        if !wanted(name) {
+            continue;
+        }
+        let stream = &sample_stream(root, name, stream.len());
+        let mut connection = connect(root, name, &settings);
+        // The samples' events are of November 2026: destinations that refuse old events (GA4's
+        // 72 hours, Facebook's 7 days) read the clock as the end of that month.
+        connection.pin_clock(
+            std::time::UNIX_EPOCH + Duration::from_hours(498_888), // 2026-11-30T00:00:00Z
+        );
+        let state = MemoryState::default;
+        summaries.push(bench(
+            name,
+            stream,
+            rounds,
+            state,
+            |state: &mut MemoryState, plan: &mut Plan| state.apply(plan.remember.drain(..)),
+            &connection,
+            batching && std::env::var_os("FERRY_BENCH_NO_BATCH").is_none(),
+        ));
+    }
     summaries
+}
+
+/// `count` events like the catalog destination `name` takes: its sample events
+/// (`examples/NAME-events.ndjson`) over and over, each copy with its own messageId and user, so
+/// that dedupe keys and batches see distinct events.
+fn sample_stream(root: &Path, name: &str, count: usize) -> Vec<Vec<u8>> {
+    let file = match name {
+        "amplitude" => "segment-amplitude".to_owned(),
+        other => other.to_owned(),
+    };
+    let text = std::fs::read_to_string(root.join(format!("examples/{file}-events.ndjson")))
+        .unwrap_or_else(|e| panic!("the samples of {name}: {e}"));
+    let samples: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a sample event"))
+        .collect();
+    (0..count)
+        .map(|n| {
+            let mut event = samples[n % samples.len()].clone();
+            let copy = n / samples.len();
+            event["messageId"] = json!(format!("bench-{n:08}"));
+            for key in ["userId", "anonymousId"] {
+                if let Some(Value::String(id)) = event.get(key) {
+                    event[key] = json!(format!("{id}-{copy}"));
+                }
+            }
+            serde_json::to_vec(&event).expect("a value serializes")
+        })
+        .collect()
+}
+
+/// The catalog's mappings, with settings a connection would have (as the demo configuration
+/// gives them), and whether their requests merge into batches.
+fn catalog() -> Vec<(&'static str, Value, bool)> {
+    vec![
+        ("amplitude", json!({"api_key": "bench-key"}), true),
+        (
+            "mixpanel",
+            json!({"token": "bench-token", "prop_increments": [{"property": "orders"}], "group_keys": [{"groupKey": "company"}]}),
+            true,
+        ),
+        (
+            "ga4",
+            json!({"api_secret": "bench-secret", "measurement_id": "G-BENCH"}),
+            false,
+        ),
+        (
+            "iterable",
+            json!({"api_key": "bench-key", "device_api_key": "bench-device-key"}),
+            false,
+        ),
+        ("klaviyo", json!({"private_api_key": "pk_bench"}), false),
+        ("posthog", json!({"project_api_key": "phc_bench"}), false),
+        (
+            "facebook-conversions",
+            json!({"access_token": "bench-token", "pixel_id": "1234567890", "advanced_mapping": true}),
+            true,
+        ),
+        (
+            "pinterest-conversions",
+            json!({"advertiser_id": "549755885175"}),
+            true,
+        ),
+        (
+            "snapchat-conversions",
+            json!({"api_key": "bench-key", "pixel_id": "bench-pixel", "snap_app_id": "bench-app", "app_id": "123",
+                   "event_mapping": [{"from": "Tutorial Finished", "to": "COMPLETE_TUTORIAL"}]}),
+            true,
+        ),
+        (
+            "tiktok-ads",
+            json!({"access_token": "bench-token", "pixel_code": "BENCH"}),
+            true,
+        ),
+    ]
 }
 
 fn env_number(name: &str, default: usize) -> usize {
