@@ -15,7 +15,7 @@ use support::client::basic;
 use support::ferry::binary;
 use support::{Destination, Ferry, Workspace, WorkspaceOptions, http, nats, post_batch, track};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_mins(1);
 
 /// `ferry tap` running against a server, its JSON lines collected as they come.
 struct Tap {

@@ -4,6 +4,7 @@
 //! that nobody pays for it when nobody looks (the server's console watches events while a
 //! viewer is open).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -157,6 +158,6 @@ fn cut(text: &mut String) {
         }
         let dropped = text.len() - end;
         text.truncate(end);
-        text.push_str(&format!("... ({dropped} more bytes)"));
+        let _ = write!(text, "... ({dropped} more bytes)");
     }
 }

@@ -289,7 +289,7 @@ async fn a_dry_run_records_redacted_requests_and_sends_nothing() {
 async fn a_dry_run_does_not_read_its_own_answer_as_the_destination_refusing() {
     // A destination that answers 200 with `code: 0` on success: a dry run answers `200 {}`, which
     // the mapping's `failure` rules would read as a refusal, alone or in a batch.
-    let text = r#"version: 1
+    let text = r"version: 1
 name: coded
 source: segment
 http:
@@ -304,7 +304,7 @@ actions:
     request: { method: POST, path: /pages, body: { names: { items: [{ from: $.name }] } } }
     failure: [{ when: { not: { equals: { $.body.code: 0 } } }, reason: $.body.message }]
     batch: { concat: [names], max_items: 10, linger_ms: 5 }
-"#;
+";
     let mapping = ferry_engine::load_str("coded.yaml", text).unwrap_or_else(|d| panic!("{d}"));
     let connection = Connection::new(Arc::new(mapping), &serde_json::Map::new()).unwrap();
     let settle = Arc::new(Collected::default());

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::WorkerContext;
 use crate::metrics;
-use crate::settle::Settler;
+use crate::settle::{Settler, SettlerHandle};
 use crate::setup::{ConnectionSetup, Setup};
 
 /// Most events a worker claims at once.
@@ -256,21 +256,7 @@ impl WorkerRun {
                 }
                 continue;
             }
-            // What other nodes sharing the queue remembered, before these events are planned.
-            let learned = self.shared.queue.remembered_changes(&self.name);
-            if !learned.is_empty() {
-                remember(&self.state, learned);
-            }
-            self.shared
-                .metrics
-                .mapped
-                .get_or_create(&metrics::connection(&self.name))
-                .inc_by(claimed.len() as u64);
-            let source: Arc<str> = self.setups.borrow().source.as_str().into();
-            let watched = self.shared.console.claimed(&source, &claimed);
-            for (event, watched) in claimed.into_iter().zip(watched) {
-                settler.feed(&current.events, event, watched).await;
-            }
+            self.hand_over(&settler, &current.events, claimed).await;
         }
         drop(current.events);
         retired.push((current.halt, current.task));
@@ -298,6 +284,30 @@ impl WorkerRun {
             }
         }
         settler.close().await;
+    }
+
+    /// Hands claimed events to the pipeline behind `events`, after what other nodes sharing the
+    /// queue remembered; the console says which to watch.
+    async fn hand_over(
+        &self,
+        settler: &SettlerHandle,
+        events: &mpsc::Sender<Input>,
+        claimed: Vec<ferry_queue::Claimed>,
+    ) {
+        let learned = self.shared.queue.remembered_changes(&self.name);
+        if !learned.is_empty() {
+            remember(&self.state, learned);
+        }
+        self.shared
+            .metrics
+            .mapped
+            .get_or_create(&metrics::connection(&self.name))
+            .inc_by(claimed.len() as u64);
+        let source: Arc<str> = self.setups.borrow().source.as_str().into();
+        let watched = self.shared.console.claimed(&source, &claimed);
+        for (event, watched) in claimed.into_iter().zip(watched) {
+            settler.feed(events, event, watched).await;
+        }
     }
 
     fn start_pipeline(&self) -> Running {

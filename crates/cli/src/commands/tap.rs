@@ -30,7 +30,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut reach = reach(args.config.as_deref())?;
     if let Some(url) = &args.url {
-        reach.base_url = url.trim_end_matches('/').to_owned();
+        url.trim_end_matches('/').clone_into(&mut reach.base_url);
     }
     if !reach.console {
         bail!(

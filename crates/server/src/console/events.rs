@@ -138,12 +138,12 @@ fn explain(connection: &ConnectionSetup, event: Option<&Value>, fate: Option<&Fa
 /// The dry run of one event: each outcome as `ferry map` prints it (requests as its JSON lines),
 /// and the trace, secrets redacted.
 fn plan(connection: &ConnectionSetup, event: &Value) -> (Vec<Value>, Vec<String>) {
-    let live = &*connection.connection;
-    let mut dry_run = DryRun::new(live, CannedResponses::default(), false, true);
+    let bound = &*connection.connection;
+    let mut dry_run = DryRun::new(bound, CannedResponses::default(), false, true);
     let (shown, trace) = dry_run.event(1, event);
     let lines = RequestLines {
-        mapping: &live.mapping().name,
-        connection: live,
+        mapping: &bound.mapping().name,
+        connection: bound,
         show_secrets: false,
     };
     let mut planned = Vec::new();
@@ -161,18 +161,18 @@ fn plan(connection: &ConnectionSetup, event: &Value) -> (Vec<Value>, Vec<String>
             Outcome::Skipped(skip) => json!({
                 "kind": "skipped",
                 "action": skip.action.as_deref(),
-                "reason": live.redact(&skip.reason),
+                "reason": bound.redact(&skip.reason),
             }),
             Outcome::Failed(failure) => json!({
                 "kind": "failed",
                 "action": failure.action.as_deref(),
-                "reason": live.redact(&failure.message),
+                "reason": bound.redact(&failure.message),
             }),
         });
     }
     let trace = trace
         .iter()
-        .map(|line| live.redact(line).into_owned())
+        .map(|line| bound.redact(line).into_owned())
         .collect();
     (planned, trace)
 }

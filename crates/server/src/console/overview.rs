@@ -22,7 +22,7 @@ pub(crate) async fn overview(State(app): State<Arc<App>>) -> Json<Value> {
     for name in setup.connections.keys() {
         depths.push(app.queue.depth(name).await.ok());
     }
-    let stats = app.console.stats();
+    let kept = app.console.stats();
     let sources: Vec<Value> = setup
         .sources
         .iter()
@@ -43,15 +43,15 @@ pub(crate) async fn overview(State(app): State<Arc<App>>) -> Json<Value> {
                 "received": received,
                 "rejected": rejected,
                 "connections": setup.connections_of(name).map(|c| &c.name).collect::<Vec<_>>(),
-                "stats": stats.source(name, now),
+                "stats": kept.source(name, now),
             })
         })
-        .chain(stats.unknown_sources(&setup.sources).map(|endpoint| {
+        .chain(kept.unknown_sources(&setup.sources).map(|endpoint| {
             json!({
                 "name": endpoint,
                 "kind": endpoint,
                 "unknown": true,
-                "stats": stats.source(endpoint, now),
+                "stats": kept.source(endpoint, now),
             })
         }))
         .collect();
@@ -76,11 +76,11 @@ pub(crate) async fn overview(State(app): State<Arc<App>>) -> Json<Value> {
                     "retrying": d.retrying,
                     "dead": d.dead,
                 })),
-                "stats": stats.connection(&connection.name, now),
+                "stats": kept.connection(&connection.name, now),
             })
         })
         .collect();
-    drop(stats);
+    drop(kept);
     let store = match &setup.store {
         StoreSetup::Sqlite => json!({
             "kind": "sqlite",

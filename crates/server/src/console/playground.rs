@@ -124,15 +124,13 @@ fn dry_run(trial: &Trial) -> Value {
         }
     };
     if let Some(now) = trial.now.as_deref().filter(|n| !n.trim().is_empty()) {
-        match ferry_golden::parse_time(now) {
-            Some(time) => connection.pin_clock(time),
-            None => {
-                result["settings_error"] = json!(format!(
-                    "`{now}` is not an ISO-8601 time such as `2026-11-02T09:00:00Z`"
-                ));
-                return result;
-            }
-        }
+        let Some(time) = ferry_golden::parse_time(now) else {
+            result["settings_error"] = json!(format!(
+                "`{now}` is not an ISO-8601 time such as `2026-11-02T09:00:00Z`"
+            ));
+            return result;
+        };
+        connection.pin_clock(time);
     }
     let events = match read_events(&trial.events) {
         Ok(events) => events,

@@ -171,9 +171,9 @@ impl Stats {
         now_ms: i64,
     ) {
         let name: Arc<str> = source.unwrap_or(endpoint).into();
-        let stats = self.sources.entry(name).or_default();
-        stats.refused.add(now_ms, 1);
-        count_reason(&mut stats.refusals, reason, status, now_ms);
+        let of_source = self.sources.entry(name).or_default();
+        of_source.refused.add(now_ms, 1);
+        count_reason(&mut of_source.refusals, reason, status, now_ms);
     }
 
     pub(crate) fn settled(&mut self, connection: &Arc<str>, now_ms: i64, fates: &[Fate]) {
@@ -251,7 +251,7 @@ impl Stats {
 fn count_reason(reasons: &mut IndexMap<String, Refusals>, reason: &str, status: u16, now_ms: i64) {
     let mut reason = cut(reason);
     if !reasons.contains_key(&reason) && reasons.len() >= REASONS_KEPT {
-        reason = "(other reasons)".to_owned();
+        "(other reasons)".clone_into(&mut reason);
     }
     let entry = reasons.entry(reason).or_insert(Refusals {
         status,

@@ -156,7 +156,7 @@ pub(crate) async fn stream(State(app): State<Arc<App>>, Query(filter): Query<Fil
             }
             loop {
                 let message = tokio::select! {
-                    received = receiver.recv() => match received {
+                    next = receiver.recv() => match next {
                         Ok(live) if wanted.wants(&live) => format!("data: {}\n\n", live.json),
                         Ok(_) => continue,
                         Err(RecvError::Lagged(count)) => {
