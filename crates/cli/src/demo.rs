@@ -88,10 +88,17 @@ async fn post_samples(base: &str, setup: &ferry_server::Setup) -> anyhow::Result
         let key = &source.keys()[0];
         let (file, request) = match source.kind {
             SourceKind::Segment => {
-                let events = read_events("examples/segment-events.ndjson")?;
+                // A source named after a catalog destination gets that destination's samples.
+                let own = format!("examples/{name}-events.ndjson");
+                let file = if Path::new(&own).is_file() {
+                    own
+                } else {
+                    "examples/segment-events.ndjson".to_owned()
+                };
+                let events = read_events(&file)?;
                 let auth = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
                 (
-                    "examples/segment-events.ndjson",
+                    file,
                     client
                         .post(format!("{base}/v1/batch"))
                         .header("Authorization", format!("Basic {auth}"))
@@ -101,7 +108,7 @@ async fn post_samples(base: &str, setup: &ferry_server::Setup) -> anyhow::Result
             SourceKind::Amplitude => {
                 let events = read_events("examples/amplitude-events.ndjson")?;
                 (
-                    "examples/amplitude-events.ndjson",
+                    "examples/amplitude-events.ndjson".to_owned(),
                     client
                         .post(format!("{base}/2/httpapi"))
                         .body(json!({ "api_key": key, "events": events }).to_string()),
@@ -110,7 +117,7 @@ async fn post_samples(base: &str, setup: &ferry_server::Setup) -> anyhow::Result
             SourceKind::Extole => {
                 let events = read_events("examples/extole-events.ndjson")?;
                 (
-                    "examples/extole-events.ndjson",
+                    "examples/extole-events.ndjson".to_owned(),
                     client
                         .post(format!("{base}/webhooks/extole/{name}"))
                         .bearer_auth(key)

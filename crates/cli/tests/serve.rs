@@ -324,14 +324,33 @@ fn the_demo_maps_every_sample_through_every_bundled_mapping() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    for connection in ["extole", "promoter", "braze", "amplitude-extole"] {
+    let embedded: Value =
+        serde_yaml::from_str(ferry_server::EMBEDDED_CONFIG).expect("the embedded configuration");
+    let connections = embedded["connections"].as_object().expect("connections");
+    for connection in connections.keys() {
         assert!(
-            requests.iter().any(|r| r["connection"] == connection),
+            requests.iter().any(|r| r["connection"] == connection.as_str()),
             "no request for `{connection}`: {said}"
         );
     }
+    assert!(
+        said.contains("dead letters: 1"),
+        "only Promoter's identify without an email is expected to fail: {said}"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for secret in ["demo-extole-key", "demo-promoter-key", "demo-braze-key"] {
+    for secret in [
+        "demo-extole-key",
+        "demo-promoter-key",
+        "demo-braze-key",
+        "demo-amplitude-key",
+        "demo-ga4-secret",
+        "demo-iterable-key",
+        "pk_demo",
+        "phc_demo",
+        "demo-facebook-token",
+        "demo-snapchat-key",
+        "demo-tiktok-token",
+    ] {
         assert!(!text.contains(secret), "`{secret}` in the dry-run output");
     }
     assert!(said.contains("200 OK"), "{said}");
