@@ -134,6 +134,8 @@ async function follow(onMessage) {
       const response = await fetch("/console/api/stream", { headers: headers(), cache: "no-store" });
       if (response.status === 403) {
         askForToken("This server wants the admin token for the console.");
+        state.textContent = "needs the admin token";
+        state.className = "live-state off";
         return;
       }
       if (!response.ok || !response.body) throw new Error(`${response.status}`);
@@ -320,7 +322,7 @@ function drawOverview(overview, parts) {
   });
   append(parts.connections, h("table", {},
     h("thead", {}, h("tr", {},
-      h("th", {}, "connection"), h("th", { class: "number" }, "delivered"),
+      h("th", {}, "connection"), h("th", { class: "number", title: "events settled without failing: every request delivered, or nothing to send" }, "delivered"),
       h("th", { class: "number" }, "pending"), h("th", { class: "number" }, "retrying"),
       h("th", { class: "number" }, "dead"), h("th", { class: "number" }, "p50"),
       h("th", { class: "number" }, "p99"), h("th", {}, "last 5 min"), h("th", {}, "last error"))),
@@ -393,7 +395,7 @@ function onLive(live, message) {
       break;
   }
   const parts = [];
-  if (live.refused) parts.push(`${live.refused} requests refused`);
+  if (live.refused) parts.push(`${live.refused} ${live.refused === 1 ? "request" : "requests"} refused`);
   if (live.unshown) parts.push(`${live.unshown} events not shown (more than the live view's rate)`);
   if (live.dropped) parts.push(`${live.dropped} updates dropped (this page read too slowly)`);
   live.counts.textContent = parts.join(" · ");
