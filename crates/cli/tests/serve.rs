@@ -329,7 +329,9 @@ fn the_demo_maps_every_sample_through_every_bundled_mapping() {
     let connections = embedded["connections"].as_object().expect("connections");
     for connection in connections.keys() {
         assert!(
-            requests.iter().any(|r| r["connection"] == connection.as_str()),
+            requests
+                .iter()
+                .any(|r| r["connection"] == connection.as_str()),
             "no request for `{connection}`: {said}"
         );
     }
