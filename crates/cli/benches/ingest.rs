@@ -188,6 +188,12 @@ async fn viewer_cost(phase: Duration, rounds: u64) {
                 assert!(!viewer.is_finished(), "the viewer's stream ended early");
                 viewer.abort();
             }
+            assert!(
+                !run.acked.is_empty(),
+                "nothing was accepted ({} requests failed); the server said:\n{}",
+                run.failed,
+                ferry.log()
+            );
             measured[usize::from(watched)] = rate(&run);
         }
         let [without, with] = measured;
