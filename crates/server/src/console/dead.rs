@@ -39,12 +39,13 @@ pub(crate) struct Which {
 }
 
 impl Which {
-    fn select(self) -> Result<Select, String> {
+    /// What to act on, or why the request does not say.
+    fn select(self) -> Result<Select, &'static str> {
         match (self.id, self.connection, self.all) {
             (Some(id), None, false) => Ok(Select::One(id)),
             (None, Some(connection), false) => Ok(Select::Connection(connection)),
             (None, None, true) => Ok(Select::All),
-            _ => Err("give exactly one of `id`, `connection` or `all: true`".to_owned()),
+            _ => Err("give exactly one of `id`, `connection` or `all: true`"),
         }
     }
 }
@@ -59,6 +60,10 @@ fn summary(letter: &DeadSummary) -> Value {
         "mapping": letter.mapping,
         "reason": letter.reason,
     })
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
 fn unavailable(error: &ferry_queue::QueueError) -> Response {
@@ -120,9 +125,7 @@ pub(crate) async fn show(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Re
 pub(crate) async fn replay(State(app): State<Arc<App>>, Json(which): Json<Which>) -> Response {
     let select = match which.select() {
         Ok(select) => select,
-        Err(message) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response();
-        }
+        Err(message) => return bad_request(message),
     };
     match app.queue.replay(select).await {
         Ok(replayed) => {
@@ -143,9 +146,7 @@ pub(crate) async fn replay(State(app): State<Arc<App>>, Json(which): Json<Which>
 pub(crate) async fn purge(State(app): State<Arc<App>>, Json(which): Json<Which>) -> Response {
     let select = match which.select() {
         Ok(select) => select,
-        Err(message) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response();
-        }
+        Err(message) => return bad_request(message),
     };
     match app.queue.purge(select).await {
         Ok(purged) => {

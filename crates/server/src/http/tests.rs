@@ -40,18 +40,11 @@ fn app(dir: &std::path::Path, server: &str) -> Arc<App> {
 }
 
 async fn status(app: &Arc<App>, peer: &str, authorization: Option<&str>) -> StatusCode {
-    let mut request = Request::get("/admin/status");
-    if let Some(value) = authorization {
-        request = request.header("authorization", value);
-    }
-    let mut request = request.body(Body::empty()).unwrap();
-    let peer: SocketAddr = peer.parse().unwrap();
-    request.extensions_mut().insert(ConnectInfo(peer));
-    super::router(Arc::clone(app))
-        .oneshot(request)
-        .await
-        .unwrap()
-        .status()
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|value| ("authorization", value))
+        .into_iter()
+        .collect();
+    console(app, "GET", "/admin/status", peer, &headers, "").await
 }
 
 #[tokio::test]
@@ -91,7 +84,7 @@ fn the_admin_token_never_shows_in_debug_output() {
     assert!(!shown.contains("t0ken-1234"), "{shown}");
 }
 
-/// Sends a console request from `peer` with `headers`; answers the status.
+/// Sends a request from `peer` with `headers`; answers the status.
 async fn console(
     app: &Arc<App>,
     method: &str,

@@ -56,30 +56,18 @@ pub(crate) fn listener(
 ) -> Listener {
     let config = &document.config;
     let server: &Server = &config.server;
-    let mut value = |pointer: &str, text: &str| match interpolate(text) {
-        Ok(value) => Some(value),
-        Err(message) => {
-            problems.push(document.diagnostic(pointer, Target::Value, message));
-            None
-        }
-    };
-    let admin_token = server
-        .admin_token
-        .as_deref()
-        .and_then(|token| value("/server/admin_token", token));
+    let admin_token = admin_token(document, problems);
     let paths = server.tls.as_ref().map(|tls| {
         (
-            value("/server/tls/certificate", &tls.certificate),
-            value("/server/tls/key", &tls.key),
+            resolved(
+                document,
+                problems,
+                "/server/tls/certificate",
+                &tls.certificate,
+            ),
+            resolved(document, problems, "/server/tls/key", &tls.key),
         )
     });
-    if admin_token.as_deref() == Some("") {
-        problems.push(document.diagnostic(
-            "/server/admin_token",
-            Target::Value,
-            "the admin token must not be empty",
-        ));
-    }
     let tls = match paths {
         Some((Some(certificate), Some(key))) => {
             match tls_config(&base.join(certificate), &base.join(key)) {
@@ -98,9 +86,44 @@ pub(crate) fn listener(
         header_timeout: Duration::from_secs(server.header_timeout_seconds),
         body_timeout: Duration::from_secs(server.body_timeout_seconds),
         tls,
-        admin_token: admin_token.filter(|t| !t.is_empty()),
+        admin_token,
         console: server.console,
     }
+}
+
+/// `text` with its `${VAR}`s resolved; an unset variable is a problem at `pointer`.
+fn resolved(
+    document: &ConfigDocument,
+    problems: &mut Vec<Diagnostic>,
+    pointer: &str,
+    text: &str,
+) -> Option<String> {
+    match interpolate(text) {
+        Ok(value) => Some(value),
+        Err(message) => {
+            problems.push(document.diagnostic(pointer, Target::Value, message));
+            None
+        }
+    }
+}
+
+/// The admin token, resolved; an empty one is a problem, and no token.
+fn admin_token(document: &ConfigDocument, problems: &mut Vec<Diagnostic>) -> Option<String> {
+    let token = document
+        .config
+        .server
+        .admin_token
+        .as_deref()
+        .and_then(|token| resolved(document, problems, "/server/admin_token", token))?;
+    if token.is_empty() {
+        problems.push(document.diagnostic(
+            "/server/admin_token",
+            Target::Value,
+            "the admin token must not be empty",
+        ));
+        return None;
+    }
+    Some(token)
 }
 
 /// How a client on this machine reaches the listener.
@@ -140,22 +163,18 @@ pub(crate) fn reach(
 ) -> Reach {
     let config = &document.config;
     let server = &config.server;
-    let mut value = |pointer: &str, text: &str| match interpolate(text) {
-        Ok(value) => Some(value),
-        Err(message) => {
-            problems.push(document.diagnostic(pointer, Target::Value, message));
-            None
-        }
-    };
-    let admin_token = server
-        .admin_token
-        .as_deref()
-        .and_then(|token| value("/server/admin_token", token))
-        .filter(|t| !t.is_empty());
+    let admin_token = admin_token(document, problems);
     let certificate = server
         .tls
         .as_ref()
-        .and_then(|tls| value("/server/tls/certificate", &tls.certificate))
+        .and_then(|tls| {
+            resolved(
+                document,
+                problems,
+                "/server/tls/certificate",
+                &tls.certificate,
+            )
+        })
         .map(|path| base.join(path));
     let scheme = if certificate.is_some() {
         "https"
