@@ -92,6 +92,26 @@ pub struct Template {
     /// template, so that a template reading one computed value does not copy them all.
     computed_paths: Vec<Vec<Box<str>>>,
     item_paths: Vec<Vec<Box<str>>>,
+    /// The template as text and plain values, when it is only that
+    /// (`/customers/{{ computed.person }}/events`).
+    pieces: Option<Box<[Piece]>>,
+}
+
+/// A part of a template that is only text and plain values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(Box<str>),
+    /// `{{ computed.person }}`: a variable and the keys read under it.
+    Value(Variable, Box<[Box<str>]>),
+}
+
+/// A variable a plain value reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variable {
+    Event,
+    Settings,
+    Computed,
+    Item,
 }
 
 /// A name a template uses that nothing defines.
@@ -240,6 +260,7 @@ impl Templates {
                 reads_item,
                 computed_paths,
                 item_paths,
+                pieces: plain_pieces(source).map(Vec::into_boxed_slice),
             },
             unknown,
         ))
@@ -251,6 +272,17 @@ impl Templates {
         template: &Template,
         context: Context<'_>,
     ) -> Result<String, RenderError> {
+        if let Some(text) = template
+            .pieces
+            .as_deref()
+            .and_then(|pieces| render_plain(pieces, template.escape, context))
+        {
+            return if text.len() > MAX_OUTPUT {
+                Err(too_long(text.len()))
+            } else {
+                Ok(text)
+            };
+        }
         let env = match template.escape {
             Escape::None => &self.plain,
             Escape::PathSegment => &self.url,
@@ -269,10 +301,7 @@ impl Templates {
             item => read(context.item, &template.item_paths),
         };
         match compiled.render(context) {
-            Ok(text) if text.len() > MAX_OUTPUT => Err(RenderError::Failed(format!(
-                "the template produced {} bytes, over the limit of {MAX_OUTPUT}",
-                text.len()
-            ))),
+            Ok(text) if text.len() > MAX_OUTPUT => Err(too_long(text.len())),
             Ok(text) => Ok(text),
             Err(error) if error.kind() == ErrorKind::UndefinedError => {
                 Err(RenderError::Undefined(undefined_name(&error)))
@@ -282,6 +311,101 @@ impl Templates {
     }
 }
 
+fn too_long(length: usize) -> RenderError {
+    RenderError::Failed(format!(
+        "the template produced {length} bytes, over the limit of {MAX_OUTPUT}"
+    ))
+}
+
+/// `source` as text and plain values (`{{ event.a.b }}`), or `None` when it holds anything else:
+/// a filter, an expression, a block, a comment, whitespace control, or a final newline (which
+/// minijinja drops).
+fn plain_pieces(source: &str) -> Option<Vec<Piece>> {
+    if source.ends_with('\n') {
+        return None;
+    }
+    let mut pieces = Vec::new();
+    let mut rest = source;
+    loop {
+        let (text, expression) = match rest.find("{{") {
+            Some(at) => (&rest[..at], Some(&rest[at + 2..])),
+            None => (rest, None),
+        };
+        if text.contains("{%") || text.contains("{#") {
+            return None;
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text.into()));
+        }
+        let Some(expression) = expression else {
+            return Some(pieces);
+        };
+        let end = expression.find("}}")?;
+        let mut names = expression[..end].trim_matches(' ').split('.');
+        let variable = match names.next()? {
+            "event" => Variable::Event,
+            "settings" => Variable::Settings,
+            "computed" => Variable::Computed,
+            "item" => Variable::Item,
+            _ => return None,
+        };
+        let keys: Vec<Box<str>> = names.map(Into::into).collect();
+        let identifier = |key: &str| {
+            key.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !keys.iter().all(|key| identifier(key)) {
+            return None;
+        }
+        pieces.push(Piece::Value(variable, keys.into_boxed_slice()));
+        rest = &expression[end + 2..];
+    }
+}
+
+/// Renders text and plain values without minijinja when every value is a string or an integer,
+/// which print as themselves; `None` for anything else (a missing value, a float, a list...),
+/// which minijinja renders or reports.
+fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Option<String> {
+    let mut out = String::new();
+    let push_value = |out: &mut String, text: &str| match escape {
+        Escape::None => out.push_str(text),
+        Escape::PathSegment => out.extend(utf8_percent_encode(text, SEGMENT)),
+    };
+    for piece in pieces {
+        let (variable, keys) = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Piece::Value(variable, keys) => (variable, keys),
+        };
+        let json = match variable {
+            Variable::Settings => {
+                let mut value = context.settings.clone();
+                for key in keys {
+                    value = value.get_attr(key).ok()?;
+                }
+                push_value(&mut out, value.as_str()?);
+                continue;
+            }
+            Variable::Event => context.event,
+            Variable::Computed => context.computed,
+            Variable::Item => context.item,
+        };
+        let mut node = json?;
+        for key in keys {
+            node = node.get(&**key)?;
+        }
+        match node {
+            Value::String(text) => push_value(&mut out, text),
+            Value::Number(n) if n.is_i64() || n.is_u64() => push_value(&mut out, &n.to_string()),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
 /// The filters, tests and functions `instructions` call, and the variables they look up.
 fn calls_in<'s>(
     instructions: &Instructions<'s>,
@@ -528,6 +652,79 @@ mod tests {
             matches!(&out, Err(RenderError::Undefined(Some(name))) if name == "event.nope"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn text_and_plain_values_render_as_minijinja_renders_them() {
+        let event = json!({
+            "s": "a/b c?é", "i": -42, "u": u64::MAX, "f": 1.0, "b": true,
+            "n": null, "l": [1, 2], "o": {"k": "v"}, "e": ""
+        });
+        let sources = [
+            "{{ event.s }}",
+            "x{{event.i}}y{{ event.u }}",
+            "/u/{{ event.s }}/{{ event.i }}",
+            "{{ event.f }}",
+            "{{ event.b }}",
+            "{{ event.n }}",
+            "{{ event.l }}",
+            "{{ event.o }}",
+            "{{ event.o.k }}-{{ event.e }}",
+            "{{ event.missing }}",
+            "{{ event.o.k.deeper }}",
+            "a }} b {{ event.s }}",
+            "{{- event.s }} x",
+            "{{ event.s }}\n",
+            "{{ event['s'] }}",
+            "plain text",
+            "",
+        ];
+        for escape in [Escape::None, Escape::PathSegment] {
+            for source in sources {
+                let mut templates = Templates::default();
+                let (fast, _) = templates.add(source, escape).unwrap();
+                let slow = Template {
+                    pieces: None,
+                    ..fast.clone()
+                };
+                let expected = templates.render(&slow, context(&event));
+                let got = templates.render(&fast, context(&event));
+                match (&expected, &got) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{source:?} {escape:?}"),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{source:?} {escape:?}: {expected:?} vs {got:?}"),
+                }
+            }
+        }
+        let settings = template_value(&json!({"region": "eu", "n": 5, "o": {"k": "v"}}));
+        for source in [
+            "{{ settings.region }}/{{ settings.n }}",
+            "{{ settings.o.k }}",
+            "{{ settings.none }}",
+        ] {
+            let mut templates = Templates::default();
+            let (fast, _) = templates.add(source, Escape::None).unwrap();
+            let slow = Template {
+                pieces: None,
+                ..fast.clone()
+            };
+            let with = |t: &Template| {
+                let context = Context {
+                    settings: &settings,
+                    ..context(&event)
+                };
+                templates.render(t, context).ok()
+            };
+            assert_eq!(with(&fast), with(&slow), "{source}");
+        }
+        let mut templates = Templates::default();
+        let plain = |source: &str| plain_pieces(source).is_some();
+        assert!(plain("/u/{{ event.s }}/{{computed.person}}"));
+        assert!(!plain("{{ event.s|lower }}"));
+        assert!(!plain("{{ event.s }}\n"));
+        assert!(!plain("{% if x %}{% endif %}"));
+        let (t, _) = templates.add("{{ event.s }}", Escape::None).unwrap();
+        assert!(t.pieces.is_some());
     }
 
     #[test]
