@@ -1,6 +1,9 @@
 //! JSONPath sources, compiled once. Plain member chains (`$.traits.email`, `$['a.b'][0]`) are
 //! lowered to a direct key walk; anything else (wildcards, filters, slices, descendants) runs
-//! through jsonpath-rust's compiled query.
+//! through a compiled query: evaluated here (`query`) when it uses names, indexes, wildcards
+//! and filters, by jsonpath-rust otherwise.
+
+mod query;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -74,7 +77,36 @@ enum Kind {
     Plain(Box<[Segment]>),
     /// A query, and the plain member chain it starts with: when that chain is missing the query
     /// can match nothing, and it is not run.
-    Query(Box<JpQuery>, Box<[Segment]>),
+    Query(Box<Query>, Box<[Segment]>),
+}
+
+/// A parsed query, and whether [`query::select`] evaluates it.
+#[derive(Clone)]
+struct Query {
+    parsed: JpQuery,
+    native: bool,
+}
+
+impl Query {
+    fn new(parsed: JpQuery) -> Query {
+        let native = query::supported(&parsed);
+        Query { parsed, native }
+    }
+
+    /// The nodes the query selects.
+    fn select<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
+        if self.native {
+            return query::select(&self.parsed, root);
+        }
+        js_path_process(&self.parsed, root)
+            .map(|found| {
+                found
+                    .into_iter()
+                    .map(jsonpath_rust::query::QueryRef::val)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for Path {
@@ -127,7 +159,7 @@ impl Path {
             let query = parse_json_path(&query_text)
                 .map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
             Kind::Query(
-                Box::new(query),
+                Box::new(Query::new(query)),
                 plain_prefix(&query_text).into_boxed_slice(),
             )
         };
@@ -182,11 +214,7 @@ impl Path {
             Kind::Plain(segments) => walk(root, segments),
             Kind::Query(query, prefix) => {
                 walk(root, prefix)?;
-                js_path_process(query, root)
-                    .ok()?
-                    .into_iter()
-                    .next()
-                    .map(jsonpath_rust::query::QueryRef::val)
+                query.select(root).into_iter().next()
             }
         }
     }
@@ -198,12 +226,12 @@ impl Path {
             Kind::Plain(segments) => walk(root, segments).map(Cow::Borrowed),
             Kind::Query(query, prefix) => {
                 walk(root, prefix)?;
-                let found = js_path_process(query, root).ok()?;
+                let found = query.select(root);
                 if found.is_empty() {
                     None
                 } else {
                     Some(Cow::Owned(Value::Array(
-                        found.into_iter().map(|r| r.val().clone()).collect(),
+                        found.into_iter().cloned().collect(),
                     )))
                 }
             }
