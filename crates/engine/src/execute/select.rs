@@ -170,19 +170,19 @@ impl Selector {
                 }
                 Condition::Exists(paths) => paths
                     .iter()
-                    .find(|p| read(p).is_none_or(|v| v.is_null()))
+                    .find(|p| subject.absent(p, root))
                     .map(Miss::Exists),
                 Condition::Missing(paths) => paths
                     .iter()
-                    .find(|p| read(p).is_some_and(|v| !v.is_null()))
+                    .find(|p| !subject.absent(p, root))
                     .map(Miss::Missing),
                 Condition::Filled(paths) => paths
                     .iter()
-                    .find(|p| is_blank(read(p).as_deref()))
+                    .find(|p| subject.blank(p, root))
                     .map(Miss::Filled),
                 Condition::Blank(paths) => paths
                     .iter()
-                    .find(|p| !is_blank(read(p).as_deref()))
+                    .find(|p| !subject.blank(p, root))
                     .map(Miss::Blank),
                 Condition::Equals(pairs, loose) => pairs
                     .iter()
@@ -288,13 +288,42 @@ impl<'e> Subject<'e> {
         'e: 'r,
     {
         match path.root() {
-            Root::Scope => path.get(root),
-            Root::Event => path.get(self.event),
-            Root::Item => path.get(self.item?.value),
             Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
-            Root::Settings => path.get(&self.connection.settings_value),
-            Root::Computed => path.get(&self.computed.values),
             Root::Key => self.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+            _ => path.get(self.document(path, root)?),
+        }
+    }
+
+    /// Whether `path` finds nothing, or null. A query's list of matches is never null, so for
+    /// a query this asks only whether it matches, without copying the matches.
+    fn absent(&self, path: &Path, root: &Value) -> bool {
+        match self.document(path, root) {
+            Some(document) if path.is_query() => !path.matches(document),
+            _ => self.read(path, root).is_none_or(|v| v.is_null()),
+        }
+    }
+
+    /// Whether `path` finds nothing, null, `""`, `[]` or `{}` (for a query: no match).
+    fn blank(&self, path: &Path, root: &Value) -> bool {
+        match self.document(path, root) {
+            Some(document) if path.is_query() => !path.matches(document),
+            _ => is_blank(self.read(path, root).as_deref()),
+        }
+    }
+
+    /// The document a path with members reads: `None` for `$key` and `$index`, and when there
+    /// is no item.
+    fn document<'r>(&self, path: &Path, root: &'r Value) -> Option<&'r Value>
+    where
+        'e: 'r,
+    {
+        match path.root() {
+            Root::Scope => Some(root),
+            Root::Event => Some(self.event),
+            Root::Item => self.item.map(|item| item.value),
+            Root::Settings => Some(&self.connection.settings_value),
+            Root::Computed => Some(&self.computed.values),
+            Root::Index | Root::Key => None,
         }
     }
 }

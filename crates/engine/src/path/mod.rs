@@ -219,6 +219,11 @@ impl Path {
         }
     }
 
+    /// Whether the path finds anything in `root` (a query: at least one match).
+    pub fn matches(&self, root: &Value) -> bool {
+        self.first(root).is_some()
+    }
+
     /// The value at this path. A plain path borrows from `root`; a query yields the list of its
     /// matches, or `None` when nothing matches.
     pub fn get<'a>(&self, root: &'a Value) -> Option<Cow<'a, Value>> {
