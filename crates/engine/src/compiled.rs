@@ -161,6 +161,8 @@ pub(crate) enum Condition {
     Equals(Vec<(Path, Value)>, Looseness),
     Matches(Vec<(Path, Regex)>),
     Same(Path, Path, Looseness),
+    /// `in`: the first path's value is one of the second's list (or equals its one value).
+    In(Path, Path, Looseness),
     Settings(Vec<(Box<str>, Value)>),
     Recalled(Recall),
     Statuses(Vec<u16>),
@@ -378,6 +380,9 @@ pub(crate) struct Rest {
     pub only: Names,
     /// `except: { setting: NAME }`: keys never bucketed, per connection.
     pub except: Names,
+    /// `except: { path: $... }`: keys never bucketed, named by the text or list of texts the
+    /// path selects in this event.
+    pub except_paths: Vec<Path>,
 }
 
 /// How a bucket flattens nested values into keys of its own.

@@ -109,6 +109,46 @@ fn except_can_come_from_a_setting() {
     );
 }
 
+#[test]
+fn the_names_an_event_lists_go_to_one_object_and_stay_out_of_the_bucket() {
+    // Klaviyo: the traits `integrations.Klaviyo.fieldsToAppend` names are appended, not set.
+    let fields = "        append: { entries: $.traits, where: { in: [$key, $event.integrations.K.append] }, from: $, omit_empty: true }\n        properties: { rest_of: $.traits, except: [email, { path: $.integrations.K.append }] }\n";
+    let connection = connect(&mapping(fields), &json!({}));
+    let traits = json!({"email": "e", "plan": "pro", "tags": "new", "seen": "x"});
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "traits": traits, "integrations": {"K": {"append": ["tags", "seen"]}}}),
+    );
+    assert_eq!(
+        body(request(&planned)),
+        json!({"append": {"tags": "new", "seen": "x"}, "properties": {"plan": "pro"}})
+    );
+    // One name instead of a list; and an event that lists none keeps every trait in the bucket.
+    let one = plan(
+        &connection,
+        &json!({"type": "track", "traits": traits, "integrations": {"K": {"append": "tags"}}}),
+    );
+    assert_eq!(
+        body(request(&one)),
+        json!({"append": {"tags": "new"}, "properties": {"plan": "pro", "seen": "x"}})
+    );
+    let none = plan(&connection, &json!({"type": "track", "traits": traits}));
+    assert_eq!(
+        body(request(&none)),
+        json!({"properties": {"plan": "pro", "tags": "new", "seen": "x"}})
+    );
+}
+
+#[test]
+fn names_from_the_event_are_refused_outside_a_buckets_except() {
+    let fields = "        props: { rest_of: $.traits, only: [{ path: $.allowed }] }\n";
+    let problems = support::rejected(&mapping(fields));
+    assert!(
+        problems.contains("allowed only in a bucket's `except`"),
+        "{problems}"
+    );
+}
+
 /// A mapping whose `track` body is `fields`, with `settings` declared.
 fn with_settings(settings: &str, fields: &str) -> String {
     format!(

@@ -533,6 +533,12 @@ pub struct Selector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 2))]
     pub same: Option<Vec<String>>,
+    /// Two JSONPaths: the value the first selects must be one of the list the second selects
+    /// (or equal it, when that is one value), e.g. `[$key, $computed.fields_to_append]` in an
+    /// `entries`' `where`. Texts compare as `loose` says.
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 2))]
+    pub among: Option<Vec<String>>,
     /// JSONPath (or list of them) that must each select nothing, or null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<OneOrMany<String>>,
@@ -626,6 +632,17 @@ pub enum NameItem {
     Name(String),
     /// The names a list setting holds (none when a connection leaves it unset).
     Setting(SettingNames),
+    /// In a bucket's `except` only: the names an event value holds, per event.
+    Path(PathNames),
+}
+
+/// The names an event value holds: the text, or the texts of a list, that a JSONPath selects,
+/// e.g. `{ path: $.integrations.Klaviyo.fieldsToAppend }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathNames {
+    /// The JSONPath.
+    pub path: String,
 }
 
 /// The names a `list` setting holds: its items (texts, or the `from` of `{from, to}` pairs), or
@@ -851,7 +868,8 @@ pub struct Field {
     /// `"*"` allows every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Names>,
-    /// With `rest_of`: keys that never go into the bucket, written here or `{ setting: NAME }`.
+    /// With `rest_of`: keys that never go into the bucket, written here, `{ setting: NAME }`, or
+    /// `{ path: $... }` for the names an event value lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<Names>,
     /// With `rest_of`: a prefix added to every bucketed key.

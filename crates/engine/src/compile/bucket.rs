@@ -87,7 +87,8 @@ impl Compiler<'_> {
             None => Names::Any,
         };
         // Keys written in the mapping are left out once, when it compiles; those the settings
-        // listed beside them hold, per connection.
+        // listed beside them hold, per connection; those event values list, per event.
+        let mut except_paths = Vec::new();
         let (consumed, except) = match &field.except {
             Some(model::Names::One(one)) => (vec![one.as_str().into()], Names::Any),
             Some(model::Names::Many(items)) => {
@@ -99,6 +100,9 @@ impl Compiler<'_> {
                         model::NameItem::Name(name) => written.push(name.as_str().into()),
                         model::NameItem::Setting(reference) => {
                             settings.extend(self.name_source(&at.index(i), reference));
+                        }
+                        model::NameItem::Path(names) => {
+                            except_paths.extend(self.path(&at.index(i).key("path"), &names.path));
                         }
                     }
                 }
@@ -131,6 +135,7 @@ impl Compiler<'_> {
             flatten,
             only,
             except,
+            except_paths,
         })
     }
 }

@@ -34,6 +34,7 @@ impl Compiler<'_> {
             equals,
             matches,
             same,
+            among,
             missing,
             settings,
             recalled,
@@ -159,6 +160,17 @@ impl Compiler<'_> {
                 }
             }
         }
+        if let Some(pair) = among {
+            // The schema holds it to two paths.
+            let at = pointer.key("in");
+            if let [a, b] = pair.as_slice() {
+                let a = self.path(&at.index(0), a);
+                let b = self.path(&at.index(1), b);
+                if let (Some(a), Some(b)) = (a, b) {
+                    conditions.push(Condition::In(a, b, loose));
+                }
+            }
+        }
         if let Some(settings) = settings {
             let mut compiled = Vec::new();
             for (name, value) in settings {
@@ -271,6 +283,15 @@ impl Compiler<'_> {
                         model::NameItem::Name(name) => listed.push(loosened(name, loose).into()),
                         model::NameItem::Setting(reference) => {
                             settings.extend(self.name_source(&pointer.index(i), reference));
+                        }
+                        model::NameItem::Path(_) => {
+                            self.problem(
+                                DiagnosticKind::Field,
+                                &pointer.index(i),
+                                Target::Value,
+                                "names read from the event (`path:`) are allowed only in a bucket's `except`",
+                            )
+                            .help = Some("write the names here, or take them from a list setting with `{ setting: NAME }`".into());
                         }
                     }
                 }

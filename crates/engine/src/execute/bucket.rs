@@ -54,6 +54,15 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|p| self.read(p, scope))
             .collect();
+        let excepted: Vec<Cow<'a, Value>> = rest
+            .except_paths
+            .iter()
+            .filter_map(|p| self.read(p, scope))
+            .collect();
+        let lists = |value: &Value, key: &str| match value {
+            Value::Array(items) => items.iter().any(|item| item.as_str() == Some(key)),
+            other => other.as_str() == Some(key),
+        };
         let mut shown = Vec::new();
         for (key, value) in map {
             if rest.consumed.contains(key.as_str())
@@ -61,6 +70,7 @@ impl<'a> Run<'a> {
                 || !rest.only.allows(Some(key), self.connection)
                 || rest.except.lists(key, self.connection)
                 || named.iter().any(|n| n.as_str() == Some(key))
+                || excepted.iter().any(|names| lists(names, key))
             {
                 continue;
             }

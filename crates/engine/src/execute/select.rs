@@ -43,6 +43,7 @@ enum Miss<'s> {
     Equals(&'s Path, &'s Value),
     Matches(&'s Path, &'s regex::Regex),
     Same(&'s Path, &'s Path),
+    In(&'s Path, &'s Path),
     Setting(&'s str, &'s Value),
     Recalled(&'s str),
     Not,
@@ -205,6 +206,18 @@ impl Selector {
                     };
                     (!same).then_some(Miss::Same(a, b))
                 }
+                Condition::In(a, b, loose) => {
+                    let found = match (read(a), read(b)) {
+                        (Some(x), Some(list)) if !x.is_null() => match &*list {
+                            Value::Array(items) => {
+                                items.iter().any(|item| values_equal(item, &x, *loose))
+                            }
+                            one => values_equal(one, &x, *loose),
+                        },
+                        _ => false,
+                    };
+                    (!found).then_some(Miss::In(a, b))
+                }
                 Condition::Settings(pairs) => pairs
                     .iter()
                     .find(|(name, want)| subject.connection.values.get(&**name) != Some(want))
@@ -264,6 +277,7 @@ impl Selector {
             Some(Miss::Equals(p, want)) => format!("`{p}` is not `{want}`"),
             Some(Miss::Matches(p, regex)) => format!("`{p}` does not match `{regex}`"),
             Some(Miss::Same(a, b)) => format!("`{a}` and `{b}` differ"),
+            Some(Miss::In(a, b)) => format!("`{a}` is not in `{b}`"),
             Some(Miss::Setting(name, want)) => format!("setting `{name}` is not `{want}`"),
             Some(Miss::Recalled(store)) => format!("no `{store}` is remembered for this event"),
             Some(Miss::Not) => "the `not` condition holds".to_owned(),
