@@ -400,7 +400,9 @@ fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Optio
         }
         match node {
             Value::String(text) => push_value(&mut out, text),
-            Value::Number(n) if n.is_i64() || n.is_u64() => push_value(&mut out, &n.to_string()),
+            // As minijinja prints the integer, not as written (`-0` is 0).
+            Value::Number(n) if let Some(i) = n.as_i64() => push_value(&mut out, &i.to_string()),
+            Value::Number(n) if let Some(u) = n.as_u64() => push_value(&mut out, &u.to_string()),
             _ => return None,
         }
     }
@@ -657,12 +659,13 @@ mod tests {
     #[test]
     fn text_and_plain_values_render_as_minijinja_renders_them() {
         let event = json!({
-            "s": "a/b c?é", "i": -42, "u": u64::MAX, "f": 1.0, "b": true,
+            "s": "a/b c?é", "i": -42, "u": u64::MAX, "f": 1.0, "b": true, "z": serde_json::from_str::<Value>("-0").unwrap(),
             "n": null, "l": [1, 2], "o": {"k": "v"}, "e": ""
         });
         let sources = [
             "{{ event.s }}",
             "x{{event.i}}y{{ event.u }}",
+            "{{ event.z }}",
             "/u/{{ event.s }}/{{ event.i }}",
             "{{ event.f }}",
             "{{ event.b }}",
