@@ -17,13 +17,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferry_testkit::browser::{Browser, HEIGHT, WIDTH, png_size};
 use serde_json::{Value, json};
 use support::client::{basic, raw};
+use support::node;
 use support::{Destination, Ferry, SINK_KEY, WRITE_KEY, Workspace, http, post_batch};
 
 /// Deadlines of everything but the one-second measurement: generous, for a loaded machine.
@@ -290,35 +291,20 @@ fn run_segment_sdk(url: &str, dir: &Path) -> i64 {
     let module = serde_json::to_string(&format!("file://{}", script.display())).expect("text");
     // The script's top-level await ends with the flush; the import resolves right after.
     let program = format!("await import({module}); console.log('flushed-at ' + Date.now());");
-    let stdout_path = dir.join("segment.stdout");
-    let stderr_path = dir.join("segment.stderr");
-    let mut child = Command::new("node")
-        .args(["--input-type=module", "-e", &program])
-        .env("FERRY_URL", url)
-        .env("FERRY_WRITE_KEY", WRITE_KEY)
-        .current_dir(root().join("tests/sdk"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("a stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("a stderr file"))
-        .spawn()
-        .expect("node runs (the SDK tests need Node.js on PATH)");
-    let deadline = Instant::now() + Duration::from_mins(2);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("node's status") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the Segment SDK did not finish within 2 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let sdk = root().join("tests/sdk");
+    let run = node::run(
+        "segment",
+        &["--input-type=module", "-e", &program],
+        &[("FERRY_URL", url), ("FERRY_WRITE_KEY", WRITE_KEY)],
+        &sdk,
+        dir,
+        Duration::from_mins(2),
+    );
+    let (stdout, stderr) = (run.stdout, run.stderr);
     assert!(
-        status.success(),
-        "the Segment SDK failed ({status}):\n{stdout}\n{stderr}"
+        run.status.success(),
+        "the Segment SDK failed ({}):\n{stdout}\n{stderr}",
+        run.status
     );
     stdout
         .lines()

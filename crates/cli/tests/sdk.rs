@@ -9,11 +9,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::ferry::{Start, free_address};
+use support::node::{self, NodeRun};
 use support::{Destination, Ferry, Received};
 
 const WRITE_KEY: &str = "test-write-key";
@@ -116,46 +116,11 @@ fn wait_for(destination: &Destination, count: usize, ferry: &Ferry) {
     }
 }
 
-/// What one run of an SDK script printed, and whether it succeeded.
-struct SdkRun {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `node tests/sdk/SCRIPT URL KEY`, killing it after `SDK_RUN`.
-fn run_sdk(script: &str, url: &str, key: &str, dir: &Path) -> SdkRun {
-    let stdout_path = dir.join(format!("{script}.stdout"));
-    let stderr_path = dir.join(format!("{script}.stderr"));
-    let mut child = Command::new("node")
-        .arg(sdk_dir().join(script))
-        .args([url, key])
-        .current_dir(sdk_dir())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("a stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("a stderr file"))
-        .spawn()
-        .expect("node runs (the SDK tests need Node.js on PATH)");
-    let deadline = Instant::now() + SDK_RUN;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("node's status") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "node {script} did not finish within {SDK_RUN:?}; its output:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    SdkRun {
-        success: status.success(),
-        stdout: std::fs::read_to_string(&stdout_path).expect("node's stdout"),
-        stderr: std::fs::read_to_string(&stderr_path).expect("node's stderr"),
-    }
+fn run_sdk(script: &str, url: &str, key: &str, dir: &Path) -> NodeRun {
+    let path = sdk_dir().join(script);
+    let path = path.to_str().expect("a UTF-8 path");
+    node::run(script, &[path, url, key], &[], &sdk_dir(), dir, SDK_RUN)
 }
 
 /// A `ferry.yaml` whose Segment source feeds Extole and Promoter and whose Amplitude source
@@ -322,7 +287,7 @@ fn delivers(script: &str, key: &str, expected: &[Value], timed: &str) {
 
     let run = run_sdk(script, &ferry.url, key, dir.path());
     assert!(
-        run.success,
+        run.status.success(),
         "`{script}` reported a failure:\n{}{}\nferry's log:\n{}",
         run.stdout,
         run.stderr,
@@ -357,7 +322,7 @@ fn delivers_on_jetstream(script: &str, key: &str, expected: &[Value], timed: &st
 
     let run = run_sdk(script, &a.url, key, dir.path());
     assert!(
-        run.success,
+        run.status.success(),
         "`{script}` reported a failure:\n{}{}\nferry's log:\n{}",
         run.stdout,
         run.stderr,
@@ -379,7 +344,7 @@ fn delivers_on_jetstream(script: &str, key: &str, expected: &[Value], timed: &st
 
 /// Runs the SDK script `script` with a key ferry does not know, checks what the SDK reported
 /// with `reported`, and asserts nothing was delivered.
-fn refused(script: &str, key: &str, reported: impl Fn(&SdkRun)) {
+fn refused(script: &str, key: &str, reported: impl Fn(&NodeRun)) {
     if !sdks_installed() {
         return;
     }
@@ -388,7 +353,7 @@ fn refused(script: &str, key: &str, reported: impl Fn(&SdkRun)) {
     let ferry = start_ferry(&write_config(dir.path(), &destination.url));
     let run = run_sdk(script, &ferry.url, key, dir.path());
     assert!(
-        !run.success,
+        !run.status.success(),
         "`{script}` reported success with a wrong key:\n{}",
         run.stdout
     );

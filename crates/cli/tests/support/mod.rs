@@ -9,6 +9,7 @@ pub mod destination;
 pub mod ferry;
 pub mod load;
 pub mod nats;
+pub mod node;
 pub mod workspace;
 
 pub use client::{http, post_batch, track};
