@@ -383,6 +383,8 @@ pub(crate) struct Rest {
     /// `except: { path: $... }`: keys never bucketed, named by the text or list of texts the
     /// path selects in this event.
     pub except_paths: Vec<Path>,
+    /// `except: { matches: REGEX }`: keys never bucketed, those the expression matches.
+    pub except_patterns: Vec<Regex>,
 }
 
 /// How a bucket flattens nested values into keys of its own.

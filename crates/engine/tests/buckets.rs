@@ -140,6 +140,42 @@ fn the_names_an_event_lists_go_to_one_object_and_stay_out_of_the_bucket() {
 }
 
 #[test]
+fn names_a_pattern_matches_stay_out_of_the_bucket() {
+    // GA4: parameter names with a reserved prefix are never sent.
+    let fields = "        params: { rest_of: $.properties, except: [sku, { matches: \"^(?i:google_|ga_|firebase_)\" }] }\n";
+    let connection = connect(&mapping(fields), &json!({}));
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "properties": {"sku": "s", "plan": "pro", "google_id": "g",
+                "GA_session": 1, "firebase_user": "f", "my_ga_note": "kept"}}),
+    );
+    assert_eq!(
+        body(request(&planned)),
+        json!({"params": {"plan": "pro", "my_ga_note": "kept"}})
+    );
+}
+
+#[test]
+fn a_pattern_that_is_not_a_regular_expression_is_refused_where_it_is_written() {
+    let fields = "        params: { rest_of: $.properties, except: [{ matches: \"^(ga_\" }] }\n";
+    let problems = support::rejected(&mapping(fields));
+    assert!(
+        problems.contains("is not a regular expression") && problems.contains("test.yaml:13:62"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn names_a_pattern_matches_are_refused_outside_a_buckets_except() {
+    let fields = "        props: { rest_of: $.traits, only: [{ matches: \"^x\" }] }\n";
+    let problems = support::rejected(&mapping(fields));
+    assert!(
+        problems.contains("allowed only in a bucket's `except`"),
+        "{problems}"
+    );
+}
+
+#[test]
 fn names_from_the_event_are_refused_outside_a_buckets_except() {
     let fields = "        props: { rest_of: $.traits, only: [{ path: $.allowed }] }\n";
     let problems = support::rejected(&mapping(fields));

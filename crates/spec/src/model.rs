@@ -634,6 +634,17 @@ pub enum NameItem {
     Setting(SettingNames),
     /// In a bucket's `except` only: the names an event value holds, per event.
     Path(PathNames),
+    /// In a bucket's `except` only: every name a regular expression matches.
+    Pattern(PatternNames),
+}
+
+/// The names a regular expression matches somewhere, e.g. `{ matches: "^(google_|ga_)" }` for
+/// the names that start with a reserved prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatternNames {
+    /// The regular expression.
+    pub matches: String,
 }
 
 /// The names an event value holds: the text, or the texts of a list, that a JSONPath selects,
@@ -868,8 +879,9 @@ pub struct Field {
     /// `"*"` allows every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Names>,
-    /// With `rest_of`: keys that never go into the bucket, written here, `{ setting: NAME }`, or
-    /// `{ path: $... }` for the names an event value lists.
+    /// With `rest_of`: keys that never go into the bucket, written here, `{ setting: NAME }`,
+    /// `{ path: $... }` for the names an event value lists, or `{ matches: REGEX }` for the
+    /// names a regular expression matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<Names>,
     /// With `rest_of`: a prefix added to every bucketed key.

@@ -87,8 +87,10 @@ impl Compiler<'_> {
             None => Names::Any,
         };
         // Keys written in the mapping are left out once, when it compiles; those the settings
-        // listed beside them hold, per connection; those event values list, per event.
+        // listed beside them hold, per connection; those event values list, per event; those a
+        // pattern matches, by the pattern compiled here.
         let mut except_paths = Vec::new();
+        let mut except_patterns = Vec::new();
         let (consumed, except) = match &field.except {
             Some(model::Names::One(one)) => (vec![one.as_str().into()], Names::Any),
             Some(model::Names::Many(items)) => {
@@ -103,6 +105,10 @@ impl Compiler<'_> {
                         }
                         model::NameItem::Path(names) => {
                             except_paths.extend(self.path(&at.index(i).key("path"), &names.path));
+                        }
+                        model::NameItem::Pattern(names) => {
+                            let at = at.index(i).key("matches");
+                            except_patterns.extend(self.regex(&at, &names.matches));
                         }
                     }
                 }
@@ -136,6 +142,7 @@ impl Compiler<'_> {
             only,
             except,
             except_paths,
+            except_patterns,
         })
     }
 }

@@ -284,12 +284,16 @@ impl Compiler<'_> {
                         model::NameItem::Setting(reference) => {
                             settings.extend(self.name_source(&pointer.index(i), reference));
                         }
-                        model::NameItem::Path(_) => {
+                        model::NameItem::Path(_) | model::NameItem::Pattern(_) => {
+                            let what = match item {
+                                model::NameItem::Path(_) => "names read from the event (`path:`)",
+                                _ => "names a pattern matches (`matches:`)",
+                            };
                             self.problem(
                                 DiagnosticKind::Field,
                                 &pointer.index(i),
                                 Target::Value,
-                                "names read from the event (`path:`) are allowed only in a bucket's `except`",
+                                format!("{what} are allowed only in a bucket's `except`"),
                             )
                             .help = Some("write the names here, or take them from a list setting with `{ setting: NAME }`".into());
                         }

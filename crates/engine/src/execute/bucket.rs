@@ -71,6 +71,10 @@ impl<'a> Run<'a> {
                 || rest.except.lists(key, self.connection)
                 || named.iter().any(|n| n.as_str() == Some(key))
                 || excepted.iter().any(|names| lists(names, key))
+                || rest
+                    .except_patterns
+                    .iter()
+                    .any(|pattern| pattern.is_match(key))
             {
                 continue;
             }
