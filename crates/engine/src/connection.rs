@@ -451,6 +451,7 @@ impl Connection {
             settings: &self.settings,
             computed: None,
             item: None,
+            responses: None,
         }
     }
 
@@ -491,6 +492,7 @@ impl Connection {
                 settings: &self.redacted_settings,
                 computed: None,
                 item: None,
+                responses: None,
             },
         )
     }
@@ -511,6 +513,7 @@ impl Connection {
                 settings: &self.settings,
                 computed: None,
                 item,
+                responses: None,
             },
         ))
     }

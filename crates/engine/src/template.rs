@@ -25,7 +25,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The variables a template may read.
-pub const VARIABLES: [&str; 4] = ["event", "settings", "computed", "item"];
+pub const VARIABLES: [&str; 5] = ["event", "settings", "computed", "item", "responses"];
 
 /// Where a template's output goes, which decides how interpolated values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,11 @@ pub struct Template {
     /// template, so that a template reading one computed value does not copy them all.
     computed_paths: Vec<Vec<Box<str>>>,
     item_paths: Vec<Vec<Box<str>>>,
+    /// The earlier steps whose responses it reads (`responses.lookup.body.id`), by name; `None`
+    /// for a read of `responses` as a whole. The compiler resolves them to step positions.
+    pub(crate) response_names: Vec<Option<Box<str>>>,
+    /// The steps read, as (name, position among the action's steps): set by the compiler.
+    pub(crate) response_steps: Vec<(Box<str>, usize)>,
     /// The template as text and plain values, when it is only that
     /// (`/customers/{{ computed.person }}/events`).
     pieces: Option<Box<[Piece]>>,
@@ -117,7 +122,7 @@ enum Variable {
 /// A name a template uses that nothing defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unknown {
-    /// A variable other than `event`, `settings`, `computed` and `item`.
+    /// A variable other than `event`, `settings`, `computed`, `item` and `responses`.
     Variable(String),
     /// A filter (`{{ x|truncate }}`).
     Filter(String),
@@ -146,6 +151,8 @@ pub(crate) struct Context<'a> {
     pub settings: &'a minijinja::Value,
     pub computed: Option<&'a Value>,
     pub item: Option<&'a Value>,
+    /// The responses of earlier steps the template reads, by step name.
+    pub responses: Option<&'a minijinja::Value>,
 }
 
 /// Why a template did not produce text.
@@ -156,6 +163,74 @@ pub enum RenderError {
     Undefined(Option<String>),
     /// Anything else (a failing filter, too much work, too long an output).
     Failed(String),
+}
+
+/// What a template reads, variable by variable, as compiling it finds out.
+#[derive(Default)]
+struct Reads {
+    event_paths: Vec<Vec<Box<str>>>,
+    settings: BTreeSet<String>,
+    computed: bool,
+    item: bool,
+    computed_paths: Vec<Vec<Box<str>>>,
+    item_paths: Vec<Vec<Box<str>>>,
+    response_names: Vec<Option<Box<str>>>,
+    unknown: Vec<Unknown>,
+    /// The variables read through a path (`event.a`): a lookup of one of them by key reads no more.
+    roots_with_paths: BTreeSet<String>,
+}
+
+impl Reads {
+    /// A variable as minijinja lists it: `event.traits.email`.
+    fn variable(&mut self, variable: &str, globals: &BTreeSet<String>) {
+        let mut parts = variable.split('.');
+        let Some(root) = parts.next() else { return };
+        self.roots_with_paths.insert(root.to_owned());
+        match root {
+            "event" => self.event_paths.push(parts.map(Into::into).collect()),
+            "settings" => {
+                if let Some(setting) = parts.next() {
+                    self.settings.insert(setting.to_owned());
+                }
+            }
+            "computed" => {
+                self.computed = true;
+                self.computed_paths.push(parts.map(Into::into).collect());
+            }
+            "item" => {
+                self.item = true;
+                self.item_paths.push(parts.map(Into::into).collect());
+            }
+            "responses" => {
+                let step = parts.next().map(Into::into);
+                if !self.response_names.contains(&step) {
+                    self.response_names.push(step);
+                }
+            }
+            other if globals.contains(other) => {}
+            other => self.unknown.push(Unknown::Variable(other.to_owned())),
+        }
+    }
+
+    /// A variable read by a lookup that shows no path (a slice, `event[key]`): all of it.
+    fn whole(&mut self, root: &str) {
+        if self.roots_with_paths.contains(root) {
+            return;
+        }
+        match root {
+            "event" => self.event_paths.push(Vec::new()),
+            "computed" => {
+                self.computed = true;
+                self.computed_paths.push(Vec::new());
+            }
+            "item" => {
+                self.item = true;
+                self.item_paths.push(Vec::new());
+            }
+            "responses" => self.response_names.push(None),
+            _ => {}
+        }
+    }
 }
 
 impl Templates {
@@ -178,35 +253,10 @@ impl Templates {
             Escape::PathSegment => &self.url,
         };
         let template = env.get_template(&name).map_err(|e| describe(&e))?;
-        let mut event_paths = Vec::new();
-        let (mut computed_paths, mut item_paths) = (Vec::new(), Vec::new());
-        let mut settings = BTreeSet::new();
-        let mut unknown = Vec::new();
-        let (mut reads_computed, mut reads_item) = (false, false);
-        let mut roots_with_paths = BTreeSet::new();
         let globals: BTreeSet<String> = env.globals().map(|(name, _)| name.to_owned()).collect();
+        let mut reads = Reads::default();
         for variable in template.undeclared_variables(true) {
-            let mut parts = variable.split('.');
-            let Some(root) = parts.next() else { continue };
-            roots_with_paths.insert(root.to_owned());
-            match root {
-                "event" => event_paths.push(parts.map(Into::into).collect()),
-                "settings" => {
-                    if let Some(setting) = parts.next() {
-                        settings.insert(setting.to_owned());
-                    }
-                }
-                "computed" => {
-                    reads_computed = true;
-                    computed_paths.push(parts.map(Into::into).collect());
-                }
-                "item" => {
-                    reads_item = true;
-                    item_paths.push(parts.map(Into::into).collect());
-                }
-                other if globals.contains(other) => {}
-                other => unknown.push(Unknown::Variable(other.to_owned())),
-            }
+            reads.variable(&variable, &globals);
         }
         let compiled = get_compiled_template(&template);
         let mut calls = Vec::new();
@@ -217,22 +267,9 @@ impl Templates {
         }
         // Some reads (a slice, `event[key]`) do not show as paths: read the whole value.
         for root in looked_up {
-            if roots_with_paths.contains(root) {
-                continue;
-            }
-            match root {
-                "event" => event_paths.push(Vec::new()),
-                "computed" => {
-                    reads_computed = true;
-                    computed_paths.push(Vec::new());
-                }
-                "item" => {
-                    reads_item = true;
-                    item_paths.push(Vec::new());
-                }
-                _ => {}
-            }
+            reads.whole(root);
         }
+        let mut unknown = std::mem::take(&mut reads.unknown);
         for call in calls {
             let known = match &call {
                 Unknown::Filter(name) => probe(env, name, "filter"),
@@ -254,12 +291,14 @@ impl Templates {
             Template {
                 name,
                 escape,
-                event_paths,
-                settings,
-                reads_computed,
-                reads_item,
-                computed_paths,
-                item_paths,
+                event_paths: reads.event_paths,
+                settings: reads.settings,
+                reads_computed: reads.computed,
+                reads_item: reads.item,
+                computed_paths: reads.computed_paths,
+                item_paths: reads.item_paths,
+                response_names: reads.response_names,
+                response_steps: Vec::new(),
                 pieces: plain_pieces(source).map(Vec::into_boxed_slice),
             },
             unknown,
@@ -299,6 +338,7 @@ impl Templates {
             settings => context.settings.clone(),
             computed => read(context.computed, &template.computed_paths),
             item => read(context.item, &template.item_paths),
+            responses => context.responses.cloned().unwrap_or(minijinja::Value::UNDEFINED),
         };
         match compiled.render(context) {
             Ok(text) if text.len() > MAX_OUTPUT => Err(too_long(text.len())),
@@ -453,7 +493,12 @@ impl Template {
 
     /// Whether the template reads anything but settings.
     pub(crate) fn reads_more_than_settings(&self) -> bool {
-        self.reads_event() || self.reads_computed || self.reads_item
+        self.reads_event() || self.reads_computed || self.reads_item || self.reads_responses()
+    }
+
+    /// Whether the template reads an earlier step's response.
+    pub(crate) fn reads_responses(&self) -> bool {
+        !self.response_names.is_empty()
     }
 
     /// The first value the template reads that `event` lacks, as `event.a.b`.
@@ -568,6 +613,7 @@ mod tests {
             settings: &NONE,
             computed: None,
             item: None,
+            responses: None,
         }
     }
 

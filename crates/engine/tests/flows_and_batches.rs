@@ -267,6 +267,113 @@ actions:
 }
 
 #[test]
+fn a_step_s_path_and_headers_read_an_earlier_step_s_response() {
+    // Klaviyo answers 409 for a profile that exists, with its id: the update goes to that id.
+    let text = r#"version: 1
+name: t
+source: json
+http: { base_url: "https://api.example.com" }
+actions:
+  upsert:
+    when: {}
+    steps:
+      create:
+        request: { method: POST, path: /profiles, body: { email: { from: $.email } } }
+      update:
+        when: { response: create, status: 409 }
+        request:
+          method: PATCH
+          path: "/profiles/{{ responses.create.body.errors[0].meta.duplicate_profile_id }}"
+          headers: { X-Conflict: "{{ responses.create.status }}" }
+          body:
+            id: { response: create, from: "$.body.errors[0].meta.duplicate_profile_id", required: true }
+            email: { from: $.email }
+"#;
+    let connection = inline(text);
+    let event = json!({"email": "a@example.com"});
+    let create = only_request(connection.plan(&event, &NoState).outcomes);
+    let continuation = create
+        .continuation
+        .clone()
+        .expect("update waits for create");
+    let conflict = StepResponse::from_bytes(
+        409,
+        vec![],
+        br#"{"errors": [{"meta": {"duplicate_profile_id": "01GW/3PH"}}]}"#,
+    );
+    let Some(Outcome::Request(update)) =
+        connection.resume(&event, &NoState, &continuation, &conflict)
+    else {
+        panic!("409 leads to update")
+    };
+    // The response's value is one path segment: a slash in it cannot reach another path.
+    assert_eq!(update.url, "https://api.example.com/profiles/01GW%2F3PH");
+    assert!(
+        update
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("x-conflict") && &*h.value == "409"),
+        "{:?}",
+        update.headers
+    );
+    assert_eq!(
+        body(&update),
+        json!({"id": "01GW/3PH", "email": "a@example.com"})
+    );
+
+    // A 409 without the id leaves the path's value missing: the action fails and says why.
+    let bare = StepResponse::from_bytes(409, vec![], br#"{"errors": []}"#);
+    match connection.resume(&event, &NoState, &continuation, &bare) {
+        Some(Outcome::Failed(failure)) => assert!(
+            failure.message.contains("responses.create.body.errors"),
+            "{}",
+            failure.message
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn templates_read_the_responses_of_earlier_steps_only() {
+    let mapping = |path: &str, steps: bool| {
+        let request = format!("{{ method: GET, path: \"{path}\" }}");
+        let action = if steps {
+            format!(
+                "    steps:\n      first:\n        request: {{ method: GET, path: /a }}\n      second:\n        request: {request}\n      third:\n        request: {{ method: GET, path: /c }}\n"
+            )
+        } else {
+            format!("    request: {request}\n")
+        };
+        format!(
+            "version: 1\nname: t\nsource: json\nhttp: {{ base_url: \"https://api.example.com\" }}\nactions:\n  a:\n    when: {{}}\n{action}"
+        )
+    };
+    let refused = |text: String| match ferry_engine::load_str("test.yaml", &text) {
+        Ok(_) => panic!("loaded:\n{text}"),
+        Err(problems) => problems.to_string(),
+    };
+    let outside = refused(mapping("/x/{{ responses.first.body.id }}", false));
+    assert!(
+        outside.contains("only a step of an action with `steps`"),
+        "{outside}"
+    );
+    let later = refused(mapping("/x/{{ responses.third.body.id }}", true));
+    assert!(
+        later.contains("step `third` runs after `second`"),
+        "{later}"
+    );
+    let unknown = refused(mapping("/x/{{ responses.firts.body.id }}", true));
+    assert!(unknown.contains("did you mean `first`?"), "{unknown}");
+    assert!(
+        ferry_engine::load_str(
+            "test.yaml",
+            &mapping("/x/{{ responses.first.body.id }}", true)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn when_reads_settings_and_remembered_state() {
     let text = r#"version: 1
 name: t

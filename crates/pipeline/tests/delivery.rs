@@ -237,6 +237,51 @@ async fn the_alias_flow_creates_an_alias_user_for_an_email_braze_does_not_know()
 }
 
 #[tokio::test]
+async fn a_klaviyo_profile_that_exists_is_updated_at_the_id_its_409_names() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/profiles"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"errors": [{
+            "status": 409, "code": "duplicate_profile", "title": "Conflict.",
+            "meta": {"duplicate_profile_id": "01GW3PHVY0MTCDGS0A1612HARX"}
+        }]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/api/profiles/01GW3PHVY0MTCDGS0A1612HARX"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {}})))
+        .mount(&server)
+        .await;
+    let mapping = ferry_engine::load(&mapping_file("klaviyo")).unwrap_or_else(|d| panic!("{d}"));
+    let settings = json!({"private_api_key": KEY, "revision": "2023-02-22"});
+    let klaviyo = connect(mapping, &settings, &server.uri());
+    let event = json!({"type": "identify", "userId": "user-1", "messageId": "m-1",
+                       "traits": {"email": "ada@example.com", "plan": "pro"}});
+    let run = deliver(klaviyo, vec![event]).await;
+    let requests = received(&server).await;
+    let sent: Vec<(String, &str)> = requests
+        .iter()
+        .map(|r| (r.method.to_string(), r.url.path()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("POST".to_owned(), "/api/profiles"),
+            (
+                "PATCH".to_owned(),
+                "/api/profiles/01GW3PHVY0MTCDGS0A1612HARX"
+            )
+        ]
+    );
+    let update = body(&requests[1]);
+    assert_eq!(update["data"]["id"], "01GW3PHVY0MTCDGS0A1612HARX");
+    assert_eq!(update["data"]["attributes"]["email"], "ada@example.com");
+    assert_eq!(update["data"]["attributes"]["properties"]["plan"], "pro");
+    assert_eq!(run.summary.items_delivered, 1);
+    assert!(run.dead.is_empty());
+}
+
+#[tokio::test]
 async fn a_lookup_the_destination_refuses_is_dead_lettered_with_its_response() {
     let server = MockServer::start().await;
     Mock::given(path("/users/export/ids"))

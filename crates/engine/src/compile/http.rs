@@ -65,7 +65,7 @@ impl Compiler<'_> {
         source: &str,
         escape: Escape,
     ) -> Option<Template> {
-        let (template, unknown) = match self.templates.add(source, escape) {
+        let (mut template, unknown) = match self.templates.add(source, escape) {
             Ok(compiled) => compiled,
             Err(why) => {
                 self.problem(
@@ -85,7 +85,7 @@ impl Compiler<'_> {
                     format!("the template reads `{name}`, which is not defined"),
                     match did_you_mean(name, VARIABLES) {
                         Some(near) => format!("did you mean `{near}`?"),
-                        None => "templates read `event`, `settings`, `computed` and, with `for_each`, `item`".into(),
+                        None => "templates read `event`, `settings`, `computed`, with `for_each` `item`, and in a step `responses`".into(),
                     },
                 ),
                 Unknown::Filter(name) => (
@@ -125,6 +125,9 @@ impl Compiler<'_> {
                 });
             }
         }
+        if template.reads_responses() {
+            ok &= self.bind_responses(pointer, &mut template);
+        }
         if template.reads_item && !self.for_each_in_scope {
             ok = false;
             let diagnostic = self.problem(
@@ -136,6 +139,38 @@ impl Compiler<'_> {
             narrow(diagnostic, &["item"]);
         }
         ok.then_some(template)
+    }
+
+    /// Resolves the steps whose responses `template` reads to their positions: each must be a
+    /// step before the one being compiled (`responses` alone reads all of those).
+    fn bind_responses(&mut self, pointer: &Pointer, template: &mut Template) -> bool {
+        let Some(scope) = self.steps_in_scope.clone() else {
+            let diagnostic = self.problem(
+                DiagnosticKind::Template,
+                pointer,
+                Target::Value,
+                "the template reads `responses`, the answers of earlier steps, and only a step of an action with `steps` has them",
+            );
+            narrow(diagnostic, &["responses"]);
+            return false;
+        };
+        let mut ok = true;
+        for name in template.response_names.clone() {
+            match name {
+                Some(name) => match self.step_ref(pointer, &name) {
+                    Some(index) => template.response_steps.push((name, index)),
+                    None => ok = false,
+                },
+                None => template.response_steps.extend(
+                    scope
+                        .earlier
+                        .iter()
+                        .enumerate()
+                        .map(|(index, name)| (name.as_str().into(), index)),
+                ),
+            }
+        }
+        ok
     }
 
     /// `http.headers` and `http.auth`.

@@ -17,7 +17,7 @@ use crate::plan::{
     StepResponse,
 };
 use crate::state::{Recall, Remembered};
-use crate::template::{Context, RenderError, Template};
+use crate::template::{Context, RenderError, Template, template_value};
 
 mod bucket;
 mod list;
@@ -537,6 +537,7 @@ impl Connection {
             settings: &self.settings,
             computed: Some(&event.computed.values),
             item,
+            responses: None,
         }
     }
 
@@ -804,6 +805,8 @@ impl<'a> Run<'a> {
 
     /// Renders a template with `scope` as its `event`.
     fn render(&self, template: &Template, scope: &'a Value) -> Result<String, RenderError> {
+        let responses =
+            (!template.response_steps.is_empty()).then(|| self.responses_read(template));
         self.connection.render(
             template,
             Context {
@@ -811,8 +814,19 @@ impl<'a> Run<'a> {
                 settings: &self.connection.settings,
                 computed: Some(&self.computed.values),
                 item: self.item.map(|item| item.value),
+                responses: responses.as_ref(),
             },
         )
+    }
+
+    /// The responses of the earlier steps `template` reads, by step name: a step that did not
+    /// run is missing.
+    fn responses_read(&self, template: &Template) -> minijinja::Value {
+        let read = template.response_steps.iter().filter_map(|(name, index)| {
+            let document = self.responses.get(*index)?.as_deref()?;
+            Some((minijinja::Value::from(&**name), template_value(document)))
+        });
+        minijinja::Value::from_object(read.collect::<std::collections::BTreeMap<_, _>>())
     }
 
     /// The same run over values that live shorter (items a query copied out of the event).
