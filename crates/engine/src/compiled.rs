@@ -276,8 +276,18 @@ pub(crate) enum Op {
     Count,
     ToObject(Value),
     Convert(Conversion),
-    FormatTime(Box<str>),
+    /// A time written with a strftime pattern, in UTC or in a time zone.
+    FormatTime(Box<str>, Option<Zone>),
     MustBe(ValueType),
+}
+
+/// The time zone `format_time` writes a time in.
+#[derive(Debug)]
+pub(crate) enum Zone {
+    /// A zone written in the mapping.
+    Fixed(chrono_tz::Tz),
+    /// The zone an event value names (`$.context.timezone`), per event.
+    Read(Path),
 }
 
 #[derive(Debug)]

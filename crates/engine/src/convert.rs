@@ -223,21 +223,33 @@ pub(crate) fn check_time_format(pattern: &str) -> Result<(), String> {
     }
 }
 
-/// A time written with a strftime `pattern`, in UTC.
+/// A time written with a strftime `pattern`, in UTC or in the time zone `zone`.
 pub(crate) fn format_time(
     value: &Value,
     pattern: &str,
+    zone: Option<chrono_tz::Tz>,
     unit: TimeUnit,
 ) -> Result<Value, ShapeError> {
     let time = to_time(value, unit).ok_or_else(|| time_error(value))?;
+    let items = StrftimeItems::new(pattern);
     let mut out = String::new();
-    write!(
-        out,
-        "{}",
-        time.format_with_items(StrftimeItems::new(pattern))
-    )
-    .map_err(|_| format!("cannot write the time with `{pattern}`"))?;
+    let written = match zone {
+        None => write!(out, "{}", time.format_with_items(items)),
+        Some(zone) => write!(
+            out,
+            "{}",
+            time.with_timezone(&zone).format_with_items(items)
+        ),
+    };
+    written.map_err(|_| format!("cannot write the time with `{pattern}`"))?;
     Ok(Value::String(out))
+}
+
+/// The IANA time zone a text names (`Asia/Kolkata`).
+pub(crate) fn time_zone(name: &str) -> Result<chrono_tz::Tz, ShapeError> {
+    name.trim()
+        .parse()
+        .map_err(|_| format!("`{name}` is not a time zone (an IANA name such as `Europe/Paris`)"))
 }
 
 /// The number of items of a list, members of an object or characters of a text.

@@ -121,6 +121,37 @@ fn times_are_written_with_a_pattern_or_in_microseconds() {
 }
 
 #[test]
+fn times_are_written_in_a_time_zone_the_mapping_or_the_event_names() {
+    let fields = concat!(
+        "        paris: { from: $.t, format_time: { pattern: \"%H:%M %Z\", zone: Europe/Paris } }\n",
+        "        local: { from: $.t, format_time: { pattern: \"%Y-%m-%d %H:%M %Z\", zone: $.context.timezone } }\n",
+        "        items: { each: $.stops, format_time: { pattern: \"%H:%M %Z\", zone: $event.context.timezone }, from: $.at }\n",
+    );
+    let event = |t: &str, zone: &str| json!({"type": "track", "t": t, "context": {"timezone": zone}, "stops": [{"at": t}]});
+    // Summer and winter time: the abbreviation and offset are those at that instant.
+    assert_eq!(
+        body_of(fields, &event("2026-07-01T10:00:00Z", "Asia/Kolkata")),
+        json!({"paris": "12:00 CEST", "local": "2026-07-01 15:30 IST", "items": ["15:30 IST"]})
+    );
+    assert_eq!(
+        body_of(fields, &event("2026-12-01T10:00:00Z", "America/New_York")),
+        json!({"paris": "11:00 CET", "local": "2026-12-01 05:00 EST", "items": ["05:00 EST"]})
+    );
+    // A zone the event names that does not exist fails the field, with the name.
+    let why = fails(fields, &event("2026-12-01T10:00:00Z", "Mars/Olympus"));
+    assert!(why.contains("`Mars/Olympus` is not a time zone"), "{why}");
+    // A zone written in the mapping is checked when it loads.
+    let problems = rejected(&mapping(
+        "",
+        "        day: { from: $.t, format_time: { pattern: \"%H:%M\", zone: Europe/Pariss } }\n",
+    ));
+    assert!(
+        problems.contains("`Europe/Pariss` is not a time zone") && problems.contains("test.yaml:"),
+        "{problems}"
+    );
+}
+
+#[test]
 fn text_is_truncated_and_captured() {
     let fields = "        id: { from: $.messageId, truncate: 8 }\n        chrome: { from: $.ua, capture: \"Chrome/([0-9.]+)\" }\n        major: { from: $.ua, capture: \"Chrome/(\\\\d+)\", as: integer }\n        gone: { from: $.ua, capture: \"Firefox/([0-9.]+)\", default: none }\n";
     let ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.117 Safari/537.36";

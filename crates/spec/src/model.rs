@@ -611,6 +611,37 @@ impl Loose {
     }
 }
 
+/// How `format_time` writes a time: a strftime pattern (in UTC), or a pattern and the time zone
+/// the time is written in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TimeFormat {
+    /// A strftime pattern, the time in UTC: `"%Y-%m-%dT%H:%M:%S"`.
+    Pattern(String),
+    /// A pattern and a time zone: `{ pattern: "%H:%M %Z", zone: $.context.timezone }`.
+    Zoned(ZonedTimeFormat),
+}
+
+/// A strftime pattern written in a time zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZonedTimeFormat {
+    /// The strftime pattern; `%Z` is the zone's abbreviation at that time (`IST`, `CEST`).
+    pub pattern: String,
+    /// The IANA time zone (`Asia/Kolkata`), or a JSONPath to the event's (`$.context.timezone`).
+    pub zone: String,
+}
+
+impl TimeFormat {
+    /// The strftime pattern.
+    pub fn pattern(&self) -> &str {
+        match self {
+            TimeFormat::Pattern(pattern) => pattern,
+            TimeFormat::Zoned(zoned) => &zoned.pattern,
+        }
+    }
+}
+
 /// Names, written in the mapping or taken from a setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -970,9 +1001,9 @@ pub struct Field {
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
     /// A time (ISO-8601 text or a unix number in `time_unit`) written with this strftime
-    /// pattern, in UTC, e.g. `"%Y-%m-%dT%H:%M:%S"`.
+    /// pattern, in UTC, e.g. `"%Y-%m-%dT%H:%M:%S"`; or `{ pattern, zone }` in a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format_time: Option<String>,
+    pub format_time: Option<TimeFormat>,
     /// Operations in the order written, instead of `remap`, `transform`, `capture`,
     /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as` and `format_time` (which
     /// apply in that fixed order), and `must_be` checks at any point, e.g.
@@ -1025,9 +1056,9 @@ pub struct Operation {
     /// Convert the value to this type.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
-    /// A time written with this strftime pattern, in UTC.
+    /// A time written with this strftime pattern, in UTC; or `{ pattern, zone }` in a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format_time: Option<String>,
+    pub format_time: Option<TimeFormat>,
     /// Check the type of the value at this point: a value of another type fails the action,
     /// naming the field, e.g. `{ must_be: string }` before `transform: [lower]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

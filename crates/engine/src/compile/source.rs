@@ -6,7 +6,7 @@ use ferry_spec::model::{self, Conversion, OneOrMany, Otherwise, SettingType, Tem
 use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 
 use crate::checks::setting_type_name;
-use crate::compiled::{Op, Recall, Remap, Source};
+use crate::compiled::{Op, Recall, Remap, Source, Zone};
 use crate::path::Path;
 use crate::template::Escape;
 
@@ -189,7 +189,7 @@ impl<'d> Compiler<'d> {
         let converts_time = ops.iter().any(|op| {
             matches!(
                 op,
-                Op::FormatTime(_)
+                Op::FormatTime(..)
                     | Op::Convert(
                         Conversion::Iso8601
                             | Conversion::Date
@@ -286,19 +286,44 @@ impl<'d> Compiler<'d> {
         }
         ops.extend(to_object.clone().map(Op::ToObject));
         ops.extend(convert.map(Op::Convert));
-        if let Some(pattern) = format_time {
+        if let Some(format) = format_time {
+            let at = pointer.key("format_time");
+            let pattern = format.pattern();
             if let Err(why) = crate::convert::check_time_format(pattern) {
+                let at = match format {
+                    model::TimeFormat::Pattern(_) => at.clone(),
+                    model::TimeFormat::Zoned(_) => at.key("pattern"),
+                };
                 self.problem(
                     DiagnosticKind::Operation,
-                    &pointer.key("format_time"),
+                    &at,
                     Target::Value,
                     format!("`{pattern}` is not a time format: {why}"),
                 )
                 .help = Some("strftime patterns read like `%Y-%m-%dT%H:%M:%S`".into());
             }
-            ops.push(Op::FormatTime(pattern.as_str().into()));
+            let zone = match format {
+                model::TimeFormat::Pattern(_) => None,
+                model::TimeFormat::Zoned(zoned) => self.zone(&at.key("zone"), &zoned.zone),
+            };
+            ops.push(Op::FormatTime(pattern.into(), zone));
         }
         ops.extend(must_be.map(Op::MustBe));
+    }
+
+    /// The time zone of `format_time`: an IANA name, checked here, or a path read per event.
+    fn zone(&mut self, pointer: &Pointer, zone: &str) -> Option<Zone> {
+        if zone.starts_with('$') {
+            return self.path(pointer, zone).map(Zone::Read);
+        }
+        match crate::convert::time_zone(zone) {
+            Ok(zone) => Some(Zone::Fixed(zone)),
+            Err(why) => {
+                self.problem(DiagnosticKind::Operation, pointer, Target::Value, why)
+                    .help = Some("write an IANA time zone such as `Asia/Kolkata`, or a path to the event's, such as `$.context.timezone`".into());
+                None
+            }
+        }
     }
 
     /// A regular expression, compiled once.

@@ -84,7 +84,9 @@ impl<'a> Run<'a> {
                 Cow::Owned(format!("{}{key}", rest.prefix))
             };
             let entry = Entry { name, value };
-            self.rest_entry(rest, owner, entry, &taken, out, first, written, &mut shown)?;
+            self.rest_entry(
+                rest, owner, entry, &taken, out, first, written, &mut shown, scope,
+            )?;
         }
         if !shown.is_empty() {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
@@ -115,6 +117,7 @@ impl<'a> Run<'a> {
         first: &mut bool,
         written: &mut Written<'a>,
         shown: &mut Vec<String>,
+        scope: Scope<'a>,
     ) -> Step<()> {
         let Entry { name, value } = entry;
         if let Some(flat) = &rest.flatten {
@@ -125,7 +128,9 @@ impl<'a> Run<'a> {
                     for (key, value) in inner {
                         let name = Cow::Owned(format!("{name}{}{key}", flat.separator));
                         let entry = Entry { name, value };
-                        self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
+                        self.rest_entry(
+                            rest, owner, entry, taken, out, first, written, shown, scope,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -133,7 +138,9 @@ impl<'a> Run<'a> {
                     for (i, value) in items.iter().enumerate() {
                         let name = Cow::Owned(format!("{name}{before}{i}{after}"));
                         let entry = Entry { name, value };
-                        self.rest_entry(rest, owner, entry, taken, out, first, written, shown)?;
+                        self.rest_entry(
+                            rest, owner, entry, taken, out, first, written, shown, scope,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -151,7 +158,7 @@ impl<'a> Run<'a> {
         let value = if value.is_null() {
             Cow::Borrowed(value)
         } else {
-            match self.shape(owner, Cow::Borrowed(value), false)? {
+            match self.shape(owner, Cow::Borrowed(value), false, scope)? {
                 Some(value) => value,
                 None => return Ok(()),
             }

@@ -1,6 +1,6 @@
 //! One field's value: its source, the missing-value rules, and the operations that shape it.
 
-use crate::compiled::{Field, KeepNull, Op, Recall as RecallRule, Remap, Required, Source};
+use crate::compiled::{Field, KeepNull, Op, Recall as RecallRule, Remap, Required, Source, Zone};
 use crate::connection::Connection;
 use crate::convert::{self, kind, short};
 use crate::path::Path;
@@ -93,7 +93,7 @@ impl<'a> Run<'a> {
                     why.unwrap_or_else(|| field.source.describe_missing(scope, event, connection))
                 });
             };
-            match self.shape_ops(field, value, true)? {
+            match self.shape_ops(field, value, true, scope)? {
                 Shaped::Kept(shaped) => {
                     self.note(|| format!("{} <- {from}", field.label));
                     return Ok(Some(shaped));
@@ -351,11 +351,12 @@ impl<'a> Run<'a> {
         field: &'a Field,
         value: Cow<'v, Value>,
         remaps: bool,
+        scope: Scope<'a>,
     ) -> Step<Option<Cow<'v, Value>>>
     where
         'a: 'v,
     {
-        match self.shape_ops(field, value, remaps)? {
+        match self.shape_ops(field, value, remaps, scope)? {
             Shaped::Kept(value) => Ok(Some(value)),
             Shaped::Omitted | Shaped::Missing(_) => Ok(None),
             Shaped::Invalid(why) => Err(Stop::Failed(
@@ -371,6 +372,7 @@ impl<'a> Run<'a> {
         field: &'a Field,
         value: Cow<'v, Value>,
         remaps: bool,
+        scope: Scope<'a>,
     ) -> Step<Shaped<'v>>
     where
         'a: 'v,
@@ -437,8 +439,23 @@ impl<'a> Run<'a> {
                         }
                     }
                 }
-                Op::FormatTime(pattern) => {
-                    convert::format_time(&value, pattern, field.time_unit).map(Cow::Owned)
+                Op::FormatTime(pattern, zone) => {
+                    let zone = match zone {
+                        None => Ok(None),
+                        Some(Zone::Fixed(zone)) => Ok(Some(*zone)),
+                        Some(Zone::Read(path)) => match self.read(path, scope).as_deref() {
+                            Some(Value::String(name)) => convert::time_zone(name).map(Some),
+                            Some(other) => Err(format!(
+                                "the time zone `{path}` must be text, not {}",
+                                crate::convert::kind(other)
+                            )),
+                            None => Err(format!("the time zone `{path}` is missing")),
+                        },
+                    };
+                    zone.and_then(|zone| {
+                        convert::format_time(&value, pattern, zone, field.time_unit)
+                    })
+                    .map(Cow::Owned)
                 }
                 Op::MustBe(want) => {
                     if convert::has_type(&value, *want) {
