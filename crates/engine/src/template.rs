@@ -311,16 +311,14 @@ impl Templates {
         template: &Template,
         context: Context<'_>,
     ) -> Result<String, RenderError> {
-        if let Some(text) = template
+        match template
             .pieces
             .as_deref()
             .and_then(|pieces| render_plain(pieces, template.escape, context))
         {
-            return if text.len() > MAX_OUTPUT {
-                Err(too_long(text.len()))
-            } else {
-                Ok(text)
-            };
+            Some(Ok(text)) if text.len() > MAX_OUTPUT => return Err(too_long(text.len())),
+            Some(rendered) => return rendered,
+            None => {}
         }
         let env = match template.escape {
             Escape::None => &self.plain,
@@ -407,7 +405,14 @@ fn plain_pieces(source: &str) -> Option<Vec<Piece>> {
 /// Renders text and plain values without minijinja when every value is a string or an integer,
 /// which print as themselves; `None` for anything else (a missing value, a float, a list...),
 /// which minijinja renders or reports.
-fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Option<String> {
+/// `None` when it takes minijinja to say what the template prints (a value that is not text or
+/// an integer, a read through something that is not an object); a value an object lacks is
+/// missing, named as minijinja names it.
+fn render_plain(
+    pieces: &[Piece],
+    escape: Escape,
+    context: Context<'_>,
+) -> Option<Result<String, RenderError>> {
     let mut out = String::new();
     let push_value = |out: &mut String, text: &str| match escape {
         Escape::None => out.push_str(text),
@@ -421,7 +426,7 @@ fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Optio
             }
             Piece::Value(variable, keys) => (variable, keys),
         };
-        let json = match variable {
+        let (json, root) = match variable {
             Variable::Settings => {
                 let mut value = context.settings.clone();
                 for key in keys {
@@ -430,13 +435,24 @@ fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Optio
                 push_value(&mut out, value.as_str()?);
                 continue;
             }
-            Variable::Event => context.event,
-            Variable::Computed => context.computed,
-            Variable::Item => context.item,
+            Variable::Event => (context.event, "event"),
+            Variable::Computed => (context.computed, "computed"),
+            Variable::Item => (context.item, "item"),
         };
         let mut node = json?;
-        for key in keys {
-            node = node.get(&**key)?;
+        for (depth, key) in keys.iter().enumerate() {
+            let Value::Object(members) = node else {
+                return None;
+            };
+            let Some(inner) = members.get(&**key) else {
+                let mut name = root.to_owned();
+                for key in &keys[..=depth] {
+                    name.push('.');
+                    name.push_str(key);
+                }
+                return Some(Err(RenderError::Undefined(Some(name))));
+            };
+            node = inner;
         }
         match node {
             Value::String(text) => push_value(&mut out, text),
@@ -446,7 +462,7 @@ fn render_plain(pieces: &[Piece], escape: Escape, context: Context<'_>) -> Optio
             _ => return None,
         }
     }
-    Some(out)
+    Some(Ok(out))
 }
 /// The filters, tests and functions `instructions` call, and the variables they look up.
 fn calls_in<'s>(
@@ -720,6 +736,10 @@ mod tests {
             "{{ event.o }}",
             "{{ event.o.k }}-{{ event.e }}",
             "{{ event.missing }}",
+            "{{ event.o.missing }}",
+            "a{{ event.s }}/{{ event.o.missing.deeper }}",
+            "{{ event.missing.deeper }}",
+            "{{ event.n.deeper }}",
             "{{ event.o.k.deeper }}",
             "a }} b {{ event.s }}",
             "{{- event.s }} x",
@@ -740,7 +760,10 @@ mod tests {
                 let got = templates.render(&fast, context(&event));
                 match (&expected, &got) {
                     (Ok(a), Ok(b)) => assert_eq!(a, b, "{source:?} {escape:?}"),
-                    (Err(_), Err(_)) => {}
+                    (Err(RenderError::Undefined(a)), Err(RenderError::Undefined(b))) => {
+                        assert_eq!(a, b, "{source:?} {escape:?}");
+                    }
+                    (Err(RenderError::Failed(_)), Err(RenderError::Failed(_))) => {}
                     _ => panic!("{source:?} {escape:?}: {expected:?} vs {got:?}"),
                 }
             }
