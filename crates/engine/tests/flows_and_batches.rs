@@ -254,14 +254,19 @@ actions:
     assert_eq!(body(&update), json!({"id": "c/1", "version": 7}));
 
     let broken = StepResponse::from_bytes(500, vec![], b"{}");
-    match connection.resume(&event, &NoState, &continuation, &broken) {
-        Some(Outcome::Failed(failure)) => {
-            assert!(
-                failure.message.contains("answered 500"),
-                "{}",
-                failure.message
-            );
-        }
+    let why = resumed_failure(&connection, &event, &continuation, &broken);
+    assert!(why.contains("answered 500"), "{why}");
+}
+
+/// Why the action fails once its step is answered with `response`.
+fn resumed_failure(
+    connection: &Connection,
+    event: &Value,
+    continuation: &ferry_engine::Continuation,
+    response: &StepResponse,
+) -> String {
+    match connection.resume(event, &NoState, continuation, response) {
+        Some(Outcome::Failed(failure)) => failure.message,
         other => panic!("expected a failure, got {other:?}"),
     }
 }
@@ -323,14 +328,8 @@ actions:
 
     // A 409 without the id leaves the path's value missing: the action fails and says why.
     let bare = StepResponse::from_bytes(409, vec![], br#"{"errors": []}"#);
-    match connection.resume(&event, &NoState, &continuation, &bare) {
-        Some(Outcome::Failed(failure)) => assert!(
-            failure.message.contains("responses.create.body.errors"),
-            "{}",
-            failure.message
-        ),
-        other => panic!("expected a failure, got {other:?}"),
-    }
+    let why = resumed_failure(&connection, &event, &continuation, &bare);
+    assert!(why.contains("responses.create.body.errors"), "{why}");
 }
 
 #[test]
