@@ -388,6 +388,8 @@ pub(crate) struct Rest {
     /// How nested values are flattened, if they are.
     pub flatten: Option<Flattening>,
     pub only: Names,
+    /// `only: [{ matches: REGEX }]`: keys bucketed besides those `only` names.
+    pub only_patterns: Vec<Regex>,
     /// `except: { setting: NAME }`: keys never bucketed, per connection.
     pub except: Names,
     /// `except: { path: $... }`: keys never bucketed, named by the text or list of texts the

@@ -166,11 +166,25 @@ fn a_pattern_that_is_not_a_regular_expression_is_refused_where_it_is_written() {
 }
 
 #[test]
-fn names_a_pattern_matches_are_refused_outside_a_buckets_except() {
-    let fields = "        props: { rest_of: $.traits, only: [{ matches: \"^x\" }] }\n";
-    let problems = support::rejected(&mapping(fields));
+fn only_keeps_the_names_listed_and_those_a_pattern_matches() {
+    let fields = "        utm: { rest_of: $.properties, only: [source, { matches: \"^utm_\" }] }\n        none: { rest_of: $.properties, only: [{ matches: \"^x_\" }] }\n";
+    let connection = connect(&mapping(fields), &json!({}));
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "properties": {"source": "ad", "utm_medium": "cpc", "utm_term": "shoes", "plan": "pro"}}),
+    );
+    assert_eq!(
+        body(request(&planned)),
+        json!({"utm": {"source": "ad", "utm_medium": "cpc", "utm_term": "shoes"}, "none": {}})
+    );
+}
+
+#[test]
+fn names_a_pattern_matches_are_refused_outside_a_bucket() {
+    let text = "version: 1\nname: t\nsource: segment\nhttp: { base_url: \"https://api.example.com\" }\nactions:\n  a:\n    when: { event: [Signed Up, { matches: \"^Order\" }] }\n    request: { method: POST, path: /e }\n";
+    let problems = support::rejected(text);
     assert!(
-        problems.contains("allowed only in a bucket's `except`"),
+        problems.contains("allowed only in a bucket's `only` and `except`"),
         "{problems}"
     );
 }

@@ -665,7 +665,7 @@ pub enum NameItem {
     Setting(SettingNames),
     /// In a bucket's `except` only: the names an event value holds, per event.
     Path(PathNames),
-    /// In a bucket's `except` only: every name a regular expression matches.
+    /// In a bucket's `only` and `except` only: every name a regular expression matches.
     Pattern(PatternNames),
 }
 
@@ -906,8 +906,8 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = &"$.traits")]
     pub rest_of: Option<OneOrMany<String>>,
-    /// With `rest_of`: only these keys go into the bucket, written here or `{ setting: NAME }`;
-    /// `"*"` allows every key.
+    /// With `rest_of`: only these keys go into the bucket, written here, `{ setting: NAME }`, or
+    /// `{ matches: REGEX }` for the names a regular expression matches; `"*"` allows every key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Names>,
     /// With `rest_of`: keys that never go into the bucket, written here, `{ setting: NAME }`,

@@ -82,7 +82,23 @@ impl Compiler<'_> {
             }
             compiled.push(path);
         }
+        // Patterns in `only` allow the keys they match, beside the names listed.
+        let mut only_patterns = Vec::new();
         let only = match &field.only {
+            Some(model::Names::Many(items)) => {
+                let at = pointer.key("only");
+                let mut listed = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        model::NameItem::Pattern(names) => {
+                            let at = at.index(i).key("matches");
+                            only_patterns.extend(self.regex(&at, &names.matches));
+                        }
+                        other => listed.push(other.clone()),
+                    }
+                }
+                self.names(&at, &model::Names::Many(listed), Looseness::default())
+            }
             Some(names) => self.names(&pointer.key("only"), names, Looseness::default()),
             None => Names::Any,
         };
@@ -143,6 +159,7 @@ impl Compiler<'_> {
             except,
             except_paths,
             except_patterns,
+            only_patterns,
         })
     }
 }

@@ -285,17 +285,23 @@ impl Compiler<'_> {
                             settings.extend(self.name_source(&pointer.index(i), reference));
                         }
                         model::NameItem::Path(_) | model::NameItem::Pattern(_) => {
-                            let what = match item {
-                                model::NameItem::Path(_) => "names read from the event (`path:`)",
-                                _ => "names a pattern matches (`matches:`)",
+                            let (what, help) = match item {
+                                model::NameItem::Path(_) => (
+                                    "names read from the event (`path:`) are allowed only in a bucket's `except`",
+                                    "write the names here, or take them from a list setting with `{ setting: NAME }`",
+                                ),
+                                _ => (
+                                    "names a pattern matches (`matches:`) are allowed only in a bucket's `only` and `except`",
+                                    "to test the event name against a pattern, write the condition `matches: { $.event: REGEX }`",
+                                ),
                             };
                             self.problem(
                                 DiagnosticKind::Field,
                                 &pointer.index(i),
                                 Target::Value,
-                                format!("{what} are allowed only in a bucket's `except`"),
+                                what,
                             )
-                            .help = Some("write the names here, or take them from a list setting with `{ setting: NAME }`".into());
+                            .help = Some(help.into());
                         }
                     }
                 }

@@ -67,7 +67,11 @@ impl<'a> Run<'a> {
         for (key, value) in map {
             if rest.consumed.contains(key.as_str())
                 || hidden.contains(&key.as_str())
-                || !rest.only.allows(Some(key), self.connection)
+                || !(rest.only.allows(Some(key), self.connection)
+                    || rest
+                        .only_patterns
+                        .iter()
+                        .any(|pattern| pattern.is_match(key)))
                 || rest.except.lists(key, self.connection)
                 || named.iter().any(|n| n.as_str() == Some(key))
                 || excepted.iter().any(|names| lists(names, key))
