@@ -170,8 +170,6 @@ pub enum RenderError {
 struct Reads {
     event_paths: Vec<Vec<Box<str>>>,
     settings: BTreeSet<String>,
-    computed: bool,
-    item: bool,
     computed_paths: Vec<Vec<Box<str>>>,
     item_paths: Vec<Vec<Box<str>>>,
     response_names: Vec<Option<Box<str>>>,
@@ -193,14 +191,8 @@ impl Reads {
                     self.settings.insert(setting.to_owned());
                 }
             }
-            "computed" => {
-                self.computed = true;
-                self.computed_paths.push(parts.map(Into::into).collect());
-            }
-            "item" => {
-                self.item = true;
-                self.item_paths.push(parts.map(Into::into).collect());
-            }
+            "computed" => self.computed_paths.push(parts.map(Into::into).collect()),
+            "item" => self.item_paths.push(parts.map(Into::into).collect()),
             "responses" => {
                 let step = parts.next().map(Into::into);
                 if !self.response_names.contains(&step) {
@@ -219,14 +211,8 @@ impl Reads {
         }
         match root {
             "event" => self.event_paths.push(Vec::new()),
-            "computed" => {
-                self.computed = true;
-                self.computed_paths.push(Vec::new());
-            }
-            "item" => {
-                self.item = true;
-                self.item_paths.push(Vec::new());
-            }
+            "computed" => self.computed_paths.push(Vec::new()),
+            "item" => self.item_paths.push(Vec::new()),
             "responses" => self.response_names.push(None),
             _ => {}
         }
@@ -293,8 +279,8 @@ impl Templates {
                 escape,
                 event_paths: reads.event_paths,
                 settings: reads.settings,
-                reads_computed: reads.computed,
-                reads_item: reads.item,
+                reads_computed: !reads.computed_paths.is_empty(),
+                reads_item: !reads.item_paths.is_empty(),
                 computed_paths: reads.computed_paths,
                 item_paths: reads.item_paths,
                 response_names: reads.response_names,

@@ -150,26 +150,17 @@ impl Compiler<'_> {
             }
             conditions.push(Condition::Matches(compiled));
         }
-        if let Some(pair) = same {
-            let at = pointer.key("same");
-            if let [a, b] = pair.as_slice() {
-                let a = self.path(&at.index(0), a);
-                let b = self.path(&at.index(1), b);
-                if let (Some(a), Some(b)) = (a, b) {
-                    conditions.push(Condition::Same(a, b, loose));
-                }
-            }
+        if let Some((a, b)) = same
+            .as_ref()
+            .and_then(|pair| self.path_pair(&pointer.key("same"), pair))
+        {
+            conditions.push(Condition::Same(a, b, loose));
         }
-        if let Some(pair) = among {
-            // The schema holds it to two paths.
-            let at = pointer.key("in");
-            if let [a, b] = pair.as_slice() {
-                let a = self.path(&at.index(0), a);
-                let b = self.path(&at.index(1), b);
-                if let (Some(a), Some(b)) = (a, b) {
-                    conditions.push(Condition::In(a, b, loose));
-                }
-            }
+        if let Some((a, b)) = among
+            .as_ref()
+            .and_then(|pair| self.path_pair(&pointer.key("in"), pair))
+        {
+            conditions.push(Condition::In(a, b, loose));
         }
         if let Some(settings) = settings {
             let mut compiled = Vec::new();
@@ -415,6 +406,15 @@ impl Compiler<'_> {
                 ));
             }
         }
+    }
+
+    /// The two paths of `same` or `in` (the schema holds them to two), each compiled where it
+    /// is written; `None` when either has a problem, already reported.
+    fn path_pair(&mut self, at: &Pointer, pair: &[String]) -> Option<(Path, Path)> {
+        let [a, b] = pair else { return None };
+        let a = self.path(&at.index(0), a);
+        let b = self.path(&at.index(1), b);
+        a.zip(b)
     }
 
     /// The index of an earlier step of the action being compiled.

@@ -447,7 +447,7 @@ impl<'a> Run<'a> {
                             Some(Value::String(name)) => convert::time_zone(name).map(Some),
                             Some(other) => Err(format!(
                                 "the time zone `{path}` must be text, not {}",
-                                crate::convert::kind(other)
+                                kind(other)
                             )),
                             None => Err(format!("the time zone `{path}` is missing")),
                         },
