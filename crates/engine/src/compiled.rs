@@ -397,6 +397,10 @@ pub(crate) struct Rest {
     pub except_paths: Vec<Path>,
     /// `except: { matches: REGEX }`: keys never bucketed, those the expression matches.
     pub except_patterns: Vec<Regex>,
+    /// `dotted: true`: the names of `only` and `except` are dotted paths into the object.
+    pub dotted: bool,
+    /// With `dotted`: the paths written in `except` that reach into a member (`address.city`).
+    pub except_nested: Vec<Box<str>>,
 }
 
 /// How a bucket flattens nested values into keys of its own.

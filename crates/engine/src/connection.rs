@@ -31,6 +31,8 @@ pub(crate) struct NameList {
     pub lower: KeySet,
     /// Trimmed and in lower case, for `loose: true`.
     pub loose: KeySet,
+    /// The texts in the order of the list, for `only` with `dotted`.
+    pub ordered: Vec<Box<str>>,
 }
 
 impl NameList {
@@ -595,6 +597,7 @@ fn name_lists(sources: &[NameSource], values: &Map<String, Value>) -> Vec<Option
                 exact: texts().map(Into::into).collect(),
                 lower: texts().map(|t| t.to_lowercase().into()).collect(),
                 loose: texts().map(|t| t.trim().to_lowercase().into()).collect(),
+                ordered: texts().map(Into::into).collect(),
             })
         })
         .collect()

@@ -212,6 +212,10 @@ pub fn convert(
             let time = to_time(&value, unit).ok_or_else(|| time_error(&value))?;
             Ok(Cow::Owned(Value::from(time.timestamp_micros())))
         }
+        Conversion::List => match value {
+            Cow::Borrowed(Value::Array(_)) | Cow::Owned(Value::Array(_)) => Ok(value),
+            other => Ok(Cow::Owned(Value::Array(vec![other.into_owned()]))),
+        },
     }
 }
 
@@ -530,6 +534,15 @@ mod tests {
     #[test]
     fn converts_between_scalar_types() {
         assert_eq!(conv(json!(99.99), Conversion::String), Ok(json!("99.99")));
+        assert_eq!(conv(json!("a"), Conversion::List), Ok(json!(["a"])));
+        assert_eq!(
+            conv(json!({"a": 1}), Conversion::List),
+            Ok(json!([{"a": 1}]))
+        );
+        assert_eq!(
+            conv(json!([1, null]), Conversion::List),
+            Ok(json!([1, null]))
+        );
         assert_eq!(conv(json!("12"), Conversion::Integer), Ok(json!(12)));
         assert_eq!(conv(json!("12.5"), Conversion::Number), Ok(json!(12.5)));
         assert_eq!(conv(json!("TRUE"), Conversion::Boolean), Ok(json!(true)));

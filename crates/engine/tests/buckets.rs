@@ -236,6 +236,100 @@ fn names_are_read_from_a_member_of_each_item_of_a_list_setting() {
 }
 
 #[test]
+fn dotted_names_reach_into_members_of_the_bucket_s_object() {
+    // Mixpanel: the traits a connection lists (`address.city` among them) are set once, and
+    // the profile's other traits keep the rest of `address`.
+    let settings = "  set_once: { type: list, default: [], description: d }\n";
+    let fields = "        $set_once: { rest_of: $.traits, only: [plan, { setting: set_once, member: property }], dotted: true }\n        $set: { rest_of: $.traits, except: [plan, { setting: set_once, member: property }], dotted: true }\n";
+    let text = with_settings(settings, fields);
+    let configured = connect(
+        &text,
+        &json!({"set_once": [{"property": "address.city"}, {"property": "firstName"},
+                             {"property": "address.zip"}, {"property": "plan"}]}),
+    );
+    let event = json!({"type": "track", "traits": {"firstName": "Ann", "plan": "pro", "age": 3,
+        "address": {"city": "Oslo", "street": "Storgata 1"}, "address.city": "flat key"}});
+    let planned = plan(&configured, &event);
+    assert_eq!(
+        body(request(&planned)),
+        json!({"$set_once": {"plan": "pro", "address.city": "Oslo", "firstName": "Ann"},
+               "$set": {"age": 3, "address": {"street": "Storgata 1"}, "address.city": "flat key"}})
+    );
+    // In the order listed: the mapping's names, then the setting's items; a path listed twice
+    // is written once.
+    let sent = support::text(request(&planned));
+    assert!(
+        sent.contains(r#""$set_once":{"plan":"pro","address.city":"Oslo","firstName":"Ann"}"#),
+        "{sent}"
+    );
+    // Without the setting, `only` keeps `plan` alone, and `except` leaves the object whole.
+    let unset = connect(&text, &json!({}));
+    assert_eq!(
+        body(request(&plan(&unset, &event))),
+        json!({"$set_once": {"plan": "pro"},
+               "$set": {"age": 3, "firstName": "Ann", "address": {"city": "Oslo", "street": "Storgata 1"},
+                        "address.city": "flat key"}})
+    );
+}
+
+#[test]
+fn except_leaves_out_the_keys_of_an_object_an_event_value_holds() {
+    // What one bucket took, another leaves out: the computed object's keys, dotted or not.
+    let fields = "        union: { rest_of: $computed.union, as: list }\n        $set: { rest_of: $.traits, except: [{ path: $computed.union }], dotted: true, keep_null: true }\n";
+    let text = format!(
+        "{HEAD}computed:\n  union: {{ rest_of: $.traits, only: [tags, address.lines, gone], dotted: true }}\nactions:\n  track:\n    when: {{ type: track }}\n    request:\n      method: POST\n      path: /events\n      body:\n{fields}"
+    );
+    let connection = connect(&text, &json!({}));
+    let event = json!({"type": "track", "traits": {"tags": "a", "gone": null, "plan": "pro",
+        "address": {"lines": ["x", null], "city": "Oslo"}}});
+    // `as: list` keeps a list as it is and makes any other value a list of one.
+    assert_eq!(
+        body(request(&plan(&connection, &event))),
+        json!({"union": {"tags": ["a"], "address.lines": ["x", null]},
+               "$set": {"gone": null, "plan": "pro", "address": {"city": "Oslo"}}})
+    );
+}
+
+#[test]
+fn the_set_once_example_of_the_guide_sends_what_it_says() {
+    // docs/writing-a-mapping.md, "Dotted names".
+    let text = format!(
+        "{HEAD}settings:\n  set_once_properties: {{ type: list, default: [], description: d }}\ncomputed:\n  set_once: {{ rest_of: $.traits, only: {{ setting: set_once_properties, member: property }}, dotted: true, omit_empty: true }}\nactions:\n  set_once:\n    when: {{ type: identify, filled: $computed.set_once }}\n    request:\n      method: POST\n      path: /engage\n      body:\n        $set_once: {{ entries: $computed.set_once, key: {{ from: $key, remap: {{ table: {{ address.city: $city }}, otherwise: keep }} }}, from: $ }}\n  identify:\n    when: {{ type: identify }}\n    request:\n      method: POST\n      path: /engage\n      body:\n        $set: {{ rest_of: $.traits, except: [{{ path: $computed.set_once }}], dotted: true, keep_null: true }}\n"
+    );
+    let connection = connect(
+        &text,
+        &json!({"set_once_properties": [{"property": "plan"}, {"property": "address.city"}]}),
+    );
+    let planned = plan(
+        &connection,
+        &json!({"type": "identify", "traits": {"plan": "pro", "age": 3,
+                "address": {"city": "Oslo", "zip": "0150"}}}),
+    );
+    let sent: Vec<String> = support::requests(&planned)
+        .into_iter()
+        .map(support::text)
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            r#"{"$set_once":{"$city":"Oslo","plan":"pro"}}"#,
+            r#"{"$set":{"address":{"zip":"0150"},"age":3}}"#
+        ]
+    );
+}
+
+#[test]
+fn dotted_needs_a_bucket() {
+    let fields = "        a: { from: $.traits.a, dotted: true }\n";
+    let problems = support::rejected(&mapping(fields));
+    assert!(
+        problems.contains("`dotted` shapes a `rest_of` bucket")
+            && problems.contains("test.yaml:13:32"),
+        "{problems}"
+    );
+}
+
+#[test]
 fn a_setting_in_a_list_of_names_adds_none_when_it_is_unset() {
     let settings =
         "  once: { type: list, description: d }\n  more: { type: list, description: d }\n";

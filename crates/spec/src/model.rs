@@ -923,6 +923,12 @@ pub struct Field {
     /// item's index written by the pattern (`items[0].sku`).
     #[serde(default, skip_serializing_if = "Flatten::is_off")]
     pub flatten: Flatten,
+    /// With `rest_of`: the names in `only` and `except` are dotted paths into the object
+    /// (`address.city`). `only` takes the value at each path it lists, named by the path as
+    /// written; `except` leaves out the member at each path, and keeps the rest of the object
+    /// that holds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dotted: bool,
     /// JSONPath to a list: the field becomes a list with one entry per item, each mapped by the
     /// other keys of this field (`from`, `fields`, `template`...), where `$` and `event` mean the
     /// item.
@@ -1350,4 +1356,6 @@ pub enum Conversion {
     UnixMillis,
     /// Unix time in microseconds, from ISO-8601 text or a unix number.
     UnixMicros,
+    /// A list: a list as it is, any other value as a list of one (`"a"` -> `["a"]`).
+    List,
 }

@@ -107,7 +107,12 @@ impl Compiler<'_> {
         // pattern matches, by the pattern compiled here.
         let mut except_paths = Vec::new();
         let mut except_patterns = Vec::new();
+        let mut except_nested = Vec::new();
         let (consumed, except) = match &field.except {
+            Some(model::Names::One(one)) if field.dotted && one.contains('.') => {
+                except_nested.push(one.as_str().into());
+                (Vec::new(), Names::Any)
+            }
             Some(model::Names::One(one)) => (vec![one.as_str().into()], Names::Any),
             Some(model::Names::Many(items)) => {
                 let at = pointer.key("except");
@@ -115,6 +120,9 @@ impl Compiler<'_> {
                 let mut settings = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match item {
+                        model::NameItem::Name(name) if field.dotted && name.contains('.') => {
+                            except_nested.push(name.as_str().into());
+                        }
                         model::NameItem::Name(name) => written.push(name.as_str().into()),
                         model::NameItem::Setting(reference) => {
                             settings.extend(self.name_source(&at.index(i), reference));
@@ -160,6 +168,8 @@ impl Compiler<'_> {
             except_paths,
             except_patterns,
             only_patterns,
+            dotted: field.dotted,
+            except_nested,
         })
     }
 }

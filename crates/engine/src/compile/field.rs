@@ -119,6 +119,7 @@ pub(super) fn given(field: &model::Field) -> Vec<Given<'_>> {
         except: _,
         prefix: _,
         flatten: _,
+        dotted: _,
         single_as_list: _,
         keep_single: _,
         sum: _,
@@ -490,6 +491,7 @@ impl Compiler<'_> {
                 ("except", field.except.is_some()),
                 ("prefix", field.prefix.is_some()),
                 ("flatten", !field.flatten.is_off()),
+                ("dotted", field.dotted),
             ] {
                 if set {
                     self.problem(

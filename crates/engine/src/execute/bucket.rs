@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::compiled::{Conditions, Field, Rest};
+use crate::connection::Connection;
 use crate::convert::kind;
 use crate::plan::FailureKind;
 
@@ -59,38 +60,68 @@ impl<'a> Run<'a> {
             .iter()
             .filter_map(|p| self.read(p, scope))
             .collect();
-        let lists = |value: &Value, key: &str| match value {
-            Value::Array(items) => items.iter().any(|item| item.as_str() == Some(key)),
-            other => other.as_str() == Some(key),
-        };
-        let mut shown = Vec::new();
-        for (key, value) in map {
-            if rest.consumed.contains(key.as_str())
-                || hidden.contains(&key.as_str())
-                || !(rest.only.allows(Some(key), self.connection)
-                    || rest
-                        .only_patterns
-                        .iter()
-                        .any(|pattern| pattern.is_match(key)))
-                || rest.except.lists(key, self.connection)
+        // With `dotted`, a name with a dot is a path: it never names a key holding a dot.
+        let nameable = |key: &str| !(rest.dotted && key.contains('.'));
+        let left_out = |key: &str| {
+            rest.consumed.contains(key)
+                || hidden.contains(&key)
+                || (nameable(key) && rest.except.lists(key, self.connection))
                 || named.iter().any(|n| n.as_str() == Some(key))
-                || excepted.iter().any(|names| lists(names, key))
+                || (nameable(key) && excepted.iter().any(|names| listed_in(names, key)))
                 || rest
                     .except_patterns
                     .iter()
                     .any(|pattern| pattern.is_match(key))
-            {
-                continue;
+        };
+        let nested = if rest.dotted {
+            nested_except(rest, self.connection, &excepted)
+        } else {
+            Vec::new()
+        };
+        let mut shown = Vec::new();
+        let dotted_only = if rest.dotted {
+            rest.only.ordered(self.connection)
+        } else {
+            None
+        };
+        if let Some(listed) = dotted_only {
+            // Each path `only` lists, in its order, named as written; a path listed twice
+            // is written once.
+            for (i, path) in listed.iter().enumerate() {
+                let key = path.split('.').next().unwrap_or_default();
+                let Some(value) = lookup(map, path) else {
+                    continue;
+                };
+                if left_out(key) || listed[..i].contains(path) {
+                    continue;
+                }
+                let name = bucket_name(rest, path);
+                let entry = Entry { name, value };
+                self.pruned_entry(
+                    rest, owner, path, entry, &nested, &taken, out, first, written, &mut shown,
+                    scope,
+                )?;
             }
-            let name: Cow<'a, str> = if rest.prefix.is_empty() {
-                Cow::Borrowed(key)
-            } else {
-                Cow::Owned(format!("{}{key}", rest.prefix))
-            };
-            let entry = Entry { name, value };
-            self.rest_entry(
-                rest, owner, entry, &taken, out, first, written, &mut shown, scope,
-            )?;
+        } else {
+            for (key, value) in map {
+                if left_out(key)
+                    || !(rest.only.allows(Some(key), self.connection)
+                        || rest
+                            .only_patterns
+                            .iter()
+                            .any(|pattern| pattern.is_match(key)))
+                {
+                    continue;
+                }
+                let entry = Entry {
+                    name: bucket_name(rest, key),
+                    value,
+                };
+                self.pruned_entry(
+                    rest, owner, key, entry, &nested, &taken, out, first, written, &mut shown,
+                    scope,
+                )?;
+            }
         }
         if !shown.is_empty() {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
@@ -110,12 +141,46 @@ impl<'a> Run<'a> {
             .collect()
     }
 
+    /// Writes a bucketed member, without the members `except` names below it (`dotted`).
     #[allow(clippy::too_many_arguments)]
-    fn rest_entry(
+    fn pruned_entry(
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
-        entry: Entry<'a>,
+        path: &str,
+        entry: Entry<'a, 'a>,
+        nested: &[&str],
+        taken: &[&str],
+        out: &mut Vec<u8>,
+        first: &mut bool,
+        written: &mut Written<'a>,
+        shown: &mut Vec<String>,
+        scope: Scope<'a>,
+    ) -> Step<()> {
+        let below: Vec<&str> = nested
+            .iter()
+            .filter_map(|name| name.strip_prefix(path)?.strip_prefix('.'))
+            .collect();
+        if below.is_empty() || !entry.value.is_object() {
+            return self.rest_entry(rest, owner, entry, taken, out, first, written, shown, scope);
+        }
+        let mut kept = entry.value.clone();
+        for path in below {
+            remove_path(&mut kept, path);
+        }
+        let entry = Entry {
+            name: entry.name,
+            value: &kept,
+        };
+        self.rest_entry(rest, owner, entry, taken, out, first, written, shown, scope)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rest_entry<'v>(
+        &mut self,
+        rest: &'a Rest,
+        owner: &'a Field,
+        entry: Entry<'a, 'v>,
         taken: &[&str],
         out: &mut Vec<u8>,
         first: &mut bool,
@@ -182,7 +247,84 @@ impl<'a> Run<'a> {
 }
 
 /// One member a bucket may write: its output name and the value.
-struct Entry<'a> {
+struct Entry<'a, 'v> {
     name: Cow<'a, str>,
-    value: &'a Value,
+    value: &'v Value,
+}
+
+/// A bucketed key's output name: the key, after the bucket's `prefix`.
+fn bucket_name<'a>(rest: &Rest, key: &'a str) -> Cow<'a, str> {
+    if rest.prefix.is_empty() {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("{}{key}", rest.prefix))
+    }
+}
+
+/// Whether a value `except: { path: ... }` selects names `key`: a text, a list of texts, or an
+/// object's keys.
+fn listed_in(names: &Value, key: &str) -> bool {
+    match names {
+        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(key)),
+        Value::Object(map) => map.contains_key(key),
+        other => other.as_str() == Some(key),
+    }
+}
+
+/// With `dotted`: every name `except` gives that reaches into a member (`address.city`).
+fn nested_except<'n>(
+    rest: &'n Rest,
+    connection: &'n Connection,
+    excepted: &'n [Cow<'_, Value>],
+) -> Vec<&'n str> {
+    let mut nested: Vec<&str> = rest.except_nested.iter().map(|name| &**name).collect();
+    nested.extend(
+        rest.except
+            .sources()
+            .filter_map(|source| connection.names_of(source))
+            .flat_map(|list| {
+                list.ordered
+                    .iter()
+                    .map(|name| &**name)
+                    .filter(|name| name.contains('.'))
+            }),
+    );
+    for names in excepted {
+        match &**names {
+            Value::Array(items) => nested.extend(items.iter().filter_map(Value::as_str)),
+            Value::Object(map) => nested.extend(map.keys().map(String::as_str)),
+            Value::String(name) => nested.push(name),
+            _ => {}
+        }
+    }
+    nested.retain(|name| name.contains('.'));
+    nested
+}
+
+/// The value at a dotted path in an object.
+fn lookup<'v>(map: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
+    let mut segments = path.split('.');
+    let mut value = map.get(segments.next()?)?;
+    for segment in segments {
+        value = value.as_object()?.get(segment)?;
+    }
+    Some(value)
+}
+
+/// Removes the member at a dotted path below `value`, if there is one.
+fn remove_path(value: &mut Value, path: &str) {
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((parent, last)) => (Some(parent), last),
+        None => (None, path),
+    };
+    let mut at = value;
+    for segment in parent.into_iter().flat_map(|p| p.split('.')) {
+        match at.get_mut(segment) {
+            Some(inner) => at = inner,
+            None => return,
+        }
+    }
+    if let Value::Object(map) = at {
+        map.remove(last);
+    }
 }

@@ -78,6 +78,46 @@ impl Names {
         }
     }
 
+    /// The names listed, in order (those written, then each setting's), for `only` with
+    /// `dotted`; `None` when every name is allowed (`"*"`, or a setting written alone that the
+    /// connection leaves unset).
+    pub(super) fn ordered<'c>(&'c self, connection: &'c Connection) -> Option<Vec<&'c str>> {
+        let listed = |source: &NameSource| connection.names_of(source);
+        match self {
+            Names::Any => None,
+            Names::Listed {
+                names, settings, ..
+            } => {
+                let lists: Vec<_> = settings.iter().filter_map(listed).collect();
+                if names.iter().any(|name| &**name == "*") || lists.iter().any(|list| list.all) {
+                    return None;
+                }
+                let from_settings = lists.into_iter().flat_map(|list| list.ordered.iter());
+                Some(
+                    names
+                        .iter()
+                        .chain(from_settings)
+                        .map(|name| &**name)
+                        .collect(),
+                )
+            }
+            Names::Setting { source, .. } => {
+                let list = listed(source).filter(|list| !list.all)?;
+                Some(list.ordered.iter().map(|name| &**name).collect())
+            }
+        }
+    }
+
+    /// The settings the names are read from.
+    pub(super) fn sources(&self) -> impl Iterator<Item = &NameSource> {
+        let (listed, one) = match self {
+            Names::Any => (&[][..], None),
+            Names::Listed { settings, .. } => (&settings[..], None),
+            Names::Setting { source, .. } => (&[][..], Some(source)),
+        };
+        listed.iter().chain(one)
+    }
+
     /// Whether `name` is listed: like [`Names::allows`], but a setting a connection leaves
     /// unset lists nothing (for `except`).
     pub(super) fn lists(&self, name: &str, connection: &Connection) -> bool {
