@@ -78,7 +78,13 @@ impl<'a> Run<'a> {
         } else {
             Vec::new()
         };
-        let mut shown = Vec::new();
+        let mut sink = Sink {
+            taken: &taken,
+            out,
+            first,
+            written,
+            shown: Vec::new(),
+        };
         let dotted_only = if rest.dotted {
             rest.only.ordered(self.connection)
         } else {
@@ -97,10 +103,7 @@ impl<'a> Run<'a> {
                 }
                 let name = bucket_name(rest, path);
                 let entry = Entry { name, value };
-                self.pruned_entry(
-                    rest, owner, path, entry, &nested, &taken, out, first, written, &mut shown,
-                    scope,
-                )?;
+                self.pruned_entry(rest, owner, path, entry, &nested, &mut sink, scope)?;
             }
         } else {
             for (key, value) in map {
@@ -117,12 +120,10 @@ impl<'a> Run<'a> {
                     name: bucket_name(rest, key),
                     value,
                 };
-                self.pruned_entry(
-                    rest, owner, key, entry, &nested, &taken, out, first, written, &mut shown,
-                    scope,
-                )?;
+                self.pruned_entry(rest, owner, key, entry, &nested, &mut sink, scope)?;
             }
         }
+        let shown = sink.shown;
         if !shown.is_empty() {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
         }
@@ -150,11 +151,7 @@ impl<'a> Run<'a> {
         path: &str,
         entry: Entry<'a, 'a>,
         nested: &[&str],
-        taken: &[&str],
-        out: &mut Vec<u8>,
-        first: &mut bool,
-        written: &mut Written<'a>,
-        shown: &mut Vec<String>,
+        sink: &mut Sink<'_, 'a>,
         scope: Scope<'a>,
     ) -> Step<()> {
         let below: Vec<&str> = nested
@@ -162,7 +159,7 @@ impl<'a> Run<'a> {
             .filter_map(|name| name.strip_prefix(path)?.strip_prefix('.'))
             .collect();
         if below.is_empty() || !entry.value.is_object() {
-            return self.rest_entry(rest, owner, entry, taken, out, first, written, shown, scope);
+            return self.rest_entry(rest, owner, entry, sink, scope);
         }
         let mut kept = entry.value.clone();
         for path in below {
@@ -172,20 +169,15 @@ impl<'a> Run<'a> {
             name: entry.name,
             value: &kept,
         };
-        self.rest_entry(rest, owner, entry, taken, out, first, written, shown, scope)
+        self.rest_entry(rest, owner, entry, sink, scope)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn rest_entry<'v>(
         &mut self,
         rest: &'a Rest,
         owner: &'a Field,
         entry: Entry<'a, 'v>,
-        taken: &[&str],
-        out: &mut Vec<u8>,
-        first: &mut bool,
-        written: &mut Written<'a>,
-        shown: &mut Vec<String>,
+        sink: &mut Sink<'_, 'a>,
         scope: Scope<'a>,
     ) -> Step<()> {
         let Entry { name, value } = entry;
@@ -197,9 +189,7 @@ impl<'a> Run<'a> {
                     for (key, value) in inner {
                         let name = Cow::Owned(format!("{name}{}{key}", flat.separator));
                         let entry = Entry { name, value };
-                        self.rest_entry(
-                            rest, owner, entry, taken, out, first, written, shown, scope,
-                        )?;
+                        self.rest_entry(rest, owner, entry, sink, scope)?;
                     }
                     return Ok(());
                 }
@@ -207,9 +197,7 @@ impl<'a> Run<'a> {
                     for (i, value) in items.iter().enumerate() {
                         let name = Cow::Owned(format!("{name}{before}{i}{after}"));
                         let entry = Entry { name, value };
-                        self.rest_entry(
-                            rest, owner, entry, taken, out, first, written, shown, scope,
-                        )?;
+                        self.rest_entry(rest, owner, entry, sink, scope)?;
                     }
                     return Ok(());
                 }
@@ -217,10 +205,13 @@ impl<'a> Run<'a> {
             }
         }
         if rest.siblings.contains(&*name)
-            || taken.contains(&&*name)
+            || sink.taken.contains(&&*name)
             || (value.is_null() && owner.keep_null == crate::compiled::KeepNull::No)
             || (owner.omit_empty && is_empty(value))
-            || written.as_ref().is_some_and(|names| names.contains(&name))
+            || sink
+                .written
+                .as_ref()
+                .is_some_and(|names| names.contains(&name))
         {
             return Ok(());
         }
@@ -232,18 +223,29 @@ impl<'a> Run<'a> {
                 None => return Ok(()),
             }
         };
-        separate(out, first);
-        write_str(out, &name);
-        out.push(b':');
-        write_value(out, &value);
+        separate(sink.out, sink.first);
+        write_str(sink.out, &name);
+        sink.out.push(b':');
+        write_value(sink.out, &value);
         if self.trace.is_some() {
-            shown.push(name.to_string());
+            sink.shown.push(name.to_string());
         }
-        if let Some(names) = written.as_mut() {
+        if let Some(names) = sink.written.as_mut() {
             names.push(name);
         }
         Ok(())
     }
+}
+
+/// Where a bucket writes its members, and what it has written.
+struct Sink<'s, 'a> {
+    /// Names written beside the bucket for this event.
+    taken: &'s [&'a str],
+    out: &'s mut Vec<u8>,
+    first: &'s mut bool,
+    written: &'s mut Written<'a>,
+    /// The names written, for `--trace`.
+    shown: Vec<String>,
 }
 
 /// One member a bucket may write: its output name and the value.
