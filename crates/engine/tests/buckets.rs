@@ -240,7 +240,7 @@ fn dotted_names_reach_into_members_of_the_bucket_s_object() {
     // Mixpanel: the traits a connection lists (`address.city` among them) are set once, and
     // the profile's other traits keep the rest of `address`.
     let settings = "  set_once: { type: list, default: [], description: d }\n";
-    let fields = "        $set_once: { rest_of: $.traits, only: [plan, { setting: set_once, member: property }], dotted: true }\n        $set: { rest_of: $.traits, except: [plan, { setting: set_once, member: property }], dotted: true }\n";
+    let fields = "        $set_once: { rest_of: $.traits, only: [plan, { setting: set_once, member: property }, { matches: \"^utm_\" }], dotted: true }\n        $set: { rest_of: $.traits, except: [plan, { setting: set_once, member: property }], dotted: true }\n";
     let text = with_settings(settings, fields);
     let configured = connect(
         &text,
@@ -248,27 +248,29 @@ fn dotted_names_reach_into_members_of_the_bucket_s_object() {
                              {"property": "address.zip"}, {"property": "plan"}]}),
     );
     let event = json!({"type": "track", "traits": {"firstName": "Ann", "plan": "pro", "age": 3,
-        "address": {"city": "Oslo", "street": "Storgata 1"}, "address.city": "flat key"}});
+        "address": {"city": "Oslo", "street": "Storgata 1"}, "address.city": "flat key",
+        "utm_source": "mail"}});
     let planned = plan(&configured, &event);
     assert_eq!(
         body(request(&planned)),
-        json!({"$set_once": {"plan": "pro", "address.city": "Oslo", "firstName": "Ann"},
-               "$set": {"age": 3, "address": {"street": "Storgata 1"}, "address.city": "flat key"}})
+        json!({"$set_once": {"plan": "pro", "address.city": "Oslo", "firstName": "Ann", "utm_source": "mail"},
+               "$set": {"age": 3, "address": {"street": "Storgata 1"}, "address.city": "flat key",
+                        "utm_source": "mail"}})
     );
-    // In the order listed: the mapping's names, then the setting's items; a path listed twice
-    // is written once.
+    // In the order listed: the mapping's names, then the setting's items, then the keys a
+    // pattern matches; a path listed twice is written once.
     let sent = support::text(request(&planned));
     assert!(
-        sent.contains(r#""$set_once":{"plan":"pro","address.city":"Oslo","firstName":"Ann"}"#),
+        sent.contains(r#""$set_once":{"plan":"pro","address.city":"Oslo","firstName":"Ann","utm_source":"mail"}"#),
         "{sent}"
     );
     // Without the setting, `only` keeps `plan` alone, and `except` leaves the object whole.
     let unset = connect(&text, &json!({}));
     assert_eq!(
         body(request(&plan(&unset, &event))),
-        json!({"$set_once": {"plan": "pro"},
+        json!({"$set_once": {"plan": "pro", "utm_source": "mail"},
                "$set": {"age": 3, "firstName": "Ann", "address": {"city": "Oslo", "street": "Storgata 1"},
-                        "address.city": "flat key"}})
+                        "address.city": "flat key", "utm_source": "mail"}})
     );
 }
 

@@ -105,6 +105,22 @@ impl<'a> Run<'a> {
                 let entry = Entry { name, value };
                 self.pruned_entry(rest, owner, path, entry, &nested, &mut sink, scope)?;
             }
+            // Then the keys a pattern of `only` matches.
+            if !rest.only_patterns.is_empty() {
+                for (key, value) in map {
+                    if listed.contains(&key.as_str())
+                        || left_out(key)
+                        || !rest.only_patterns.iter().any(|p| p.is_match(key))
+                    {
+                        continue;
+                    }
+                    let entry = Entry {
+                        name: bucket_name(rest, key),
+                        value,
+                    };
+                    self.pruned_entry(rest, owner, key, entry, &nested, &mut sink, scope)?;
+                }
+            }
         } else {
             for (key, value) in map {
                 if left_out(key)
