@@ -3,7 +3,7 @@
 //! filter, test and function it calls is checked when it compiles, so that a name minijinja
 //! does not know is a load-time error rather than a failure of every event.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
@@ -531,11 +531,59 @@ fn event_context(event: &Value, paths: &[Vec<Box<str>>]) -> minijinja::Value {
     if paths.iter().any(Vec::is_empty) || !event.is_object() {
         return template_value(event);
     }
-    let mut root = Map::new();
+    let mut root = BTreeMap::new();
     for path in paths {
-        copy_path(&mut root, event, path);
+        add_path(&mut root, event, path);
     }
-    template_object(&root)
+    part_object(root)
+}
+
+/// What a template reads of an object, borrowed from it: values read whole, and the objects on
+/// the way to them.
+enum Part<'v> {
+    Whole(&'v Value),
+    Object(BTreeMap<&'v str, Part<'v>>),
+}
+
+/// Adds the value at `path` of `source` to `target`, with the objects on the way. When the path
+/// stops early, the objects that do exist are still there, so that a template can test
+/// `event.a.b is defined` without `event.a` itself being undefined.
+fn add_path<'v>(target: &mut BTreeMap<&'v str, Part<'v>>, source: &'v Value, path: &[Box<str>]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let Some((key, found)) = source
+        .as_object()
+        .and_then(|object| object.get_key_value(&**first))
+    else {
+        return;
+    };
+    if rest.is_empty() || !found.is_object() {
+        target.insert(key, Part::Whole(found));
+        return;
+    }
+    // An object read whole already holds what a longer path reads.
+    if let Part::Object(inner) = target
+        .entry(key)
+        .or_insert_with(|| Part::Object(BTreeMap::new()))
+    {
+        add_path(inner, found, rest);
+    }
+}
+
+fn part_object(parts: BTreeMap<&str, Part<'_>>) -> minijinja::Value {
+    minijinja::Value::from_object(
+        parts
+            .into_iter()
+            .map(|(key, part)| {
+                let value = match part {
+                    Part::Whole(value) => template_value(value),
+                    Part::Object(inner) => part_object(inner),
+                };
+                (minijinja::Value::from(key), value)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    )
 }
 
 /// A JSON value as a template value. Numbers are kept as written (serde_json's arbitrary
@@ -567,30 +615,8 @@ pub(crate) fn template_object(map: &Map<String, Value>) -> minijinja::Value {
     minijinja::Value::from_object(
         map.iter()
             .map(|(k, v)| (minijinja::Value::from(k.as_str()), template_value(v)))
-            .collect::<std::collections::BTreeMap<_, _>>(),
+            .collect::<BTreeMap<_, _>>(),
     )
-}
-
-/// Copies the value at `path` of `source` into `target`, creating the objects on the way. When the
-/// path stops early, the objects that do exist are still created, so that a template can test
-/// `event.a.b is defined` without `event.a` itself being undefined.
-fn copy_path(target: &mut Map<String, Value>, source: &Value, path: &[Box<str>]) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    let Some(found) = source.get(&**first) else {
-        return;
-    };
-    if rest.is_empty() || !found.is_object() {
-        target.insert(first.to_string(), found.clone());
-        return;
-    }
-    let child = target
-        .entry(first.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(map) = child {
-        copy_path(map, found, rest);
-    }
 }
 
 /// minijinja's message without its debug dump, on one line.
