@@ -7,12 +7,9 @@ use serde_json::{Map, Value};
 
 use crate::compiled::{Conditions, Field, Rest};
 use crate::connection::Connection;
-use crate::convert::kind;
-use crate::path::Path;
-use crate::plan::FailureKind;
 
 use super::write::Written;
-use super::{Run, Scope, Step, Stop, is_empty, separate, write_str, write_value};
+use super::{Run, Scope, Step, is_empty, separate, write_str, write_value};
 
 impl<'a> Run<'a> {
     /// Writes every key of the bucket's object that nothing else reads.
@@ -25,7 +22,9 @@ impl<'a> Run<'a> {
         first: &mut bool,
         written: &mut Written<'a>,
     ) -> Step<()> {
-        let Some((map, path)) = self.bucket_object(rest, owner, scope)? else {
+        let found = self.first_object(&rest.paths, &owner.label, scope)?;
+        let Some((map, path)) = found.and_then(|(object, path)| Some((object.as_object()?, path)))
+        else {
             return Ok(());
         };
         // Keys read, and names written, by fields that this event writes.
@@ -125,32 +124,6 @@ impl<'a> Run<'a> {
             self.note(|| format!("{} <- rest of {path}: {}", owner.label, shown.join(", ")));
         }
         Ok(())
-    }
-
-    /// The object a bucket takes its keys from: the first of its paths that selects one.
-    fn bucket_object(
-        &self,
-        rest: &'a Rest,
-        owner: &'a Field,
-        scope: Scope<'a>,
-    ) -> Step<Option<(&'a Map<String, Value>, &'a Path)>> {
-        for path in &rest.paths {
-            match self.read(path, scope) {
-                Some(Cow::Borrowed(Value::Object(map))) => return Ok(Some((map, path))),
-                None | Some(Cow::Borrowed(Value::Null)) => {}
-                Some(other) => {
-                    return Err(Stop::Failed(
-                        FailureKind::Invalid,
-                        format!(
-                            "`{}`: `{path}` must be an object, not {}",
-                            owner.label,
-                            kind(&other)
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(None)
     }
 
     /// The names of `list` whose conditions hold in `scope`.

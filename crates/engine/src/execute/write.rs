@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::compiled::{Field, Object, Required, Source};
 use crate::convert::kind;
+use crate::path::Path;
 use crate::plan::{FailureKind, SkipKind};
 
 use super::value::text_of;
@@ -202,18 +203,27 @@ impl<'a> Run<'a> {
         if object.within.is_empty() {
             return Ok(Some(scope));
         }
-        for path in &object.within {
+        let found = self.first_object(&object.within, &field.label, scope)?;
+        Ok(found.map(|(value, _)| Scope::of(value)))
+    }
+
+    /// The first of `paths` that selects an object, and that path; `None` when none selects
+    /// anything but `null`. Any other value fails the field labelled `label`.
+    pub(super) fn first_object(
+        &self,
+        paths: &'a [Path],
+        label: &str,
+        scope: Scope<'a>,
+    ) -> Step<Option<(&'a Value, &'a Path)>> {
+        for path in paths {
             match self.read(path, scope) {
-                Some(Cow::Borrowed(value @ Value::Object(_))) => {
-                    return Ok(Some(Scope::of(value)));
-                }
+                Some(Cow::Borrowed(value @ Value::Object(_))) => return Ok(Some((value, path))),
                 None | Some(Cow::Borrowed(Value::Null)) => {}
                 Some(other) => {
                     return Err(Stop::Failed(
                         FailureKind::Invalid,
                         format!(
-                            "`{}`: `{path}` must be an object, not {}",
-                            field.label,
+                            "`{label}`: `{path}` must be an object, not {}",
                             kind(&other)
                         ),
                     ));
