@@ -280,12 +280,7 @@ fn nested_except<'n>(
         rest.except
             .sources()
             .filter_map(|source| connection.names_of(source))
-            .flat_map(|list| {
-                list.ordered
-                    .iter()
-                    .map(|name| &**name)
-                    .filter(|name| name.contains('.'))
-            }),
+            .flat_map(|list| list.ordered.iter().map(|name| &**name)),
     );
     for names in excepted {
         match &**names {
