@@ -33,10 +33,12 @@ pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeErro
         Transform::Trim => text.trim().to_owned(),
         Transform::SnakeCase => snake_case(&text),
         Transform::Sha256 => {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha256::digest(text.as_bytes());
             let mut hex = String::with_capacity(64);
             for byte in digest {
-                let _ = write!(hex, "{byte:02x}");
+                hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
             }
             hex
         }
