@@ -149,6 +149,25 @@ impl Body {
         }
     }
 
+    /// The number of bytes sent, counted without writing them.
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text) => text.len(),
+            Body::Form(fields) => {
+                let pairs: usize = fields
+                    .iter()
+                    .map(|(name, value)| form_encoded_len(name) + 1 + form_encoded_len(value))
+                    .sum();
+                pairs + fields.len().saturating_sub(1)
+            }
+        }
+    }
+
+    /// Whether no byte is sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The JSON text of a JSON, JSON array or NDJSON body.
     pub fn text(&self) -> Option<&str> {
         match self {
@@ -245,5 +264,42 @@ impl Failure {
             Some(action) => format!("action `{action}`: {}", self.message),
             None => self.message.clone(),
         }
+    }
+}
+
+/// The length of `text` form-encoded (`application/x-www-form-urlencoded`, as `to_bytes` writes
+/// it): ASCII letters and digits, `*`, `-`, `.` and `_` stay, a space becomes `+`, and every other
+/// byte `%XX`.
+pub(crate) fn form_encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'*' | b'-' | b'.' | b'_' | b' ') {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_s_length_is_that_of_the_bytes_sent() {
+        let texts = ["", "plain", "a b+c&d=e", "[{\"x\":\"é ✓\"}]", "*-._~!'()%"];
+        for name in texts {
+            for value in texts {
+                let body = Body::Form(vec![
+                    (name.to_owned(), value.to_owned()),
+                    ("data".to_owned(), value.to_owned()),
+                ]);
+                assert_eq!(body.len(), body.to_bytes().len(), "{name:?} = {value:?}");
+            }
+        }
+        assert_eq!(Body::Form(Vec::new()).len(), 0);
+        let json = Body::Json("{\"a\":\"é\"}".to_owned());
+        assert_eq!(json.len(), json.to_bytes().len());
     }
 }

@@ -9,7 +9,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
-use crate::plan::{Body, PlannedRequest};
+use crate::plan::{Body, PlannedRequest, form_encoded_len};
 
 /// The kind of body a batch merges, which decides how its parts are joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Parts {
                     + rule
                         .arrays()
                         .iter()
-                        .map(|name| encoded_len(name) + 8)
+                        .map(|name| form_encoded_len(name) + 8)
                         .sum::<usize>()
             }
         }
@@ -205,7 +205,7 @@ fn form_parts(
                 .map_err(|_| format!("form field `{name}` does not hold a JSON list to merge"))?;
             parts.bytes += items
                 .iter()
-                .map(|i| encoded_len(&value[i.clone()]) + 3)
+                .map(|i| form_encoded_len(&value[i.clone()]) + 3)
                 .sum::<usize>();
             parts.arrays[a] = items
                 .into_iter()
@@ -213,7 +213,7 @@ fn form_parts(
                 .collect();
             parts.layout.push(Slot::Array(a));
         } else {
-            parts.envelope_bytes += encoded_len(name) + encoded_len(value) + 2;
+            parts.envelope_bytes += form_encoded_len(name) + form_encoded_len(value) + 2;
             parts.layout.push(Slot::Envelope(parts.envelope.len()));
             parts
                 .envelope
@@ -221,13 +221,6 @@ fn form_parts(
         }
     }
     Ok(parts)
-}
-
-/// The length of `text` form-encoded.
-pub(super) fn encoded_len(text: &str) -> usize {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .map(str::len)
-        .sum()
 }
 
 /// The ranges of the items of the JSON array `text`.

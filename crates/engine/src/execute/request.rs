@@ -162,10 +162,7 @@ impl<'a> Run<'a> {
                 Body::Form(form_fields(&into_text(out)))
             }
         };
-        let size = match &body {
-            Body::Form(_) => body.to_bytes().len(),
-            other => other.text().map_or(0, str::len),
-        };
+        let size = body.len();
         let limit = connection.mapping.max_body_bytes();
         if size as u64 > limit {
             return Err(Stop::Failed(
