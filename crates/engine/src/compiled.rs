@@ -34,6 +34,8 @@ pub struct CompiledMapping {
     /// The list settings that names are read from (`event`, `only`, `except`), each with the
     /// member of its items that holds a name, by [`NameSource::slot`].
     pub(crate) name_sources: Vec<NameSource>,
+    /// How many parents the event paths have ([`crate::path::Parents`]).
+    pub(crate) parents: usize,
 }
 
 /// The shared HTTP part: rendered once per connection.

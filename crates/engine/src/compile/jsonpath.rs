@@ -20,7 +20,10 @@ impl Compiler<'_> {
         text: &str,
     ) -> Option<Path> {
         match Path::parse(text) {
-            Ok(path) => self.check_root(pointer, target, path),
+            Ok(mut path) => {
+                self.parents.assign(&mut path);
+                self.check_root(pointer, target, path)
+            }
             Err(why) => {
                 let (message, at) = match unbalanced(text).or_else(|| parse_error_column(&why)) {
                     Some(column) => {

@@ -13,6 +13,7 @@ use crate::batch_rule::BatchRule;
 use crate::compiled::{
     CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource,
 };
+use crate::path::ParentIds;
 use crate::template::Templates;
 
 mod action;
@@ -50,6 +51,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         recalls: Vec::new(),
         name_sources: Vec::new(),
         failures: HashMap::new(),
+        parents: ParentIds::default(),
     };
     let mapping = &document.mapping;
     compiler.check_settings();
@@ -75,6 +77,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         problems,
         templates,
         name_sources,
+        parents,
         ..
     } = compiler;
     if !problems.is_empty() {
@@ -100,6 +103,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         refuse,
         actions,
         name_sources,
+        parents: parents.count(),
     })
 }
 
@@ -128,6 +132,8 @@ struct Compiler<'d> {
     /// The `failure` rules compiled so far, by what was written: rules written alike share one
     /// list, so that their requests merge into one batch.
     failures: HashMap<String, Arc<[FailureRule]>>,
+    /// The parents of the event paths compiled so far, walked once per event.
+    parents: ParentIds,
 }
 
 /// The steps around the one being compiled.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::compiled::{CompiledAction, Field, Selector, Source};
 use crate::connection::Connection;
 use crate::convert::kind;
-use crate::path::{Path, Root, Segment};
+use crate::path::{Parents, Path, ReadParents, Root, Segment};
 use crate::plan::{
     Continuation, Failure, FailureKind, Outcome, Plan, PlannedRequest, Refusal, Skip, SkipKind,
     StepResponse,
@@ -87,6 +87,8 @@ struct Event<'e> {
     value: &'e Value,
     identity: Identity<'e>,
     computed: &'e Computed,
+    /// The parents of the event's paths, each walked once.
+    parents: &'e dyn ReadParents,
 }
 
 impl Connection {
@@ -140,11 +142,13 @@ impl Connection {
         }
         let mut responses = continuation.responses.clone();
         responses[continuation.step] = Some(document);
-        let computed = self.computed(event, state, &mut None);
+        let parents = Parents::new(event, self.mapping.parents);
+        let computed = self.computed(event, &parents, state, &mut None);
         let event = Event {
             value: event,
             identity: self.identify(event),
             computed: &computed,
+            parents: &parents,
         };
         self.next_step(
             continuation.action,
@@ -198,13 +202,15 @@ impl Connection {
             return plan;
         }
         let mut trace = tracing.then(Vec::new);
-        let computed = self.computed(event, state, &mut trace);
+        let parents = Parents::new(event, self.mapping.parents);
+        let computed = self.computed(event, &parents, state, &mut trace);
         plan.trace.extend(trace.take().unwrap_or_default());
         let (message_type, event_name) = self.identify(event);
         let this = Event {
             value: event,
             identity: (message_type, event_name),
             computed: &computed,
+            parents: &parents,
         };
         let subject = self.subject(this, None, state, &[]);
         if let Some(refusal) = self
@@ -377,6 +383,7 @@ impl Connection {
     fn computed(
         &self,
         event: &Value,
+        parents: &dyn ReadParents,
         state: &dyn Recall,
         trace: &mut Option<Vec<String>>,
     ) -> Computed {
@@ -391,6 +398,7 @@ impl Connection {
                     value: event,
                     identity,
                     computed: &computed,
+                    parents,
                 };
                 let mut run = Run::new(self, state, &self.mapping.name, this, None, &[]);
                 run.trace = trace.take();
@@ -517,6 +525,7 @@ impl Connection {
             key: None,
             item,
             computed: event.computed,
+            parents: event.parents,
             message_type: event.identity.0,
             event_name: event.identity.1,
             responses,
@@ -564,12 +573,14 @@ impl Connection {
         response: &Value,
     ) -> Option<(String, bool)> {
         let computed = Computed::none();
+        let parents = Parents::new(response, 0);
         let subject = Subject {
             event: response,
             scope: response,
             key: None,
             item: None,
             computed: &computed,
+            parents: &parents,
             message_type: None,
             event_name: None,
             responses: &[],
@@ -641,6 +652,8 @@ struct Run<'a> {
     /// The whole event, which `$event` paths read wherever they are.
     event: &'a Value,
     computed: &'a Computed,
+    /// The parents of the event's paths, each walked once.
+    parents: &'a dyn ReadParents,
     /// The item of the action's `for_each` this run plans a request for, with its position.
     item: Option<Item<'a>>,
     message_type: Option<&'a str>,
@@ -702,6 +715,7 @@ impl<'a> Run<'a> {
             action,
             event: event.value,
             computed: event.computed,
+            parents: event.parents,
             item,
             message_type: event.identity.0,
             event_name: event.identity.1,
@@ -756,7 +770,7 @@ impl<'a> Run<'a> {
         match path.root() {
             Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
             Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
-            _ => path.get(self.root(path, scope)?),
+            _ => self.parents.get(path, self.root(path, scope)?),
         }
     }
 
@@ -795,6 +809,7 @@ impl<'a> Run<'a> {
             key: scope.key,
             item: self.item,
             computed: self.computed,
+            parents: self.parents,
             message_type: self.message_type,
             event_name: self.event_name,
             responses: self.responses,
@@ -840,6 +855,7 @@ impl<'a> Run<'a> {
             action: self.action,
             event: self.event,
             computed: self.computed,
+            parents: self.parents,
             item: self.item,
             message_type: self.message_type,
             event_name: self.event_name,

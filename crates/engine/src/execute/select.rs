@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
 use crate::connection::Connection;
-use crate::path::{Path, Root};
+use crate::path::{Path, ReadParents, Root};
 use crate::state::Recall;
 use serde_json::Value;
 
@@ -21,6 +21,8 @@ pub(super) struct Subject<'e> {
     /// The item of the action's `for_each`, read as `$item`, and its position, `$index`.
     pub item: Option<Item<'e>>,
     pub computed: &'e Computed,
+    /// The parents of the event's paths, each walked once.
+    pub parents: &'e dyn ReadParents,
     pub message_type: Option<&'e str>,
     pub event_name: Option<&'e str>,
     /// Responses of the action's earlier steps, by step index.
@@ -344,7 +346,7 @@ impl<'e> Subject<'e> {
         match path.root() {
             Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
             Root::Key => self.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
-            _ => path.get(self.document(path, root)?),
+            _ => self.parents.get(path, self.document(path, root)?),
         }
     }
 

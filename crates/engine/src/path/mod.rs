@@ -3,7 +3,11 @@
 //! through a compiled query: evaluated here (`query`) when it uses names, indexes, wildcards
 //! and filters, by jsonpath-rust otherwise.
 
+mod parents;
 mod query;
+
+use parents::ParentId;
+pub(crate) use parents::{ParentIds, Parents, ReadParents};
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,7 +18,7 @@ use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
 
 /// One step of a plain path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// An object member.
     Key(Box<str>),
@@ -28,6 +32,9 @@ pub struct Path {
     text: Box<str>,
     root: Root,
     kind: Kind,
+    /// For a plain path of the event of two steps or more: which of the mapping's parents (the
+    /// steps but the last) it reads under, walked once per event ([`Parents`]).
+    parent: Option<ParentId>,
 }
 
 /// What `$` of a path stands for.
@@ -167,6 +174,7 @@ impl Path {
             text: text.into(),
             root,
             kind,
+            parent: None,
         })
     }
 
@@ -181,6 +189,7 @@ impl Path {
             text: text.into(),
             root: Root::Scope,
             kind: Kind::Plain(segments.into_boxed_slice()),
+            parent: None,
         })
     }
 
