@@ -162,6 +162,8 @@ pub(crate) enum Condition {
     /// With loose matching, texts are compared as `loose` says.
     Equals(Vec<(Path, Value)>, Looseness),
     Matches(Vec<(Path, Regex)>),
+    /// `is`: each path selects a value of one of these types.
+    Is(Vec<(Path, Vec<ValueType>)>),
     Same(Path, Path, Looseness),
     /// `in`: the first path's value is one of the second's list (or equals its one value).
     In(Path, Path, Looseness),

@@ -243,3 +243,43 @@ fn matches_tests_a_regular_expression() {
     );
     assert!(skip(&desktop).contains("no action matches"));
 }
+
+#[test]
+fn is_tests_the_type_of_a_value() {
+    let keys = "    refuse:\n      - { when: { is: { $.properties.category: object } }, reason: the category must be text or a list }\n      - { when: { is: { $.properties.query: [object, list] } }, reason: the query must be text }\n";
+    let connection = connect(
+        &mapping(
+            "",
+            &track(
+                keys,
+                "        n: { from: $.properties.n, when: { is: { $.properties.n: integer } } }\n",
+            ),
+        ),
+        &json!({}),
+    );
+    let track =
+        |properties: Value| json!({"type": "track", "event": "Searched", "properties": properties});
+    let object = plan(&connection, &track(json!({"category": {"a": 1}})));
+    assert_eq!(failure(&object), "the category must be text or a list");
+    let listed = plan(&connection, &track(json!({"query": ["a"]})));
+    assert_eq!(failure(&listed), "the query must be text");
+    let fine = plan(
+        &connection,
+        &track(json!({"category": ["a", "b"], "query": "shoes", "n": 3})),
+    );
+    assert_eq!(body(request(&fine)), json!({"n": 3}));
+    // A missing value, null, or another type: the condition does not hold.
+    for n in [json!(null), json!("3"), json!(3.5)] {
+        let other = plan(&connection, &track(json!({"category": null, "n": n})));
+        assert_eq!(body(request(&other)), json!({}), "{n}");
+    }
+    let traced = connection.plan_traced(&track(json!({"n": "3"})), &ferry_engine::NoState);
+    assert!(
+        traced
+            .trace
+            .iter()
+            .any(|line| line.contains("`$.properties.n` is not a whole number")),
+        "{:?}",
+        traced.trace
+    );
+}

@@ -529,6 +529,11 @@ pub struct Selector {
     /// expression matches somewhere, e.g. `{ $.context.userAgent: "Mobile" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<BTreeMap<String, String>>,
+    /// JSONPath to a type or a list of them (`string`, `number`, `integer`, `boolean`, `list`,
+    /// `object`): each path must select a value of one of them, e.g.
+    /// `{ $.properties.category: object }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is: Option<BTreeMap<String, OneOrMany<ValueType>>>,
     /// Two JSONPaths that must select equal values, e.g. `[$item.from, $.event]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 2))]

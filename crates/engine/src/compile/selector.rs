@@ -33,6 +33,7 @@ impl Compiler<'_> {
             exists,
             equals,
             matches,
+            is,
             same,
             among,
             missing,
@@ -149,6 +150,16 @@ impl Compiler<'_> {
                 }
             }
             conditions.push(Condition::Matches(compiled));
+        }
+        if let Some(is) = is {
+            let mut compiled = Vec::new();
+            for (path, types) in is {
+                let at = pointer.key("is").key(path);
+                if let Some(path) = self.path_at(&at, Target::Key, path) {
+                    compiled.push((path, types.as_slice().to_vec()));
+                }
+            }
+            conditions.push(Condition::Is(compiled));
         }
         if let Some((a, b)) = same
             .as_ref()

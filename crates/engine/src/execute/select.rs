@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
 use crate::connection::Connection;
+use crate::convert::{has_type, type_name};
 use crate::path::{Path, ReadParents, Root};
 use crate::state::Recall;
+use ferry_spec::model::ValueType;
 use serde_json::Value;
 
 use super::{Computed, Item, is_empty, key_text};
@@ -44,6 +46,7 @@ enum Miss<'s> {
     Blank(&'s Path),
     Equals(&'s Path, &'s Value),
     Matches(&'s Path, &'s regex::Regex),
+    Is(&'s Path, &'s [ValueType]),
     Same(&'s Path, &'s Path),
     In(&'s Path, &'s Path),
     Setting(&'s str, &'s Value),
@@ -241,6 +244,12 @@ impl Selector {
                         })
                     })
                     .map(|(p, regex)| Miss::Matches(p, regex)),
+                Condition::Is(pairs) => pairs
+                    .iter()
+                    .find(|(p, types)| {
+                        read(p).is_none_or(|v| !types.iter().any(|&t| has_type(&v, t)))
+                    })
+                    .map(|(p, types)| Miss::Is(p, types)),
                 Condition::Same(a, b, loose) => {
                     let same = match (read(a), read(b)) {
                         (Some(x), Some(y)) if !x.is_null() => values_equal(&x, &y, *loose),
@@ -318,6 +327,14 @@ impl Selector {
             Some(Miss::Blank(p)) => format!("`{p}` is not empty"),
             Some(Miss::Equals(p, want)) => format!("`{p}` is not `{want}`"),
             Some(Miss::Matches(p, regex)) => format!("`{p}` does not match `{regex}`"),
+            Some(Miss::Is(p, types)) => format!(
+                "`{p}` is not {}",
+                types
+                    .iter()
+                    .map(|&t| type_name(t))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
             Some(Miss::Same(a, b)) => format!("`{a}` and `{b}` differ"),
             Some(Miss::In(a, b)) => format!("`{a}` is not in `{b}`"),
             Some(Miss::Setting(name, want)) => format!("setting `{name}` is not `{want}`"),
