@@ -1,6 +1,6 @@
 //! Which events an action plans for, and how many requests: refusals with a reason, skips
-//! declared by `required: skip`, conditions on settings and on computed values, one request per
-//! item of a list, and lookup tables kept as lists of `{from, to}` pairs.
+//! declared by `required: skip`, conditions on settings, on computed values, on patterns and on
+//! types, one request per item of a list, and lookup tables kept as lists of `{from, to}` pairs.
 
 mod support;
 
