@@ -150,7 +150,7 @@ impl Body {
     }
 
     /// The number of bytes sent, counted without writing them.
-    pub fn len(&self) -> usize {
+    pub fn byte_len(&self) -> usize {
         match self {
             Body::Json(text) | Body::JsonArray(text) | Body::Ndjson(text) => text.len(),
             Body::Form(fields) => {
@@ -161,11 +161,6 @@ impl Body {
                 pairs + fields.len().saturating_sub(1)
             }
         }
-    }
-
-    /// Whether no byte is sent.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The JSON text of a JSON, JSON array or NDJSON body.
@@ -295,11 +290,15 @@ mod tests {
                     (name.to_owned(), value.to_owned()),
                     ("data".to_owned(), value.to_owned()),
                 ]);
-                assert_eq!(body.len(), body.to_bytes().len(), "{name:?} = {value:?}");
+                assert_eq!(
+                    body.byte_len(),
+                    body.to_bytes().len(),
+                    "{name:?} = {value:?}"
+                );
             }
         }
-        assert_eq!(Body::Form(Vec::new()).len(), 0);
+        assert_eq!(Body::Form(Vec::new()).byte_len(), 0);
         let json = Body::Json("{\"a\":\"é\"}".to_owned());
-        assert_eq!(json.len(), json.to_bytes().len());
+        assert_eq!(json.byte_len(), json.to_bytes().len());
     }
 }

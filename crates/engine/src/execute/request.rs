@@ -162,7 +162,7 @@ impl<'a> Run<'a> {
                 Body::Form(form_fields(&into_text(out)))
             }
         };
-        let size = body.len();
+        let size = body.byte_len();
         let limit = connection.mapping.max_body_bytes();
         if size as u64 > limit {
             return Err(Stop::Failed(
