@@ -91,6 +91,8 @@ pub(crate) struct Refusal {
 pub(crate) struct ForEach {
     pub path: Path,
     pub filter: Option<Selector>,
+    /// `unnest`: each value of this field (named by its key) is a run, as a member of the item.
+    pub unnest: Option<Field>,
 }
 
 #[derive(Debug)]

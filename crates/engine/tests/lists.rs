@@ -4,6 +4,7 @@
 
 mod support;
 
+use ferry_engine::Outcome;
 use serde_json::{Value, json};
 use support::{HEAD, connect, failure, json as body, plan, rejected, request, requests};
 
@@ -227,4 +228,116 @@ fn index_needs_a_for_each_and_has_no_members() {
         "{}",
         rejected(&member)
     );
+}
+
+#[test]
+fn a_spread_items_entry_adds_the_members_of_its_list() {
+    let fields = "        ids:\n          items:\n            - { from: $.id, spread: true }\n            - { from: $.more, spread: true, as: string }\n            - { from: $.last }\n";
+    let many = json!({"type": "track", "id": ["a", "b"], "more": 7, "last": ["x"]});
+    // A list's members join the enclosing list; one value (after its operations) is added as
+    // itself; an entry without `spread` adds its list as one entry.
+    assert_eq!(
+        body_of("", fields, &many),
+        json!({"ids": ["a", "b", "7", ["x"]]})
+    );
+    let none = json!({"type": "track", "id": [], "last": "y"});
+    assert_eq!(body_of("", fields, &none), json!({"ids": ["y"]}));
+    let object = mapping(
+        "",
+        "        ids: { items: [{ fields: { a: { from: $.a } }, spread: true }] }\n",
+    );
+    assert!(
+        rejected(&object).contains("an object has no items to spread into the enclosing list"),
+        "{}",
+        rejected(&object)
+    );
+    let each = mapping(
+        "",
+        "        ids: { items: [{ each: $.a, spread: true }] }\n",
+    );
+    assert!(
+        rejected(&each).contains("an entry with `each` adds every item already"),
+        "{}",
+        rejected(&each)
+    );
+}
+
+/// A mapping whose action plans one request per group a trait names under each group key.
+fn unnesting(unnest: &str) -> String {
+    format!(
+        "{HEAD}actions:\n  group:\n    when: {{ type: group }}\n    for_each:\n      each: $settings.keys\n      unnest: {unnest}\n    request:\n      method: POST\n      path: /groups\n      body:\n        key: {{ from: $item.key }}\n        id: {{ from: $item.id }}\n        position: {{ from: $index }}\n"
+    )
+}
+
+#[test]
+fn unnest_plans_a_run_for_each_value_of_each_item() {
+    let text = unnesting("{ id: { from: $.traits, member: $item.key } }");
+    let settings = json!({"keys": [{"key": "company"}, {"key": "team"}, {"key": "region"}]});
+    let connection = connect(
+        &text.replace(
+            "actions:",
+            "settings:\n  keys: { type: list, description: group keys }\nactions:",
+        ),
+        &settings,
+    );
+    let event = json!({"type": "group", "traits": {"company": ["Acme", "Beta"], "team": "Ops"}});
+    let planned = plan(&connection, &event);
+    let bodies: Vec<Value> = planned
+        .outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Request(request) => Some(body(request)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"key": "company", "id": "Acme", "position": 0}),
+            json!({"key": "company", "id": "Beta", "position": 0}),
+            json!({"key": "team", "id": "Ops", "position": 1}),
+        ]
+    );
+    // The key with no value skips its item, saying so; the others are planned.
+    let skips: Vec<&str> = planned
+        .outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Skipped(skip) => Some(&*skip.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        skips,
+        ["`for_each.unnest.id` gives no value for item 2 of `$settings.keys`"]
+    );
+    // Items that are not objects have no member to add.
+    let texts = connect(
+        &text
+            .replace(
+                "actions:",
+                "settings:\n  keys: { type: list, description: group keys }\nactions:",
+            )
+            .replace("member: $item.key", "member: $item"),
+        &json!({"keys": ["company"]}),
+    );
+    assert_eq!(
+        failure(&plan(&texts, &event)),
+        "`for_each`: `unnest` adds `id` to each item, and item 0 is text, not an object"
+    );
+}
+
+#[test]
+fn unnest_names_one_member() {
+    for two in ["{ }", "{ a: { from: $.a }, b: { from: $.b } }"] {
+        let problems = rejected(&unnesting(two));
+        assert!(
+            problems.contains("`unnest` names one member of the item"),
+            "{problems}"
+        );
+    }
+    let spread = rejected(&unnesting(
+        "{ a: { fields: { b: { from: $.b } }, spread: true } }",
+    ));
+    assert!(spread.contains("cannot be spread"), "{spread}");
 }

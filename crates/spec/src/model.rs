@@ -398,6 +398,13 @@ pub struct ForEachRule {
     /// `{ same: [$item.from, $.event] }`.
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub filter: Option<Box<Selector>>,
+    /// One name and a field, read for each item kept (`$item` being the item): every value it
+    /// gives is a run of the action (a list gives one per member, one value one, nothing none),
+    /// whose `$item` is the item with that value as the member of that name, e.g.
+    /// `{ group_id: { from: $.traits, member: $item.groupKey } }` for one request per group a
+    /// trait lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unnest: Option<Ordered<Field>>,
 }
 
 /// How a 2xx response says that the request failed.
@@ -889,7 +896,8 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within: Option<OneOrMany<String>>,
     /// Write this object's members (its fields, group and bucket) into the enclosing object
-    /// instead of under this field's name, e.g. every trait as a top-level attribute.
+    /// instead of under this field's name, e.g. every trait as a top-level attribute. On an entry
+    /// of `items`: a list it gives adds its members to the enclosing list, one value itself.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spread: bool,
     /// JSONPath to an object, or a list of them (the first that selects an object wins): one

@@ -7,8 +7,8 @@ use ferry_spec::model::{self, BodyFormat};
 use ferry_spec::{DiagnosticKind, Pointer, Target};
 
 use crate::compiled::{
-    ActionHeader, AuthRule, CompiledAction, CompiledRequest, CompiledStep, FailureRule, ForEach,
-    Refusal, Remember,
+    ActionHeader, AuthRule, CompiledAction, CompiledRequest, CompiledStep, FailureRule, Field,
+    ForEach, Refusal, Remember,
 };
 use crate::path::Path;
 use crate::template::Escape;
@@ -197,11 +197,14 @@ impl Compiler<'_> {
     }
 
     fn for_each(&mut self, pointer: &Pointer, rule: &model::ForEach) -> Option<ForEach> {
-        let (text, filter, at) = match rule {
-            model::ForEach::Path(text) => (text, None, pointer.clone()),
-            model::ForEach::Filtered(rule) => {
-                (&rule.each, rule.filter.as_deref(), pointer.key("each"))
-            }
+        let (text, filter, unnest, at) = match rule {
+            model::ForEach::Path(text) => (text, None, None, pointer.clone()),
+            model::ForEach::Filtered(rule) => (
+                &rule.each,
+                rule.filter.as_deref(),
+                rule.unnest.as_ref(),
+                pointer.key("each"),
+            ),
         };
         let path = self.path(&at, text);
         if path
@@ -218,11 +221,48 @@ impl Compiler<'_> {
         }
         self.for_each_in_scope = true;
         let filter = filter.map(|w| self.selector(&pointer.key("where"), w));
+        let unnest = match unnest {
+            Some(given) => Some(self.unnest(&pointer.key("unnest"), given)?),
+            None => None,
+        };
         self.for_each_in_scope = false;
         Some(ForEach {
             path: path?,
             filter,
+            unnest,
         })
+    }
+
+    /// `unnest`: one name, and the field whose values (read per item) make the runs.
+    fn unnest(&mut self, pointer: &Pointer, given: &model::Ordered<model::Field>) -> Option<Field> {
+        let mut named = given.iter();
+        let (Some((name, field)), None) = (named.next(), named.next()) else {
+            self.problem(
+                DiagnosticKind::Field,
+                pointer,
+                Target::Value,
+                "`unnest` names one member of the item, and the field that gives its values",
+            )
+            .help = Some(
+                "e.g. `unnest: { group_id: { from: $.traits, member: $item.groupKey } }`".into(),
+            );
+            return None;
+        };
+        let place = Place {
+            pointer: pointer.key(name),
+            label: format!("for_each.unnest.{name}"),
+        };
+        let compiled = self.field(&place, name, field, Slot::Member)?;
+        if compiled.spread || compiled.computed_key.is_some() {
+            self.problem(
+                DiagnosticKind::Field,
+                &place.pointer,
+                Target::Key,
+                "an unnested value is read as `$item.NAME`: it cannot be spread or named per event",
+            );
+            return None;
+        }
+        Some(compiled)
     }
 
     /// The `failure` rules of an action or step, in order. Rules written alike (on several

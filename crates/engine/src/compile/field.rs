@@ -19,7 +19,8 @@ pub(super) enum Slot {
     Member,
     /// A query parameter or dedupe key: one value, no object or list.
     Flat,
-    /// An entry of an `items` list: no name of its own, so no `key` or `spread`.
+    /// An entry of an `items` list: no name of its own, so no `key`; `spread` adds the members
+    /// of a list it gives.
     ListEntry,
 }
 
@@ -431,16 +432,29 @@ impl Compiler<'_> {
             Some(_) if entries => None,
             Some(key_field) => self.key_field(place, key_field),
         };
-        if field.spread && (slot != Slot::Member || !(object || entries)) {
+        let each = given.iter().any(|g| matches!(g, Given::Each(_)));
+        let why = match slot {
+            _ if !field.spread => None,
+            Slot::Member if !(object || entries) => Some(
+                "only an object (`fields`, `group`, `rest_of` or `entries`) can be spread into the enclosing object",
+            ),
+            Slot::ListEntry if object || entries => {
+                Some("an object has no items to spread into the enclosing list")
+            }
+            Slot::ListEntry if each => {
+                Some("an entry with `each` adds every item already: `spread` says nothing more")
+            }
+            Slot::Flat => Some(
+                "`spread` writes members into an enclosing object or list, and this field has none",
+            ),
+            Slot::Member | Slot::ListEntry => None,
+        };
+        if let Some(why) = why {
             self.problem(
                 DiagnosticKind::Field,
                 &pointer.key("spread"),
                 Target::Key,
-                if slot == Slot::Member {
-                    "only an object (`fields`, `group`, `rest_of` or `entries`) can be spread into the enclosing object"
-                } else {
-                    "`spread` writes members into an enclosing object, and this field has none"
-                },
+                why,
             );
         }
         computed_key

@@ -143,7 +143,7 @@ impl<'a> Run<'a> {
     }
 
     /// The items a list field adds: every mapped item of an `each`, or each entry of `items`
-    /// (an entry that is an `each` adds all of its items).
+    /// (an entry that is an `each` adds all of its items, a spread entry the members of its list).
     pub(super) fn list_items(
         &mut self,
         field: &'a Field,
@@ -222,12 +222,42 @@ impl<'a> Run<'a> {
                     }
                     if matches!(entry.source, Source::Each { .. }) {
                         self.list_items(entry, scope, out, first_item)?;
+                    } else if entry.spread {
+                        self.spread_items(entry, scope, out, first_item)?;
                     } else {
                         self.item(entry, scope, out, first_item)?;
                     }
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A spread entry of `items`: each member of the list it gives (of the entries, for
+    /// `items`), or the one value it gives.
+    fn spread_items(
+        &mut self,
+        entry: &'a Field,
+        scope: Scope<'a>,
+        out: &mut Vec<u8>,
+        first_item: &mut bool,
+    ) -> Step<()> {
+        if matches!(entry.source, Source::Items(_)) {
+            return self.list_items(entry, scope, out, first_item);
+        }
+        let Some(value) = self.value_of(entry, scope)? else {
+            return Ok(());
+        };
+        let members = match &*value {
+            Value::Array(members) => &members[..],
+            one => std::slice::from_ref(one),
+        };
+        for member in members {
+            separate(out, first_item);
+            let start = out.len();
+            write_value(out, member);
+            self.captured(start..out.len());
         }
         Ok(())
     }

@@ -326,8 +326,14 @@ impl Connection {
                 .filter
                 .as_ref()
                 .is_none_or(|filter| filter.matches(&self.subject(this, Some(item), state, &[])));
-            if kept {
-                self.plan_action(index, this, Some(item), state, tracing, plan);
+            if !kept {
+                continue;
+            }
+            match &rule.unnest {
+                None => self.plan_action(index, this, Some(item), state, tracing, plan),
+                Some(unnest) => {
+                    self.plan_unnested(index, rule, unnest, this, item, state, tracing, plan);
+                }
             }
         }
         if plan.outcomes.len() == before {
@@ -340,6 +346,78 @@ impl Connection {
                 kind: SkipKind::NoItem,
                 reason,
             }));
+        }
+    }
+
+    /// Plans a run of an action with `for_each` and `unnest` for each value the unnested
+    /// field gives for `item`, each as the item with that value as its member.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_unnested(
+        &self,
+        index: usize,
+        rule: &crate::compiled::ForEach,
+        unnest: &Field,
+        this: Event<'_>,
+        item: Item<'_>,
+        state: &dyn Recall,
+        tracing: bool,
+        plan: &mut Plan,
+    ) {
+        let action = &self.mapping.actions[index];
+        let mut run = Run::new(self, state, &action.name, this, Some(item), &[]);
+        run.trace = tracing.then(Vec::new);
+        let made = run.computed_value(unnest, Scope::of(this.value));
+        if let Some(lines) = run.trace.take() {
+            plan.trace.extend(lines);
+        }
+        let fail = |plan: &mut Plan, kind, message: String| {
+            plan.outcomes.push(Outcome::Failed(Failure {
+                action: Some(Arc::clone(&action.name)),
+                kind,
+                message: self.redact(&message).into_owned(),
+            }));
+        };
+        let skip = |plan: &mut Plan, kind, reason: String| {
+            if tracing {
+                plan.trace.push(format!("  skipped: {reason}"));
+            }
+            plan.outcomes.push(Outcome::Skipped(Skip {
+                action: Some(Arc::clone(&action.name)),
+                kind,
+                reason,
+            }));
+        };
+        let values = match made {
+            Ok(Some(Value::Array(values))) if !values.is_empty() => values,
+            Ok(None | Some(Value::Null | Value::Array(_))) => {
+                let reason = format!(
+                    "`{}` gives no value for item {} of `{}`",
+                    unnest.label, item.index, rule.path
+                );
+                return skip(plan, SkipKind::NoItem, reason);
+            }
+            Ok(Some(one)) => vec![one],
+            Err(Stop::Failed(kind, message)) => return fail(plan, kind, message),
+            Err(Stop::Skip(kind, reason)) => return skip(plan, kind, reason),
+        };
+        let Value::Object(members) = item.value else {
+            let message = format!(
+                "`for_each`: `unnest` adds `{}` to each item, and item {} is {}, not an object",
+                unnest.key,
+                item.index,
+                kind(item.value)
+            );
+            return fail(plan, FailureKind::Invalid, message);
+        };
+        for value in values {
+            let mut unnested = members.clone();
+            unnested.insert(unnest.key.to_string(), value);
+            let unnested = Value::Object(unnested);
+            let run = Item {
+                value: &unnested,
+                index: item.index,
+            };
+            self.plan_action(index, this, Some(run), state, tracing, plan);
         }
     }
 
