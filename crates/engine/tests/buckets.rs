@@ -448,3 +448,28 @@ fn a_flatten_rule_needs_a_separator_and_an_index_in_its_list_pattern() {
         assert!(problems.contains(expected), "{expected}\n{problems}");
     }
 }
+
+#[test]
+fn a_when_written_alike_in_several_places_is_tested_where_each_is_read() {
+    // One anchor on a field of the event, a field of each item and a field beside a bucket of
+    // each item: the selector is shared, its answer is not, since `$` differs.
+    let fields = "        sku: { from: $.properties.sku, when: &has_sku { filled: $.sku } }\n        products:\n          each: $.properties.products\n          fields:\n            id: { from: $.sku, when: *has_sku }\n            other: { rest_of: $, spread: true }\n        metadata: { rest_of: $.properties, except: [products] }\n";
+    let connection = connect(&mapping(fields), &json!({}));
+    let event = json!({"type": "track", "properties": {
+        "sku": "top", "products": [{"sku": "a", "n": 1}, {"sku": "", "n": 2}]
+    }});
+    // At the event, `$.sku` is missing: `sku` is left out and stays in the bucket.
+    assert_eq!(
+        body(request(&plan(&connection, &event))),
+        json!({
+            "products": [{"id": "a", "n": 1}, {"sku": "", "n": 2}],
+            "metadata": {"sku": "top"}
+        })
+    );
+    let with_sku =
+        json!({"type": "track", "sku": "s", "properties": {"sku": "top", "products": [{"n": 3}]}});
+    assert_eq!(
+        body(request(&plan(&connection, &with_sku))),
+        json!({"sku": "top", "products": [{"n": 3}], "metadata": {}})
+    );
+}

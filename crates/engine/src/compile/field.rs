@@ -8,7 +8,7 @@ use ferry_spec::model::{self, OneOrMany, Ordered, TemplateSource};
 use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
-use crate::compiled::{Field, KeepNull, Required, Source};
+use crate::compiled::{Field, KeepNull, Required, Selector, Source};
 
 use super::{Compiler, Place};
 
@@ -273,7 +273,7 @@ impl Compiler<'_> {
         let when = field
             .when
             .as_ref()
-            .map(|w| Arc::new(self.selector(&pointer.key("when"), w)));
+            .map(|w| self.field_when(&pointer.key("when"), w));
         let object = matches!(shape, Shape::Object);
         let computed_key = self.naming(place, field, slot, object, &given);
         let source = self.source(place, key, field, shape, slot)?;
@@ -400,6 +400,21 @@ impl Compiler<'_> {
                 source
             }
         })
+    }
+
+    /// A field's `when`: the selector compiled before for the same text, unless it reads a
+    /// response (a step's own).
+    fn field_when(&mut self, pointer: &Pointer, when: &model::Selector) -> Arc<Selector> {
+        let compiled = self.selector(pointer, when);
+        if compiled.reads_response_from(0) || compiled.statuses().next().is_some() {
+            return Arc::new(compiled);
+        }
+        let written = serde_json::to_string(when).expect("a selector serializes");
+        Arc::clone(
+            self.whens
+                .entry(written)
+                .or_insert_with(|| Arc::new(compiled)),
+        )
     }
 
     /// The computed key of a field, after checking its `key` and `spread`.

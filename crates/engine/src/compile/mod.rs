@@ -11,7 +11,7 @@ use ferry_spec::{
 
 use crate::batch_rule::BatchRule;
 use crate::compiled::{
-    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource,
+    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource, Selector,
 };
 use crate::path::ParentIds;
 use crate::template::Templates;
@@ -51,6 +51,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         recalls: Vec::new(),
         name_sources: Vec::new(),
         failures: HashMap::new(),
+        whens: HashMap::new(),
         parents: ParentIds::default(),
     };
     let mapping = &document.mapping;
@@ -132,6 +133,9 @@ struct Compiler<'d> {
     /// The `failure` rules compiled so far, by what was written: rules written alike share one
     /// list, so that their requests merge into one batch.
     failures: HashMap<String, Arc<[FailureRule]>>,
+    /// The fields' `when` selectors compiled so far, by what was written: selectors written
+    /// alike (an anchor used on many fields) share one, which a run tests once per event.
+    whens: HashMap<String, Arc<Selector>>,
     /// The parents of the event paths compiled so far, walked once per event.
     parents: ParentIds,
 }

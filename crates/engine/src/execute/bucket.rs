@@ -127,13 +127,9 @@ impl<'a> Run<'a> {
     }
 
     /// The names of `list` whose conditions hold in `scope`.
-    fn held(&self, list: &'a [(Conditions, Box<str>)], scope: Scope<'a>) -> Vec<&'a str> {
-        if list.is_empty() {
-            return Vec::new();
-        }
-        let subject = self.subject_at(scope);
+    fn held(&mut self, list: &'a [(Conditions, Box<str>)], scope: Scope<'a>) -> Vec<&'a str> {
         list.iter()
-            .filter(|(conditions, _)| conditions.iter().all(|c| c.matches(&subject)))
+            .filter(|(conditions, _)| conditions.iter().all(|c| self.tested(c, scope)))
             .map(|(_, name)| &**name)
             .collect()
     }

@@ -743,6 +743,9 @@ struct Run<'a> {
     capture: Option<Capture>,
     /// Why the last template found missing was: the value it read that the event lacks.
     undefined: Option<String>,
+    /// What each selector (by identity) gave when tested against the whole event: fields
+    /// written under one `when`, and the buckets that ask whether they were, test it once.
+    tested: Vec<(*const Selector, bool)>,
 }
 
 /// The item ranges of the list being written at `depth` 1.
@@ -801,6 +804,7 @@ impl<'a> Run<'a> {
             trace: None,
             capture: None,
             undefined: None,
+            tested: Vec::new(),
         }
     }
 
@@ -871,13 +875,28 @@ impl<'a> Run<'a> {
     /// Whether `selector` holds in `scope`; when tracing, the reason it does not is noted
     /// under `label`.
     fn holds(&mut self, selector: &Selector, scope: Scope<'a>, label: &str, what: &str) -> bool {
-        let subject = self.subject_at(scope);
-        let holds = selector.matches(&subject);
+        let holds = self.tested(selector, scope);
         if !holds && self.trace.is_some() {
+            let subject = self.subject_at(scope);
             let why = selector.explain(&subject);
             self.note(|| format!("{label}: left out by its `{what}`: {why}"));
         }
         holds
+    }
+
+    /// Whether `selector` holds in `scope`, tested once per run when `scope` is the event.
+    fn tested(&mut self, selector: &Selector, scope: Scope<'a>) -> bool {
+        let whole_event = std::ptr::eq(scope.value, self.event) && scope.key.is_none();
+        let id = std::ptr::from_ref(selector);
+        if whole_event && let Some(&(_, held)) = self.tested.iter().find(|(known, _)| *known == id)
+        {
+            return held;
+        }
+        let held = selector.matches(&self.subject_at(scope));
+        if whole_event {
+            self.tested.push((id, held));
+        }
+        held
     }
 
     fn subject_at(&self, scope: Scope<'a>) -> Subject<'a> {
@@ -941,6 +960,7 @@ impl<'a> Run<'a> {
             trace: None,
             capture: None,
             undefined: None,
+            tested: Vec::new(),
         }
     }
 }

@@ -165,7 +165,7 @@ impl Names {
 
 impl Selector {
     /// Whether this selector reads the response of step `step` or a later one.
-    pub(super) fn reads_response_from(&self, step: usize) -> bool {
+    pub(crate) fn reads_response_from(&self, step: usize) -> bool {
         self.response.is_some_and(|r| r >= step)
             || self.conditions.iter().any(|condition| match condition {
                 Condition::Not(not) => not.reads_response_from(step),
