@@ -743,8 +743,8 @@ struct Run<'a> {
     capture: Option<Capture>,
     /// Why the last template found missing was: the value it read that the event lacks.
     undefined: Option<String>,
-    /// What each selector (by identity) gave when tested against the whole event: fields
-    /// written under one `when`, and the buckets that ask whether they were, test it once.
+    /// What each selector (by identity) gave when a bucket tested it against the whole event:
+    /// the fields a bucket's keys are read by often share one `when`.
     tested: Vec<(*const Selector, bool)>,
 }
 
@@ -875,16 +875,17 @@ impl<'a> Run<'a> {
     /// Whether `selector` holds in `scope`; when tracing, the reason it does not is noted
     /// under `label`.
     fn holds(&mut self, selector: &Selector, scope: Scope<'a>, label: &str, what: &str) -> bool {
-        let holds = self.tested(selector, scope);
+        let subject = self.subject_at(scope);
+        let holds = selector.matches(&subject);
         if !holds && self.trace.is_some() {
-            let subject = self.subject_at(scope);
             let why = selector.explain(&subject);
             self.note(|| format!("{label}: left out by its `{what}`: {why}"));
         }
         holds
     }
 
-    /// Whether `selector` holds in `scope`, tested once per run when `scope` is the event.
+    /// Whether `selector` holds in `scope`, for a bucket: tested once per run when `scope` is
+    /// the event.
     fn tested(&mut self, selector: &Selector, scope: Scope<'a>) -> bool {
         let whole_event = std::ptr::eq(scope.value, self.event) && scope.key.is_none();
         let id = std::ptr::from_ref(selector);
