@@ -150,7 +150,13 @@ pub(crate) struct Selector {
     pub conditions: Vec<Condition>,
     /// The earlier step (by index in the action) whose response the paths read.
     pub response: Option<usize>,
+    /// For a field's `when`: where a run keeps what it gave against the whole event, so that
+    /// the fields sharing it and the buckets asking about them test it once.
+    pub slot: Option<u8>,
 }
+
+/// How many fields' `when` selectors a run keeps answers for.
+pub(crate) const SELECTOR_SLOTS: usize = 128;
 
 /// One condition of a selector, in the order they are tested.
 #[derive(Debug)]

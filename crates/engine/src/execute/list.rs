@@ -216,7 +216,7 @@ impl<'a> Run<'a> {
             Source::Items(entries) => {
                 for entry in entries {
                     if let Some(when) = &entry.when
-                        && !self.holds(when, scope, &entry.label, "when")
+                        && !self.field_holds(when, scope, &entry.label)
                     {
                         continue;
                     }

@@ -743,9 +743,11 @@ struct Run<'a> {
     capture: Option<Capture>,
     /// Why the last template found missing was: the value it read that the event lacks.
     undefined: Option<String>,
-    /// What each selector (by identity) gave when a bucket tested it against the whole event:
-    /// the fields a bucket's keys are read by often share one `when`.
-    tested: Vec<(*const Selector, bool)>,
+    /// Which fields' `when` selectors (by slot) this run tested against the whole event, and
+    /// which of those held: fields written under one `when`, and the buckets that ask whether
+    /// they were, test it once.
+    tested: u128,
+    held: u128,
 }
 
 /// The item ranges of the list being written at `depth` 1.
@@ -804,7 +806,8 @@ impl<'a> Run<'a> {
             trace: None,
             capture: None,
             undefined: None,
-            tested: Vec::new(),
+            tested: 0,
+            held: 0,
         }
     }
 
@@ -884,20 +887,35 @@ impl<'a> Run<'a> {
         holds
     }
 
-    /// Whether `selector` holds in `scope`, for a bucket: tested once per run when `scope` is
-    /// the event.
+    /// Whether a field's `when` holds in `scope`; when tracing, the reason it does not is
+    /// noted under `label`.
+    fn field_holds(&mut self, when: &Selector, scope: Scope<'a>, label: &str) -> bool {
+        let holds = self.tested(when, scope);
+        if !holds && self.trace.is_some() {
+            let why = when.explain(&self.subject_at(scope));
+            self.note(|| format!("{label}: left out by its `when`: {why}"));
+        }
+        holds
+    }
+
+    /// Whether `selector` holds in `scope`: for a field's `when` against the whole event,
+    /// tested once per run.
     fn tested(&mut self, selector: &Selector, scope: Scope<'a>) -> bool {
         let whole_event = std::ptr::eq(scope.value, self.event) && scope.key.is_none();
-        let id = std::ptr::from_ref(selector);
-        if whole_event && let Some(&(_, held)) = self.tested.iter().find(|(known, _)| *known == id)
-        {
-            return held;
+        let Some(bit) = selector
+            .slot
+            .filter(|_| whole_event)
+            .map(|slot| 1_u128 << slot)
+        else {
+            return selector.matches(&self.subject_at(scope));
+        };
+        if self.tested & bit == 0 {
+            self.tested |= bit;
+            if selector.matches(&self.subject_at(scope)) {
+                self.held |= bit;
+            }
         }
-        let held = selector.matches(&self.subject_at(scope));
-        if whole_event {
-            self.tested.push((id, held));
-        }
-        held
+        self.held & bit != 0
     }
 
     fn subject_at(&self, scope: Scope<'a>) -> Subject<'a> {
@@ -961,7 +979,8 @@ impl<'a> Run<'a> {
             trace: None,
             capture: None,
             undefined: None,
-            tested: Vec::new(),
+            tested: 0,
+            held: 0,
         }
     }
 }

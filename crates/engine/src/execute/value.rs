@@ -35,7 +35,7 @@ impl<'a> Run<'a> {
         scope: Scope<'a>,
     ) -> Step<Option<Cow<'a, Value>>> {
         if let Some(when) = &field.when
-            && !self.holds(when, scope, &field.label, "when")
+            && !self.field_holds(when, scope, &field.label)
         {
             return Ok(None);
         }

@@ -63,7 +63,7 @@ impl<'a> Run<'a> {
         written: &mut Written<'a>,
     ) -> Step<()> {
         if let Some(when) = &field.when
-            && !self.holds(when, scope, &field.label, "when")
+            && !self.field_holds(when, scope, &field.label)
         {
             return Ok(());
         }
