@@ -150,9 +150,10 @@ pub(crate) struct Selector {
     pub conditions: Vec<Condition>,
     /// The earlier step (by index in the action) whose response the paths read.
     pub response: Option<usize>,
-    /// For a field's `when`: where a run keeps what it gave against the whole event, so that
-    /// the fields sharing it and the buckets asking about them test it once.
-    pub slot: Option<u8>,
+    /// For a field's `when` that several parts hold: where a run keeps what it gave against
+    /// the whole event, so that the fields sharing it and the buckets asking about them test
+    /// it once. Numbered when the mapping has compiled.
+    pub slot: std::sync::OnceLock<u8>,
 }
 
 /// How many fields' `when` selectors a run keeps answers for.

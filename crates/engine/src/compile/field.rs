@@ -8,7 +8,7 @@ use ferry_spec::model::{self, OneOrMany, Ordered, TemplateSource};
 use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
-use crate::compiled::{Field, KeepNull, Required, SELECTOR_SLOTS, Selector, Source};
+use crate::compiled::{Field, KeepNull, Required, Selector, Source};
 
 use super::{Compiler, Place};
 
@@ -403,20 +403,18 @@ impl Compiler<'_> {
     }
 
     /// A field's `when`: the selector compiled before for the same text, unless it reads a
-    /// response (a step's own); each has a slot for a run's answer, while slots last.
+    /// response (a step's own).
     fn field_when(&mut self, pointer: &Pointer, when: &model::Selector) -> Arc<Selector> {
-        let mut compiled = self.selector(pointer, when);
+        let compiled = self.selector(pointer, when);
         if compiled.reads_response_from(0) || compiled.statuses().next().is_some() {
             return Arc::new(compiled);
         }
         let written = serde_json::to_string(when).expect("a selector serializes");
-        let slots = self.whens.len();
-        Arc::clone(self.whens.entry(written).or_insert_with(|| {
-            compiled.slot = u8::try_from(slots)
-                .ok()
-                .filter(|&n| usize::from(n) < SELECTOR_SLOTS);
-            Arc::new(compiled)
-        }))
+        Arc::clone(
+            self.whens
+                .entry(written)
+                .or_insert_with(|| Arc::new(compiled)),
+        )
     }
 
     /// The computed key of a field, after checking its `key` and `spread`.

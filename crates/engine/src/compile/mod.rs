@@ -11,7 +11,8 @@ use ferry_spec::{
 
 use crate::batch_rule::BatchRule;
 use crate::compiled::{
-    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource, Selector,
+    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource, SELECTOR_SLOTS,
+    Selector,
 };
 use crate::path::ParentIds;
 use crate::template::Templates;
@@ -79,8 +80,10 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         templates,
         name_sources,
         parents,
+        whens,
         ..
     } = compiler;
+    number_shared_whens(whens.into_values());
     if !problems.is_empty() {
         let mut problems = problems;
         problems.sort_by_key(|d| (d.line, d.column));
@@ -106,6 +109,17 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         name_sources,
         parents: parents.count(),
     })
+}
+
+/// Gives a slot to each field `when` that more than one part holds (fields written under one
+/// anchor, or a field and the buckets asking whether it was written): a run keeps its answer
+/// there. The others are tested where they are read, at no cost for the memory.
+fn number_shared_whens(whens: impl Iterator<Item = Arc<Selector>>) {
+    let shared = whens.filter(|when| Arc::strong_count(when) > 2);
+    for (slot, when) in (0..SELECTOR_SLOTS).zip(shared) {
+        let slot = u8::try_from(slot).expect("slots fit in a byte");
+        when.slot.set(slot).expect("a selector is numbered once");
+    }
 }
 
 struct Compiler<'d> {

@@ -890,6 +890,9 @@ impl<'a> Run<'a> {
     /// Whether a field's `when` holds in `scope`; when tracing, the reason it does not is
     /// noted under `label`.
     fn field_holds(&mut self, when: &Selector, scope: Scope<'a>, label: &str) -> bool {
+        if when.slot.get().is_none() {
+            return self.holds(when, scope, label, "when");
+        }
         let holds = self.tested(when, scope);
         if !holds && self.trace.is_some() {
             let why = when.explain(&self.subject_at(scope));
@@ -904,8 +907,9 @@ impl<'a> Run<'a> {
         let whole_event = std::ptr::eq(scope.value, self.event) && scope.key.is_none();
         let Some(bit) = selector
             .slot
+            .get()
             .filter(|_| whole_event)
-            .map(|slot| 1_u128 << slot)
+            .map(|&slot| 1_u128 << slot)
         else {
             return selector.matches(&self.subject_at(scope));
         };
