@@ -265,7 +265,7 @@ fn a_spread_items_entry_adds_the_members_of_its_list() {
 /// A mapping whose action plans one request per group a trait names under each group key.
 fn unnesting(unnest: &str) -> String {
     format!(
-        "{HEAD}actions:\n  group:\n    when: {{ type: group }}\n    for_each:\n      each: $settings.keys\n      unnest: {unnest}\n    request:\n      method: POST\n      path: /groups\n      body:\n        key: {{ from: $item.key }}\n        id: {{ from: $item.id }}\n        position: {{ from: $index }}\n"
+        "{HEAD}settings:\n  keys: {{ type: list, description: group keys }}\nactions:\n  group:\n    when: {{ type: group }}\n    for_each:\n      each: $settings.keys\n      unnest: {unnest}\n    request:\n      method: POST\n      path: /groups\n      body:\n        key: {{ from: $item.key }}\n        id: {{ from: $item.id }}\n        position: {{ from: $index }}\n"
     )
 }
 
@@ -273,13 +273,7 @@ fn unnesting(unnest: &str) -> String {
 fn unnest_plans_a_run_for_each_value_of_each_item() {
     let text = unnesting("{ id: { from: $.traits, member: $item.key } }");
     let settings = json!({"keys": [{"key": "company"}, {"key": "team"}, {"key": "region"}]});
-    let connection = connect(
-        &text.replace(
-            "actions:",
-            "settings:\n  keys: { type: list, description: group keys }\nactions:",
-        ),
-        &settings,
-    );
+    let connection = connect(&text, &settings);
     let event = json!({"type": "group", "traits": {"company": ["Acme", "Beta"], "team": "Ops"}});
     let planned = plan(&connection, &event);
     let bodies: Vec<Value> = planned
@@ -313,12 +307,7 @@ fn unnest_plans_a_run_for_each_value_of_each_item() {
     );
     // Items that are not objects have no member to add.
     let texts = connect(
-        &text
-            .replace(
-                "actions:",
-                "settings:\n  keys: { type: list, description: group keys }\nactions:",
-            )
-            .replace("member: $item.key", "member: $item"),
+        &text.replace("member: $item.key", "member: $item"),
         &json!({"keys": ["company"]}),
     );
     assert_eq!(
