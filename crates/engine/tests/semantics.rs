@@ -288,12 +288,19 @@ fn event_values_in_the_path_are_encoded_and_cannot_change_the_host() {
 #[test]
 fn form_bodies_are_flat_text() {
     let text = format!(
-        "{HEAD}http:\n  base_url: https://api.example.com\nactions:\n  t:\n    when: {{ type: track }}\n    request:\n      method: POST\n      path: /f\n      format: form\n      body:\n        n: {{ from: $.properties.n }}\n        b: {{ value: true }}\n"
+        "{HEAD}http:\n  base_url: https://api.example.com\nactions:\n  t:\n    when: {{ type: track }}\n    request:\n      method: POST\n      path: /f\n      format: form\n      body:\n        n: {{ from: $.properties.n }}\n        b: {{ value: true }}\n        s: {{ from: $.properties.s }}\n"
     );
     let connection = connect(&text, json!({}));
-    let planned = plan(&connection, &track(json!({ "n": 5 })));
+    let planned = plan(
+        &connection,
+        &track(json!({ "n": 5, "s": "say \"hi\"\n\u{e9}" })),
+    );
     let body = request(&planned).body.as_ref().expect("a body");
-    assert_eq!(String::from_utf8(body.to_bytes()).unwrap(), "n=5&b=true");
+    // Text is sent as its characters, not as the JSON that quotes and escapes them.
+    assert_eq!(
+        String::from_utf8(body.to_bytes()).unwrap(),
+        "n=5&b=true&s=say+%22hi%22%0A%C3%A9"
+    );
     assert_eq!(body.content_type(), "application/x-www-form-urlencoded");
 }
 

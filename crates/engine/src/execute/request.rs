@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use ferry_spec::model::BodyFormat;
-use serde_json::Value;
 
 use crate::batch_rule::{BatchRule, BodyLayout, Merge, Slot};
 use crate::checks::check_header_value;
@@ -302,9 +301,11 @@ fn form_fields(object: &str) -> Vec<(String, String)> {
         .expect("the engine writes objects serde_json reads")
         .into_iter()
         .map(|(name, raw)| {
-            let text = match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::String(text)) => text,
-                Ok(Value::Null) => String::new(),
+            // Only text is decoded: a list or an object is sent as the JSON the engine wrote.
+            let text = match raw.get().as_bytes()[0] {
+                b'"' => serde_json::from_str::<String>(raw.get())
+                    .expect("the engine writes text serde_json reads"),
+                b'n' => String::new(),
                 _ => raw.get().to_owned(),
             };
             (name.into_owned(), text)
