@@ -383,6 +383,35 @@ pub(crate) struct Object {
 /// Conditions that must all hold, each in the scope of the bucket it affects.
 pub(crate) type Conditions = Vec<Arc<Selector>>;
 
+/// Keys that count only for events whose conditions hold, grouped by those conditions (the
+/// same selectors, as `when`s written alike compile to one): a bucket tests each group's
+/// conditions once per event, however many keys they govern.
+#[derive(Debug, Default)]
+pub(crate) struct KeysWhen(pub Vec<(Conditions, KeySet)>);
+
+impl KeysWhen {
+    pub fn insert(&mut self, conditions: &Conditions, key: Box<str>) {
+        let same = |held: &Conditions| {
+            held.len() == conditions.len()
+                && held.iter().zip(conditions).all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        match self.0.iter_mut().find(|(held, _)| same(held)) {
+            Some((_, keys)) => {
+                keys.insert(key);
+            }
+            None => self.0.push((conditions.clone(), KeySet::from_iter([key]))),
+        }
+    }
+
+    /// Drops the keys that already count whatever the conditions (and groups left empty).
+    pub fn remove_all_of(&mut self, always: &KeySet) {
+        for (_, keys) in &mut self.0 {
+            keys.retain(|key| !always.contains(key));
+        }
+        self.0.retain(|(_, keys)| !keys.is_empty());
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Rest {
     /// The first of these that selects an object is bucketed.
@@ -390,13 +419,13 @@ pub(crate) struct Rest {
     /// Source keys read by other fields of the action, or listed in `except`.
     pub consumed: KeySet,
     /// Source keys read by fields that are written only when their conditions hold.
-    pub consumed_when: Vec<(Conditions, Box<str>)>,
+    pub consumed_when: KeysWhen,
     /// Paths (in the bucket's scope) whose text names a key another field reads (`member`).
     pub named: Vec<Path>,
     /// Output names of the explicit fields beside the bucket: they win over bucketed keys.
     pub siblings: KeySet,
     /// Output names of fields beside the bucket written only when their conditions hold.
-    pub siblings_when: Vec<(Conditions, Box<str>)>,
+    pub siblings_when: KeysWhen,
     pub prefix: Box<str>,
     /// How nested values are flattened, if they are.
     pub flatten: Option<Flattening>,

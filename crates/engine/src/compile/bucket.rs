@@ -9,8 +9,8 @@ use ferry_spec::model::{self, OneOrMany};
 use ferry_spec::{DiagnosticKind, Pointer, Target};
 
 use crate::compiled::{
-    CompiledAction, CompiledRequest, Conditions, Field, Flattening, KeySet, Looseness, Names,
-    Object, Rest, Selector, Source,
+    CompiledAction, CompiledRequest, Conditions, Field, Flattening, KeySet, KeysWhen, Looseness,
+    Names, Object, Rest, Selector, Source,
 };
 use crate::path::{Path, Root, Segment};
 
@@ -157,10 +157,10 @@ impl Compiler<'_> {
         Some(Rest {
             paths: compiled,
             consumed: consumed.into_iter().collect(),
-            consumed_when: Vec::new(),
+            consumed_when: KeysWhen::default(),
             named: Vec::new(),
             siblings: KeySet::default(),
-            siblings_when: Vec::new(),
+            siblings_when: KeysWhen::default(),
             prefix: field.prefix.as_deref().unwrap_or("").into(),
             flatten,
             only,
@@ -511,7 +511,7 @@ fn consume(rest: &mut Rest, scope: &[Read], event: &[Read]) {
                     if read.conditions.is_empty() {
                         rest.consumed.insert(key);
                     } else {
-                        rest.consumed_when.push((read.conditions.clone(), key));
+                        rest.consumed_when.insert(&read.conditions, key);
                     }
                 }
                 _ => {}
@@ -519,7 +519,5 @@ fn consume(rest: &mut Rest, scope: &[Read], event: &[Read]) {
         }
     }
     // A key hidden whatever happens needs no condition.
-    let consumed = &rest.consumed;
-    rest.consumed_when
-        .retain(|(_, key)| !consumed.contains(key));
+    rest.consumed_when.remove_all_of(&rest.consumed);
 }

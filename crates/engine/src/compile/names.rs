@@ -136,10 +136,8 @@ fn spread_buckets(
 
 fn add_siblings(rest: &mut Rest, always: &[Box<str>], sometimes: &[(Conditions, Box<str>)]) {
     rest.siblings.extend(always.iter().cloned());
-    rest.siblings_when.extend(
-        sometimes
-            .iter()
-            .filter(|(_, name)| !rest.siblings.contains(name))
-            .cloned(),
-    );
+    for (conditions, name) in sometimes {
+        rest.siblings_when.insert(conditions, name.clone());
+    }
+    rest.siblings_when.remove_all_of(&rest.siblings);
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::compiled::{Conditions, Field, Rest};
+use crate::compiled::{Field, KeySet, KeysWhen, Rest};
 use crate::connection::Connection;
 
 use super::write::Written;
@@ -44,7 +44,7 @@ impl<'a> Run<'a> {
         let nameable = |key: &str| !(rest.dotted && key.contains('.'));
         let left_out = |key: &str| {
             rest.consumed.contains(key)
-                || hidden.contains(&key)
+                || hidden.iter().any(|keys| keys.contains(key))
                 || (nameable(key) && rest.except.lists(key, self.connection))
                 || named.iter().any(|n| n.as_str() == Some(key))
                 || (nameable(key) && excepted.iter().any(|names| listed_in(names, key)))
@@ -126,11 +126,12 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The names of `list` whose conditions hold in `scope`.
-    fn held(&mut self, list: &'a [(Conditions, Box<str>)], scope: Scope<'a>) -> Vec<&'a str> {
-        list.iter()
+    /// The groups of keys of `list` whose conditions hold in `scope`.
+    fn held(&mut self, list: &'a KeysWhen, scope: Scope<'a>) -> Vec<&'a KeySet> {
+        list.0
+            .iter()
             .filter(|(conditions, _)| conditions.iter().all(|c| self.tested(c, scope)))
-            .map(|(_, name)| &**name)
+            .map(|(_, keys)| keys)
             .collect()
     }
 
@@ -197,7 +198,7 @@ impl<'a> Run<'a> {
             }
         }
         if rest.siblings.contains(&*name)
-            || sink.taken.contains(&&*name)
+            || sink.taken.iter().any(|keys| keys.contains(&*name))
             || (value.is_null() && owner.keep_null == crate::compiled::KeepNull::No)
             || (owner.omit_empty && is_empty(value))
             || sink
@@ -232,7 +233,7 @@ impl<'a> Run<'a> {
 /// Where a bucket writes its members, and what it has written.
 struct Sink<'s, 'a> {
     /// Names written beside the bucket for this event.
-    taken: &'s [&'a str],
+    taken: &'s [&'a KeySet],
     out: &'s mut Vec<u8>,
     first: &'s mut bool,
     written: &'s mut Written<'a>,
