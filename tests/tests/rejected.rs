@@ -121,6 +121,7 @@ fn each_problem_carries_its_kind() {
                 Kind::Operation,
                 Kind::Operation,
                 Kind::Operation,
+                Kind::Operation,
             ],
         ),
         ("merge_key_not_a_mapping", &[Kind::Structure]),

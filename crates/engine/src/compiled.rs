@@ -289,6 +289,8 @@ pub(crate) enum Op {
     Count,
     ToObject(Value),
     Convert(Conversion),
+    /// A number rounded to this many decimal places.
+    Round(u8),
     /// A time written with a strftime pattern, in UTC or in a time zone.
     FormatTime(Box<str>, Option<Zone>),
     MustBe(ValueType),

@@ -271,6 +271,40 @@ pub(crate) fn count(value: &Value) -> Result<Value, ShapeError> {
     }
 }
 
+/// A number (or numeric text) rounded to `places` decimal places, half away from zero; an
+/// integer is kept as it is.
+pub(crate) fn round(value: &Value, places: u8) -> Result<Value, ShapeError> {
+    let number = match value {
+        Value::Number(n) => n.clone(),
+        Value::String(s) => match parse_number(s.trim()) {
+            Some(n) => n,
+            None => {
+                return Err(format!(
+                    "`round` needs a number, not text `{}`",
+                    short(value)
+                ));
+            }
+        },
+        other => return Err(format!("`round` needs a number, not {}", kind(other))),
+    };
+    if number.is_i64() || number.is_u64() {
+        return Ok(Value::Number(number));
+    }
+    let scale = 10_f64.powi(i32::from(places));
+    let Some(float) = number.as_f64().filter(|f| f.is_finite()) else {
+        return Err(format!(
+            "`round`: `{}` is beyond a 64-bit float",
+            short(value)
+        ));
+    };
+    let scaled = float * scale;
+    if !scaled.is_finite() || scaled.abs() >= 2_f64.powi(52) {
+        // No fraction left at this scale: the number is already as round as it can be.
+        return Ok(Value::Number(number));
+    }
+    Ok(Number::from_f64(scaled.round() / scale).map_or(Value::Null, Value::Number))
+}
+
 /// A list of names as an object of those keys, each holding `filler`.
 pub(crate) fn to_object(value: &Value, filler: &Value) -> Result<Value, ShapeError> {
     let names: Vec<String> = match value {
@@ -554,6 +588,21 @@ mod tests {
                 .contains("cannot convert text `abc`")
         );
         assert!(conv(json!(""), Conversion::Integer).is_err());
+    }
+
+    #[test]
+    fn rounds_numbers_half_away_from_zero() {
+        let round = |value: Value, places| super::round(&value, places);
+        assert_eq!(round(json!(12.345), 2), Ok(json!(12.35)));
+        assert_eq!(round(json!(-0.125), 2), Ok(json!(-0.13)));
+        assert_eq!(round(json!("9.999"), 2), Ok(json!(10.0)));
+        assert_eq!(round(json!(2.5), 0), Ok(json!(3.0)));
+        // Integers, and floats with no fraction left at that scale, are kept as they are.
+        assert_eq!(round(json!(12), 2), Ok(json!(12)));
+        assert_eq!(round(json!("7"), 1), Ok(json!(7)));
+        assert_eq!(round(json!(1e300), 2), Ok(json!(1e300)));
+        assert!(round(json!("abc"), 2).unwrap_err().contains("text `abc`"));
+        assert!(round(json!([1.5]), 2).unwrap_err().contains("not a list"));
     }
 
     #[test]

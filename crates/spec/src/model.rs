@@ -1019,12 +1019,16 @@ pub struct Field {
     /// unless `on_invalid` says otherwise.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// A number rounded to this many decimal places (half away from zero), e.g. `12.345` ->
+    /// `12.35` with `round: 2`; numeric text is read as a number, an integer is kept as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u8>,
     /// A time (ISO-8601 text or a unix number in `time_unit`) written with this strftime
     /// pattern, in UTC, e.g. `"%Y-%m-%dT%H:%M:%S"`; or `{ pattern, zone }` in a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_time: Option<TimeFormat>,
     /// Operations in the order written, instead of `remap`, `transform`, `capture`,
-    /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as` and `format_time` (which
+    /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as`, `round` and `format_time` (which
     /// apply in that fixed order), and `must_be` checks at any point, e.g.
     /// `[{ must_be: string }, { transform: [trim, lower] }, { remap: {...} }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1075,6 +1079,9 @@ pub struct Operation {
     /// Convert the value to this type.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// A number rounded to this many decimal places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u8>,
     /// A time written with this strftime pattern, in UTC; or `{ pattern, zone }` in a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_time: Option<TimeFormat>,

@@ -137,6 +137,7 @@ pub(super) fn given(field: &model::Field) -> Vec<Given<'_>> {
         count: _,
         to_object: _,
         convert: _,
+        round: _,
         format_time: _,
         apply: _,
         on_invalid: _,

@@ -144,6 +144,7 @@ impl<'d> Compiler<'d> {
             count,
             to_object,
             convert,
+            round,
             format_time,
             apply,
             ..
@@ -158,6 +159,7 @@ impl<'d> Compiler<'d> {
             count: count.then_some(true),
             to_object: to_object.clone(),
             convert: *convert,
+            round: *round,
             format_time: format_time.clone(),
             must_be: None,
         };
@@ -242,6 +244,7 @@ impl<'d> Compiler<'d> {
             count,
             to_object,
             convert,
+            round,
             format_time,
             must_be,
         } = op;
@@ -286,6 +289,17 @@ impl<'d> Compiler<'d> {
         }
         ops.extend(to_object.clone().map(Op::ToObject));
         ops.extend(convert.map(Op::Convert));
+        if let Some(places) = round {
+            if *places > MAX_ROUND_PLACES {
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &pointer.key("round"),
+                    Target::Value,
+                    format!("`round: {places}`: a number has at most {MAX_ROUND_PLACES} decimal places to round to"),
+                );
+            }
+            ops.push(Op::Round(*places));
+        }
         if let Some(format) = format_time {
             let at = pointer.key("format_time");
             let pattern = format.pattern();
@@ -465,6 +479,9 @@ impl<'d> Compiler<'d> {
     }
 }
 
+/// The most decimal places `round` takes: a 64-bit float holds about 15 significant digits.
+const MAX_ROUND_PLACES: u8 = 15;
+
 /// The operation keys given in `op`.
 fn op_keys(op: &model::Operation) -> Vec<&'static str> {
     let model::Operation {
@@ -477,6 +494,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         count,
         to_object,
         convert,
+        round,
         format_time,
         must_be,
     } = op;
@@ -490,6 +508,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         ("count", count.is_some()),
         ("to_object", to_object.is_some()),
         ("as", convert.is_some()),
+        ("round", round.is_some()),
         ("format_time", format_time.is_some()),
         ("must_be", must_be.is_some()),
     ]
