@@ -22,6 +22,37 @@ pub struct Plan {
     pub trace: Vec<String>,
 }
 
+impl Plan {
+    /// Records that `action` (or, with `None`, the event) is skipped, and why: in the trace
+    /// too, when tracing.
+    pub(crate) fn skipped(
+        &mut self,
+        action: Option<&Arc<str>>,
+        kind: SkipKind,
+        reason: String,
+        tracing: bool,
+    ) {
+        if tracing {
+            self.trace.push(format!("  skipped: {reason}"));
+        }
+        self.outcomes.push(Outcome::Skipped(Skip {
+            action: action.cloned(),
+            kind,
+            reason,
+        }));
+    }
+
+    /// Records that `action` (or, with `None`, the event) failed with `message`, which holds
+    /// no secret.
+    pub(crate) fn failed(&mut self, action: Option<&Arc<str>>, kind: FailureKind, message: String) {
+        self.outcomes.push(Outcome::Failed(Failure {
+            action: action.cloned(),
+            kind,
+            message,
+        }));
+    }
+}
+
 /// What one action made of the event.
 #[derive(Debug)]
 pub enum Outcome {

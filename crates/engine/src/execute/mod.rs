@@ -194,11 +194,8 @@ impl Connection {
     fn run(&self, event: &Value, state: &dyn Recall, tracing: bool) -> Plan {
         let mut plan = Plan::default();
         if !event.is_object() {
-            plan.outcomes.push(Outcome::Failed(Failure {
-                action: None,
-                kind: FailureKind::NotAnObject,
-                message: format!("an event must be a JSON object, not {}", kind(event)),
-            }));
+            let message = format!("an event must be a JSON object, not {}", kind(event));
+            plan.failed(None, FailureKind::NotAnObject, message);
             return plan;
         }
         let mut trace = tracing.then(Vec::new);
@@ -224,11 +221,7 @@ impl Connection {
                 plan.trace
                     .push(format!("refused by the mapping: {message}"));
             }
-            plan.outcomes.push(Outcome::Failed(Failure {
-                action: None,
-                kind: FailureKind::Refused,
-                message,
-            }));
+            plan.failed(None, FailureKind::Refused, message);
             return plan;
         }
         let mut selected = false;
@@ -251,11 +244,7 @@ impl Connection {
                 if tracing {
                     plan.trace.push(format!("  refused: {message}"));
                 }
-                plan.outcomes.push(Outcome::Failed(Failure {
-                    action: Some(Arc::clone(&action.name)),
-                    kind: FailureKind::Refused,
-                    message,
-                }));
+                plan.failed(Some(&action.name), FailureKind::Refused, message);
                 continue;
             }
             match &action.for_each {
@@ -276,11 +265,7 @@ impl Connection {
             } else {
                 format!("no action matches {}", what.join(", "))
             };
-            plan.outcomes.push(Outcome::Skipped(Skip {
-                action: None,
-                kind: SkipKind::NoAction,
-                reason,
-            }));
+            plan.skipped(None, SkipKind::NoAction, reason, false);
         }
         plan
     }
@@ -304,15 +289,12 @@ impl Connection {
                 Cow::Owned(Vec::new())
             }
             Some(other) => {
-                plan.outcomes.push(Outcome::Failed(Failure {
-                    action: Some(Arc::clone(&action.name)),
-                    kind: FailureKind::Invalid,
-                    message: format!(
-                        "`for_each`: `{}` must be a list, not {}",
-                        rule.path,
-                        kind(&other)
-                    ),
-                }));
+                let message = format!(
+                    "`for_each`: `{}` must be a list, not {}",
+                    rule.path,
+                    kind(&other)
+                );
+                plan.failed(Some(&action.name), FailureKind::Invalid, message);
                 return;
             }
         };
@@ -338,14 +320,7 @@ impl Connection {
         }
         if plan.outcomes.len() == before {
             let reason = format!("`for_each` found no item in `{}`", rule.path);
-            if tracing {
-                plan.trace.push(format!("  skipped: {reason}"));
-            }
-            plan.outcomes.push(Outcome::Skipped(Skip {
-                action: Some(Arc::clone(&action.name)),
-                kind: SkipKind::NoItem,
-                reason,
-            }));
+            plan.skipped(Some(&action.name), SkipKind::NoItem, reason, tracing);
         }
     }
 
@@ -370,23 +345,7 @@ impl Connection {
         if let Some(lines) = run.trace.take() {
             plan.trace.extend(lines);
         }
-        let fail = |plan: &mut Plan, kind, message: String| {
-            plan.outcomes.push(Outcome::Failed(Failure {
-                action: Some(Arc::clone(&action.name)),
-                kind,
-                message: self.redact(&message).into_owned(),
-            }));
-        };
-        let skip = |plan: &mut Plan, kind, reason: String| {
-            if tracing {
-                plan.trace.push(format!("  skipped: {reason}"));
-            }
-            plan.outcomes.push(Outcome::Skipped(Skip {
-                action: Some(Arc::clone(&action.name)),
-                kind,
-                reason,
-            }));
-        };
+        let name = Some(&action.name);
         let values = match made {
             Ok(Some(Value::Array(values))) if !values.is_empty() => values,
             Ok(None | Some(Value::Null | Value::Array(_))) => {
@@ -394,11 +353,13 @@ impl Connection {
                     "`{}` gives no value for item {} of `{}`",
                     unnest.label, item.index, rule.path
                 );
-                return skip(plan, SkipKind::NoItem, reason);
+                return plan.skipped(name, SkipKind::NoItem, reason, tracing);
             }
             Ok(Some(one)) => vec![one],
-            Err(Stop::Failed(kind, message)) => return fail(plan, kind, message),
-            Err(Stop::Skip(kind, reason)) => return skip(plan, kind, reason),
+            Err(Stop::Failed(kind, message)) => {
+                return plan.failed(name, kind, self.redact(&message).into_owned());
+            }
+            Err(Stop::Skip(kind, reason)) => return plan.skipped(name, kind, reason, tracing),
         };
         let Value::Object(members) = item.value else {
             let message = format!(
@@ -407,7 +368,7 @@ impl Connection {
                 item.index,
                 kind(item.value)
             );
-            return fail(plan, FailureKind::Invalid, message);
+            return plan.failed(name, FailureKind::Invalid, message);
         };
         for value in values {
             let mut unnested = members.clone();
@@ -449,11 +410,10 @@ impl Connection {
                 plan.outcomes.push(Outcome::Request(request));
             }
             Some(other) => plan.outcomes.push(other),
-            None => plan.outcomes.push(Outcome::Skipped(Skip {
-                action: Some(Arc::clone(&action.name)),
-                kind: SkipKind::NoStep,
-                reason: "no step of this action applies".to_owned(),
-            })),
+            None => {
+                let reason = "no step of this action applies".to_owned();
+                plan.skipped(Some(&action.name), SkipKind::NoStep, reason, tracing);
+            }
         }
     }
 
