@@ -173,6 +173,8 @@ pub(crate) enum Condition {
     Matches(Vec<(Path, Regex)>),
     /// `is`: each path selects a value of one of these types.
     Is(Vec<(Path, Vec<ValueType>)>),
+    /// `time_outside`: each path selects a time further from now than its window allows.
+    TimeOutside(Vec<(Path, TimeWindow)>),
     Same(Path, Path, Looseness),
     /// `in`: the first path's value is one of the second's list (or equals its one value).
     In(Path, Path, Looseness),
@@ -182,6 +184,14 @@ pub(crate) enum Condition {
     Not(Box<Selector>),
     Any(Vec<Selector>),
     All(Vec<Selector>),
+}
+
+/// How far from now a time may lie, in seconds, and how a number is read as a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TimeWindow {
+    pub past: Option<i64>,
+    pub future: Option<i64>,
+    pub unit: ferry_spec::model::TimeUnit,
 }
 
 /// How texts are compared.

@@ -301,9 +301,13 @@ impl Connection {
 
     /// The current time, or the pinned one, as ISO-8601 text in UTC.
     pub(crate) fn now(&self) -> Value {
-        let now = self.clock.unwrap_or_else(SystemTime::now);
-        let time: chrono::DateTime<chrono::Utc> = now.into();
+        let time = self.now_time();
         Value::String(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+
+    /// The current time, or the pinned one.
+    pub(crate) fn now_time(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.unwrap_or_else(SystemTime::now).into()
     }
 
     /// The base URL requests go to.

@@ -459,7 +459,7 @@ fn parse_number(text: &str) -> Option<Number> {
     text.parse::<f64>().ok().and_then(Number::from_f64)
 }
 
-fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
+pub(crate) fn to_time(value: &Value, unit: TimeUnit) -> Option<DateTime<Utc>> {
     match value {
         Value::String(s) => {
             let s = s.trim();

@@ -283,3 +283,67 @@ fn is_tests_the_type_of_a_value() {
         traced.trace
     );
 }
+
+#[test]
+fn time_outside_holds_for_times_too_far_from_the_pinned_clock() {
+    let keys = "    refuse:\n      - { when: { time_outside: { $.timestamp: { past: 7d } } }, reason: too old }\n      - { when: { time_outside: { $.properties.sent_ms: { future: 1m, unit: milliseconds } } }, reason: ahead of the clock }\n";
+    let mut connection = connect(
+        &mapping(
+            "",
+            &track(
+                keys,
+                "        id: { from: $.userId }\n        day_old: { value: true, when: { time_outside: { $.timestamp: { past: 1d } } } }\n",
+            ),
+        ),
+        &json!({}),
+    );
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z").expect("a time");
+    connection.pin_clock(now.with_timezone(&chrono::Utc).into());
+    let event = |timestamp: Value, sent_ms: Value| json!({"type": "track", "userId": "u1", "timestamp": timestamp, "properties": {"sent_ms": sent_ms}});
+    let old = plan(
+        &connection,
+        &event(json!("2026-10-26T08:59:59Z"), json!(null)),
+    );
+    assert_eq!(failure(&old), "too old");
+    // Exactly the span is not more than it; a unix number is read in seconds by default.
+    let edge = plan(&connection, &event(json!(1_793_005_200), json!(null)));
+    assert_eq!(body(request(&edge)), json!({"id": "u1", "day_old": true}));
+    let ahead = plan(
+        &connection,
+        &event(json!("2026-11-02T09:00:00Z"), json!(1_793_610_060_001_i64)),
+    );
+    assert_eq!(failure(&ahead), "ahead of the clock");
+    // No time, or text that is not one: the condition does not hold.
+    for timestamp in [json!(null), json!("yesterday")] {
+        let fine = plan(&connection, &event(timestamp, json!(1_793_610_060_000_i64)));
+        assert_eq!(body(request(&fine)), json!({"id": "u1"}));
+    }
+    let traced = connection.plan_traced(
+        &json!({"type": "track", "userId": "u1", "timestamp": "2026-11-01T10:00:00Z"}),
+        &ferry_engine::NoState,
+    );
+    assert!(
+        traced
+            .trace
+            .iter()
+            .any(|line| line.contains("`$.timestamp` is no time more than 1d before now")),
+        "{:?}",
+        traced.trace
+    );
+    let refusing = |window: &str| {
+        let keys = format!(
+            "    refuse:\n      - {{ when: {{ time_outside: {{ $.timestamp: {window} }} }}, reason: x }}\n"
+        );
+        rejected(&mapping("", &track(&keys, "")))
+    };
+    let message = refusing("{ past: 7 days }");
+    assert!(
+        message.contains("must match `^[0-9]+(s|m|h|d)$`, not `7 days`"),
+        "{message}"
+    );
+    let message = refusing("{ unit: milliseconds }");
+    assert!(
+        message.contains("a time window needs `past`, `future` or both"),
+        "{message}"
+    );
+}

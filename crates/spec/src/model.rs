@@ -541,6 +541,12 @@ pub struct Selector {
     /// `{ $.properties.category: object }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is: Option<BTreeMap<String, OneOrMany<ValueType>>>,
+    /// JSONPath to a window around the current time: each path must select a time (ISO-8601
+    /// text, or a unix number in `unit`) more than `past` before now or more than `future`
+    /// after it, e.g. `{ $.timestamp: { past: 72h, future: 15m } }` for an event a
+    /// destination would refuse as too old or ahead of its clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_outside: Option<BTreeMap<String, TimeWindow>>,
     /// Two JSONPaths that must select equal values, e.g. `[$item.from, $.event]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 2))]
@@ -1259,6 +1265,24 @@ pub enum ValueType {
     List,
     /// An object.
     Object,
+}
+
+/// How far from now a time may lie before `time_outside` holds: spans of whole seconds (`90s`),
+/// minutes (`15m`), hours (`72h`) or days (`7d`); either bound may be left out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindow {
+    /// Holds for a time more than this before now, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
+    pub past: Option<String>,
+    /// Holds for a time more than this after now, e.g. `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(s|m|h|d)$"))]
+    pub future: Option<String>,
+    /// How a number is read: unix `seconds` (the default), `milliseconds` or `microseconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<TimeUnit>,
 }
 
 /// The unit of a unix time number.

@@ -7,7 +7,7 @@ use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use serde_json::Value;
 
 use crate::checks::{check_setting_value, setting_type_name};
-use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
+use crate::compiled::{Condition, Looseness, NameSource, Names, Selector, TimeWindow};
 use crate::path::Path;
 
 use super::{Compiler, SEGMENT_TYPES, each_item};
@@ -34,6 +34,7 @@ impl Compiler<'_> {
             equals,
             matches,
             is,
+            time_outside,
             same,
             among,
             missing,
@@ -161,6 +162,18 @@ impl Compiler<'_> {
             }
             conditions.push(Condition::Is(compiled));
         }
+        if let Some(windows) = time_outside {
+            let mut compiled = Vec::new();
+            for (path, window) in windows {
+                let at = pointer.key("time_outside").key(path);
+                let path = self.path_at(&at, Target::Key, path);
+                let window = self.time_window(&at, window);
+                if let (Some(path), Some(window)) = (path, window) {
+                    compiled.push((path, window));
+                }
+            }
+            conditions.push(Condition::TimeOutside(compiled));
+        }
         if let Some((a, b)) = same
             .as_ref()
             .and_then(|pair| self.path_pair(&pointer.key("same"), pair))
@@ -225,6 +238,43 @@ impl Compiler<'_> {
         }
         out.conditions = std::mem::take(conditions);
         out
+    }
+
+    /// A `time_outside` window: its spans in seconds.
+    fn time_window(&mut self, pointer: &Pointer, window: &model::TimeWindow) -> Option<TimeWindow> {
+        if window.past.is_none() && window.future.is_none() {
+            self.problem(
+                DiagnosticKind::Selector,
+                pointer,
+                Target::Value,
+                "a time window needs `past`, `future` or both: how far from now a time may lie",
+            )
+            .help = Some("e.g. `{ past: 7d, future: 1m }`".into());
+            return None;
+        }
+        let past = self.span(&pointer.key("past"), window.past.as_deref());
+        let future = self.span(&pointer.key("future"), window.future.as_deref());
+        Some(TimeWindow {
+            past: past.ok()?,
+            future: future.ok()?,
+            unit: window.unit.unwrap_or_default(),
+        })
+    }
+
+    /// A span of a time window in seconds (`None` when not given); `Err` once reported.
+    fn span(&mut self, pointer: &Pointer, text: Option<&str>) -> Result<Option<i64>, ()> {
+        let Some(text) = text else { return Ok(None) };
+        if let Some(seconds) = span_seconds(text) {
+            return Ok(Some(seconds));
+        }
+        self.problem(
+            DiagnosticKind::Selector,
+            pointer,
+            Target::Value,
+            format!("`{text}` is not a span of time"),
+        )
+        .help = Some("write a whole number and a unit: `90s`, `15m`, `72h` or `7d`".into());
+        Err(())
     }
 
     /// Message types, checked against the source dialect.
@@ -492,4 +542,20 @@ pub(crate) fn loosened(text: &str, loose: Looseness) -> String {
         Looseness::Loose => text.trim().to_lowercase(),
         Looseness::Case => text.to_lowercase(),
     }
+}
+
+/// Seconds in a span written as a whole number and a unit: `90s`, `15m`, `72h`, `7d`.
+fn span_seconds(text: &str) -> Option<i64> {
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    let count = &text[..text.len() - 1];
+    if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    count.parse::<i64>().ok()?.checked_mul(unit)
 }

@@ -3,9 +3,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::compiled::{Condition, Looseness, NameSource, Names, Selector};
+use chrono::{DateTime, Utc};
+
+use crate::compiled::{Condition, Looseness, NameSource, Names, Selector, TimeWindow};
 use crate::connection::Connection;
-use crate::convert::{has_type, type_name};
+use crate::convert::{has_type, to_time, type_name};
 use crate::path::{Path, ReadParents, Root};
 use crate::state::Recall;
 use ferry_spec::model::ValueType;
@@ -47,6 +49,7 @@ enum Miss<'s> {
     Equals(&'s Path, &'s Value),
     Matches(&'s Path, &'s regex::Regex),
     Is(&'s Path, &'s [ValueType]),
+    TimeInside(&'s Path, &'s TimeWindow),
     Same(&'s Path, &'s Path),
     In(&'s Path, &'s Path),
     Setting(&'s str, &'s Value),
@@ -250,6 +253,13 @@ impl Selector {
                         read(p).is_none_or(|v| !types.iter().any(|&t| has_type(&v, t)))
                     })
                     .map(|(p, types)| Miss::Is(p, types)),
+                Condition::TimeOutside(pairs) => {
+                    let now = subject.connection.now_time();
+                    pairs
+                        .iter()
+                        .find(|(p, window)| !read(p).is_some_and(|v| outside(&v, window, now)))
+                        .map(|(p, window)| Miss::TimeInside(p, window))
+                }
                 Condition::Same(a, b, loose) => {
                     let same = match (read(a), read(b)) {
                         (Some(x), Some(y)) if !x.is_null() => values_equal(&x, &y, *loose),
@@ -335,6 +345,13 @@ impl Selector {
                     .collect::<Vec<_>>()
                     .join(" or ")
             ),
+            Some(Miss::TimeInside(p, window)) => {
+                let bounds: Vec<String> = [(window.past, "before"), (window.future, "after")]
+                    .into_iter()
+                    .filter_map(|(span, side)| Some(format!("{} {side}", span_text(span?))))
+                    .collect();
+                format!("`{p}` is no time more than {} now", bounds.join(" or "))
+            }
             Some(Miss::Same(a, b)) => format!("`{a}` and `{b}` differ"),
             Some(Miss::In(a, b)) => format!("`{a}` is not in `{b}`"),
             Some(Miss::Setting(name, want)) => format!("setting `{name}` is not `{want}`"),
@@ -398,6 +415,27 @@ impl<'e> Subject<'e> {
             Root::Computed => Some(&self.computed.values),
             Root::Index | Root::Key => None,
         }
+    }
+}
+
+/// Whether `value` is a time further from `now` than `window` allows.
+fn outside(value: &Value, window: &TimeWindow, now: DateTime<Utc>) -> bool {
+    let Some(time) = to_time(value, window.unit) else {
+        return false;
+    };
+    let ahead_ms = time.timestamp_millis() - now.timestamp_millis();
+    window.past.is_some_and(|s| -ahead_ms > s * 1000)
+        || window.future.is_some_and(|s| ahead_ms > s * 1000)
+}
+
+/// A span of seconds as it would be written: `7d`, `72h`, `15m`, `90s`.
+fn span_text(seconds: i64) -> String {
+    match [(86_400, 'd'), (3_600, 'h'), (60, 'm')]
+        .into_iter()
+        .find(|(unit, _)| seconds > 0 && seconds % unit == 0)
+    {
+        Some((unit, letter)) => format!("{}{letter}", seconds / unit),
+        None => format!("{seconds}s"),
     }
 }
 
