@@ -299,6 +299,8 @@ pub(crate) enum Op {
     Count,
     ToObject(Value),
     Convert(Conversion),
+    /// A number multiplied by the number a path selects (1 when it selects nothing).
+    Times(Path),
     /// A number rounded to this many decimal places.
     Round(u8),
     /// A time written with a strftime pattern, in UTC or in a time zone.

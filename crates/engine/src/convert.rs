@@ -271,6 +271,43 @@ pub(crate) fn count(value: &Value) -> Result<Value, ShapeError> {
     }
 }
 
+/// A number (or numeric text) multiplied by `factor` (1 when there is none): two integers give
+/// an integer while it fits, anything else a float.
+pub(crate) fn times(value: &Value, factor: Option<&Value>) -> Result<Value, ShapeError> {
+    let number = |value: &Value, what: &str| match value {
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => parse_number(s.trim()).ok_or_else(|| {
+            format!(
+                "`times` needs {what} that is a number, not text `{}`",
+                short(value)
+            )
+        }),
+        other => Err(format!(
+            "`times` needs {what} that is a number, not {}",
+            kind(other)
+        )),
+    };
+    let Some(factor) = factor.filter(|f| !f.is_null()) else {
+        return number(value, "a value").map(Value::Number);
+    };
+    let (a, b) = (number(value, "a value")?, number(factor, "a factor")?);
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64())
+        && let Some(product) = x.checked_mul(y)
+    {
+        return Ok(Value::from(product));
+    }
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) if (x * y).is_finite() => {
+            Ok(Number::from_f64(x * y).map_or(Value::Null, Value::Number))
+        }
+        _ => Err(format!(
+            "`times`: `{}` times `{}` is beyond a 64-bit float",
+            short(value),
+            short(factor)
+        )),
+    }
+}
+
 /// A number (or numeric text) rounded to `places` decimal places, half away from zero; an
 /// integer is kept as it is.
 pub(crate) fn round(value: &Value, places: u8) -> Result<Value, ShapeError> {
@@ -588,6 +625,32 @@ mod tests {
                 .contains("cannot convert text `abc`")
         );
         assert!(conv(json!(""), Conversion::Integer).is_err());
+    }
+
+    #[test]
+    fn multiplies_by_a_factor_keeping_integers_whole() {
+        assert_eq!(super::times(&json!(10), Some(&json!(3))), Ok(json!(30)));
+        assert_eq!(
+            super::times(&json!("2.5"), Some(&json!("4"))),
+            Ok(json!(10.0))
+        );
+        assert_eq!(super::times(&json!(19.99), None), Ok(json!(19.99)));
+        assert_eq!(super::times(&json!(7), Some(&json!(null))), Ok(json!(7)));
+        // An integer product that overflows is computed as a float.
+        assert_eq!(
+            super::times(&json!(i64::MAX), Some(&json!(2))),
+            Ok(json!(1.844_674_407_370_955_2e19))
+        );
+        let bad = super::times(&json!(3), Some(&json!("two"))).unwrap_err();
+        assert!(
+            bad.contains("a factor that is a number, not text `two`"),
+            "{bad}"
+        );
+        let bad = super::times(&json!([1]), Some(&json!(2))).unwrap_err();
+        assert!(
+            bad.contains("a value that is a number, not a list"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -222,6 +222,29 @@ fn lists_are_counted_summed_and_made_into_objects() {
 }
 
 #[test]
+fn numbers_are_multiplied_by_a_value_and_rounded() {
+    let fields = "        revenue: { each: $.products, from: $.price, times: $.quantity, sum: true }\n        line: { from: \"$.products[0].price\", times: $.tax_rate, round: 2 }\n        each_line: { each: $.products, from: $.price, times: $.quantity }\n";
+    let event = json!({
+        "type": "track",
+        "tax_rate": "1.2",
+        "products": [{"price": 10.5, "quantity": 2}, {"price": "4"}, {"price": 3, "quantity": 3}]
+    });
+    // Inside `each`, `$` in `times` is the item; a missing factor multiplies by 1.
+    assert_eq!(
+        body_of(fields, &event),
+        json!({"revenue": 34, "line": 12.6, "each_line": [21.0, 4, 9]})
+    );
+    let message = fails(
+        "        line: { from: $.price, times: $.quantity }\n",
+        &json!({"type": "track", "price": 2, "quantity": "two"}),
+    );
+    assert!(
+        message.contains("`times` needs a factor that is a number, not text `two`"),
+        "{message}"
+    );
+}
+
+#[test]
 fn computed_values_are_made_once_and_read_by_fields_and_conditions() {
     let extra = "computed:\n  kind:\n    from: $.event\n    remap: { table: { Order Completed: purchase, Product Viewed: view }, otherwise: omit }\n  label: { template: \"{{ computed.kind }}-{{ event.userId }}\", when: { filled: $computed.kind } }\n";
     let fields = "        kind: { from: $computed.kind, required: true }\n        label: { from: $computed.label }\n";

@@ -1025,6 +1025,10 @@ pub struct Field {
     /// unless `on_invalid` says otherwise.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// The number multiplied by the number (or numeric text) this JSONPath selects, by 1 when
+    /// it selects nothing, e.g. a price `times: $.quantity`; integers give an integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<String>,
     /// A number rounded to this many decimal places (half away from zero), e.g. `12.345` ->
     /// `12.35` with `round: 2`; numeric text is read as a number, an integer is kept as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1034,7 +1038,7 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_time: Option<TimeFormat>,
     /// Operations in the order written, instead of `remap`, `transform`, `capture`,
-    /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as`, `round` and `format_time` (which
+    /// `user_agent`, `truncate`, `split`, `count`, `to_object`, `as`, `times`, `round` and `format_time` (which
     /// apply in that fixed order), and `must_be` checks at any point, e.g.
     /// `[{ must_be: string }, { transform: [trim, lower] }, { remap: {...} }]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1085,6 +1089,9 @@ pub struct Operation {
     /// Convert the value to this type.
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub convert: Option<Conversion>,
+    /// The number multiplied by the number this JSONPath selects (1 when it selects nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<String>,
     /// A number rounded to this many decimal places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<u8>,

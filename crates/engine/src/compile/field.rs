@@ -137,6 +137,7 @@ pub(super) fn given(field: &model::Field) -> Vec<Given<'_>> {
         count: _,
         to_object: _,
         convert: _,
+        times: _,
         round: _,
         format_time: _,
         apply: _,

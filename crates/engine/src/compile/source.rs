@@ -144,6 +144,7 @@ impl<'d> Compiler<'d> {
             count,
             to_object,
             convert,
+            times,
             round,
             format_time,
             apply,
@@ -159,6 +160,7 @@ impl<'d> Compiler<'d> {
             count: count.then_some(true),
             to_object: to_object.clone(),
             convert: *convert,
+            times: times.clone(),
             round: *round,
             format_time: format_time.clone(),
             must_be: None,
@@ -244,6 +246,7 @@ impl<'d> Compiler<'d> {
             count,
             to_object,
             convert,
+            times,
             round,
             format_time,
             must_be,
@@ -289,6 +292,9 @@ impl<'d> Compiler<'d> {
         }
         ops.extend(to_object.clone().map(Op::ToObject));
         ops.extend(convert.map(Op::Convert));
+        if let Some(path) = times {
+            ops.extend(self.path(&pointer.key("times"), path).map(Op::Times));
+        }
         if let Some(places) = round {
             if *places > MAX_ROUND_PLACES {
                 self.problem(
@@ -494,6 +500,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         count,
         to_object,
         convert,
+        times,
         round,
         format_time,
         must_be,
@@ -508,6 +515,7 @@ fn op_keys(op: &model::Operation) -> Vec<&'static str> {
         ("count", count.is_some()),
         ("to_object", to_object.is_some()),
         ("as", convert.is_some()),
+        ("times", times.is_some()),
         ("round", round.is_some()),
         ("format_time", format_time.is_some()),
         ("must_be", must_be.is_some()),

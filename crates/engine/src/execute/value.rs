@@ -425,6 +425,10 @@ impl<'a> Run<'a> {
                     _ => convert::split(&value, separator).map(Cow::Owned),
                 },
                 Op::Count => convert::count(&value).map(Cow::Owned),
+                Op::Times(path) => {
+                    let factor = self.read(path, scope);
+                    convert::times(&value, factor.as_deref()).map(Cow::Owned)
+                }
                 Op::Round(places) => convert::round(&value, *places).map(Cow::Owned),
                 Op::ToObject(filler) => convert::to_object(&value, filler).map(Cow::Owned),
                 Op::Convert(to) => {
