@@ -32,6 +32,7 @@ pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeErro
         Transform::Upper => text.to_uppercase(),
         Transform::Trim => text.trim().to_owned(),
         Transform::SnakeCase => snake_case(&text),
+        Transform::SpacesToUnderscores => text.split_whitespace().collect::<Vec<_>>().join("_"),
         Transform::Sha256 => {
             const DIGITS: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha256::digest(text.as_bytes());
@@ -79,6 +80,7 @@ fn transform_name(transform: Transform) -> &'static str {
         Transform::Upper => "upper",
         Transform::Trim => "trim",
         Transform::SnakeCase => "snake_case",
+        Transform::SpacesToUnderscores => "spaces_to_underscores",
         Transform::Sha256 => "sha256",
         Transform::Digits => "digits",
         Transform::E164 => "e164",
@@ -744,6 +746,17 @@ mod tests {
             Ok(json!(
                 "fb98d44ad7501a959f3f4f4a3f004fe2d9e581ea6207e218c4b02c08a4d75adf"
             ))
+        );
+        assert_eq!(
+            t(
+                json!(" Order \t Completed\n"),
+                Transform::SpacesToUnderscores
+            ),
+            Ok(json!("Order_Completed"))
+        );
+        assert_eq!(
+            t(json!(12), Transform::SpacesToUnderscores),
+            Ok(json!("12"))
         );
         assert!(t(json!({"a": 1}), Transform::Lower).is_err());
     }

@@ -1376,6 +1376,9 @@ pub enum Transform {
     Trim,
     /// `Order Completed` -> `order_completed`, `firstName` -> `first_name`.
     SnakeCase,
+    /// The words (split at runs of white space) joined by `_`, letter case kept:
+    /// ` Order  Completed ` -> `Order_Completed`.
+    SpacesToUnderscores,
     /// Hex SHA-256 digest of the text.
     Sha256,
     /// Only the digits: `+1 (555) 010-9999` -> `15550109999`.
