@@ -186,7 +186,7 @@ pub(crate) enum Condition {
     All(Vec<Selector>),
 }
 
-/// How far from now a time may lie, in seconds, and how a number is read as a time.
+/// How far from now a time may lie, in milliseconds, and how a number is read as a time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TimeWindow {
     pub past: Option<i64>,

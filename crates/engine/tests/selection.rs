@@ -341,6 +341,12 @@ fn time_outside_holds_for_times_too_far_from_the_pinned_clock() {
         message.contains("must match `^[0-9]+(s|m|h|d)$`, not `7 days`"),
         "{message}"
     );
+    // A span too long to count in milliseconds is refused, not wrapped around.
+    let message = refusing("{ past: 9999999999999999d }");
+    assert!(
+        message.contains("`9999999999999999d` is not a span of time"),
+        "{message}"
+    );
     let message = refusing("{ unit: milliseconds }");
     assert!(
         message.contains("a time window needs `past`, `future` or both"),

@@ -240,7 +240,7 @@ impl Compiler<'_> {
         out
     }
 
-    /// A `time_outside` window: its spans in seconds.
+    /// A `time_outside` window: its spans in milliseconds.
     fn time_window(&mut self, pointer: &Pointer, window: &model::TimeWindow) -> Option<TimeWindow> {
         if window.past.is_none() && window.future.is_none() {
             self.problem(
@@ -261,11 +261,11 @@ impl Compiler<'_> {
         })
     }
 
-    /// A span of a time window in seconds (`None` when not given); `Err` once reported.
+    /// A span of a time window in milliseconds (`None` when not given); `Err` once reported.
     fn span(&mut self, pointer: &Pointer, text: Option<&str>) -> Result<Option<i64>, ()> {
         let Some(text) = text else { return Ok(None) };
-        if let Some(seconds) = span_seconds(text) {
-            return Ok(Some(seconds));
+        if let Some(millis) = span_millis(text) {
+            return Ok(Some(millis));
         }
         self.problem(
             DiagnosticKind::Selector,
@@ -544,13 +544,13 @@ pub(crate) fn loosened(text: &str, loose: Looseness) -> String {
     }
 }
 
-/// Seconds in a span written as a whole number and a unit: `90s`, `15m`, `72h`, `7d`.
-fn span_seconds(text: &str) -> Option<i64> {
+/// Milliseconds in a span written as a whole number and a unit: `90s`, `15m`, `72h`, `7d`.
+fn span_millis(text: &str) -> Option<i64> {
     let unit = match text.chars().last()? {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
         _ => return None,
     };
     let count = &text[..text.len() - 1];

@@ -424,18 +424,18 @@ fn outside(value: &Value, window: &TimeWindow, now: DateTime<Utc>) -> bool {
         return false;
     };
     let ahead_ms = time.timestamp_millis() - now.timestamp_millis();
-    window.past.is_some_and(|s| -ahead_ms > s * 1000)
-        || window.future.is_some_and(|s| ahead_ms > s * 1000)
+    window.past.is_some_and(|span| -ahead_ms > span)
+        || window.future.is_some_and(|span| ahead_ms > span)
 }
 
-/// A span of seconds as it would be written: `7d`, `72h`, `15m`, `90s`.
-fn span_text(seconds: i64) -> String {
-    match [(86_400, 'd'), (3_600, 'h'), (60, 'm')]
+/// A span of milliseconds as it was written: `7d`, `72h`, `15m`, `90s`.
+fn span_text(millis: i64) -> String {
+    match [(86_400_000, 'd'), (3_600_000, 'h'), (60_000, 'm')]
         .into_iter()
-        .find(|(unit, _)| seconds > 0 && seconds % unit == 0)
+        .find(|(unit, _)| millis > 0 && millis % unit == 0)
     {
-        Some((unit, letter)) => format!("{}{letter}", seconds / unit),
-        None => format!("{seconds}s"),
+        Some((unit, letter)) => format!("{}{letter}", millis / unit),
+        None => format!("{}s", millis / 1_000),
     }
 }
 
