@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::context::{CreateKeyValueErrorKind, CreateStreamErrorKind};
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{
+    CreateKeyValueErrorKind, CreateStreamError, CreateStreamErrorKind,
+};
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::{ConnectOptions, ServerAddr};
 
@@ -158,26 +161,20 @@ async fn ensure_bucket(
     description: &str,
     replicas: usize,
 ) -> Result<kv::Store, QueueError> {
-    patiently(
-        "creating a key-value bucket",
-        |error: &jetstream::context::CreateKeyValueError| {
-            error.kind() == CreateKeyValueErrorKind::TimedOut
-        },
-        || async {
-            if let Ok(store) = js.get_key_value(bucket).await {
-                return Ok(store);
-            }
-            js.create_key_value(kv::Config {
-                bucket: bucket.to_owned(),
-                description: description.to_owned(),
-                history: 1,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-        },
-    )
+    patiently("creating a key-value bucket", bucket_not_ready, || async {
+        if let Ok(store) = js.get_key_value(bucket).await {
+            return Ok(store);
+        }
+        js.create_key_value(kv::Config {
+            bucket: bucket.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+    })
     .await
 }
 
@@ -186,17 +183,41 @@ async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, QueueError> {
-    patiently(
-        "creating a stream",
-        |error: &jetstream::context::CreateStreamError| {
-            matches!(
-                error.kind(),
-                CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable
-            )
-        },
-        || js.get_or_create_stream(config.clone()),
-    )
+    patiently("creating a stream", stream_not_ready, || {
+        js.get_or_create_stream(config.clone())
+    })
     .await
+}
+
+/// Whether creating a key-value bucket failed because the cluster is not ready for it yet: no
+/// answer in time, or its stream could not be created for a reason [`stream_not_ready`] waits
+/// out.
+fn bucket_not_ready(error: &jetstream::context::CreateKeyValueError) -> bool {
+    match error.kind() {
+        CreateKeyValueErrorKind::TimedOut => true,
+        CreateKeyValueErrorKind::BucketCreate => std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<CreateStreamError>())
+            .is_some_and(stream_not_ready),
+        _ => false,
+    }
+}
+
+/// Whether creating a stream failed because the cluster is not ready for it yet: no answer in
+/// time, JetStream not yet enabled, or a cluster still forming. A fresh cluster has a meta leader
+/// before it knows every server to be online, and until then refuses a stream with a replica
+/// for each server ("no suitable peers for placement, peer offline").
+fn stream_not_ready(error: &CreateStreamError) -> bool {
+    match error.kind() {
+        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => true,
+        CreateStreamErrorKind::JetStream(error) => [
+            ErrorCode::CLUSTER_NO_PEERS,
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_INCOMPLETE,
+            ErrorCode::CLUSTER_NOT_LEADER,
+        ]
+        .contains(&error.error_code()),
+        _ => false,
+    }
 }
 
 /// Runs `attempt` until it succeeds, fails otherwise than by JetStream not being ready yet
@@ -221,5 +242,43 @@ where
             }
             Err(source) => return Err(QueueError::nats(what, source)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream creation JetStream refused with `err_code`, as its API answers it.
+    fn refused(err_code: u64) -> CreateStreamError {
+        let answer =
+            serde_json::json!({ "code": 400, "err_code": err_code, "description": "refused" });
+        let error: async_nats::jetstream::Error =
+            serde_json::from_value(answer).expect("a JetStream API error");
+        CreateStreamError::new(CreateStreamErrorKind::JetStream(error))
+    }
+
+    #[test]
+    fn a_cluster_still_forming_is_waited_for_and_a_refusal_is_not() {
+        // "no suitable peers for placement, peer offline": a fresh cluster that does not yet know
+        // every server to be online.
+        assert!(stream_not_ready(&refused(10005)));
+        assert!(stream_not_ready(&refused(10008)));
+        assert!(stream_not_ready(&CreateStreamError::new(
+            CreateStreamErrorKind::TimedOut
+        )));
+        // "stream name already in use with a different configuration": waiting changes nothing.
+        assert!(!stream_not_ready(&refused(10058)));
+        // The same for a key-value bucket, whose stream could not be created.
+        let bucket = jetstream::context::CreateKeyValueError::with_source(
+            CreateKeyValueErrorKind::BucketCreate,
+            refused(10005),
+        );
+        assert!(bucket_not_ready(&bucket));
+        let bucket = jetstream::context::CreateKeyValueError::with_source(
+            CreateKeyValueErrorKind::BucketCreate,
+            refused(10058),
+        );
+        assert!(!bucket_not_ready(&bucket));
     }
 }
