@@ -38,15 +38,21 @@ impl NatsServer {
 
     /// [`NatsServer::start`] with more command-line options (say `--user U --pass P`).
     pub fn start_with(binary: &Path, extra: &[&str]) -> NatsServer {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let mut server = NatsServer::new(binary, "n1", dir.path(), None);
-        server
-            .args
-            .extend(extra.iter().map(|arg| (*arg).to_owned()));
-        server.dir = Some(dir);
-        server.spawn();
-        server.wait_ready();
-        server
+        for attempt in 1..=PORT_TRIES {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let mut server = NatsServer::new(binary, "n1", dir.path(), None);
+            server
+                .args
+                .extend(extra.iter().map(|arg| (*arg).to_owned()));
+            server.dir = Some(dir);
+            server.spawn();
+            match server.try_ready() {
+                Ok(()) => return server,
+                Err(log) if lost_a_port(&log) && attempt < PORT_TRIES => {}
+                Err(log) => panic!("nats-server {} exited:\n{log}", server.name),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
     fn new(binary: &Path, name: &str, dir: &Path, cluster: Option<(u16, &str)>) -> NatsServer {
@@ -142,16 +148,19 @@ impl NatsServer {
     }
 
     fn wait_ready(&mut self) {
+        if let Err(log) = self.try_ready() {
+            panic!("nats-server {} exited:\n{log}", self.name);
+        }
+    }
+
+    /// Waits until the server is healthy; its log when it exits first.
+    fn try_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY;
         while !self.healthy() {
             if let Some(child) = &mut self.child
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!(
-                    "nats-server {} exited with {status}:\n{}",
-                    self.name,
-                    self.log_text()
-                );
+                return Err(format!("exit {status}\n{}", self.log_text()));
             }
             assert!(
                 Instant::now() < deadline,
@@ -161,6 +170,7 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// What the server logged.
@@ -185,6 +195,22 @@ pub struct Cluster {
 impl Cluster {
     /// Starts three servers and waits until each is healthy and JetStream has a meta leader.
     pub fn start(binary: &Path) -> Cluster {
+        for attempt in 1..=PORT_TRIES {
+            match Cluster::try_start(binary) {
+                Ok(cluster) => {
+                    cluster.wait_for_leader();
+                    return cluster;
+                }
+                Err(log) if lost_a_port(&log) && attempt < PORT_TRIES => {}
+                Err(log) => panic!("a nats-server of the cluster exited:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Starts three servers on free ports and waits until each is healthy; the log of one that
+    /// exits first (the others are stopped as the cluster is dropped).
+    fn try_start(binary: &Path) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes = cluster_ports
@@ -192,7 +218,7 @@ impl Cluster {
             .map(|port| format!("nats://127.0.0.1:{port}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut servers: Vec<NatsServer> = cluster_ports
+        let servers: Vec<NatsServer> = cluster_ports
             .iter()
             .enumerate()
             .map(|(i, port)| {
@@ -204,20 +230,19 @@ impl Cluster {
                 )
             })
             .collect();
+        let mut cluster = Cluster { servers, _dir: dir };
         // Three servers on one machine: each Go runtime sized to its share of the cores, as it
         // would be on a machine of its own, instead of three runtimes each running a thread
         // per core and preempting one another.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        for server in &mut servers {
+        for server in &mut cluster.servers {
             server.go_threads = Some((cores / 3).max(1));
             server.spawn();
         }
-        for server in &mut servers {
-            server.wait_ready();
+        for server in &mut cluster.servers {
+            server.try_ready()?;
         }
-        let cluster = Cluster { servers, _dir: dir };
-        cluster.wait_for_leader();
-        cluster
+        Ok(cluster)
     }
 
     /// Every client URL, comma-separated, as a client's server list.
@@ -245,6 +270,16 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// How many times a server (or a cluster) is started on fresh ports when a port that was free
+/// when chosen was taken before the server could listen on it: another test process, running
+/// at the same time, chose it too.
+const PORT_TRIES: usize = 3;
+
+/// Whether a server's log says it could not listen on a port it was given.
+fn lost_a_port(log: &str) -> bool {
+    log.contains("address already in use")
 }
 
 /// The name of the JetStream meta leader a server knows, from `/jsz`.
