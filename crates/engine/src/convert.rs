@@ -276,23 +276,11 @@ pub(crate) fn count(value: &Value) -> Result<Value, ShapeError> {
 /// A number (or numeric text) multiplied by `factor` (1 when there is none): two integers give
 /// an integer while it fits, anything else a float.
 pub(crate) fn times(value: &Value, factor: Option<&Value>) -> Result<Value, ShapeError> {
-    let number = |value: &Value, what: &str| match value {
-        Value::Number(n) => Ok(n.clone()),
-        Value::String(s) => parse_number(s.trim()).ok_or_else(|| {
-            format!(
-                "`times` needs {what} that is a number, not text `{}`",
-                short(value)
-            )
-        }),
-        other => Err(format!(
-            "`times` needs {what} that is a number, not {}",
-            kind(other)
-        )),
-    };
+    let a = number_for("times", "a value that is a number", value)?;
     let Some(factor) = factor.filter(|f| !f.is_null()) else {
-        return number(value, "a value").map(Value::Number);
+        return Ok(Value::Number(a));
     };
-    let (a, b) = (number(value, "a value")?, number(factor, "a factor")?);
+    let b = number_for("times", "a factor that is a number", factor)?;
     if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64())
         && let Some(product) = x.checked_mul(y)
     {
@@ -313,19 +301,7 @@ pub(crate) fn times(value: &Value, factor: Option<&Value>) -> Result<Value, Shap
 /// A number (or numeric text) rounded to `places` decimal places, half away from zero; an
 /// integer is kept as it is.
 pub(crate) fn round(value: &Value, places: u8) -> Result<Value, ShapeError> {
-    let number = match value {
-        Value::Number(n) => n.clone(),
-        Value::String(s) => match parse_number(s.trim()) {
-            Some(n) => n,
-            None => {
-                return Err(format!(
-                    "`round` needs a number, not text `{}`",
-                    short(value)
-                ));
-            }
-        },
-        other => return Err(format!("`round` needs a number, not {}", kind(other))),
-    };
+    let number = number_for("round", "a number", value)?;
     if number.is_i64() || number.is_u64() {
         return Ok(Value::Number(number));
     }
@@ -436,6 +412,17 @@ fn text_for<'v>(operation: &str, value: &'v Value) -> Result<Cow<'v, str>, Shape
         Value::Number(n) => Ok(Cow::Owned(n.to_string())),
         Value::Bool(b) => Ok(Cow::Owned(b.to_string())),
         other => Err(format!("`{operation}` needs text, not {}", kind(other))),
+    }
+}
+
+/// The number an arithmetic `operation` reads: a number, or numeric text; `wanted` says what it
+/// needs, for the message.
+fn number_for(operation: &str, wanted: &str, value: &Value) -> Result<Number, ShapeError> {
+    match value {
+        Value::Number(n) => Ok(n.clone()),
+        Value::String(s) => parse_number(s.trim())
+            .ok_or_else(|| format!("`{operation}` needs {wanted}, not text `{}`", short(value))),
+        other => Err(format!("`{operation}` needs {wanted}, not {}", kind(other))),
     }
 }
 

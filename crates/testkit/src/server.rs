@@ -38,7 +38,7 @@ impl NatsServer {
 
     /// [`NatsServer::start`] with more command-line options (say `--user U --pass P`).
     pub fn start_with(binary: &Path, extra: &[&str]) -> NatsServer {
-        for attempt in 1..=PORT_TRIES {
+        on_free_ports("nats-server n1", || {
             let dir = tempfile::tempdir().expect("a temporary folder");
             let mut server = NatsServer::new(binary, "n1", dir.path(), None);
             server
@@ -46,13 +46,8 @@ impl NatsServer {
                 .extend(extra.iter().map(|arg| (*arg).to_owned()));
             server.dir = Some(dir);
             server.spawn();
-            match server.try_ready() {
-                Ok(()) => return server,
-                Err(log) if lost_a_port(&log) && attempt < PORT_TRIES => {}
-                Err(log) => panic!("nats-server {} exited:\n{log}", server.name),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
+            server.try_ready().map(|()| server)
+        })
     }
 
     fn new(binary: &Path, name: &str, dir: &Path, cluster: Option<(u16, &str)>) -> NatsServer {
@@ -195,17 +190,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts three servers and waits until each is healthy and JetStream has a meta leader.
     pub fn start(binary: &Path) -> Cluster {
-        for attempt in 1..=PORT_TRIES {
-            match Cluster::try_start(binary) {
-                Ok(cluster) => {
-                    cluster.wait_for_leader();
-                    return cluster;
-                }
-                Err(log) if lost_a_port(&log) && attempt < PORT_TRIES => {}
-                Err(log) => panic!("a nats-server of the cluster exited:\n{log}"),
-            }
-        }
-        unreachable!("the last attempt returns or panics")
+        let cluster = on_free_ports("a nats-server of the cluster", || {
+            Cluster::try_start(binary)
+        });
+        cluster.wait_for_leader();
+        cluster
     }
 
     /// Starts three servers on free ports and waits until each is healthy; the log of one that
@@ -277,9 +266,19 @@ impl Cluster {
 /// at the same time, chose it too.
 const PORT_TRIES: usize = 3;
 
-/// Whether a server's log says it could not listen on a port it was given.
-fn lost_a_port(log: &str) -> bool {
-    log.contains("address already in use")
+/// Runs `start` (which picks free ports each time) until it succeeds, again only when a server
+/// exited because it lost a port ("address already in use"), at most [`PORT_TRIES`] times.
+fn on_free_ports<T>(what: &str, mut start: impl FnMut() -> Result<T, String>) -> T {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Ok(started) => return started,
+            Err(log) if log.contains("address already in use") && attempt < PORT_TRIES => {
+                attempt += 1;
+            }
+            Err(log) => panic!("{what} exited:\n{log}"),
+        }
+    }
 }
 
 /// The name of the JetStream meta leader a server knows, from `/jsz`.
