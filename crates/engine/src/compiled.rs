@@ -34,6 +34,8 @@ pub struct CompiledMapping {
     /// The list settings that names are read from (`event`, `only`, `except`), each with the
     /// member of its items that holds a name, by [`NameSource::slot`].
     pub(crate) name_sources: Vec<NameSource>,
+    /// The settings that remaps read as tables, by [`RemapSetting::slot`].
+    pub(crate) remap_settings: Vec<RemapSetting>,
     /// How many parents the event paths have ([`crate::path::Parents`]).
     pub(crate) parents: usize,
 }
@@ -471,10 +473,25 @@ pub(crate) struct Flattening {
 
 #[derive(Debug)]
 pub(crate) struct Remap {
+    /// The mapping's table, its keys already through `matching`.
     pub table: HashMap<Box<str>, Value>,
-    pub setting: Option<Box<str>>,
+    /// The setting whose table wins over `table`, by [`RemapSetting::slot`].
+    pub setting: Option<usize>,
+    /// The transforms a value goes through before it is looked up (`match`).
+    pub matching: Box<[Transform]>,
     pub otherwise: Otherwise,
     pub default: Option<Value>,
+}
+
+/// A `map` or `list` setting that a remap reads as a table, which each connection builds once
+/// (keys through `matching`, the first or last of repeated keys kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemapSetting {
+    pub setting: Box<str>,
+    pub matching: Box<[Transform]>,
+    pub last_wins: bool,
+    /// Where a connection keeps the table, among the mapping's `remap_settings`.
+    pub slot: usize,
 }
 
 impl CompiledMapping {

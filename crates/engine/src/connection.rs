@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::checks::{check_base_url, check_header_value, check_setting_value};
 use crate::compiled::{
     AuthRule, CompiledMapping, CompiledRequest, HeaderValue, KeySet, Looseness, NameSource,
+    RemapSetting,
 };
 use crate::path::Path;
 use crate::plan::Body;
@@ -99,6 +100,8 @@ pub struct Connection {
     /// The names each of the mapping's name sources holds, as sets, by slot: `None` for a
     /// setting this connection leaves unset (or sets to something other than a list).
     pub(crate) name_lists: Vec<Option<NameList>>,
+    /// The tables remap settings hold, by slot: `None` for a setting left unset.
+    remap_tables: Vec<Option<HashMap<Box<str>, Value>>>,
     /// `Content-Type` headers of the body formats, made once.
     content_types: [Header; 3],
     /// The time `now` reads, when pinned (dry runs, golden cases).
@@ -223,6 +226,11 @@ impl Connection {
                 ));
             }
         }
+        let remap_tables = mapping
+            .remap_settings
+            .iter()
+            .map(|setting| remap_table(setting, &values, &mut problems))
+            .collect();
         if !problems.is_empty() {
             return Err(SettingsError {
                 mapping: mapping.name.to_string(),
@@ -261,6 +269,7 @@ impl Connection {
             setting_paths,
             setting_templates: (templates, setting_templates),
             name_lists,
+            remap_tables,
             content_types: [
                 content_type("application/json"),
                 content_type("application/x-ndjson"),
@@ -420,22 +429,10 @@ impl Connection {
         self.content_types[at].clone()
     }
 
-    /// The value a remap setting gives `text`: from a `map` setting, or from a `list` of
-    /// `{from, to}` pairs (the first whose `from` is `text`).
-    pub(crate) fn lookup(&self, setting: &str, text: &str) -> Option<&Value> {
-        match self.values.get(setting)? {
-            Value::Object(table) => table.get(text),
-            Value::Array(pairs) => pairs.iter().find_map(|pair| {
-                let from = pair.get("from")?;
-                let matches = match from {
-                    Value::String(s) => s == text,
-                    Value::Number(n) => n.to_string() == text,
-                    _ => false,
-                };
-                matches.then(|| pair.get("to")).flatten()
-            }),
-            _ => None,
-        }
+    /// The table a remap setting holds (by [`RemapSetting::slot`]), or `None` when this
+    /// connection leaves it unset.
+    pub(crate) fn remap_table(&self, slot: usize) -> Option<&HashMap<Box<str>, Value>> {
+        self.remap_tables[slot].as_ref()
     }
 
     fn render_constant(&self, template: &Template) -> Result<String, String> {
@@ -605,6 +602,55 @@ fn name_lists(sources: &[NameSource], values: &Map<String, Value>) -> Vec<Option
             })
         })
         .collect()
+}
+
+/// The table a remap setting holds: a `map`'s entries, or a `list`'s `{from, to}` pairs (a
+/// `from` may be a number; a pair without a `to`, or with a `to` that is null or empty text, is
+/// an unfinished row and left out), keys through the remap's `match`, the first or the last of
+/// a repeated key kept. A key the `match` cannot take is a problem of the settings.
+fn remap_table(
+    rule: &RemapSetting,
+    values: &Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> Option<HashMap<Box<str>, Value>> {
+    let entries: Vec<(Cow<'_, str>, &Value)> = match values.get(&*rule.setting)? {
+        Value::Object(table) => table
+            .iter()
+            .map(|(from, to)| (Cow::Borrowed(from.as_str()), to))
+            .collect(),
+        Value::Array(pairs) => pairs
+            .iter()
+            .filter_map(|pair| {
+                let from = match pair.get("from")? {
+                    Value::String(s) => Cow::Borrowed(s.as_str()),
+                    Value::Number(n) => Cow::Owned(n.to_string()),
+                    _ => return None,
+                };
+                let to = pair
+                    .get("to")
+                    .filter(|to| !matches!(to, Value::Null) && *to != "")?;
+                Some((from, to))
+            })
+            .collect(),
+        _ => return None,
+    };
+    let mut table = HashMap::with_capacity(entries.len());
+    for (from, to) in entries {
+        let key = match crate::convert::matched(&from, &rule.matching) {
+            Ok(key) => Box::<str>::from(key),
+            Err(why) => {
+                problems.push(format!(
+                    "setting `{}`: `{from}` cannot be matched: {why}",
+                    rule.setting
+                ));
+                continue;
+            }
+        };
+        if rule.last_wins || !table.contains_key(&key) {
+            table.insert(key, to.clone());
+        }
+    }
+    Some(table)
 }
 
 /// Compiles the path a `path` setting holds: a JSONPath, or a dotted path.

@@ -27,11 +27,28 @@ pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeErro
             ));
         }
     };
-    let out = match transform {
+    transform_text(&text, transform).map(Value::String)
+}
+
+/// `text` through `transforms`, in order (a remap's `match`); borrowed when there are none.
+pub(crate) fn matched<'t>(
+    text: &'t str,
+    transforms: &[Transform],
+) -> Result<Cow<'t, str>, ShapeError> {
+    let mut out = Cow::Borrowed(text);
+    for &transform in transforms {
+        out = Cow::Owned(transform_text(&out, transform)?);
+    }
+    Ok(out)
+}
+
+/// Applies one transform to text.
+fn transform_text(text: &str, transform: Transform) -> Result<String, ShapeError> {
+    Ok(match transform {
         Transform::Lower => text.to_lowercase(),
         Transform::Upper => text.to_uppercase(),
         Transform::Trim => text.trim().to_owned(),
-        Transform::SnakeCase => snake_case(&text),
+        Transform::SnakeCase => snake_case(text),
         Transform::SpacesToUnderscores => text.split_whitespace().collect::<Vec<_>>().join("_"),
         Transform::Sha256 => {
             const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -45,10 +62,9 @@ pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeErro
         }
         Transform::Digits => text.chars().filter(char::is_ascii_digit).collect(),
         Transform::E164 => {
-            e164(&text).ok_or_else(|| format!("`{}` is not a phone number", short(value)))?
+            e164(text).ok_or_else(|| format!("`{}` is not a phone number", short_text(text)))?
         }
-    };
-    Ok(Value::String(out))
+    })
 }
 
 /// A phone number in E.164 form: `+` and its digits (at most 15), a leading `00` read as the
@@ -542,15 +558,19 @@ pub fn type_name(want: ValueType) -> &'static str {
 
 /// A value cut to a readable length for messages.
 pub fn short(value: &Value) -> String {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    match value {
+        Value::String(s) => short_text(s),
+        other => short_text(&other.to_string()),
+    }
+}
+
+/// `text`, cut to its first 40 characters.
+fn short_text(text: &str) -> String {
     if text.chars().count() > 40 {
         let cut: String = text.chars().take(40).collect();
         format!("{cut}…")
     } else {
-        text
+        text.to_owned()
     }
 }
 

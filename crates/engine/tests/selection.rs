@@ -229,6 +229,92 @@ fn lookup_tables_kept_as_pairs_remap_and_select() {
 }
 
 #[test]
+fn a_remap_matches_through_transforms_and_chooses_the_first_or_last_pair() {
+    let extra = "settings:\n  events: { type: list, default: [], description: pairs }\n";
+    let fields = "        first: { from: $.event, remap: { setting: events, match: [spaces_to_underscores, lower], otherwise: omit } }\n        last: { from: $.event, remap: { setting: events, match: [lower], pairs: last, otherwise: omit } }\n        exact: { from: $.event, remap: { setting: events, otherwise: omit } }\n        kind: { from: $.kind, remap: { table: { Web Site: website }, match: [trim, lower], otherwise: omit } }\n";
+    let text = mapping(extra, &track("", fields));
+    let pairs = json!({"events": [
+        {"from": "Order Completed", "to": "purchase"},
+        {"from": "order completed", "to": "lower"},
+        {"from": "Signed Up"},
+        {"from": "Opened", "to": ""},
+        {"from": 42, "to": "answer"}
+    ]});
+    let connection = connect(&text, &pairs);
+    let planned = plan(
+        &connection,
+        &json!({"type": "track", "event": "ORDER  Completed", "kind": " WEB SITE "}),
+    );
+    assert_eq!(
+        body(request(&planned)),
+        json!({"first": "purchase", "kind": "website"})
+    );
+    let lower = plan(
+        &connection,
+        &json!({"type": "track", "event": "ORDER COMPLETED"}),
+    );
+    assert_eq!(
+        body(request(&lower)),
+        json!({"first": "purchase", "last": "lower"})
+    );
+    // A pair without a `to`, or with an empty one, is an unfinished row; a number names its text.
+    for unfinished in ["Signed Up", "Opened"] {
+        let planned = plan(&connection, &json!({"type": "track", "event": unfinished}));
+        assert_eq!(body(request(&planned)), json!({}), "{unfinished}");
+    }
+    let number = plan(&connection, &json!({"type": "track", "event": 42}));
+    assert_eq!(
+        body(request(&number)),
+        json!({"first": "answer", "last": "answer", "exact": "answer"})
+    );
+
+    // The mapping's own keys must stay apart once matched, and `pairs` needs a setting.
+    let twice = rejected(&mapping(
+        "",
+        &track(
+            "",
+            "        x: { from: $.a, remap: { table: { Web: a, web: b }, match: [lower] } }\n",
+        ),
+    ));
+    assert!(
+        twice.contains("remap entries `Web` and `web` are the same key (`web`) once matched"),
+        "{twice}"
+    );
+    let no_setting = rejected(&mapping(
+        "",
+        &track(
+            "",
+            "        x: { from: $.a, remap: { table: { a: b }, pairs: last } }\n",
+        ),
+    ));
+    assert!(
+        no_setting.contains("this remap has no `setting`"),
+        "{no_setting}"
+    );
+    // A setting's key the `match` cannot take refuses the connection, naming the setting.
+    let phones = mapping(
+        extra,
+        &track(
+            "",
+            "        x: { from: $.phone, remap: { setting: events, match: [e164] } }\n",
+        ),
+    );
+    let refused = ferry_engine::Connection::new(
+        support::load(&phones),
+        json!({"events": [{"from": "+1 555 010 9999", "to": "a"}, {"from": "front desk", "to": "b"}]})
+            .as_object()
+            .expect("a map"),
+    )
+    .expect_err("a key that is no phone number");
+    assert!(
+        refused
+            .to_string()
+            .contains("setting `events`: `front desk` cannot be matched"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn matches_tests_a_regular_expression() {
     let actions = "  track:\n    when: { type: track, matches: { $.context.userAgent: \"(iPhone|Android)\" } }\n    request: { method: POST, path: /mobile }\n";
     let connection = connect(&mapping("", actions), &json!({}));

@@ -1332,15 +1332,36 @@ pub struct Remap {
     /// Input value to output value.
     #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
     pub table: Ordered<Value>,
-    /// A `map` setting whose entries are added to `table` (and win over it).
+    /// A `map` setting, or a `list` setting of `{from, to}` pairs, whose entries are added to
+    /// `table` (and win over it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<String>,
+    /// How a value and the table's keys are compared: these text transforms are applied to both
+    /// first, e.g. `[lower]` to ignore letter case, `[spaces_to_underscores, lower]` to read
+    /// `Order Completed` as `order_completed`.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matching: Vec<Transform>,
+    /// Which pair of a `list` setting gives the value when several `from`s match it: the first
+    /// (the default) or the last.
+    #[serde(default)]
+    pub pairs: Pairs,
     /// What happens to a value the table does not list.
     #[serde(default)]
     pub otherwise: Otherwise,
     /// The value used with `otherwise: default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
+}
+
+/// Which of several `{from, to}` pairs matching a value gives it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pairs {
+    /// The first pair in the list.
+    #[default]
+    First,
+    /// The last pair in the list (as a later row of a settings table overrides an earlier one).
+    Last,
 }
 
 /// The rule for values a remap table does not list.

@@ -11,8 +11,8 @@ use ferry_spec::{
 
 use crate::batch_rule::BatchRule;
 use crate::compiled::{
-    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource, SELECTOR_SLOTS,
-    Selector,
+    CompiledAction, CompiledHttp, CompiledMapping, FailureRule, Field, NameSource, RemapSetting,
+    SELECTOR_SLOTS, Selector,
 };
 use crate::path::ParentIds;
 use crate::template::Templates;
@@ -51,6 +51,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         computed_known: Vec::new(),
         recalls: Vec::new(),
         name_sources: Vec::new(),
+        remap_settings: Vec::new(),
         failures: HashMap::new(),
         whens: HashMap::new(),
         parents: ParentIds::default(),
@@ -79,6 +80,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         problems,
         templates,
         name_sources,
+        remap_settings,
         parents,
         whens,
         ..
@@ -107,6 +109,7 @@ pub(crate) fn compile(document: Document) -> Result<CompiledMapping, Diagnostics
         refuse,
         actions,
         name_sources,
+        remap_settings,
         parents: parents.count(),
     })
 }
@@ -144,6 +147,8 @@ struct Compiler<'d> {
     recalls: Vec<(Pointer, String)>,
     /// The list settings names are read from, each with its member, in the order first used.
     name_sources: Vec<NameSource>,
+    /// The settings remaps read as tables, each (with its matching rule) once.
+    remap_settings: Vec<RemapSetting>,
     /// The `failure` rules compiled so far, by what was written: rules written alike share one
     /// list, so that their requests merge into one batch.
     failures: HashMap<String, Arc<[FailureRule]>>,

@@ -2,11 +2,18 @@
 //! path settings, literals, templates, settings, the clock and remembered values; and the
 //! operations that shape a present value (in a fixed order, or as `apply` says).
 
-use ferry_spec::model::{self, Conversion, OneOrMany, Otherwise, SettingType, TemplateSource};
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use ferry_spec::model::{
+    self, Conversion, OneOrMany, Otherwise, Pairs, SettingType, TemplateSource,
+};
 use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 
 use crate::checks::setting_type_name;
-use crate::compiled::{Op, Recall, Remap, Source, Zone};
+use crate::compiled::{Op, Recall, Remap, RemapSetting, Source, Zone};
+use crate::convert;
 use crate::path::Path;
 use crate::template::Escape;
 
@@ -309,7 +316,7 @@ impl<'d> Compiler<'d> {
         if let Some(format) = format_time {
             let at = pointer.key("format_time");
             let pattern = format.pattern();
-            if let Err(why) = crate::convert::check_time_format(pattern) {
+            if let Err(why) = convert::check_time_format(pattern) {
                 let at = match format {
                     model::TimeFormat::Pattern(_) => at.clone(),
                     model::TimeFormat::Zoned(_) => at.key("pattern"),
@@ -336,7 +343,7 @@ impl<'d> Compiler<'d> {
         if zone.starts_with('$') {
             return self.path(pointer, zone).map(Zone::Read);
         }
-        match crate::convert::time_zone(zone) {
+        match convert::time_zone(zone) {
             Ok(zone) => Some(Zone::Fixed(zone)),
             Err(why) => {
                 self.problem(DiagnosticKind::Operation, pointer, Target::Value, why)
@@ -461,27 +468,100 @@ impl<'d> Compiler<'d> {
             }
             _ => {}
         }
+        if remap.pairs == Pairs::Last && remap.setting.is_none() {
+            ok = false;
+            self.problem(
+                DiagnosticKind::Operation,
+                &pointer.key("pairs"),
+                Target::Key,
+                "`pairs` chooses among the pairs of a remap setting, and this remap has no `setting`",
+            )
+            .help = Some("add `setting: NAME` (a list of `{from, to}` pairs), or remove `pairs`".into());
+        }
+        let table = self.remap_keys(pointer, remap, &mut ok);
+        let setting = remap
+            .setting
+            .as_deref()
+            .map(|setting| self.remap_setting(setting, remap));
+        ok.then(|| Remap {
+            table,
+            setting,
+            matching: remap.matching.as_slice().into(),
+            otherwise: remap.otherwise,
+            default: remap.default.clone(),
+        })
+    }
+    /// The mapping's table of a remap, its keys through `match`: a key the transforms refuse,
+    /// or two keys that become one, are problems of the mapping.
+    fn remap_keys(
+        &mut self,
+        pointer: &Pointer,
+        remap: &model::Remap,
+        ok: &mut bool,
+    ) -> HashMap<Box<str>, Value> {
+        let mut table: HashMap<Box<str>, Value> = HashMap::with_capacity(remap.table.len());
+        let mut written: HashMap<Box<str>, &str> = HashMap::new();
         for (from, to) in &remap.table {
+            let at = pointer.key("table").key(from);
             if to.is_object() || to.is_array() {
-                ok = false;
+                *ok = false;
                 self.problem(
                     DiagnosticKind::Operation,
-                    &pointer.key("table").key(from),
+                    &at,
                     Target::Value,
                     format!("remap entry `{from}` must map to a single value"),
                 );
             }
+            let key: Box<str> = match convert::matched(from, &remap.matching) {
+                Ok(key) => key.into(),
+                Err(why) => {
+                    *ok = false;
+                    self.problem(
+                        DiagnosticKind::Operation,
+                        &at,
+                        Target::Key,
+                        format!("remap entry `{from}` cannot be matched: {why}"),
+                    );
+                    continue;
+                }
+            };
+            if let Some(first) = written.get(&key) {
+                *ok = false;
+                self.problem(
+                    DiagnosticKind::Operation,
+                    &at,
+                    Target::Key,
+                    format!("remap entries `{first}` and `{from}` are the same key (`{key}`) once matched"),
+                )
+                .help = Some("keep one of them: the remap could give only one value for both".into());
+                continue;
+            }
+            written.insert(key.clone(), from);
+            table.insert(key, to.clone());
         }
-        ok.then(|| Remap {
-            table: remap
-                .table
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), v.clone()))
-                .collect(),
-            setting: remap.setting.as_deref().map(Into::into),
-            otherwise: remap.otherwise,
-            default: remap.default.clone(),
-        })
+        table
+    }
+
+    /// The slot of the setting a remap reads: each setting is built into a table once per
+    /// connection for each way it is matched.
+    fn remap_setting(&mut self, setting: &str, remap: &model::Remap) -> usize {
+        let last_wins = remap.pairs == Pairs::Last;
+        let known = self.remap_settings.iter().find(|known| {
+            &*known.setting == setting
+                && *known.matching == *remap.matching
+                && known.last_wins == last_wins
+        });
+        if let Some(known) = known {
+            return known.slot;
+        }
+        let slot = self.remap_settings.len();
+        self.remap_settings.push(RemapSetting {
+            setting: setting.into(),
+            matching: remap.matching.as_slice().into(),
+            last_wins,
+            slot,
+        });
+        slot
     }
 }
 

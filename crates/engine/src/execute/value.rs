@@ -515,11 +515,15 @@ impl<'a> Run<'a> {
                 ));
             }
         };
-        let from_setting = remap
-            .setting
-            .as_deref()
-            .and_then(|s| self.connection.lookup(s, &text));
-        let found = from_setting.or_else(|| remap.table.get(&*text));
+        // A value its `match` transforms cannot take (`e164` of a name) is in no table.
+        let found = convert::matched(&text, &remap.matching)
+            .ok()
+            .and_then(|key| {
+                remap
+                    .setting
+                    .and_then(|slot| self.connection.remap_table(slot)?.get(&*key))
+                    .or_else(|| remap.table.get(&*key))
+            });
         Ok(Some(match (found, remap.otherwise) {
             (Some(mapped), _) => Cow::Borrowed(mapped),
             (None, Otherwise::Keep) => value,
