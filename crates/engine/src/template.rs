@@ -144,12 +144,20 @@ impl Unknown {
     }
 }
 
+/// Values a template reads by name, as `computed.NAME`.
+pub(crate) trait NamedValues {
+    /// The value named `name`, and its name as its holder keeps it.
+    fn named(&self, name: &str) -> Option<(&str, &Value)>;
+    /// Every value, with its name (for a template that reads them all at once).
+    fn all(&self) -> Vec<(&str, &Value)>;
+}
+
 /// What a template renders with: the event (or the item in scope) and the other variables.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub event: Option<&'a Value>,
     pub settings: &'a minijinja::Value,
-    pub computed: Option<&'a Value>,
+    pub computed: Option<&'a dyn NamedValues>,
     pub item: Option<&'a Value>,
     /// The responses of earlier steps the template reads, by step name.
     pub responses: Option<&'a minijinja::Value>,
@@ -320,7 +328,7 @@ impl Templates {
         let context = minijinja::context! {
             event => read(context.event, &template.event_paths),
             settings => context.settings.clone(),
-            computed => read(context.computed, &template.computed_paths),
+            computed => named_context(context.computed, &template.computed_paths),
             item => read(context.item, &template.item_paths),
             responses => context.responses.cloned().unwrap_or(minijinja::Value::UNDEFINED),
         };
@@ -422,11 +430,23 @@ fn render_plain(
                 continue;
             }
             Variable::Event => (context.event, "event"),
-            Variable::Computed => (context.computed, "computed"),
+            Variable::Computed => {
+                let (name, _) = keys.split_first()?;
+                match context.computed?.named(name) {
+                    Some((_, value)) => (Some(value), "computed"),
+                    None => {
+                        return Some(Err(RenderError::Undefined(Some(format!(
+                            "computed.{name}"
+                        )))));
+                    }
+                }
+            }
             Variable::Item => (context.item, "item"),
         };
+        // A computed value is found by its name: the steps below it remain.
+        let skip = usize::from(matches!(variable, Variable::Computed));
         let mut node = json?;
-        for (depth, key) in keys.iter().enumerate() {
+        for (depth, key) in keys.iter().enumerate().skip(skip) {
             let Value::Object(members) = node else {
                 return None;
             };
@@ -545,6 +565,30 @@ enum Part<'v> {
     Object(BTreeMap<&'v str, Part<'v>>),
 }
 
+/// What a template reads of values kept by name (`computed`): only the values it reads, found
+/// by their names, with what it reads under them.
+fn named_context(values: Option<&dyn NamedValues>, paths: &[Vec<Box<str>>]) -> minijinja::Value {
+    let Some(values) = values.filter(|_| !paths.is_empty()) else {
+        return minijinja::Value::UNDEFINED;
+    };
+    let mut root = BTreeMap::new();
+    if paths.iter().any(Vec::is_empty) {
+        for (name, value) in values.all() {
+            root.insert(name, Part::Whole(value));
+        }
+        return part_object(root);
+    }
+    for path in paths {
+        let Some((first, rest)) = path.split_first() else {
+            continue;
+        };
+        if let Some((key, found)) = values.named(first) {
+            add_found(&mut root, key, found, rest);
+        }
+    }
+    part_object(root)
+}
+
 /// Adds the value at `path` of `source` to `target`, with the objects on the way. When the path
 /// stops early, the objects that do exist are still there, so that a template can test
 /// `event.a.b is defined` without `event.a` itself being undefined.
@@ -558,6 +602,16 @@ fn add_path<'v>(target: &mut BTreeMap<&'v str, Part<'v>>, source: &'v Value, pat
     else {
         return;
     };
+    add_found(target, key, found, rest);
+}
+
+/// Adds `found`, the value at `key`, to `target`: whole, or what `rest` reads under it.
+fn add_found<'v>(
+    target: &mut BTreeMap<&'v str, Part<'v>>,
+    key: &'v str,
+    found: &'v Value,
+    rest: &[Box<str>],
+) {
     if rest.is_empty() || !found.is_object() {
         target.insert(key, Part::Whole(found));
         return;

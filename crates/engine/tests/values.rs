@@ -278,6 +278,22 @@ fn computed_values_are_made_once_and_read_by_fields_and_conditions() {
 }
 
 #[test]
+fn computed_values_are_read_by_name_below_them_and_all_at_once() {
+    let extra = "computed:\n  obj: { fields: { inner: { from: $.userId } } }\n  none: { from: $.missing }\n  shout: { template: \"{{ computed.obj.inner | upper }}\" }\n  count: { template: \"{{ computed | length }}\" }\n";
+    let fields = "        inner: { from: $computed.obj.inner }\n        shout: { from: $computed.shout }\n        count: { from: $computed.count, as: integer }\n        none: { from: [$computed.none, $computed.obj.absent], default: gone }\n";
+    let connection = connect(&mapping(extra, fields), &json!({}));
+    let planned = body(request(&plan(
+        &connection,
+        &json!({"type": "track", "userId": "u1"}),
+    )));
+    // `count` sees the two values made before it: `none` is missing, not null.
+    assert_eq!(
+        planned,
+        json!({"inner": "u1", "shout": "U1", "count": 2, "none": "gone"})
+    );
+}
+
+#[test]
 fn a_computed_value_that_fails_fails_the_fields_that_read_it() {
     let extra = "computed:\n  id: { from: $.userId, required: true }\n";
     let connection = connect(

@@ -60,7 +60,7 @@ impl Compiler<'_> {
     }
 
     /// A path whose root can be read where it is written.
-    fn check_root(&mut self, pointer: &Pointer, target: Target, path: Path) -> Option<Path> {
+    fn check_root(&mut self, pointer: &Pointer, target: Target, mut path: Path) -> Option<Path> {
         let first = || match path.segments().and_then(<[Segment]>::first) {
             Some(Segment::Key(name)) => Some(name.to_string()),
             _ => None,
@@ -114,7 +114,8 @@ impl Compiler<'_> {
                     );
                     return None;
                 };
-                if self.computed_known.contains(&name) {
+                if let Some(slot) = self.computed_known.iter().position(|known| *known == name) {
+                    path.set_computed_slot(slot);
                     return Some(path);
                 }
                 let declared = self.mapping().computed.contains_key(&name);

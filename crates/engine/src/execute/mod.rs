@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 use crate::compiled::{CompiledAction, Field, Selector, Source};
 use crate::connection::Connection;
 use crate::convert::kind;
-use crate::path::{Parents, Path, ReadParents, Root, Segment};
+use crate::path::{Parents, Path, ReadParents, Root, walk};
 use crate::plan::{
     Continuation, Failure, FailureKind, Outcome, Plan, PlannedRequest, Refusal, Skip, SkipKind,
     StepResponse,
 };
 use crate::state::{Recall, Remembered};
-use crate::template::{Context, RenderError, Template, template_value};
+use crate::template::{Context, NamedValues, RenderError, Template, template_value};
 
 mod bucket;
 mod list;
@@ -43,19 +43,31 @@ enum Stop {
 
 type Step<T> = Result<T, Stop>;
 
-/// The mapping's computed values for one event, read as `$computed.NAME`.
+/// The mapping's computed values for one event, read as `$computed.NAME`: each kept at the
+/// position of its field, which paths of computed values are given when the mapping compiles.
 #[derive(Debug)]
-pub(crate) struct Computed {
-    /// The values made, by name.
-    values: Value,
-    /// Why a value could not be made, by name: a field that reads it stops the same way.
-    stops: Vec<(Box<str>, Stop)>,
+pub(crate) struct Computed<'m> {
+    /// The mapping's computed values, for their names.
+    fields: &'m [Field],
+    /// The values made, by position; `None` for one not (yet) made.
+    values: Vec<Option<Value>>,
+    /// Why a value could not be made, by position: a field that reads it stops the same way.
+    stops: Vec<(usize, Stop)>,
 }
 
-impl Computed {
-    fn none() -> Computed {
+impl<'m> Computed<'m> {
+    fn none() -> Computed<'m> {
         Computed {
-            values: Value::Object(Map::new()),
+            fields: &[],
+            values: Vec::new(),
+            stops: Vec::new(),
+        }
+    }
+
+    fn of(fields: &'m [Field]) -> Computed<'m> {
+        Computed {
+            fields,
+            values: Vec::with_capacity(fields.len()),
             stops: Vec::new(),
         }
     }
@@ -65,18 +77,37 @@ impl Computed {
         !self.stops.is_empty()
     }
 
+    /// The value at `path`, a path of a computed value.
+    pub(crate) fn read(&self, path: &Path) -> Option<&Value> {
+        let (slot, under) = path.computed_slot()?;
+        walk(self.values.get(slot)?.as_ref()?, under)
+    }
+
     /// How a read of `path` stops, when it reads a value that could not be made.
     fn stop_for(&self, path: &Path) -> Option<&Stop> {
-        if path.root() != Root::Computed || self.stops.is_empty() {
+        if self.stops.is_empty() {
             return None;
         }
-        let Some(Segment::Key(name)) = path.segments().and_then(<[Segment]>::first) else {
-            return None;
-        };
+        let (slot, _) = path.computed_slot()?;
         self.stops
             .iter()
-            .find(|(stopped, _)| **stopped == **name)
+            .find(|(stopped, _)| *stopped == slot)
             .map(|(_, stop)| stop)
+    }
+}
+
+impl NamedValues for Computed<'_> {
+    fn named(&self, name: &str) -> Option<(&str, &Value)> {
+        let slot = self.fields.iter().position(|field| *field.key == *name)?;
+        Some((&self.fields[slot].key, self.values.get(slot)?.as_ref()?))
+    }
+
+    fn all(&self) -> Vec<(&str, &Value)> {
+        self.fields
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(field, value)| Some((&*field.key, value.as_ref()?)))
+            .collect()
     }
 }
 
@@ -86,7 +117,7 @@ impl Computed {
 struct Event<'e> {
     value: &'e Value,
     identity: Identity<'e>,
-    computed: &'e Computed,
+    computed: &'e Computed<'e>,
     /// The parents of the event's paths, each walked once.
     parents: &'e dyn ReadParents,
 }
@@ -424,13 +455,13 @@ impl Connection {
         parents: &dyn ReadParents,
         state: &dyn Recall,
         trace: &mut Option<Vec<String>>,
-    ) -> Computed {
+    ) -> Computed<'_> {
         if self.mapping.computed.is_empty() {
             return Computed::none();
         }
-        let mut computed = Computed::none();
+        let mut computed = Computed::of(&self.mapping.computed);
         let identity = self.identify(event);
-        for field in &self.mapping.computed {
+        for (slot, field) in self.mapping.computed.iter().enumerate() {
             let made = {
                 let this = Event {
                     value: event,
@@ -444,15 +475,14 @@ impl Connection {
                 *trace = run.trace.take();
                 made
             };
-            match made {
-                Ok(Some(value)) => {
-                    if let Value::Object(values) = &mut computed.values {
-                        values.insert(field.key.to_string(), value);
-                    }
+            let value = match made {
+                Ok(value) => value,
+                Err(stop) => {
+                    computed.stops.push((slot, stop));
+                    None
                 }
-                Ok(None) => {}
-                Err(stop) => computed.stops.push((field.key.clone(), stop)),
-            }
+            };
+            computed.values.push(value);
         }
         computed
     }
@@ -582,7 +612,7 @@ impl Connection {
         Context {
             event: Some(scope),
             settings: &self.settings,
-            computed: Some(&event.computed.values),
+            computed: Some(event.computed),
             item,
             responses: None,
         }
@@ -689,7 +719,7 @@ struct Run<'a> {
     action: &'a Arc<str>,
     /// The whole event, which `$event` paths read wherever they are.
     event: &'a Value,
-    computed: &'a Computed,
+    computed: &'a Computed<'a>,
     /// The parents of the event's paths, each walked once.
     parents: &'a dyn ReadParents,
     /// The item of the action's `for_each` this run plans a request for, with its position.
@@ -804,8 +834,7 @@ impl<'a> Run<'a> {
             Root::Event => Some(self.event),
             Root::Item => self.item.map(|item| item.value),
             Root::Settings => Some(&self.connection.settings_value),
-            Root::Computed => Some(&self.computed.values),
-            Root::Key | Root::Index => None,
+            Root::Key | Root::Index | Root::Computed => None,
         }
     }
 
@@ -815,13 +844,14 @@ impl<'a> Run<'a> {
         match path.root() {
             Root::Key => scope.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
             Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
+            Root::Computed => self.computed.read(path).map(Cow::Borrowed),
             _ => self.parents.get(path, self.root(path, scope)?),
         }
     }
 
     /// A query's first match (a plain path's value).
     fn read_first(&self, path: &Path, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
-        if matches!(path.root(), Root::Key | Root::Index) {
+        if matches!(path.root(), Root::Key | Root::Index | Root::Computed) {
             return self.read(path, scope);
         }
         path.first(self.root(path, scope)?).map(Cow::Borrowed)
@@ -907,7 +937,7 @@ impl<'a> Run<'a> {
             Context {
                 event: Some(scope),
                 settings: &self.connection.settings,
-                computed: Some(&self.computed.values),
+                computed: Some(self.computed),
                 item: self.item.map(|item| item.value),
                 responses: responses.as_ref(),
             },

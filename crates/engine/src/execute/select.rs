@@ -24,7 +24,7 @@ pub(super) struct Subject<'e> {
     pub key: Option<&'e str>,
     /// The item of the action's `for_each`, read as `$item`, and its position, `$index`.
     pub item: Option<Item<'e>>,
-    pub computed: &'e Computed,
+    pub computed: &'e Computed<'e>,
     /// The parents of the event's paths, each walked once.
     pub parents: &'e dyn ReadParents,
     pub message_type: Option<&'e str>,
@@ -380,6 +380,7 @@ impl<'e> Subject<'e> {
         match path.root() {
             Root::Index => self.item.map(|item| Cow::Owned(Value::from(item.index))),
             Root::Key => self.key.map(|k| Cow::Owned(Value::String(k.to_owned()))),
+            Root::Computed => self.computed.read(path).map(Cow::Borrowed),
             _ => self.parents.get(path, self.document(path, root)?),
         }
     }
@@ -412,8 +413,8 @@ impl<'e> Subject<'e> {
             Root::Event => Some(self.event),
             Root::Item => self.item.map(|item| item.value),
             Root::Settings => Some(&self.connection.settings_value),
-            Root::Computed => Some(&self.computed.values),
-            Root::Index | Root::Key => None,
+            // Computed values are read by their position (`Computed::read`).
+            Root::Index | Root::Key | Root::Computed => None,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Path {
     /// For a plain path of the event of two steps or more: which of the mapping's parents (the
     /// steps but the last) it reads under, walked once per event ([`Parents`]).
     parent: Option<ParentId>,
+    /// For a path of `$computed`: the position of the value its first step names among the
+    /// mapping's computed values, given when the mapping compiles.
+    computed_slot: Option<usize>,
 }
 
 /// What `$` of a path stands for.
@@ -175,6 +178,7 @@ impl Path {
             root,
             kind,
             parent: None,
+            computed_slot: None,
         })
     }
 
@@ -190,6 +194,7 @@ impl Path {
             root: Root::Scope,
             kind: Kind::Plain(segments.into_boxed_slice()),
             parent: None,
+            computed_slot: None,
         })
     }
 
@@ -201,6 +206,20 @@ impl Path {
     /// The path as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Notes where the computed value this path reads is kept: `slot` among the mapping's.
+    pub(crate) fn set_computed_slot(&mut self, slot: usize) {
+        self.computed_slot = Some(slot);
+    }
+
+    /// For a path of a computed value (`$computed.NAME...`): where the value is kept, and the
+    /// steps under it.
+    pub(crate) fn computed_slot(&self) -> Option<(usize, &[Segment])> {
+        let Kind::Plain(segments) = &self.kind else {
+            return None;
+        };
+        Some((self.computed_slot?, segments.get(1..)?))
     }
 
     /// The steps of a plain path; `None` for a query.
