@@ -107,6 +107,8 @@ pub(crate) struct BodyLayout {
     pub envelope: Vec<(Box<str>, Range<usize>)>,
     /// Per merged array of the rule: the ranges of its items.
     pub arrays: Vec<Vec<Range<usize>>>,
+    /// Per merged array of the rule: the range of the whole array (empty when not written).
+    pub array_values: Vec<Range<usize>>,
     /// The members in the order written.
     pub slots: Vec<Slot>,
 }
@@ -119,6 +121,7 @@ impl BodyLayout {
             len,
             envelope: Vec::new(),
             arrays: vec![vec![item]],
+            array_values: Vec::new(),
             slots: vec![Slot::Array(0)],
         }
     }

@@ -114,29 +114,42 @@ fn form_fields_hold_lists_and_objects_as_json_text_and_batches_concatenate_them(
         headers(one, "content-type"),
         ["application/x-www-form-urlencoded"]
     );
-    let mut batcher = Batcher::new();
-    for (i, name) in ["a", "b"].into_iter().enumerate() {
-        let event = json!({"type": "track", "event": name, "properties": {"seats": 1}});
-        let Outcome::Request(planned) = plan(&connection, &event).outcomes.remove(0) else {
-            panic!("a request");
+    // The writer records where the items are; a body with a member named per event is read
+    // instead. Both merge the same.
+    let spread = connect(
+        &text_yaml.replace(
+            "        seats:",
+            "        more: { fields: { n: { value: 1 } }, spread: true }\n        seats:",
+        ),
+        &json!({}),
+    );
+    for (connection, extra) in [(&connection, ""), (&spread, "n")] {
+        let mut batcher = Batcher::new();
+        for (i, name) in ["a", "b\",]\u{e9}"].into_iter().enumerate() {
+            let event = json!({"type": "track", "event": name, "properties": {"seats": 1}});
+            let Outcome::Request(planned) = plan(connection, &event).outcomes.remove(0) else {
+                panic!("a request");
+            };
+            assert!(batcher.push(i, planned).expect("batchable").is_empty());
+        }
+        let merged = batcher.flush();
+        let Some(Body::Form(fields)) = &merged[0].request.body else {
+            panic!("a form");
         };
-        assert!(batcher.push(i, planned).expect("batchable").is_empty());
-    }
-    let merged = batcher.flush();
-    let Some(Body::Form(fields)) = &merged[0].request.body else {
-        panic!("a form");
-    };
-    assert_eq!(
-        fields,
-        &[
+        let mut expected = vec![
             ("api_key".to_owned(), "svc-user".to_owned()),
             (
                 "data".to_owned(),
-                r#"[{"event":"a","properties":{}},{"event":"b","properties":{}}]"#.to_owned()
+                "[{\"event\":\"a\",\"properties\":{}},{\"event\":\"b\\\",]\u{e9}\",\"properties\":{}}]"
+                    .to_owned(),
             ),
-            ("seats".to_owned(), "1".to_owned()),
-        ]
-    );
+        ];
+        if !extra.is_empty() {
+            expected.push((extra.to_owned(), "1".to_owned()));
+        }
+        expected.push(("seats".to_owned(), "1".to_owned()));
+        assert_eq!(fields, &expected);
+    }
 }
 
 #[test]

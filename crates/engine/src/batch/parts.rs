@@ -136,7 +136,7 @@ pub(super) fn split_body(
             })
         }
         (Merge::Concat(names), Body::Json(text)) => object_parts(text, names, layout, empty),
-        (Merge::Concat(names), Body::Form(fields)) => form_parts(fields, names, empty),
+        (Merge::Concat(names), Body::Form(fields)) => form_parts(fields, names, layout, empty),
         _ => Err(format!(
             "this batch rule cannot merge a body of type `{}`",
             body.content_type()
@@ -190,19 +190,29 @@ fn object_parts(
 }
 
 /// A form's fields: those the rule concatenates (which must hold JSON lists) as items, the
-/// others as the envelope; their values are kept one after another in the parts' text.
+/// others as the envelope; their values are kept one after another in the parts' text. The
+/// items are where the engine recorded them in their fields' values, or read from the values.
 fn form_parts(
     fields: &[(String, String)],
     names: &[Box<str>],
+    layout: Option<Box<BodyLayout>>,
     empty: impl Fn(usize) -> Parts,
 ) -> Result<Parts, String> {
+    let total: usize = fields.iter().map(|(_, value)| value.len()).sum();
+    let mut recorded = layout
+        .filter(|l| l.len == total && l.arrays.len() == names.len())
+        .map(|l| l.arrays);
     let mut parts = empty(names.len());
     for (name, value) in fields {
         let start = parts.text.len();
         parts.text.push_str(value);
         if let Some(a) = names.iter().position(|n| **n == **name) {
-            let items = raw_items(value)
-                .map_err(|_| format!("form field `{name}` does not hold a JSON list to merge"))?;
+            let items = match &mut recorded {
+                Some(arrays) => std::mem::take(&mut arrays[a]),
+                None => raw_items(value).map_err(|_| {
+                    format!("form field `{name}` does not hold a JSON list to merge")
+                })?,
+            };
             parts.bytes += items
                 .iter()
                 .map(|i| form_encoded_len(&value[i.clone()]) + 3)

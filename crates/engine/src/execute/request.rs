@@ -133,7 +133,7 @@ impl<'a> Run<'a> {
             BodyFormat::Json => {
                 layout = match step.batch.as_deref() {
                     Some(rule) if recordable(fields, rule) => {
-                        self.body_with_layout(fields, rule, &mut out)?
+                        self.body_with_layout(fields, rule.arrays(), &mut out)?
                     }
                     _ => {
                         self.object(fields, None, Scope::of(event), &mut out)?;
@@ -155,6 +155,23 @@ impl<'a> Run<'a> {
                 out.push(b'\n');
                 layout = Some(Box::new(BodyLayout::items(line, out.len())));
                 Body::Ndjson(into_text(out))
+            }
+            BodyFormat::Form if static_members(fields) => {
+                // The fields are read from where the writer recorded them: no parse needed.
+                let names = match step.batch.as_deref() {
+                    Some(rule) if matches!(rule.merge, Merge::Concat(_)) => rule.arrays(),
+                    _ => &[],
+                };
+                let recorded = self.body_with_layout(fields, names, &mut out)?;
+                let text = into_text(out);
+                match recorded {
+                    Some(recorded) => {
+                        let (form, items) = form_of_layout(&text, &recorded, names);
+                        layout = (!names.is_empty()).then_some(items);
+                        Body::Form(form)
+                    }
+                    None => Body::Form(form_fields(&text)),
+                }
             }
             BodyFormat::Form => {
                 self.object(fields, None, Scope::of(event), &mut out)?;
@@ -229,13 +246,13 @@ impl<'a> Run<'a> {
     fn body_with_layout(
         &mut self,
         body: &'a Object,
-        rule: &BatchRule,
+        names: &[Box<str>],
         out: &mut Vec<u8>,
     ) -> Step<Option<Box<BodyLayout>>> {
         let event = self.event;
-        let names = rule.arrays();
         let mut layout = BodyLayout {
             arrays: vec![Vec::new(); names.len()],
+            array_values: vec![0..0; names.len()],
             slots: Vec::with_capacity(body.fields.len()),
             ..BodyLayout::default()
         };
@@ -266,6 +283,7 @@ impl<'a> Run<'a> {
                     && out.get(value.start) == Some(&b'[')
                     && (capture.entered || &out[value.clone()] == b"[]");
                 layout.arrays[a] = capture.items;
+                layout.array_values[a] = value;
                 layout.slots.push(Slot::Array(a));
             } else {
                 layout.slots.push(Slot::Envelope(layout.envelope.len()));
@@ -294,30 +312,71 @@ fn into_text(out: Vec<u8>) -> String {
     String::from_utf8(out).expect("the writer writes UTF-8")
 }
 
+/// The form fields of an object the engine wrote, from where it recorded its members (`names`
+/// being the merged arrays), and where the items of those arrays are in their fields' values.
+fn form_of_layout(
+    object: &str,
+    recorded: &BodyLayout,
+    names: &[Box<str>],
+) -> (Vec<(String, String)>, Box<BodyLayout>) {
+    let mut fields = Vec::with_capacity(recorded.slots.len());
+    let mut items = BodyLayout {
+        arrays: vec![Vec::new(); names.len()],
+        slots: recorded.slots.clone(),
+        ..BodyLayout::default()
+    };
+    for slot in &recorded.slots {
+        let (name, value) = match *slot {
+            Slot::Envelope(i) => {
+                let (name, range) = &recorded.envelope[i];
+                (&**name, form_text(&object[range.clone()]))
+            }
+            Slot::Array(a) => {
+                let value = &recorded.array_values[a];
+                items.arrays[a] = recorded.arrays[a]
+                    .iter()
+                    .map(|item| item.start - value.start..item.end - value.start)
+                    .collect();
+                (&*names[a], object[value.clone()].to_owned())
+            }
+        };
+        items.len += value.len();
+        fields.push((name.to_owned(), value));
+    }
+    (fields, Box::new(items))
+}
+
 /// The members of a JSON object written by the engine, as form fields: text as it is, anything
 /// else as its compact JSON text (`null` as nothing).
 fn form_fields(object: &str) -> Vec<(String, String)> {
     crate::batch::members(object)
         .expect("the engine writes objects serde_json reads")
         .into_iter()
-        .map(|(name, raw)| {
-            // Only text is decoded: a list or an object is sent as the JSON the engine wrote.
-            let text = match raw.get().as_bytes()[0] {
-                b'"' => serde_json::from_str::<String>(raw.get())
-                    .expect("the engine writes text serde_json reads"),
-                b'n' => String::new(),
-                _ => raw.get().to_owned(),
-            };
-            (name.into_owned(), text)
-        })
+        .map(|(name, raw)| (name.into_owned(), form_text(raw.get())))
         .collect()
+}
+
+/// A form field's text for a member's JSON: text decoded, `null` as nothing, a list or an
+/// object as the JSON the engine wrote.
+fn form_text(json: &str) -> String {
+    match json.as_bytes()[0] {
+        b'"' => {
+            serde_json::from_str::<String>(json).expect("the engine writes text serde_json reads")
+        }
+        b'n' => String::new(),
+        _ => json.to_owned(),
+    }
 }
 
 /// Whether the writer can record a body's layout for `rule`: its arrays are concatenated, and
 /// every top-level member has a name known when the mapping compiled.
 fn recordable(body: &Object, rule: &BatchRule) -> bool {
-    matches!(rule.merge, Merge::Concat(_))
-        && !body.dynamic
+    matches!(rule.merge, Merge::Concat(_)) && static_members(body)
+}
+
+/// Whether every top-level member of `body` has a name known when the mapping compiled.
+fn static_members(body: &Object) -> bool {
+    !body.dynamic
         && body
             .fields
             .iter()
