@@ -402,23 +402,68 @@ pub(crate) fn capture(value: &Value, regex: &regex::Regex) -> Result<Option<Valu
 
 /// A part of a user-agent text; `None` when the parser does not know it.
 pub(crate) fn user_agent(value: &Value, part: UserAgentPart) -> Result<Option<Value>, ShapeError> {
-    static PARSER: std::sync::LazyLock<woothee::parser::Parser> =
-        std::sync::LazyLock::new(woothee::parser::Parser::new);
     let text = text_for("user_agent", value)?;
-    let Some(parsed) = PARSER.parse(&text) else {
-        return Ok(None);
-    };
-    let found = match part {
-        UserAgentPart::Browser => parsed.name,
-        UserAgentPart::BrowserVersion => parsed.version,
-        UserAgentPart::Os => parsed.os,
-        UserAgentPart::OsVersion => &*parsed.os_version,
-        UserAgentPart::Device => parsed.category,
-    };
-    Ok(
-        (!found.is_empty() && found != woothee::woothee::VALUE_UNKNOWN)
-            .then(|| Value::String(found.to_owned())),
-    )
+    let found = LAST_USER_AGENT.with_borrow_mut(|last| {
+        if last.as_ref().is_none_or(|(seen, _)| **seen != *text) {
+            *last = Some((text.as_ref().into(), UserAgentParts::parse(&text)));
+        }
+        let (_, parts) = last.as_ref().expect("just parsed");
+        parts
+            .as_ref()
+            .and_then(|parts| parts.get(part))
+            .map(str::to_owned)
+    });
+    Ok(found.map(Value::String))
+}
+
+thread_local! {
+    /// The user-agent text parsed last on this thread, and its parts: mappings read two or three
+    /// parts of each event's user agent (browser, version, OS), each through its own operation.
+    static LAST_USER_AGENT: std::cell::RefCell<Option<(Box<str>, Option<UserAgentParts>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The parts the parser found in a user-agent text; empty where it found none.
+struct UserAgentParts {
+    browser: Box<str>,
+    browser_version: Box<str>,
+    os: Box<str>,
+    os_version: Box<str>,
+    device: Box<str>,
+}
+
+impl UserAgentParts {
+    fn parse(text: &str) -> Option<UserAgentParts> {
+        static PARSER: std::sync::LazyLock<woothee::parser::Parser> =
+            std::sync::LazyLock::new(woothee::parser::Parser::new);
+        let parsed = PARSER.parse(text)?;
+        let known = |part: &str| -> Box<str> {
+            if part == woothee::woothee::VALUE_UNKNOWN {
+                Box::from("")
+            } else {
+                part.into()
+            }
+        };
+        Some(UserAgentParts {
+            browser: known(parsed.name),
+            browser_version: known(parsed.version),
+            os: known(parsed.os),
+            os_version: known(&parsed.os_version),
+            device: known(parsed.category),
+        })
+    }
+
+    /// A part, when the parser knows it.
+    fn get(&self, part: UserAgentPart) -> Option<&str> {
+        let found = match part {
+            UserAgentPart::Browser => &self.browser,
+            UserAgentPart::BrowserVersion => &self.browser_version,
+            UserAgentPart::Os => &self.os,
+            UserAgentPart::OsVersion => &self.os_version,
+            UserAgentPart::Device => &self.device,
+        };
+        (!found.is_empty()).then_some(&**found)
+    }
 }
 
 /// The text of a value for an operation that reads text.

@@ -181,6 +181,16 @@ fn a_user_agent_is_read_by_a_parser() {
         body_of(fields, &json!({"type": "track", "ua": "curl"})),
         json!({})
     );
+    // The parts of the last text parsed are remembered: another text is parsed again.
+    let windows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    for (ua, browser) in [(windows, "Chrome"), (ua, "Safari"), (windows, "Chrome")] {
+        let body = body_of(fields, &json!({"type": "track", "ua": ua}));
+        assert_eq!(body["browser"], json!(browser), "{body}");
+    }
+    assert_eq!(
+        body_of(fields, &json!({"type": "track", "ua": windows})),
+        json!({"browser": "Chrome", "version": "120.0.0.0", "os": "Windows 10", "os_version": "NT 10.0", "device": "pc"})
+    );
 }
 
 #[test]
