@@ -229,7 +229,10 @@ impl Connection {
         let remap_tables = mapping
             .remap_settings
             .iter()
-            .map(|setting| remap_table(setting, &values, &mut problems))
+            .map(|setting| {
+                let secret = declared.get(&*setting.setting).is_some_and(|s| s.secret);
+                remap_table(setting, &values, secret, &mut problems)
+            })
             .collect();
         if !problems.is_empty() {
             return Err(SettingsError {
@@ -607,10 +610,12 @@ fn name_lists(sources: &[NameSource], values: &Map<String, Value>) -> Vec<Option
 /// The table a remap setting holds: a `map`'s entries, or a `list`'s `{from, to}` pairs (a
 /// `from` may be a number; a pair without a `to`, or with a `to` that is null or empty text, is
 /// an unfinished row and left out), keys through the remap's `match`, the first or the last of
-/// a repeated key kept. A key the `match` cannot take is a problem of the settings.
+/// a repeated key kept. A key the `match` cannot take is a problem of the settings (named only
+/// when the setting is not secret).
 fn remap_table(
     rule: &RemapSetting,
     values: &Map<String, Value>,
+    secret: bool,
     problems: &mut Vec<String>,
 ) -> Option<HashMap<Box<str>, Value>> {
     let entries: Vec<(Cow<'_, str>, &Value)> = match values.get(&*rule.setting)? {
@@ -638,6 +643,13 @@ fn remap_table(
     for (from, to) in entries {
         let key = match crate::convert::matched(&from, &rule.matching) {
             Ok(key) => Box::<str>::from(key),
+            Err(_) if secret => {
+                problems.push(format!(
+                    "setting `{}`: a key cannot be matched by the remap's `match`",
+                    rule.setting
+                ));
+                continue;
+            }
             Err(why) => {
                 problems.push(format!(
                     "setting `{}`: `{from}` cannot be matched: {why}",

@@ -312,6 +312,20 @@ fn a_remap_matches_through_transforms_and_chooses_the_first_or_last_pair() {
             .contains("setting `events`: `front desk` cannot be matched"),
         "{refused}"
     );
+    // A secret setting's keys are not repeated in the reason.
+    let secret = ferry_engine::Connection::new(
+        support::load(&phones.replace("description: pairs", "description: pairs, secret: true")),
+        json!({"events": [{"from": "front desk", "to": "b"}]})
+            .as_object()
+            .expect("a map"),
+    )
+    .expect_err("a key that is no phone number")
+    .to_string();
+    assert!(
+        secret.contains("setting `events`: a key cannot be matched")
+            && !secret.contains("front desk"),
+        "{secret}"
+    );
 }
 
 #[test]
