@@ -15,18 +15,7 @@ pub type ShapeError = String;
 /// Applies one transform. Numbers and booleans are treated as their text; lists and objects are
 /// an error.
 pub fn transform(value: &Value, transform: Transform) -> Result<Value, ShapeError> {
-    let text: Cow<'_, str> = match value {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        Value::Number(n) => Cow::Owned(n.to_string()),
-        Value::Bool(b) => Cow::Owned(b.to_string()),
-        other => {
-            return Err(format!(
-                "`{}` needs text, not {}",
-                transform_name(transform),
-                kind(other)
-            ));
-        }
-    };
+    let text = text_for(transform_name(transform), value)?;
     transform_text(&text, transform).map(Value::String)
 }
 

@@ -491,6 +491,7 @@ impl<'d> Compiler<'d> {
             default: remap.default.clone(),
         })
     }
+
     /// The mapping's table of a remap, its keys through `match`: a key the transforms refuse,
     /// or two keys that become one, are problems of the mapping.
     fn remap_keys(
@@ -500,7 +501,6 @@ impl<'d> Compiler<'d> {
         ok: &mut bool,
     ) -> HashMap<Box<str>, Value> {
         let mut table: HashMap<Box<str>, Value> = HashMap::with_capacity(remap.table.len());
-        let mut written: HashMap<Box<str>, &str> = HashMap::new();
         for (from, to) in &remap.table {
             let at = pointer.key("table").key(from);
             if to.is_object() || to.is_array() {
@@ -525,7 +525,13 @@ impl<'d> Compiler<'d> {
                     continue;
                 }
             };
-            if let Some(first) = written.get(&key) {
+            if table.contains_key(&key) {
+                // The entry written first under this key, named in the message.
+                let first = remap
+                    .table
+                    .keys()
+                    .find(|k| convert::matched(k, &remap.matching).is_ok_and(|m| *m == *key))
+                    .map_or("", String::as_str);
                 *ok = false;
                 self.problem(
                     DiagnosticKind::Operation,
@@ -536,7 +542,6 @@ impl<'d> Compiler<'d> {
                 .help = Some("keep one of them: the remap could give only one value for both".into());
                 continue;
             }
-            written.insert(key.clone(), from);
             table.insert(key, to.clone());
         }
         table
