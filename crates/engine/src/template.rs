@@ -420,7 +420,9 @@ fn render_plain(
             }
             Piece::Value(variable, keys) => (variable, keys),
         };
-        let (json, root) = match variable {
+        // Where the walk starts, and how many keys that already read: a computed value is
+        // found by its name, and the keys below it remain.
+        let (json, root, read) = match variable {
             Variable::Settings => {
                 let mut value = context.settings.clone();
                 for key in keys {
@@ -429,11 +431,11 @@ fn render_plain(
                 push_value(&mut out, value.as_str()?);
                 continue;
             }
-            Variable::Event => (context.event, "event"),
+            Variable::Event => (context.event, "event", 0),
             Variable::Computed => {
                 let (name, _) = keys.split_first()?;
                 match context.computed?.named(name) {
-                    Some((_, value)) => (Some(value), "computed"),
+                    Some((_, value)) => (Some(value), "computed", 1),
                     None => {
                         return Some(Err(RenderError::Undefined(Some(format!(
                             "computed.{name}"
@@ -441,12 +443,10 @@ fn render_plain(
                     }
                 }
             }
-            Variable::Item => (context.item, "item"),
+            Variable::Item => (context.item, "item", 0),
         };
-        // A computed value is found by its name: the steps below it remain.
-        let skip = usize::from(matches!(variable, Variable::Computed));
         let mut node = json?;
-        for (depth, key) in keys.iter().enumerate().skip(skip) {
+        for (depth, key) in keys.iter().enumerate().skip(read) {
             let Value::Object(members) = node else {
                 return None;
             };

@@ -56,14 +56,7 @@ pub(crate) struct Computed<'m> {
 }
 
 impl<'m> Computed<'m> {
-    fn none() -> Computed<'m> {
-        Computed {
-            fields: &[],
-            values: Vec::new(),
-            stops: Vec::new(),
-        }
-    }
-
+    /// Room for the values of `fields` (none for a run without computed values), none made yet.
     fn of(fields: &'m [Field]) -> Computed<'m> {
         Computed {
             fields,
@@ -457,7 +450,7 @@ impl Connection {
         trace: &mut Option<Vec<String>>,
     ) -> Computed<'_> {
         if self.mapping.computed.is_empty() {
-            return Computed::none();
+            return Computed::of(&[]);
         }
         let mut computed = Computed::of(&self.mapping.computed);
         let identity = self.identify(event);
@@ -640,7 +633,7 @@ impl Connection {
         rules: &[crate::compiled::FailureRule],
         response: &Value,
     ) -> Option<(String, bool)> {
-        let computed = Computed::none();
+        let computed = Computed::of(&[]);
         let parents = Parents::new(response, 0);
         let subject = Subject {
             event: response,

@@ -320,9 +320,9 @@ fn form_of_layout(
     names: &[Box<str>],
 ) -> (Vec<(String, String)>, Box<BodyLayout>) {
     let mut fields = Vec::with_capacity(recorded.slots.len());
+    // Only the items and the values' total length are read from it (`form_parts`).
     let mut items = BodyLayout {
         arrays: vec![Vec::new(); names.len()],
-        slots: recorded.slots.clone(),
         ..BodyLayout::default()
     };
     for slot in &recorded.slots {
