@@ -303,6 +303,48 @@ fn computed_values_are_read_by_name_below_them_and_all_at_once() {
     );
 }
 
+/// Remembers one email for every user, and counts how often it is asked for it.
+#[derive(Default)]
+struct CountedRecall(std::cell::Cell<usize>);
+
+impl ferry_engine::Recall for CountedRecall {
+    fn recall(&self, _store: &str, _key: &str) -> Option<Value> {
+        self.0.set(self.0.get() + 1);
+        Some(json!("a@b.io"))
+    }
+}
+
+#[test]
+fn a_computed_value_is_made_when_first_read_and_only_once() {
+    let text = format!(
+        "{HEAD}computed:\n  email: {{ from: $.properties.email, recall: {{ name: email, key: $.userId }} }}\n  domain: {{ from: $computed.email, capture: \"@(.*)\" }}\nactions:\n  identify:\n    when: {{ type: identify }}\n    request: {{ method: POST, path: /i }}\n    remember:\n      email: {{ key: $.userId, value: $.traits.email }}\n  track:\n    when: {{ type: track, filled: $computed.email }}\n    request:\n      method: POST\n      path: /t\n      body:\n        email: {{ from: $computed.email }}\n        domain: {{ from: $computed.domain }}\n  page:\n    when: {{ type: page }}\n    request: {{ method: POST, path: /p, body: {{ name: {{ from: $.name }} }} }}\n"
+    );
+    let connection = connect(&text, &json!({}));
+    let state = CountedRecall::default();
+    // No action a page selects reads the value: nothing is recalled.
+    let page = connection.plan(
+        &json!({"type": "page", "userId": "u1", "name": "Home"}),
+        &state,
+    );
+    assert_eq!(body(request(&page)), json!({"name": "Home"}));
+    assert_eq!(state.0.get(), 0);
+    // Read by a `when`, a field and another computed value: recalled once.
+    let track = connection.plan(&json!({"type": "track", "userId": "u1"}), &state);
+    assert_eq!(
+        body(request(&track)),
+        json!({"email": "a@b.io", "domain": "b.io"})
+    );
+    assert_eq!(state.0.get(), 1);
+    // A traced plan makes every value, in order, to say where each came from.
+    let traced = connection.plan_traced(
+        &json!({"type": "page", "userId": "u1", "name": "Home"}),
+        &state,
+    );
+    assert_eq!(state.0.get(), 2);
+    let lines = traced.trace.join("\n");
+    assert!(lines.contains("computed.domain"), "{lines}");
+}
+
 #[test]
 fn a_computed_value_that_fails_fails_the_fields_that_read_it() {
     let extra = "computed:\n  id: { from: $.userId, required: true }\n";

@@ -3,6 +3,7 @@
 //! parses the mapping; everything was compiled.
 
 use std::borrow::Cow;
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
 use ferry_spec::model::SourceDialect;
@@ -45,61 +46,98 @@ type Step<T> = Result<T, Stop>;
 
 /// The mapping's computed values for one event, read as `$computed.NAME`: each kept at the
 /// position of its field, which paths of computed values are given when the mapping compiles.
-#[derive(Debug)]
+/// A value is made when it is first read, so an event pays only for the values its actions,
+/// selectors and templates read. While a value is made, only the values above it are seen, as
+/// when they are made in order.
 pub(crate) struct Computed<'m> {
     /// The mapping's computed values, for their names.
     fields: &'m [Field],
-    /// The values made, by position; `None` for one not (yet) made.
-    values: Vec<Option<Value>>,
-    /// Why a value could not be made, by position: a field that reads it stops the same way.
-    stops: Vec<(usize, Stop)>,
+    /// How many values, from the first, can be read: all of them, except while the value at
+    /// this position is made.
+    visible: Cell<usize>,
+    /// Each value once made, by position, or why it could not be: a field that reads it stops
+    /// the same way.
+    values: Box<[OnceCell<Step<Option<Value>>>]>,
+    /// What making a value reads; `None` where there is no value to make.
+    maker: Option<Maker<'m>>,
+}
+
+/// The event and connection computed values are made from.
+#[derive(Clone, Copy)]
+struct Maker<'m> {
+    connection: &'m Connection,
+    event: &'m Value,
+    identity: Identity<'m>,
+    parents: &'m dyn ReadParents,
+    state: &'m dyn Recall,
 }
 
 impl<'m> Computed<'m> {
-    /// Room for the values of `fields` (none for a run without computed values), none made yet.
-    fn of(fields: &'m [Field]) -> Computed<'m> {
+    /// No computed values: for runs over documents other than events.
+    fn none() -> Computed<'m> {
         Computed {
-            fields,
-            values: Vec::with_capacity(fields.len()),
-            stops: Vec::new(),
+            fields: &[],
+            visible: Cell::new(0),
+            values: Box::default(),
+            maker: None,
         }
     }
 
-    /// Whether some value could not be made.
-    fn any_stopped(&self) -> bool {
-        !self.stops.is_empty()
+    /// The value at `slot`, made now if it was not yet; `None` for a value not seen from the
+    /// one being made.
+    fn made(&self, slot: usize) -> Option<&Step<Option<Value>>> {
+        if slot >= self.visible.get() {
+            return None;
+        }
+        Some(self.values[slot].get_or_init(|| self.make(slot, &mut None)))
+    }
+
+    fn make(&self, slot: usize, trace: &mut Option<Vec<String>>) -> Step<Option<Value>> {
+        let maker = self.maker.expect("computed values are made for an event");
+        let this = Event {
+            value: maker.event,
+            identity: maker.identity,
+            computed: self,
+            parents: maker.parents,
+        };
+        let name = &maker.connection.mapping.name;
+        let mut run = Run::new(maker.connection, maker.state, name, this, None, &[]);
+        run.trace = trace.take();
+        let outer = self.visible.replace(slot);
+        let made = run.computed_value(&self.fields[slot], Scope::of(maker.event));
+        self.visible.set(outer);
+        *trace = run.trace.take();
+        made
     }
 
     /// The value at `path`, a path of a computed value.
     pub(crate) fn read(&self, path: &Path) -> Option<&Value> {
         let (slot, under) = path.computed_slot()?;
-        walk(self.values.get(slot)?.as_ref()?, under)
+        walk(self.made(slot)?.as_ref().ok()?.as_ref()?, under)
     }
 
     /// How a read of `path` stops, when it reads a value that could not be made.
     fn stop_for(&self, path: &Path) -> Option<&Stop> {
-        if self.stops.is_empty() {
-            return None;
-        }
         let (slot, _) = path.computed_slot()?;
-        self.stops
-            .iter()
-            .find(|(stopped, _)| *stopped == slot)
-            .map(|(_, stop)| stop)
+        self.made(slot)?.as_ref().err()
     }
 }
 
 impl NamedValues for Computed<'_> {
     fn named(&self, name: &str) -> Option<(&str, &Value)> {
         let slot = self.fields.iter().position(|field| *field.key == *name)?;
-        Some((&self.fields[slot].key, self.values.get(slot)?.as_ref()?))
+        Some((
+            &self.fields[slot].key,
+            self.made(slot)?.as_ref().ok()?.as_ref()?,
+        ))
     }
 
     fn all(&self) -> Vec<(&str, &Value)> {
-        self.fields
-            .iter()
-            .zip(&self.values)
-            .filter_map(|(field, value)| Some((&*field.key, value.as_ref()?)))
+        (0..self.fields.len())
+            .filter_map(|slot| {
+                let value = self.made(slot)?.as_ref().ok()?.as_ref()?;
+                Some((&*self.fields[slot].key, value))
+            })
             .collect()
     }
 }
@@ -442,40 +480,41 @@ impl Connection {
     }
 
     /// The mapping's computed values for `event`, each made once, in order.
-    fn computed(
-        &self,
-        event: &Value,
-        parents: &dyn ReadParents,
-        state: &dyn Recall,
+    /// The computed values of `event`, made as they are read; when tracing, all of them now,
+    /// in order, each saying where it came from.
+    fn computed<'e>(
+        &'e self,
+        event: &'e Value,
+        parents: &'e dyn ReadParents,
+        state: &'e dyn Recall,
         trace: &mut Option<Vec<String>>,
-    ) -> Computed<'_> {
+    ) -> Computed<'e> {
         if self.mapping.computed.is_empty() {
-            return Computed::of(&[]);
+            return Computed::none();
         }
-        let mut computed = Computed::of(&self.mapping.computed);
-        let identity = self.identify(event);
-        for (slot, field) in self.mapping.computed.iter().enumerate() {
-            let made = {
-                let this = Event {
-                    value: event,
-                    identity,
-                    computed: &computed,
-                    parents,
-                };
-                let mut run = Run::new(self, state, &self.mapping.name, this, None, &[]);
-                run.trace = trace.take();
-                let made = run.computed_value(field, Scope::of(event));
-                *trace = run.trace.take();
-                made
-            };
-            let value = match made {
-                Ok(value) => value,
-                Err(stop) => {
-                    computed.stops.push((slot, stop));
-                    None
-                }
-            };
-            computed.values.push(value);
+        let computed = Computed {
+            fields: &self.mapping.computed,
+            visible: Cell::new(self.mapping.computed.len()),
+            values: self
+                .mapping
+                .computed
+                .iter()
+                .map(|_| OnceCell::new())
+                .collect(),
+            maker: Some(Maker {
+                connection: self,
+                event,
+                identity: self.identify(event),
+                parents,
+                state,
+            }),
+        };
+        if trace.is_some() {
+            for (slot, cell) in computed.values.iter().enumerate() {
+                let made = computed.make(slot, trace);
+                cell.set(made)
+                    .expect("a value above is made before the ones below it");
+            }
         }
         computed
     }
@@ -633,7 +672,7 @@ impl Connection {
         rules: &[crate::compiled::FailureRule],
         response: &Value,
     ) -> Option<(String, bool)> {
-        let computed = Computed::of(&[]);
+        let computed = Computed::none();
         let parents = Parents::new(response, 0);
         let subject = Subject {
             event: response,

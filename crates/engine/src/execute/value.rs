@@ -227,10 +227,8 @@ impl<'a> Run<'a> {
         first: bool,
         fallbacks: Fallbacks<'a>,
     ) -> Step<Sourced<'a>> {
-        if self.computed.any_stopped() {
-            for path in paths {
-                self.check_computed(path)?;
-            }
+        for path in paths {
+            self.check_computed(path)?;
         }
         Ok(
             match self.read_paths(field, scope, &paths[start..], member, first) {
