@@ -125,8 +125,14 @@ fn holds(filter: &Filter, current: &Value, root: &Value) -> bool {
         Filter::Atom(FilterAtom::Filter { expr, not }) => holds(expr, current, root) != *not,
         Filter::Atom(FilterAtom::Test { expr, not }) => {
             let found = match &**expr {
-                Test::RelQuery(relative) => !segments(relative, vec![current], root).is_empty(),
-                Test::AbsQuery(query) => !select(query, root).is_empty(),
+                Test::RelQuery(relative) => match walk_singular(relative, current) {
+                    Some(found) => found,
+                    None => !segments(relative, vec![current], root).is_empty(),
+                },
+                Test::AbsQuery(query) => match walk_singular(&query.segments, root) {
+                    Some(found) => found,
+                    None => !select(query, root).is_empty(),
+                },
                 Test::Function(_) => unreachable!("functions are left to jsonpath-rust"),
             };
             found != *not
@@ -135,23 +141,44 @@ fn holds(filter: &Filter, current: &Value, root: &Value) -> bool {
     }
 }
 
+/// Whether a query of names and indexes alone (`@.a.b`, `$.a[0]`) selects a node, walked
+/// without lists of nodes; `None` for a query of any other step.
+fn walk_singular(segments: &[Segment], from: &Value) -> Option<bool> {
+    let mut node = from;
+    for segment in segments {
+        let next = match segment {
+            Segment::Selector(Selector::Name(name)) => match node {
+                Value::Object(map) => map.get(name),
+                _ => None,
+            },
+            Segment::Selector(Selector::Index(index)) => match node {
+                Value::Array(items) => at(items, *index),
+                _ => None,
+            },
+            _ => return None,
+        };
+        match next {
+            Some(next) => node = next,
+            // Nothing selected: no later step selects anything either.
+            None => return Some(false),
+        }
+    }
+    Some(true)
+}
+
 /// One side of a comparison: a literal, the node a singular query finds, or nothing.
+/// One side of a comparison: a literal of the query, the node a singular query selects, or
+/// nothing. Literals are compared where they are, never made into values per item.
 enum Operand<'a> {
-    Literal(Value),
+    Literal(&'a Literal),
     Node(&'a Value),
     Nothing,
 }
 
 impl<'a> Operand<'a> {
-    fn of(comparable: &Comparable, current: &'a Value, root: &'a Value) -> Operand<'a> {
+    fn of(comparable: &'a Comparable, current: &'a Value, root: &'a Value) -> Operand<'a> {
         match comparable {
-            Comparable::Literal(literal) => Operand::Literal(match literal {
-                Literal::Int(n) => Value::from(*n),
-                Literal::Float(n) => Value::from(*n),
-                Literal::String(s) => Value::from(s.as_str()),
-                Literal::Bool(b) => Value::Bool(*b),
-                Literal::Null => Value::Null,
-            }),
+            Comparable::Literal(literal) => Operand::Literal(literal),
             Comparable::SingularQuery(query) => {
                 let (mut node, steps) = match query {
                     SingularQuery::Current(steps) => (current, steps),
@@ -176,11 +203,23 @@ impl<'a> Operand<'a> {
         }
     }
 
-    fn value(&self) -> Option<&Value> {
+    /// The number, as a JSON value holding it reads as `f64`. A float literal beyond `f64`
+    /// stands for `null`, as JSON has no such number.
+    fn number(&self) -> Option<f64> {
         match self {
-            Operand::Literal(value) => Some(value),
-            Operand::Node(value) => Some(value),
-            Operand::Nothing => None,
+            Operand::Node(value) => value.as_f64(),
+            #[allow(clippy::cast_precision_loss)] // as serde_json reads an i64 as f64
+            Operand::Literal(Literal::Int(n)) => Some(*n as f64),
+            Operand::Literal(Literal::Float(n)) => n.is_finite().then_some(*n),
+            Operand::Literal(_) | Operand::Nothing => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Operand::Node(value) => value.as_str(),
+            Operand::Literal(Literal::String(text)) => Some(text),
+            Operand::Literal(_) | Operand::Nothing => None,
         }
     }
 }
@@ -199,26 +238,47 @@ fn compare(comparison: &Comparison, current: &Value, root: &Value) -> bool {
     }
 }
 
-/// Two missing values are equal; numbers compare by value; anything else as JSON.
 fn equal(left: &Operand<'_>, right: &Operand<'_>) -> bool {
-    match (left.value(), right.value()) {
-        (Some(left), Some(right)) => match (left.as_f64(), right.as_f64()) {
-            (Some(l), Some(r)) => (l - r).abs() < f64::EPSILON,
-            _ => left == right,
+    if let (Some(l), Some(r)) = (left.number(), right.number()) {
+        return (l - r).abs() < f64::EPSILON;
+    }
+    match (left, right) {
+        (Operand::Nothing, Operand::Nothing) => true,
+        (Operand::Nothing, _) | (_, Operand::Nothing) => false,
+        (Operand::Node(l), Operand::Node(r)) => l == r,
+        (Operand::Literal(literal), Operand::Node(node))
+        | (Operand::Node(node), Operand::Literal(literal)) => literal_is(literal, node),
+        (Operand::Literal(l), Operand::Literal(r)) => match (l, r) {
+            (Literal::String(l), Literal::String(r)) => l == r,
+            (Literal::Bool(l), Literal::Bool(r)) => l == r,
+            (l, r) => is_null(l) && is_null(r),
         },
-        (None, None) => true,
+    }
+}
+
+/// Whether `literal` is the value `node` (numbers aside, compared as numbers before).
+fn literal_is(literal: &Literal, node: &Value) -> bool {
+    match (literal, node) {
+        (Literal::String(text), Value::String(other)) => text == other,
+        (Literal::Bool(b), Value::Bool(other)) => b == other,
+        (literal, Value::Null) => is_null(literal),
         _ => false,
     }
 }
 
-/// Numbers and strings are ordered; nothing else is.
+/// `null`, or a float literal JSON cannot hold (which serde_json makes `null`).
+fn is_null(literal: &Literal) -> bool {
+    match literal {
+        Literal::Null => true,
+        Literal::Float(n) => !n.is_finite(),
+        _ => false,
+    }
+}
+
 fn less(left: &Operand<'_>, right: &Operand<'_>) -> bool {
-    let (Some(left), Some(right)) = (left.value(), right.value()) else {
-        return false;
-    };
-    if let (Some(l), Some(r)) = (left.as_f64(), right.as_f64()) {
+    if let (Some(l), Some(r)) = (left.number(), right.number()) {
         l < r
-    } else if let (Some(l), Some(r)) = (left.as_str(), right.as_str()) {
+    } else if let (Some(l), Some(r)) = (left.text(), right.text()) {
         l < r
     } else {
         false
@@ -324,6 +384,22 @@ mod tests {
             "$..k",
             "$.a[0:2]",
             "$.a[?length(@.s) > 1]",
+            "$.a[?@ == false]",
+            "$.a[?@.b == false]",
+            "$.a[?@.n == 1.0]",
+            "$.a[?@.n != 2]",
+            "$.a[?@.n < 1.5]",
+            "$.a[?@.s > 'b']",
+            "$.a[?@.k != null]",
+            "$.a[?@.b != true]",
+            "$.a[?@.l[0]]",
+            "$.a[?@.l[5]]",
+            "$.a[?!@.o.k]",
+            "$.a[?'v' == $.o.z]",
+            "$.a[?$.o.n == 1]",
+            "$.a[?1 == 1.0]",
+            "$.a[?null == null]",
+            "$.a[?'a' < 'b']",
         ]
         .map(String::from)
         .to_vec();
@@ -338,7 +414,7 @@ mod tests {
         }
         let mut documents = vec![json!({
             "a": [{"k": "x", "n": 1}, {"k": "y", "n": 2, "l": [1]}, null, {"n": 2.0, "s": "a"},
-                  {"o": {"k": "v"}, "s": "c", "l": [1]}, true, {"k": null}, [1, 2]],
+                  {"o": {"k": "v"}, "s": "c", "l": [1]}, true, {"k": null}, [1, 2], false, {"b": false, "n": -1}],
             "o": {"k": "v", "z": "v", "n": 1},
         })];
         for entry in std::fs::read_dir(root.join("examples")).unwrap() {
