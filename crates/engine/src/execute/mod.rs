@@ -92,6 +92,8 @@ impl<'m> Computed<'m> {
         Some(self.values[slot].get_or_init(|| self.make(slot, &mut None)))
     }
 
+    /// Makes the value at `slot`, seeing only the values above it; when tracing, `trace` gets
+    /// the lines saying where it came from.
     fn make(&self, slot: usize, trace: &mut Option<Vec<String>>) -> Step<Option<Value>> {
         let maker = self.maker.expect("computed values are made for an event");
         let this = Event {
@@ -114,6 +116,11 @@ impl<'m> Computed<'m> {
     pub(crate) fn read(&self, path: &Path) -> Option<&Value> {
         let (slot, under) = path.computed_slot()?;
         walk(self.made(slot)?.as_ref().ok()?.as_ref()?, under)
+    }
+
+    /// Whether the mapping has computed values at all.
+    fn any(&self) -> bool {
+        !self.fields.is_empty()
     }
 
     /// How a read of `path` stops, when it reads a value that could not be made.

@@ -227,8 +227,10 @@ impl<'a> Run<'a> {
         first: bool,
         fallbacks: Fallbacks<'a>,
     ) -> Step<Sourced<'a>> {
-        for path in paths {
-            self.check_computed(path)?;
+        if self.computed.any() {
+            for path in paths {
+                self.check_computed(path)?;
+            }
         }
         Ok(
             match self.read_paths(field, scope, &paths[start..], member, first) {
