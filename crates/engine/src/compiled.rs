@@ -330,6 +330,8 @@ pub(crate) enum Source {
         first: bool,
         /// `now`: the current time when no path selects a value (nor `recall`).
         now: bool,
+        /// Whether a path reads a computed value, whose failure fails the field.
+        reads_computed: bool,
     },
     Recall(Recall),
     Value(Value),

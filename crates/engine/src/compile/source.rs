@@ -14,7 +14,7 @@ use ferry_spec::{DiagnosticKind, Pointer, Target, did_you_mean};
 use crate::checks::setting_type_name;
 use crate::compiled::{Op, Recall, Remap, RemapSetting, Source, Zone};
 use crate::convert;
-use crate::path::Path;
+use crate::path::{Path, Root};
 use crate::template::Escape;
 
 use super::field::Given;
@@ -53,12 +53,14 @@ impl<'d> Compiler<'d> {
             .member
             .as_ref()
             .and_then(|m| self.path(&pointer.key("member"), m));
+        let reads_computed = paths.iter().any(|path| path.root() == Root::Computed);
         Some(Source::Paths {
             paths,
             recall,
             member,
             first: field.first,
             now,
+            reads_computed,
         })
     }
 

@@ -118,11 +118,6 @@ impl<'m> Computed<'m> {
         walk(self.made(slot)?.as_ref().ok()?.as_ref()?, under)
     }
 
-    /// Whether the mapping has computed values at all.
-    fn any(&self) -> bool {
-        !self.fields.is_empty()
-    }
-
     /// How a read of `path` stops, when it reads a value that could not be made.
     fn stop_for(&self, path: &Path) -> Option<&Stop> {
         let (slot, _) = path.computed_slot()?;

@@ -126,7 +126,13 @@ impl<'a> Run<'a> {
                 member,
                 first,
                 now,
+                reads_computed,
             } => {
+                if *reads_computed {
+                    for path in paths {
+                        self.check_computed(path)?;
+                    }
+                }
                 let fallbacks = Fallbacks {
                     recall: recall.as_ref(),
                     now: *now,
@@ -227,11 +233,6 @@ impl<'a> Run<'a> {
         first: bool,
         fallbacks: Fallbacks<'a>,
     ) -> Step<Sourced<'a>> {
-        if self.computed.any() {
-            for path in paths {
-                self.check_computed(path)?;
-            }
-        }
         Ok(
             match self.read_paths(field, scope, &paths[start..], member, first) {
                 Read::Found(v, path, at) => (Some(v), Origin::Path(path), start + at + 1),
