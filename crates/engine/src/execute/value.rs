@@ -145,7 +145,7 @@ impl<'a> Run<'a> {
                     member.as_ref(),
                     *first,
                     fallbacks,
-                )?
+                )
             }
             Source::Recall(rule) => (
                 self.recall(rule).map(Cow::Owned),
@@ -232,13 +232,11 @@ impl<'a> Run<'a> {
         member: Option<&Path>,
         first: bool,
         fallbacks: Fallbacks<'a>,
-    ) -> Step<Sourced<'a>> {
-        Ok(
-            match self.read_paths(field, scope, &paths[start..], member, first) {
-                Read::Found(v, path, at) => (Some(v), Origin::Path(path), start + at + 1),
-                read => self.fallback(field, &read, fallbacks),
-            },
-        )
+    ) -> Sourced<'a> {
+        match self.read_paths(field, scope, &paths[start..], member, first) {
+            Read::Found(v, path, at) => (Some(v), Origin::Path(path), start + at + 1),
+            read => self.fallback(field, &read, fallbacks),
+        }
     }
 
     /// What `from` gives when no path selects a value: an explicit `null` kept first, a
