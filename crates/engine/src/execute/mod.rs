@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::compiled::{CompiledAction, Field, Selector, Source};
 use crate::connection::Connection;
 use crate::convert::kind;
-use crate::path::{Parents, Path, ReadParents, Root, walk};
+use crate::path::{Parents, Path, ReadParents, Root, member, walk};
 use crate::plan::{
     Continuation, Failure, FailureKind, Outcome, Plan, PlannedRequest, Refusal, Skip, SkipKind,
     StepResponse,
@@ -699,7 +699,10 @@ impl Connection {
 
     /// The message type and event name, read where the mapping's dialect keeps them.
     fn identify<'e>(&self, event: &'e Value) -> Identity<'e> {
-        let text = |key: &str| event.get(key).and_then(Value::as_str);
+        let text = |key: &str| match event {
+            Value::Object(map) => member(map, key).and_then(Value::as_str),
+            _ => None,
+        };
         match self.mapping.dialect() {
             SourceDialect::Segment => (text("type").or_else(|| text("action")), text("event")),
             SourceDialect::Amplitude => (Some("track"), text("event_type")),

@@ -15,7 +15,7 @@ use std::fmt;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::parser::parse_json_path;
 use jsonpath_rust::query::js_path_process;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One step of a plain path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -277,12 +277,26 @@ pub fn walk<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
     let mut node = root;
     for segment in segments {
         node = match (segment, node) {
-            (Segment::Key(key), Value::Object(map)) => map.get(&**key)?,
+            (Segment::Key(key), Value::Object(map)) => member(map, key)?,
             (Segment::Index(index), Value::Array(items)) => items.get(*index)?,
             _ => return None,
         };
     }
     Some(node)
+}
+
+/// Objects of at most this many members are searched by [`member`] in order.
+const SCANNED: usize = 12;
+
+/// The member of `map` named `key`. An event's objects are mostly small, and the ordered map's
+/// search compares `key` with each name it passes, byte by byte: a scan that compares lengths
+/// first compares the bytes of few names, most often only the one it finds.
+pub(crate) fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() > SCANNED {
+        return map.get(key);
+    }
+    map.iter()
+        .find_map(|(name, value)| (name.len() == key.len() && name == key).then_some(value))
 }
 
 /// The plain steps a query starts with (`$.a.b[?...]` -> `a`, `b`): up to the first step that
@@ -348,6 +362,33 @@ fn parse_plain(text: &str) -> Option<Vec<Segment>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_member_is_found_as_the_ordered_map_finds_it_in_small_and_large_objects() {
+        for size in [0, 1, 2, SCANNED - 1, SCANNED, SCANNED + 1, 3 * SCANNED] {
+            // Names of one length, so that only their bytes tell them apart, and of others.
+            let map: Map<String, Value> = (0..size)
+                .map(|i| (format!("k{:02}", i), json!(i)))
+                .chain([
+                    ("k".to_owned(), json!("short")),
+                    ("k000".to_owned(), json!("long")),
+                ])
+                .collect();
+            for key in ["k", "k00", "k000", "k01", "k99", "", "K00", "k0"] {
+                let key = if key == "k99" {
+                    format!("k{:02}", size.saturating_sub(1))
+                } else {
+                    key.to_owned()
+                };
+                assert_eq!(
+                    member(&map, &key),
+                    map.get(&key),
+                    "{key} of {} members",
+                    map.len()
+                );
+            }
+        }
+    }
 
     #[test]
     fn lowers_member_chains_to_a_key_walk() {

@@ -11,6 +11,8 @@ use jsonpath_rust::parser::model::{
 };
 use serde_json::Value;
 
+use super::member;
+
 /// Whether [`select`] evaluates `query`.
 pub(super) fn supported(query: &JpQuery) -> bool {
     query
@@ -90,7 +92,7 @@ fn segments<'a>(
 fn apply<'a>(selector: &Selector, nodes: &[&'a Value], root: &'a Value, out: &mut Vec<&'a Value>) {
     for node in nodes {
         match (selector, node) {
-            (Selector::Name(name), Value::Object(map)) => out.extend(map.get(name)),
+            (Selector::Name(name), Value::Object(map)) => out.extend(member(map, name)),
             (Selector::Index(index), Value::Array(items)) => out.extend(at(items, *index)),
             (Selector::Wildcard, Value::Array(items)) => out.extend(items),
             (Selector::Wildcard, Value::Object(map)) => out.extend(map.values()),
@@ -148,7 +150,7 @@ fn walk_singular(segments: &[Segment], from: &Value) -> Option<bool> {
     for segment in segments {
         let next = match segment {
             Segment::Selector(Selector::Name(name)) => match node {
-                Value::Object(map) => map.get(name),
+                Value::Object(map) => member(map, name),
                 _ => None,
             },
             Segment::Selector(Selector::Index(index)) => match node {
@@ -186,7 +188,7 @@ impl<'a> Operand<'a> {
                 };
                 for step in steps {
                     let next = match (step, node) {
-                        (SingularQuerySegment::Name(name), Value::Object(map)) => map.get(name),
+                        (SingularQuerySegment::Name(name), Value::Object(map)) => member(map, name),
                         (SingularQuerySegment::Index(index), Value::Array(items)) => {
                             at(items, *index)
                         }
