@@ -368,7 +368,7 @@ mod tests {
         for size in [0, 1, 2, SCANNED - 1, SCANNED, SCANNED + 1, 3 * SCANNED] {
             // Names of one length, so that only their bytes tell them apart, and of others.
             let map: Map<String, Value> = (0..size)
-                .map(|i| (format!("k{:02}", i), json!(i)))
+                .map(|i| (format!("k{i:02}"), json!(i)))
                 .chain([
                     ("k".to_owned(), json!("short")),
                     ("k000".to_owned(), json!("long")),
