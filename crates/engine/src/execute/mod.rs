@@ -207,10 +207,11 @@ impl Connection {
         let mut responses = continuation.responses.clone();
         responses[continuation.step] = Some(document);
         let parents = Parents::new(event, self.mapping.parents);
-        let computed = self.computed(event, &parents, state, &mut None);
+        let identity = self.identify(event);
+        let computed = self.computed(event, identity, &parents, state, &mut None);
         let event = Event {
             value: event,
-            identity: self.identify(event),
+            identity,
             computed: &computed,
             parents: &parents,
         };
@@ -264,12 +265,13 @@ impl Connection {
         }
         let mut trace = tracing.then(Vec::new);
         let parents = Parents::new(event, self.mapping.parents);
-        let computed = self.computed(event, &parents, state, &mut trace);
+        let identity = self.identify(event);
+        let (message_type, event_name) = identity;
+        let computed = self.computed(event, identity, &parents, state, &mut trace);
         plan.trace.extend(trace.take().unwrap_or_default());
-        let (message_type, event_name) = self.identify(event);
         let this = Event {
             value: event,
-            identity: (message_type, event_name),
+            identity,
             computed: &computed,
             parents: &parents,
         };
@@ -481,12 +483,12 @@ impl Connection {
         }
     }
 
-    /// The mapping's computed values for `event`, each made once, in order.
-    /// The computed values of `event`, made as they are read; when tracing, all of them now,
-    /// in order, each saying where it came from.
+    /// The computed values of `event` (of message type and name `identity`), made as they are
+    /// read; when tracing, all of them now, in order, each saying where it came from.
     fn computed<'e>(
         &'e self,
         event: &'e Value,
+        identity: Identity<'e>,
         parents: &'e dyn ReadParents,
         state: &'e dyn Recall,
         trace: &mut Option<Vec<String>>,
@@ -506,7 +508,7 @@ impl Connection {
             maker: Some(Maker {
                 connection: self,
                 event,
-                identity: self.identify(event),
+                identity,
                 parents,
                 state,
             }),

@@ -168,7 +168,6 @@ fn walk_singular(segments: &[Segment], from: &Value) -> Option<bool> {
     Some(true)
 }
 
-/// One side of a comparison: a literal, the node a singular query finds, or nothing.
 /// One side of a comparison: a literal of the query, the node a singular query selects, or
 /// nothing. Literals are compared where they are, never made into values per item.
 enum Operand<'a> {
