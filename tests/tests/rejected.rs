@@ -141,7 +141,10 @@ fn each_problem_carries_its_kind() {
             "single_value_rules",
             &[Kind::Field, Kind::Field, Kind::Field, Kind::Operation],
         ),
-        ("index_outside_for_each", &[Kind::Path, Kind::Path]),
+        (
+            "index_outside_for_each",
+            &[Kind::Path, Kind::Template, Kind::Path],
+        ),
         ("failure_rules_invalid", &[Kind::Path]),
     ];
     for (fixture, kinds) in expected {

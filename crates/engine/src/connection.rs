@@ -457,6 +457,7 @@ impl Connection {
             settings: &self.settings,
             computed: None,
             item: None,
+            index: None,
             responses: None,
         }
     }
@@ -498,6 +499,7 @@ impl Connection {
                 settings: &self.redacted_settings,
                 computed: None,
                 item: None,
+                index: None,
                 responses: None,
             },
         )
@@ -519,6 +521,7 @@ impl Connection {
                 settings: &self.settings,
                 computed: None,
                 item,
+                index: None,
                 responses: None,
             },
         ))

@@ -25,7 +25,14 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The variables a template may read.
-pub const VARIABLES: [&str; 5] = ["event", "settings", "computed", "item", "responses"];
+pub const VARIABLES: [&str; 6] = [
+    "event",
+    "settings",
+    "computed",
+    "item",
+    "index",
+    "responses",
+];
 
 /// Where a template's output goes, which decides how interpolated values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +92,10 @@ pub struct Template {
     event_paths: Vec<Vec<Box<str>>>,
     /// Settings read.
     pub settings: BTreeSet<String>,
-    /// Whether it reads `computed` or `item`.
+    /// Whether it reads `computed`, or the `item` of a `for_each` or its `index`.
     pub(crate) reads_computed: bool,
     pub(crate) reads_item: bool,
+    pub(crate) reads_index: bool,
     /// The computed values and item values read, as key paths: only those are handed to the
     /// template, so that a template reading one computed value does not copy them all.
     computed_paths: Vec<Vec<Box<str>>>,
@@ -117,12 +125,13 @@ enum Variable {
     Settings,
     Computed,
     Item,
+    Index,
 }
 
 /// A name a template uses that nothing defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unknown {
-    /// A variable other than `event`, `settings`, `computed`, `item` and `responses`.
+    /// A variable other than `event`, `settings`, `computed`, `item`, `index` and `responses`.
     Variable(String),
     /// A filter (`{{ x|truncate }}`).
     Filter(String),
@@ -159,6 +168,8 @@ pub(crate) struct Context<'a> {
     pub settings: &'a minijinja::Value,
     pub computed: Option<&'a dyn NamedValues>,
     pub item: Option<&'a Value>,
+    /// The item's 0-based position in the `for_each` list.
+    pub index: Option<usize>,
     /// The responses of earlier steps the template reads, by step name.
     pub responses: Option<&'a minijinja::Value>,
 }
@@ -180,6 +191,7 @@ struct Reads {
     settings: BTreeSet<String>,
     computed_paths: Vec<Vec<Box<str>>>,
     item_paths: Vec<Vec<Box<str>>>,
+    index: bool,
     response_names: Vec<Option<Box<str>>>,
     unknown: Vec<Unknown>,
     /// The variables read through a path (`event.a`): a lookup of one of them by key reads no more.
@@ -201,6 +213,7 @@ impl Reads {
             }
             "computed" => self.computed_paths.push(parts.map(Into::into).collect()),
             "item" => self.item_paths.push(parts.map(Into::into).collect()),
+            "index" => self.index = true,
             "responses" => {
                 let step = parts.next().map(Into::into);
                 if !self.response_names.contains(&step) {
@@ -289,6 +302,7 @@ impl Templates {
                 settings: reads.settings,
                 reads_computed: !reads.computed_paths.is_empty(),
                 reads_item: !reads.item_paths.is_empty(),
+                reads_index: reads.index,
                 computed_paths: reads.computed_paths,
                 item_paths: reads.item_paths,
                 response_names: reads.response_names,
@@ -330,6 +344,7 @@ impl Templates {
             settings => context.settings.clone(),
             computed => named_context(context.computed, &template.computed_paths),
             item => read(context.item, &template.item_paths),
+            index => context.index.map_or(minijinja::Value::UNDEFINED, minijinja::Value::from),
             responses => context.responses.cloned().unwrap_or(minijinja::Value::UNDEFINED),
         };
         match compiled.render(context) {
@@ -379,6 +394,7 @@ fn plain_pieces(source: &str) -> Option<Vec<Piece>> {
             "settings" => Variable::Settings,
             "computed" => Variable::Computed,
             "item" => Variable::Item,
+            "index" => Variable::Index,
             _ => return None,
         };
         let keys: Vec<Box<str>> = names.map(Into::into).collect();
@@ -444,6 +460,12 @@ fn render_plain(
                 }
             }
             Variable::Item => (context.item, "item", 0),
+            Variable::Index if keys.is_empty() => {
+                push_value(&mut out, &context.index?.to_string());
+                continue;
+            }
+            // `index.x`: minijinja says what it makes of a number's member.
+            Variable::Index => return None,
         };
         let mut node = json?;
         for (depth, key) in keys.iter().enumerate().skip(read) {
@@ -515,7 +537,11 @@ impl Template {
 
     /// Whether the template reads anything but settings.
     pub(crate) fn reads_more_than_settings(&self) -> bool {
-        self.reads_event() || self.reads_computed || self.reads_item || self.reads_responses()
+        self.reads_event()
+            || self.reads_computed
+            || self.reads_item
+            || self.reads_index
+            || self.reads_responses()
     }
 
     /// Whether the template reads an earlier step's response.
@@ -695,6 +721,7 @@ mod tests {
             settings: &NONE,
             computed: None,
             item: None,
+            index: None,
             responses: None,
         }
     }
@@ -863,6 +890,33 @@ mod tests {
         assert!(!plain("{% if x %}{% endif %}"));
         let (t, _) = templates.add("{{ event.s }}", Escape::None).unwrap();
         assert!(t.pieces.is_some());
+    }
+
+    #[test]
+    fn the_index_of_a_for_each_item_is_a_number_to_print_or_compute_with() {
+        let event = json!({"messageId": "m-1"});
+        let mut templates = Templates::default();
+        for (source, expected) in [
+            ("{{ index }}", "3"),
+            ("{{ event.messageId }}-{{ index + 1 }}", "m-1-4"),
+            ("{{ 'first' if index == 0 else 'later' }}", "later"),
+        ] {
+            let (template, unknown) = templates.add(source, Escape::None).unwrap();
+            assert!(unknown.is_empty(), "{source}: {unknown:?}");
+            assert!(template.reads_index && template.reads_more_than_settings());
+            let with_index = Context {
+                index: Some(3),
+                ..context(&event)
+            };
+            assert_eq!(templates.render(&template, with_index).unwrap(), expected);
+            // Without an item there is no index (the compiler refuses such a template).
+            assert!(
+                templates.render(&template, context(&event)).is_err(),
+                "{source}"
+            );
+        }
+        let (plain, _) = templates.add("{{ index }}", Escape::None).unwrap();
+        assert!(plain.pieces.is_some());
     }
 
     #[test]

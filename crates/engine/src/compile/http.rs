@@ -128,15 +128,22 @@ impl Compiler<'_> {
         if template.reads_responses() {
             ok &= self.bind_responses(pointer, &mut template);
         }
-        if template.reads_item && !self.for_each_in_scope {
-            ok = false;
-            let diagnostic = self.problem(
-                DiagnosticKind::Template,
-                pointer,
-                Target::Value,
-                "the template reads `item`, the item of the action's `for_each`, and this action has none",
-            );
-            narrow(diagnostic, &["item"]);
+        for (reads, variable, what) in [
+            (template.reads_item, "item", "the item"),
+            (template.reads_index, "index", "the position of the item"),
+        ] {
+            if reads && !self.for_each_in_scope {
+                ok = false;
+                let diagnostic = self.problem(
+                    DiagnosticKind::Template,
+                    pointer,
+                    Target::Value,
+                    format!(
+                        "the template reads `{variable}`, {what} of the action's `for_each`, and this action has none"
+                    ),
+                );
+                narrow(diagnostic, &[variable]);
+            }
         }
         ok.then_some(template)
     }

@@ -650,6 +650,7 @@ impl Connection {
             settings: &self.settings,
             computed: Some(event.computed),
             item,
+            index: None,
             responses: None,
         }
     }
@@ -978,6 +979,7 @@ impl<'a> Run<'a> {
                 settings: &self.connection.settings,
                 computed: Some(self.computed),
                 item: self.item.map(|item| item.value),
+                index: self.item.map(|item| item.index),
                 responses: responses.as_ref(),
             },
         )
