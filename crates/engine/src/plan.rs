@@ -306,15 +306,16 @@ pub(crate) fn form_encoded_len(text: &str) -> usize {
 /// for `%XX`. A table, since a request's body of kilobytes is counted once or twice.
 static FORM_ENCODED_LEN: [u8; 256] = {
     let mut table = [3; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_' | b' ') {
-            table[byte] = 1;
+    let mut byte: u8 = 0;
+    loop {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'*' | b'-' | b'.' | b'_' | b' ') {
+            table[byte as usize] = 1;
+        }
+        if byte == u8::MAX {
+            break table;
         }
         byte += 1;
     }
-    table
 };
 
 #[cfg(test)]
