@@ -20,7 +20,7 @@ use crate::compiled::{
 };
 use crate::path::Path;
 use crate::plan::Body;
-use crate::template::{Context, Escape, RenderError, Template, Templates};
+use crate::template::{Context, Escape, Item, RenderError, Template, Templates};
 
 /// A list setting's texts, looked up by `event: { setting: ... }`, `only` and `except`.
 #[derive(Debug, Default)]
@@ -457,7 +457,6 @@ impl Connection {
             settings: &self.settings,
             computed: None,
             item: None,
-            index: None,
             responses: None,
         }
     }
@@ -499,7 +498,6 @@ impl Connection {
                 settings: &self.redacted_settings,
                 computed: None,
                 item: None,
-                index: None,
                 responses: None,
             },
         )
@@ -510,7 +508,7 @@ impl Connection {
         &self,
         name: &str,
         event: &Value,
-        item: Option<&Value>,
+        item: Option<Item<'_>>,
     ) -> Option<Result<String, RenderError>> {
         let (templates, by_name) = &self.setting_templates;
         let template = by_name.get(name)?;
@@ -521,7 +519,6 @@ impl Connection {
                 settings: &self.settings,
                 computed: None,
                 item,
-                index: None,
                 responses: None,
             },
         ))

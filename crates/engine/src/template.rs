@@ -161,15 +161,21 @@ pub(crate) trait NamedValues {
     fn all(&self) -> Vec<(&str, &Value)>;
 }
 
+/// The item of an action's `for_each` a run plans a request for, read as `item` (`$item` in
+/// paths), and its 0-based position in the list, read as `index` (`$index`).
+#[derive(Clone, Copy)]
+pub(crate) struct Item<'e> {
+    pub value: &'e Value,
+    pub index: usize,
+}
+
 /// What a template renders with: the event (or the item in scope) and the other variables.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub event: Option<&'a Value>,
     pub settings: &'a minijinja::Value,
     pub computed: Option<&'a dyn NamedValues>,
-    pub item: Option<&'a Value>,
-    /// The item's 0-based position in the `for_each` list.
-    pub index: Option<usize>,
+    pub item: Option<Item<'a>>,
     /// The responses of earlier steps the template reads, by step name.
     pub responses: Option<&'a minijinja::Value>,
 }
@@ -343,8 +349,8 @@ impl Templates {
             event => read(context.event, &template.event_paths),
             settings => context.settings.clone(),
             computed => named_context(context.computed, &template.computed_paths),
-            item => read(context.item, &template.item_paths),
-            index => context.index.map_or(minijinja::Value::UNDEFINED, minijinja::Value::from),
+            item => read(context.item.map(|item| item.value), &template.item_paths),
+            index => context.item.map_or(minijinja::Value::UNDEFINED, |item| item.index.into()),
             responses => context.responses.cloned().unwrap_or(minijinja::Value::UNDEFINED),
         };
         match compiled.render(context) {
@@ -459,9 +465,9 @@ fn render_plain(
                     }
                 }
             }
-            Variable::Item => (context.item, "item", 0),
+            Variable::Item => (context.item.map(|item| item.value), "item", 0),
             Variable::Index if keys.is_empty() => {
-                push_value(&mut out, &context.index?.to_string());
+                push_value(&mut out, &context.item?.index.to_string());
                 continue;
             }
             // `index.x`: minijinja says what it makes of a number's member.
@@ -721,7 +727,6 @@ mod tests {
             settings: &NONE,
             computed: None,
             item: None,
-            index: None,
             responses: None,
         }
     }
@@ -905,7 +910,10 @@ mod tests {
             assert!(unknown.is_empty(), "{source}: {unknown:?}");
             assert!(template.reads_index && template.reads_more_than_settings());
             let with_index = Context {
-                index: Some(3),
+                item: Some(Item {
+                    value: &event,
+                    index: 3,
+                }),
                 ..context(&event)
             };
             assert_eq!(templates.render(&template, with_index).unwrap(), expected);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ferry_engine::Connection;
 use serde_json::json;
-use support::{HEAD, connect, failure, json as body, load, plan, rejected, request};
+use support::{HEAD, connect, failure, json as body, load, plan, rejected, request, requests};
 
 fn mapping(settings: &str, fields: &str) -> String {
     format!(
@@ -98,5 +98,19 @@ fn a_setting_may_hold_a_template_rendered_per_event() {
     assert!(
         error.problems[0].contains("setting `page_name`: the template uses `nope`"),
         "{error}"
+    );
+}
+
+#[test]
+fn a_template_setting_reads_the_item_of_a_for_each_and_its_index() {
+    let text = format!(
+        "{HEAD}settings:\n  label: {{ type: template, default: \"{{{{ item.sku }}}} ({{{{ index + 1 }}}})\", description: how an item is labelled }}\nactions:\n  product:\n    when: {{ type: track }}\n    for_each: $.properties.products\n    request:\n      method: POST\n      path: /products\n      body:\n        label: {{ template: {{ setting: label }} }}\n"
+    );
+    let event = json!({"type": "track", "properties": {"products": [{"sku": "A"}, {"sku": "B"}]}});
+    let plan = plan(&connect(&text, &json!({})), &event);
+    let labels: Vec<_> = requests(&plan).into_iter().map(body).collect();
+    assert_eq!(
+        labels,
+        [json!({"label": "A (1)"}), json!({"label": "B (2)"})]
     );
 }

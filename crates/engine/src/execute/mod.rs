@@ -18,7 +18,7 @@ use crate::plan::{
     StepResponse,
 };
 use crate::state::{Recall, Remembered};
-use crate::template::{Context, NamedValues, RenderError, Template, template_value};
+use crate::template::{Context, Item, NamedValues, RenderError, Template, template_value};
 
 mod bucket;
 mod list;
@@ -246,7 +246,7 @@ impl Connection {
         this: Event<'_>,
         event: &Value,
     ) -> String {
-        let message = match self.render(&refusal.reason, self.context(this, None, event)) {
+        let message = match self.render(&refusal.reason, self.context(this, event)) {
             Ok(reason) => reason,
             Err(error) => format!(
                 "the event is refused, and its reason cannot be written: {}",
@@ -639,18 +639,12 @@ impl Connection {
     }
 
     /// What a template renders with, `scope` being `event` in it.
-    fn context<'e>(
-        &'e self,
-        event: Event<'e>,
-        item: Option<&'e Value>,
-        scope: &'e Value,
-    ) -> Context<'e> {
+    fn context<'e>(&'e self, event: Event<'e>, scope: &'e Value) -> Context<'e> {
         Context {
             event: Some(scope),
             settings: &self.settings,
             computed: Some(event.computed),
-            item,
-            index: None,
+            item: None,
             responses: None,
         }
     }
@@ -789,14 +783,6 @@ struct Capture {
     entered: bool,
     /// False once an item was written where its range could not be recorded.
     valid: bool,
-}
-
-/// The item of an action's `for_each` a run plans a request for, read as `$item`, and its
-/// 0-based position in the list, read as `$index`.
-#[derive(Clone, Copy)]
-pub(super) struct Item<'e> {
-    pub value: &'e Value,
-    pub index: usize,
 }
 
 /// What `$` reads where a field is evaluated: the event, or an item of `each` or `entries`
@@ -978,8 +964,7 @@ impl<'a> Run<'a> {
                 event: Some(scope),
                 settings: &self.connection.settings,
                 computed: Some(self.computed),
-                item: self.item.map(|item| item.value),
-                index: self.item.map(|item| item.index),
+                item: self.item,
                 responses: responses.as_ref(),
             },
         )

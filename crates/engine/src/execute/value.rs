@@ -172,11 +172,9 @@ impl<'a> Run<'a> {
                 }
             },
             Source::SettingTemplate(name) => {
-                let rendered = self.connection.render_setting_template(
-                    name,
-                    scope.value,
-                    self.item.map(|item| item.value),
-                );
+                let rendered =
+                    self.connection
+                        .render_setting_template(name, scope.value, self.item);
                 match rendered {
                     Some(Ok(text)) => (Some(Cow::Owned(Value::String(text))), Origin::Template, 0),
                     Some(Err(RenderError::Failed(why))) => {
